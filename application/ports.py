@@ -1,0 +1,84 @@
+"""Ports: what the application needs from the outside world, implemented in adapters/, projections/, streams/.
+
+Records cross the event-log port as canonical JSON bytes plus the few fields a log must index on, so the
+same port fits SQLite (embedded default) and Kafka (production) without either knowing the event catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from domain.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One event as stored: `stream` is the ordered stream it belongs to (e.g. `md.binance-spot.BTCUSDT`),
+    `key` the partitioning key, `payload` the canonical JSON of the event."""
+
+    stream: str
+    key: str
+    event_type: str
+    event_time_ns: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """A record with the position the log gave it. Offsets are per stream and start at 0."""
+
+    offset: int
+    record: LogRecord
+
+
+class EventLog(Protocol):
+    """Append-only, ordered per stream, durable once `append` returns (the acknowledgement)."""
+
+    def append(self, session_id: str, records: Sequence[LogRecord]) -> list[int]:
+        """Append a batch atomically; returns the offsets given, in order. All or nothing."""
+        ...
+
+    def read(self, session_id: str, stream: str, from_offset: int = 0) -> Iterator[StoredRecord]:
+        """Records of one stream in offset order, streamed (never loads a whole session)."""
+        ...
+
+    def streams(self, session_id: str) -> list[str]:
+        """Names of the streams of a session, sorted."""
+        ...
+
+    def sessions(self) -> list[str]:
+        """Session ids, sorted."""
+        ...
+
+    def end_offset(self, session_id: str, stream: str) -> int:
+        """The offset the next appended record of the stream will get."""
+        ...
+
+
+class Clock(Protocol):
+    """Engine time in integer nanoseconds UTC. Simulated in backtests (driven by event time), wall in live."""
+
+    def now_ns(self) -> int: ...
+
+
+class Venue(Protocol):
+    """Where order commands go and order events come from: the simulated venue or a live exchange adapter.
+
+    `on_market` lets a simulated venue match against recorded data; a live venue ignores it.
+    Returned events are already stamped; a live venue reports asynchronously via `drain`."""
+
+    name: str
+
+    def submit(self, command: Event) -> list[Event]: ...
+
+    def on_market(self, event: Event) -> list[Event]: ...
+
+    def drain(self, until_ns: int) -> list[Event]: ...
+
+
+class EventFeed(Protocol):
+    """A live feed of events (what GraphQL subscriptions and the live recorder consume)."""
+
+    def subscribe(self, event_types: Iterable[str] | None = None) -> AsyncIterator[Event]: ...

@@ -1,0 +1,27 @@
+"""The shape every stateful piece of trading logic takes, so one kernel runs them all (backtest and live).
+
+`decide` looks at the state and an event and returns the events it derives; it never mutates. `evolve`
+folds an event (input or derived) into the state. For speed, `evolve` may update the state object in place
+and return it: the state belongs to the runner and nothing else holds it. Both are pure functions of their
+arguments: no I/O, no clock (time comes from `event.envelope.event_time_ns`), no unseeded randomness.
+Derived events get their envelope from `derive_envelope(cause.envelope, self.name, index)`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, TypeVar
+
+from domain.events import EventBase
+
+S = TypeVar("S")
+
+
+class Decider(Protocol[S]):
+    name: str
+    """Stable id of this decider instance; part of every derived event id, so never change it casually."""
+
+    def initial_state(self) -> S: ...
+
+    def decide(self, state: S, event: EventBase) -> list[EventBase]: ...
+
+    def evolve(self, state: S, event: EventBase) -> S: ...

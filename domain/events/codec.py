@@ -1,0 +1,164 @@
+"""Canonical JSON for events: the bytes that are logged, sent on Kafka and digested.
+
+Canonical means: fields in declaration order (fixed by the class, not by a dict built at run time),
+no insignificant whitespace, Decimal as a string, UUIDs lowercase. Decoding refuses unknown types and
+versions newer than the code, and upcasts older versions through registered steps.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Union
+
+from pydantic import Field, TypeAdapter, ValidationError
+
+from domain.events.base import EventBase
+from domain.events.commands import (
+    CancelOrder,
+    EngageKillSwitch,
+    PlaceOrder,
+    ReleaseKillSwitch,
+    StartStrategy,
+    StopStrategy,
+    UpdateRiskLimits,
+)
+from domain.events.market import BookDelta, BookResyncNeeded, BookSnapshot, QuoteTick, TradeTick
+from domain.events.orders import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderRejected,
+    OrderTransitionRefused,
+)
+from domain.events.portfolio import EquitySampled
+from domain.events.risk import (
+    DrawdownBreached,
+    KillSwitchEngaged,
+    KillSwitchReleased,
+    RiskCheckPassed,
+    RiskCheckRejected,
+)
+from domain.events.session import SessionEnded, SessionStarted
+from domain.events.signals import ModelScored, SpreadOpportunityDetected
+
+EVENT_CLASSES: tuple[type[EventBase], ...] = (
+    QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded,
+    SpreadOpportunityDetected, ModelScored,
+    PlaceOrder, CancelOrder, EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, StartStrategy, StopStrategy,
+    OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
+    OrderTransitionRefused,
+    RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
+    EquitySampled,
+    SessionStarted, SessionEnded,
+)  # fmt: skip
+
+Event = Annotated[
+    Union[  # noqa: UP007 - a runtime Union is what the discriminator needs
+        QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded,
+        SpreadOpportunityDetected, ModelScored,
+        PlaceOrder, CancelOrder, EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, StartStrategy,
+        StopStrategy,
+        OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
+        OrderTransitionRefused,
+        RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
+        EquitySampled,
+        SessionStarted, SessionEnded,
+    ],  # fmt: skip
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: dict[str, type[EventBase]] = {cls.model_fields["type"].default: cls for cls in EVENT_CLASSES}
+
+_EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+# (type, from_version) -> step to from_version + 1. Filled as schemas evolve; the chain must reach current.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+class EventDecodeError(ValueError):
+    """The bytes are not an event this code can read; `reason` says why, for the dead-letter record."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def encode(event: EventBase) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode(data: bytes | str) -> EventBase:
+    # Fast path: current-version events validate straight from JSON; anything else takes the checked path.
+    try:
+        event: EventBase = _EVENT_ADAPTER.validate_json(data)
+        if event.schema_version == type(event).SCHEMA_VERSION:
+            return event
+    except ValidationError:
+        pass
+    try:
+        raw = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EventDecodeError(f"not JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise EventDecodeError(f"an event is a JSON object, got {type(raw).__name__}")
+    return decode_mapping(raw)
+
+
+def decode_mapping(raw: dict[str, Any]) -> EventBase:
+    event_type = raw.get("type")
+    cls = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
+    if cls is None:
+        raise EventDecodeError(f"unknown event type {event_type!r}")
+    version = raw.get("schema_version", 1)
+    if not isinstance(version, int) or version < 1:
+        raise EventDecodeError(f"{event_type}: schema_version must be a positive integer, got {version!r}")
+    if version > cls.SCHEMA_VERSION:
+        raise EventDecodeError(
+            f"{event_type}: schema_version {version} is newer than this code reads ({cls.SCHEMA_VERSION});"
+            " upgrade the consumer"
+        )
+    while version < cls.SCHEMA_VERSION:
+        step = UPCASTERS.get((event_type, version))
+        if step is None:
+            raise EventDecodeError(f"{event_type}: no upcaster from schema_version {version}")
+        raw = {**step(raw), "schema_version": version + 1}
+        version += 1
+    try:
+        event: EventBase = _EVENT_ADAPTER.validate_python(raw)
+    except ValidationError as exc:
+        raise EventDecodeError(f"{event_type}: invalid fields: {_summarize(exc)}") from exc
+    return event
+
+
+def _summarize(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+
+
+class Digest:
+    """SHA-256 over the canonical bytes of events, each followed by a newline: equal digests, equal events."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self.count = 0
+
+    def add(self, canonical: bytes) -> None:
+        self._hash.update(canonical)
+        self._hash.update(b"\n")
+        self.count += 1
+
+    def add_events(self, events: Iterable[EventBase]) -> None:
+        for event in events:
+            self.add(encode(event))
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def json_schemas() -> dict[str, dict[str, Any]]:
+    """JSON Schema per event type, for docs/events and for outside consumers of the topics."""
+    return {name: cls.model_json_schema(mode="serialization") for name, cls in sorted(EVENT_TYPES.items())}

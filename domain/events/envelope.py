@@ -1,0 +1,48 @@
+"""The envelope every event carries, and how derived events get ids that a replay reproduces."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVENT_ID_NAMESPACE = uuid.UUID("6b1f3c1e-7d0a-5c5e-9a43-1f5c0de5eed5")
+
+
+class Envelope(BaseModel):
+    """`sequence` orders a session's inputs; derived events inherit the sequence of the input that caused
+    them, so (sequence, event_id) is a total order that any number of agents agree on.
+    Times are integer nanoseconds UTC: `event_time_ns` is exchange time (engine time for derived events),
+    `ingest_time_ns` when the recorder received it (equal to event time for derived events, so replays match).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    correlation_id: uuid.UUID | None = None
+    session_id: str
+    sequence: int = Field(ge=0)
+    event_time_ns: int = Field(ge=0)
+    ingest_time_ns: int = Field(ge=0)
+    source: str
+
+
+def input_event_id(session_id: str, stream: str, sequence: int) -> uuid.UUID:
+    """Id of a recorded input: the same file imported twice gives the same ids."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{session_id}/{stream}/{sequence}")
+
+
+def derive_envelope(cause: Envelope, source: str, index: int, event_time_ns: int | None = None) -> Envelope:
+    """Envelope of the `index`-th event that `source` derives from `cause`: id = uuid5(cause id, source:index)."""
+    time_ns = cause.event_time_ns if event_time_ns is None else event_time_ns
+    return Envelope(
+        event_id=uuid.uuid5(cause.event_id, f"{source}:{index}"),
+        causation_id=cause.event_id,
+        correlation_id=cause.correlation_id or cause.event_id,
+        session_id=cause.session_id,
+        sequence=cause.sequence,
+        event_time_ns=time_ns,
+        ingest_time_ns=time_ns,
+        source=source,
+    )
