@@ -13,6 +13,8 @@ class SessionStarted(EventBase):
     config_hash: str
     model_hash: str
     code_version: str
+    parameters: str = "{}"
+    """Canonical JSON of what the session ran with (config, input session and streams), for the replay."""
 
 
 class SessionEnded(EventBase):

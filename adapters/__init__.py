@@ -1,0 +1,1 @@
+"""Adapters: implementations of the application ports (storage, venues, importers) and the entry points."""

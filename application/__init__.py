@@ -1,0 +1,1 @@
+"""Use cases, ports and the engine that runs the domain deciders (backtest, replay, and later live)."""

@@ -1,0 +1,142 @@
+"""The kernel: one event loop for backtest, replay and live; only the clock and the venues change.
+
+Per input event, in a fixed phase order:
+1. venue events that fall due up to the input's event time are released (simulated latency), in time order;
+2. venue matching: each venue (in name order) sees the market event and may fill resting orders;
+3. the input, then every event derived from it, runs breadth-first through the deciders in their order
+   (book, strategy, risk, orders, portfolio); each derived event is reported to `on_derived`;
+4. execution: an order command whose risk check passed is sent to its venue; a cancel goes straight there.
+Nothing here reads a wall clock or iterates an unordered collection, so the same inputs give the same
+derived events, byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from application.ports import Venue
+from domain.decider import Decider
+from domain.events import (
+    CancelOrder,
+    EventBase,
+    OrderRejected,
+    PlaceOrder,
+    RiskCheckPassed,
+    RiskCheckRejected,
+    derive_envelope,
+)
+
+EXECUTION_SOURCE = "execution"
+
+
+class SimulatedClock:
+    """Engine time driven by event time; never goes backwards."""
+
+    def __init__(self, start_ns: int = 0) -> None:
+        self._now_ns = start_ns
+
+    def now_ns(self) -> int:
+        return self._now_ns
+
+    def advance_to(self, time_ns: int) -> None:
+        if time_ns > self._now_ns:
+            self._now_ns = time_ns
+
+
+class _Slot:
+    __slots__ = ("decider", "state")
+
+    def __init__(self, decider: Decider[Any]) -> None:
+        self.decider = decider
+        self.state = decider.initial_state()
+
+
+class Kernel:
+    def __init__(
+        self,
+        deciders: Sequence[Decider[Any]],
+        venues: Mapping[str, Venue],
+        on_derived: Callable[[EventBase], None],
+        clock: SimulatedClock | None = None,
+    ) -> None:
+        self._slots = [_Slot(d) for d in deciders]
+        self._venues = [venues[name] for name in sorted(venues)]
+        self._venue_by_name = dict(venues)
+        self._on_derived = on_derived
+        self.clock = clock or SimulatedClock()
+        self._awaiting_risk: dict[Any, PlaceOrder] = {}
+        self.inputs = 0
+        self.derived = 0
+
+    def states(self) -> dict[str, Any]:
+        """Decider states by name, for reports and tests (read only)."""
+        return {slot.decider.name: slot.state for slot in self._slots}
+
+    def feed(self, event: EventBase) -> None:
+        time_ns = event.envelope.event_time_ns
+        self.release_due(time_ns)
+        self.clock.advance_to(time_ns)
+        self.inputs += 1
+        for venue in self._venues:
+            self._cascade(venue.on_market(event))
+        self._cascade((event,), inputs=1)
+
+    def feed_all(self, events: Iterable[EventBase]) -> None:
+        for event in events:
+            self.feed(event)
+
+    def release_due(self, until_ns: int) -> None:
+        """Run every venue event due up to `until_ns`, earliest first (ties: venue name order)."""
+        while True:
+            due: list[tuple[int, int, EventBase]] = []
+            for index, venue in enumerate(self._venues):
+                due.extend((e.envelope.event_time_ns, index, e) for e in venue.drain(until_ns))
+            if not due:
+                return
+            due.sort(key=lambda item: (item[0], item[1]))
+            for time_ns, _, venue_event in due:
+                self.clock.advance_to(time_ns)
+                self._cascade((venue_event,))
+
+    def _cascade(self, roots: Iterable[EventBase], inputs: int = 0) -> None:
+        queue = deque(roots)
+        while queue:
+            event = queue.popleft()
+            if inputs:
+                inputs -= 1
+            else:
+                self.derived += 1
+                self._on_derived(event)
+            for slot in self._slots:
+                queue.extend(slot.decider.decide(slot.state, event))
+                slot.state = slot.decider.evolve(slot.state, event)
+            queue.extend(self._execute(event))
+
+    def _execute(self, event: EventBase) -> list[EventBase]:
+        if isinstance(event, PlaceOrder):
+            self._awaiting_risk[event.order_id] = event
+            return []
+        if isinstance(event, RiskCheckRejected):
+            self._awaiting_risk.pop(event.order_id, None)
+            return []
+        if isinstance(event, RiskCheckPassed):
+            command = self._awaiting_risk.pop(event.order_id, None)
+            return [] if command is None else self._submit(command, command.venue, event)
+        if isinstance(event, CancelOrder):
+            return self._submit(event, event.venue, event)
+        return []
+
+    def _submit(self, command: PlaceOrder | CancelOrder, venue_name: str, cause: EventBase) -> list[EventBase]:
+        venue = self._venue_by_name.get(venue_name)
+        if venue is not None:
+            return venue.submit(command)
+        return [
+            OrderRejected(
+                envelope=derive_envelope(cause.envelope, EXECUTION_SOURCE, 0),
+                order_id=command.order_id,
+                venue=venue_name,
+                reason=f"unknown venue {venue_name!r}",
+            )
+        ]

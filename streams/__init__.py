@@ -1,0 +1,1 @@
+"""Streams: the Faust app that runs the domain deciders on Kafka in production."""
