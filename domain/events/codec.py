@@ -111,9 +111,9 @@ def decode(data: bytes | str) -> EventBase:
 
 def decode_mapping(raw: dict[str, Any]) -> EventBase:
     event_type = raw.get("type")
-    cls = EVENT_TYPES.get(event_type) if isinstance(event_type, str) else None
-    if cls is None:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         raise EventDecodeError(f"unknown event type {event_type!r}")
+    cls = EVENT_TYPES[event_type]
     version = raw.get("schema_version", 1)
     if not isinstance(version, int) or version < 1:
         raise EventDecodeError(f"{event_type}: schema_version must be a positive integer, got {version!r}")

@@ -12,8 +12,11 @@ EVENT_ID_NAMESPACE = uuid.UUID("6b1f3c1e-7d0a-5c5e-9a43-1f5c0de5eed5")
 class Envelope(BaseModel):
     """`sequence` orders a session's inputs; derived events inherit the sequence of the input that caused
     them, so (sequence, event_id) is a total order that any number of agents agree on.
-    Times are integer nanoseconds UTC: `event_time_ns` is exchange time (engine time for derived events),
-    `ingest_time_ns` when the recorder received it (equal to event time for derived events, so replays match).
+    Times are integer nanoseconds UTC. `event_time_ns` is the engine's time axis: for recorded market data
+    the time our recorder received the message (what a live system could act on, and monotonic per
+    connection, unlike exchange stamps across message kinds; the venue's own stamp is kept in the payload
+    as `exchange_time_ns`), for derived events the engine time of the decision. `ingest_time_ns` is when
+    the event entered the log (equal to event time for derived events, so replays match).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -20,6 +20,8 @@ class QuoteTick(EventBase):
     ask_price: Amount
     ask_size: Amount
     venue_update_id: int | None = None
+    exchange_time_ns: int | None = None
+    """The venue's own timestamp where it sends one (Binance `E`); the engine runs on envelope event time."""
 
 
 class TradeTick(EventBase):
@@ -30,6 +32,7 @@ class TradeTick(EventBase):
     size: Amount
     aggressor_side: Side
     venue_trade_id: str
+    exchange_time_ns: int | None = None
 
 
 class BookSnapshot(EventBase):
@@ -53,6 +56,7 @@ class BookDelta(EventBase):
     previous_final_update_id: int | None = None
     bids: tuple[Level, ...]
     asks: tuple[Level, ...]
+    exchange_time_ns: int | None = None
 
 
 class BookResyncNeeded(EventBase):

@@ -61,3 +61,5 @@ class OrderTransitionRefused(OrderEvent):
     from_state: str
     attempted: str
     offending_event_id: uuid.UUID
+    reason: str = ""
+    """Why, when the state alone does not say it (e.g. an overfill); empty for a plain invalid transition."""

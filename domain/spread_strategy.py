@@ -1,0 +1,394 @@
+"""Cross-exchange spread strategy: one instrument over N venues, taker on both legs.
+
+Signal. For every ordered pair of distinct venues (B = buy venue, S = sell venue) the strategy compares the
+best bid on S with the best ask on B, using the latest QuoteTick of each venue:
+
+    gross_edge_bps = (bid_S - ask_B) / ask_B * 10_000        (edge measured against the BUY price)
+    net_edge_bps   = gross_edge_bps - taker_fee_bps[B] - taker_fee_bps[S]
+
+A pair is tradeable when `net_edge_bps > min_edge_bps` (strictly: exactly at the threshold does not fire;
+the test is done exactly, as (bid_S - ask_B) * 10_000 > (fee_B + fee_S + min_edge_bps) * ask_B), both top
+sizes (ask size on B, bid size on S) are >= `min_size`, and both quotes are fresh: `now - quote_time <=
+max_quote_age_ns`, where `now` is the event time of the QuoteTick being handled (event time, never a clock).
+Among tradeable pairs the best net edge wins; ties go to venue order (lowest buy-venue index, then lowest
+sell-venue index in `config.venues`). Nothing fires while stopped, in cooldown (`now - last_trade_time <
+cooldown_ns`) or when `max_legs_in_flight` leg groups are open.
+
+Sizing. quantity = min(ask_size_B, bid_size_S, max_order_quantity, max_notional_per_trade / bid_S) rounded
+DOWN to `quantity_step` (the budget caps the notional of each leg; the sell price is the larger one). If that
+is below `min_size` (or zero) nothing fires.
+
+Orders. On a trade it emits SpreadOpportunityDetected and two IOC limit PlaceOrder commands at the quoted
+prices: index 0 buys on B at ask_B, index 1 sells on S at bid_S. Ids are reproducible anywhere:
+opportunity_id = uuid5(cause event id, f"{name}:opportunity"); leg order id = uuid5(opportunity_id,
+f"leg:{index}"); the repair order (see below) is leg 2; `leg_group_id` = opportunity_id.
+
+Legs. The strategy follows its own orders through OrderPartiallyFilled/OrderFilled (filled quantity =
+cumulative_quantity, so duplicates are harmless), OrderRejected/OrderCanceled/OrderExpired (terminal), and
+RiskCheckRejected (the leg never went out: terminal, unfilled). When both legs are terminal with different
+filled quantities, one market (IOC) order repairs the imbalance, per `on_leg_failure`:
+  * "hedge": trade the missing quantity on the OTHER leg's venue in that leg's direction (the buy filled
+    more: sell the difference on S; the sell filled more: buy the difference on B);
+  * "unwind": undo the excess on the leg that filled more, on its own venue (reduce_only=True).
+Repairs are sent even while the strategy is stopped. A group stops counting as in flight when both legs are
+terminal and either they filled equally or the repair order is terminal (whatever it filled: there is no
+second repair; a residual shows up in the portfolio and risk views).
+
+Events for orders of groups already complete are ignored (the group's accounting is closed).
+
+StartStrategy/StopStrategy with this strategy_id toggle `started`. Invalid quotes (non-positive prices,
+negative sizes) are ignored for signals; nothing here raises on input.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.events import (
+    EventBase,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderRejected,
+    PlaceOrder,
+    QuoteTick,
+    RiskCheckRejected,
+    SpreadOpportunityDetected,
+    StartStrategy,
+    StopStrategy,
+    derive_envelope,
+)
+from domain.values import BPS, ZERO, Amount, OrderType, Side, TimeInForce
+
+_CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
+"""Fixed arithmetic context: the result never depends on a caller's thread-local decimal context."""
+_EDGE_QUANTUM = Decimal("0.0001")
+REPAIR_LEG_INDEX = 2
+
+
+class SpreadStrategyConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy_id: str
+    account: str
+    instrument: str
+    venues: tuple[str, ...] = Field(min_length=2)
+    """Ordered: the order is the tie-break between equally good venue pairs."""
+    taker_fee_bps: dict[str, Amount]
+    """Taker fee per venue in bps of notional; every venue needs one."""
+    min_edge_bps: Amount = Decimal("0")
+    max_quote_age_ns: int = Field(default=1_000_000_000, ge=0)
+    min_size: Amount = Field(default=Decimal("0"), ge=0)
+    max_order_quantity: Amount = Field(gt=0)
+    max_notional_per_trade: Amount = Field(gt=0)
+    """Risk budget: the most either leg may be worth, in quote currency."""
+    quantity_step: Amount = Field(default=Decimal("0.0001"), gt=0)
+    cooldown_ns: int = Field(default=0, ge=0)
+    max_legs_in_flight: int = Field(default=1, ge=0)
+    """Most leg groups (spread trades) open at once; a group is open until its legs (and repair) end."""
+    on_leg_failure: Literal["hedge", "unwind"] = "hedge"
+    started: bool = True
+
+    @model_validator(mode="after")
+    def _check_venues(self) -> SpreadStrategyConfig:
+        if len(set(self.venues)) != len(self.venues):
+            raise ValueError("venues must be distinct")
+        missing = [v for v in self.venues if v not in self.taker_fee_bps]
+        if missing:
+            raise ValueError(f"taker_fee_bps missing for venues {missing}")
+        return self
+
+
+@dataclass
+class Leg:
+    order_id: uuid.UUID
+    venue: str
+    side: Side
+    filled: Decimal = ZERO
+    terminal: bool = False
+
+
+@dataclass
+class LegGroup:
+    group_id: uuid.UUID
+    buy: Leg
+    sell: Leg
+    repair: Leg | None = None
+
+    def legs(self) -> list[Leg]:
+        return [self.buy, self.sell] if self.repair is None else [self.buy, self.sell, self.repair]
+
+
+@dataclass
+class SpreadState:
+    started: bool
+    quotes: dict[str, QuoteTick] = field(default_factory=dict)
+    """Latest quote per configured venue."""
+    groups: dict[uuid.UUID, LegGroup] = field(default_factory=dict)
+    """Open leg groups, in the order they were opened."""
+    order_groups: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    """Order id -> group id, for the orders of open groups."""
+    last_trade_ns: int | None = None
+
+    @property
+    def legs_in_flight(self) -> int:
+        return len(self.groups)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    buy_venue: str
+    sell_venue: str
+    buy_price: Decimal
+    sell_price: Decimal
+    quantity: Decimal
+    gross_edge_bps: Decimal
+    net_edge_bps: Decimal
+
+
+def leg_order_id(opportunity_id: uuid.UUID, index: int) -> uuid.UUID:
+    return uuid.uuid5(opportunity_id, f"leg:{index}")
+
+
+class SpreadStrategy:
+    """Decider for one SpreadStrategyConfig; `name` defaults to f"spread.{strategy_id}"."""
+
+    def __init__(self, config: SpreadStrategyConfig, name: str | None = None) -> None:
+        self.config = config
+        self.name = name or f"spread.{config.strategy_id}"
+
+    def initial_state(self) -> SpreadState:
+        return SpreadState(started=self.config.started)
+
+    # ------------------------------------------------------------------ decide
+
+    def decide(self, state: SpreadState, event: EventBase) -> list[EventBase]:
+        with localcontext(_CTX):  # the caller's decimal context never changes a result
+            return self._decide(state, event)
+
+    def _decide(self, state: SpreadState, event: EventBase) -> list[EventBase]:
+        if isinstance(event, QuoteTick):
+            return self._on_quote(state, event)
+        if isinstance(
+            event, OrderPartiallyFilled | OrderFilled | OrderRejected | OrderCanceled | OrderExpired
+        ):
+            return self._on_order_event(state, event, event.order_id)
+        if isinstance(event, RiskCheckRejected):
+            return self._on_order_event(state, event, event.order_id)
+        return []
+
+    def _on_quote(self, state: SpreadState, event: QuoteTick) -> list[EventBase]:
+        cfg = self.config
+        if event.instrument != cfg.instrument or event.venue not in cfg.taker_fee_bps:
+            return []
+        if not state.started or state.legs_in_flight >= cfg.max_legs_in_flight:
+            return []
+        now = event.envelope.event_time_ns
+        if state.last_trade_ns is not None and now - state.last_trade_ns < cfg.cooldown_ns:
+            return []
+        quotes = dict(state.quotes)
+        quotes[event.venue] = event
+        best = self._best_candidate(quotes, now)
+        if best is None:
+            return []
+        opportunity_id = uuid.uuid5(event.envelope.event_id, f"{self.name}:opportunity")
+        signal = SpreadOpportunityDetected(
+            envelope=derive_envelope(event.envelope, self.name, 0),
+            opportunity_id=opportunity_id,
+            strategy_id=cfg.strategy_id,
+            instrument=cfg.instrument,
+            buy_venue=best.buy_venue,
+            sell_venue=best.sell_venue,
+            buy_price=best.buy_price,
+            sell_price=best.sell_price,
+            quantity=best.quantity,
+            gross_edge_bps=best.gross_edge_bps.quantize(_EDGE_QUANTUM, context=_CTX),
+            net_edge_bps=best.net_edge_bps.quantize(_EDGE_QUANTUM, context=_CTX),
+        )
+        legs = [
+            (best.buy_venue, Side.BUY, best.buy_price),
+            (best.sell_venue, Side.SELL, best.sell_price),
+        ]
+        orders: list[EventBase] = [
+            PlaceOrder(
+                envelope=derive_envelope(event.envelope, self.name, index + 1),
+                order_id=leg_order_id(opportunity_id, index),
+                account=cfg.account,
+                strategy_id=cfg.strategy_id,
+                venue=venue,
+                instrument=cfg.instrument,
+                side=side,
+                order_type=OrderType.LIMIT,
+                time_in_force=TimeInForce.IOC,
+                quantity=best.quantity,
+                limit_price=price,
+                leg_group_id=opportunity_id,
+            )
+            for index, (venue, side, price) in enumerate(legs)
+        ]
+        return [signal, *orders]
+
+    def _best_candidate(self, quotes: dict[str, QuoteTick], now: int) -> _Candidate | None:
+        cfg = self.config
+        best: _Candidate | None = None
+        for buy_venue in cfg.venues:
+            buy_quote = quotes.get(buy_venue)
+            if buy_quote is None or not self._usable(buy_quote, now):
+                continue
+            for sell_venue in cfg.venues:
+                sell_quote = quotes.get(sell_venue)
+                if sell_venue == buy_venue or sell_quote is None or not self._usable(sell_quote, now):
+                    continue
+                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote)
+                # Strictly better only: on a tie the earlier pair (venue order) stays.
+                if candidate is not None and (best is None or candidate.net_edge_bps > best.net_edge_bps):
+                    best = candidate
+        return best
+
+    def _usable(self, quote: QuoteTick, now: int) -> bool:
+        if quote.bid_price <= 0 or quote.ask_price <= 0 or quote.bid_size < 0 or quote.ask_size < 0:
+            return False
+        return now - quote.envelope.event_time_ns <= self.config.max_quote_age_ns
+
+    def _evaluate(
+        self, buy_venue: str, buy_quote: QuoteTick, sell_venue: str, sell_quote: QuoteTick
+    ) -> _Candidate | None:
+        cfg = self.config
+        ask, bid = buy_quote.ask_price, sell_quote.bid_price
+        ask_size, bid_size = buy_quote.ask_size, sell_quote.bid_size
+        if ask_size < cfg.min_size or bid_size < cfg.min_size:
+            return None
+        with localcontext(_CTX):
+            hurdle_bps = cfg.taker_fee_bps[buy_venue] + cfg.taker_fee_bps[sell_venue] + cfg.min_edge_bps
+            # Exact test (no division): net edge strictly above min_edge_bps.
+            if (bid - ask) * BPS <= hurdle_bps * ask:
+                return None
+            gross = (bid - ask) * BPS / ask
+            net = gross - cfg.taker_fee_bps[buy_venue] - cfg.taker_fee_bps[sell_venue]
+            raw_quantity = min(ask_size, bid_size, cfg.max_order_quantity, cfg.max_notional_per_trade / bid)
+            steps = (raw_quantity / cfg.quantity_step).to_integral_value(rounding=ROUND_FLOOR)
+            quantity = steps * cfg.quantity_step
+        if quantity <= 0 or quantity < cfg.min_size:
+            return None
+        return _Candidate(buy_venue, sell_venue, ask, bid, quantity, gross, net)
+
+    def _on_order_event(self, state: SpreadState, event: EventBase, order_id: uuid.UUID) -> list[EventBase]:
+        group_id = state.order_groups.get(order_id)
+        group = None if group_id is None else state.groups.get(group_id)
+        if group is None or group.repair is not None:
+            return []
+        buy, sell = _applied(group.buy, event), _applied(group.sell, event)
+        if not (buy.terminal and sell.terminal) or buy.filled == sell.filled:
+            return []
+        excess = abs(buy.filled - sell.filled)
+        buy_filled_more = buy.filled > sell.filled
+        if self.config.on_leg_failure == "hedge":
+            # Do what the short leg failed to do, on its venue.
+            venue, side = (sell.venue, Side.SELL) if buy_filled_more else (buy.venue, Side.BUY)
+            reduce_only = False
+        else:
+            # Take back what the long leg did, on its venue.
+            venue, side = (buy.venue, Side.SELL) if buy_filled_more else (sell.venue, Side.BUY)
+            reduce_only = True
+        return [
+            PlaceOrder(
+                envelope=derive_envelope(event.envelope, self.name, 0),
+                order_id=leg_order_id(group.group_id, REPAIR_LEG_INDEX),
+                account=self.config.account,
+                strategy_id=self.config.strategy_id,
+                venue=venue,
+                instrument=self.config.instrument,
+                side=side,
+                order_type=OrderType.MARKET,
+                time_in_force=TimeInForce.IOC,
+                quantity=excess,
+                reduce_only=reduce_only,
+                leg_group_id=group.group_id,
+            )
+        ]
+
+    # ------------------------------------------------------------------ evolve
+
+    def evolve(self, state: SpreadState, event: EventBase) -> SpreadState:
+        with localcontext(_CTX):
+            return self._evolve(state, event)
+
+    def _evolve(self, state: SpreadState, event: EventBase) -> SpreadState:
+        cfg = self.config
+        if isinstance(event, QuoteTick):
+            if event.instrument == cfg.instrument and event.venue in cfg.taker_fee_bps:
+                state.quotes[event.venue] = event
+        elif isinstance(event, SpreadOpportunityDetected):
+            if event.strategy_id == cfg.strategy_id and event.opportunity_id not in state.groups:
+                gid = event.opportunity_id
+                group = LegGroup(
+                    group_id=gid,
+                    buy=Leg(leg_order_id(gid, 0), event.buy_venue, Side.BUY),
+                    sell=Leg(leg_order_id(gid, 1), event.sell_venue, Side.SELL),
+                )
+                state.groups[gid] = group
+                state.order_groups[group.buy.order_id] = gid
+                state.order_groups[group.sell.order_id] = gid
+                state.last_trade_ns = event.envelope.event_time_ns
+        elif isinstance(event, PlaceOrder):
+            owner = None if event.leg_group_id is None else state.groups.get(event.leg_group_id)
+            if (
+                owner is not None
+                and event.strategy_id == cfg.strategy_id
+                and event.order_id == leg_order_id(owner.group_id, REPAIR_LEG_INDEX)
+                and owner.repair is None
+            ):
+                owner.repair = Leg(event.order_id, event.venue, event.side)
+                state.order_groups[event.order_id] = owner.group_id
+        elif isinstance(
+            event, OrderPartiallyFilled | OrderFilled | OrderRejected | OrderCanceled | OrderExpired
+        ):
+            self._apply_to_group(state, event, event.order_id)
+        elif isinstance(event, RiskCheckRejected):
+            self._apply_to_group(state, event, event.order_id)
+        elif isinstance(event, StartStrategy | StopStrategy):
+            if event.strategy_id == cfg.strategy_id:
+                state.started = isinstance(event, StartStrategy)
+        return state
+
+    def _apply_to_group(self, state: SpreadState, event: EventBase, order_id: uuid.UUID) -> None:
+        group_id = state.order_groups.get(order_id)
+        group = None if group_id is None else state.groups.get(group_id)
+        if group is None:
+            return
+        for leg in group.legs():
+            if leg.order_id == order_id:
+                updated = _applied(leg, event)
+                leg.filled, leg.terminal = updated.filled, updated.terminal
+        if _complete(group):
+            del state.groups[group.group_id]
+            for leg in group.legs():
+                state.order_groups.pop(leg.order_id, None)
+
+
+def _applied(leg: Leg, event: EventBase) -> Leg:
+    """The leg as it is after `event` (a copy; the event may concern another order)."""
+    order_id = getattr(event, "order_id", None)
+    if order_id != leg.order_id:
+        return Leg(leg.order_id, leg.venue, leg.side, leg.filled, leg.terminal)
+    filled, terminal = leg.filled, leg.terminal
+    if isinstance(event, OrderPartiallyFilled | OrderFilled):
+        filled = max(filled, event.cumulative_quantity)
+        terminal = terminal or isinstance(event, OrderFilled)
+    else:  # rejected, canceled, expired, or refused by risk
+        terminal = True
+    return Leg(leg.order_id, leg.venue, leg.side, filled, terminal)
+
+
+def _complete(group: LegGroup) -> bool:
+    if not (group.buy.terminal and group.sell.terminal):
+        return False
+    if group.buy.filled == group.sell.filled:
+        return True
+    return group.repair is not None and group.repair.terminal

@@ -1,0 +1,231 @@
+"""The canonical codec: round trips, refusals, and the upcaster path."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped]
+import pytest
+from pydantic import ValidationError
+
+from domain.events import (
+    EVENT_TYPES,
+    BookDelta,
+    BookResyncNeeded,
+    BookSnapshot,
+    CancelOrder,
+    Digest,
+    DrawdownBreached,
+    EngageKillSwitch,
+    Envelope,
+    EquitySampled,
+    EventBase,
+    EventDecodeError,
+    KillSwitchEngaged,
+    KillSwitchReleased,
+    ModelScored,
+    OrderAccepted,
+    OrderCanceled,
+    OrderExpired,
+    OrderFilled,
+    OrderPartiallyFilled,
+    OrderRejected,
+    OrderTransitionRefused,
+    PlaceOrder,
+    QuoteTick,
+    ReleaseKillSwitch,
+    RiskCheckPassed,
+    RiskCheckRejected,
+    SessionEnded,
+    SessionStarted,
+    SpreadOpportunityDetected,
+    StartStrategy,
+    StopStrategy,
+    TradeTick,
+    UpdateRiskLimits,
+    decode,
+    decode_mapping,
+    encode,
+    input_event_id,
+    json_schemas,
+)
+from domain.events import codec as codec_module
+from domain.values import Liquidity, OrderType, RiskLimits, Side, TimeInForce
+
+pytestmark = pytest.mark.unit
+
+D = Decimal
+ENV = Envelope(
+    event_id=input_event_id("s", "in", 7),
+    session_id="s",
+    sequence=7,
+    event_time_ns=1_700_000_000_000_000_000,
+    ingest_time_ns=1_700_000_000_000_000_123,
+    source="binance-spot",
+)
+OID = uuid.UUID("00000000-0000-5000-8000-000000000001")
+FILL: dict[str, Any] = {
+    "order_id": OID,
+    "venue": "A",
+    "instrument": "BTC-USDT",
+    "side": Side.BUY,
+    "price": D("30000.10"),
+    "quantity": D("0.5"),
+    "fee": D("0.0150"),
+    "fee_currency": "USDT",
+    "liquidity": Liquidity.TAKER,
+    "venue_trade_id": "T1",
+    "cumulative_quantity": D("0.5"),
+    "leaves_quantity": D("0"),
+}
+
+SAMPLES: list[EventBase] = [
+    QuoteTick(envelope=ENV, venue="A", instrument="BTC-USDT", bid_price=D("30000.1"), bid_size=D("1.5"),
+              ask_price=D("30000.2"), ask_size=D("0.25"), venue_update_id=42),
+    TradeTick(envelope=ENV, venue="A", instrument="BTC-USDT", price=D("30000.1"), size=D("0.01"),
+              aggressor_side=Side.SELL, venue_trade_id="t-9"),
+    BookSnapshot(envelope=ENV, venue="A", instrument="BTC-USDT", last_update_id=10,
+                 bids=((D("1.0"), D("2")),), asks=((D("1.1"), D("3")),)),
+    BookDelta(envelope=ENV, venue="A", instrument="BTC-USDT", first_update_id=11, final_update_id=12,
+              previous_final_update_id=10, bids=((D("1.0"), D("0")),), asks=()),
+    BookResyncNeeded(envelope=ENV, venue="A", instrument="BTC-USDT", expected_update_id=11,
+                     received_first_update_id=15, reason="gap"),
+    SpreadOpportunityDetected(envelope=ENV, opportunity_id=OID, strategy_id="s1", instrument="BTC-USDT",
+                              buy_venue="A", sell_venue="B", buy_price=D("100"), sell_price=D("100.26"),
+                              quantity=D("2"), gross_edge_bps=D("26"), net_edge_bps=D("6")),
+    ModelScored(envelope=ENV, model_hash="abc", instrument="BTC-USDT", score=D("0.1234")),
+    PlaceOrder(envelope=ENV, order_id=OID, account="acc", strategy_id="s1", venue="A", instrument="BTC-USDT",
+               side=Side.BUY, order_type=OrderType.LIMIT, time_in_force=TimeInForce.IOC, quantity=D("1"),
+               limit_price=D("100"), leg_group_id=OID),
+    CancelOrder(envelope=ENV, order_id=OID, venue="A", reason="stale"),
+    EngageKillSwitch(envelope=ENV, reason="r", operator="ops"),
+    ReleaseKillSwitch(envelope=ENV, reason="r", operator="ops"),
+    UpdateRiskLimits(envelope=ENV, limits=RiskLimits(max_order_notional=D("5000")), operator="ops"),
+    StartStrategy(envelope=ENV, strategy_id="s1", operator="ops"),
+    StopStrategy(envelope=ENV, strategy_id="s1", operator="ops"),
+    OrderAccepted(envelope=ENV, order_id=OID, venue="A", venue_order_id="v-1"),
+    OrderRejected(envelope=ENV, order_id=OID, venue="A", reason="insufficient balance"),
+    OrderPartiallyFilled(envelope=ENV, **{**FILL, "leaves_quantity": D("0.5")}),
+    OrderFilled(envelope=ENV, **FILL),
+    OrderCanceled(envelope=ENV, order_id=OID, venue="A", reason="ioc"),
+    OrderExpired(envelope=ENV, order_id=OID, venue="A"),
+    OrderTransitionRefused(envelope=ENV, order_id=OID, venue="A", from_state="filled", attempted="cancel",
+                           offending_event_id=OID),
+    RiskCheckPassed(envelope=ENV, order_id=OID),
+    RiskCheckRejected(envelope=ENV, order_id=OID, rule="max_position", limit=D("2"), actual=D("2.5"),
+                      detail="x"),
+    KillSwitchEngaged(envelope=ENV, reason="r"),
+    KillSwitchReleased(envelope=ENV, reason="r"),
+    DrawdownBreached(envelope=ENV, peak_equity=D("1000"), equity=D("900"), drawdown_fraction=D("0.1"),
+                     limit_fraction=D("0.1"), action="halt"),
+    EquitySampled(envelope=ENV, account="acc", quote_currency="USDT", equity=D("1000.5"), cash=D("900"),
+                  realized_pnl=D("10"), unrealized_pnl=D("-2.5"), fees=D("1.25")),
+    SessionStarted(envelope=ENV, mode="backtest", config_hash="c", model_hash="m", code_version="v"),
+    SessionEnded(envelope=ENV, input_events=10, derived_events=20, digest="d" * 64),
+]  # fmt: skip
+
+
+def test_samples_cover_every_event_type() -> None:
+    assert sorted(e.type for e in SAMPLES) == sorted(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
+def test_round_trip_is_exact(event: EventBase) -> None:
+    data = encode(event)
+    back = decode(data)
+    assert back == event and type(back) is type(event)
+    assert encode(back) == data  # canonical: bytes survive the trip
+    assert decode(data.decode()) == event  # str input too
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)
+def test_encoding_matches_the_published_schema(event: EventBase) -> None:
+    jsonschema.validate(json.loads(encode(event)), json_schemas()[event.type])
+
+
+def test_decimal_is_a_string_and_keeps_its_digits() -> None:
+    raw = json.loads(encode(SAMPLES[0]))
+    assert raw["bid_price"] == "30000.1" and raw["ask_size"] == "0.25"
+    assert list(raw)[:3] == ["type", "schema_version", "envelope"]  # declaration order
+
+
+def _raw(event: EventBase, **changes: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = json.loads(encode(event))
+    raw.update(changes)
+    return raw
+
+
+def test_unknown_type_is_refused() -> None:
+    with pytest.raises(EventDecodeError, match="unknown event type 'market.nope'"):
+        decode(json.dumps(_raw(SAMPLES[0], type="market.nope")))
+    with pytest.raises(EventDecodeError, match="unknown event type None"):
+        decode_mapping({"schema_version": 1})
+
+
+def test_newer_version_is_refused() -> None:
+    with pytest.raises(EventDecodeError, match="schema_version 2 is newer than this code reads"):
+        decode(json.dumps(_raw(SAMPLES[0], schema_version=2)))
+
+
+def test_bad_version_and_not_json_and_not_an_object() -> None:
+    with pytest.raises(EventDecodeError, match="positive integer"):
+        decode(json.dumps(_raw(SAMPLES[0], schema_version=0)))
+    with pytest.raises(EventDecodeError, match="not JSON"):
+        decode(b"{nope")
+    with pytest.raises(EventDecodeError, match="JSON object"):
+        decode(b"[1, 2]")
+
+
+def test_float_money_is_refused() -> None:
+    with pytest.raises(EventDecodeError, match="not float"):
+        decode(json.dumps(_raw(SAMPLES[0], bid_price=30000.1)))
+    with pytest.raises(ValidationError, match="not float"):
+        QuoteTick(envelope=ENV, venue="A", instrument="X", bid_price=1.5, bid_size=D("1"),  # type: ignore[arg-type]
+                  ask_price=D("2"), ask_size=D("1"))  # fmt: skip
+
+
+def test_invalid_fields_name_the_field() -> None:
+    with pytest.raises(EventDecodeError, match="bid_size"):
+        decode(json.dumps(_raw(SAMPLES[0], bid_size="lots")))
+
+
+def test_missing_upcaster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(QuoteTick, "SCHEMA_VERSION", 2)
+    with pytest.raises(EventDecodeError, match="market.quote: no upcaster from schema_version 1"):
+        decode(encode(SAMPLES[0]))
+
+
+def test_upcaster_chain_reaches_the_current_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pretend QuoteTick is at v3: v1 named the venue `exchange`, v2 added nothing but a rename of a size field.
+    monkeypatch.setattr(QuoteTick, "SCHEMA_VERSION", 3)
+
+    def v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+        out = dict(raw)
+        out["venue"] = out.pop("exchange")
+        return out
+
+    def v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+        out = dict(raw)
+        out["bid_size"] = out.pop("bid_qty")
+        return out
+
+    monkeypatch.setitem(codec_module.UPCASTERS, ("market.quote", 1), v1_to_v2)
+    monkeypatch.setitem(codec_module.UPCASTERS, ("market.quote", 2), v2_to_v3)
+    old = _raw(SAMPLES[0])
+    old["exchange"] = old.pop("venue")
+    old["bid_qty"] = old.pop("bid_size")
+    old["schema_version"] = 1
+    event = decode(json.dumps(old))
+    assert isinstance(event, QuoteTick)
+    assert event.schema_version == 3 and event.venue == "A" and event.bid_size == D("1.5")
+
+
+def test_digest_is_order_sensitive_and_counts() -> None:
+    a, b = Digest(), Digest()
+    a.add_events(SAMPLES[:2])
+    b.add_events(reversed(SAMPLES[:2]))
+    assert a.count == b.count == 2
+    assert a.hexdigest() != b.hexdigest()
