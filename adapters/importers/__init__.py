@@ -1,0 +1,1 @@
+"""Importers: turn recorded market data files into event-log records."""
