@@ -1,0 +1,79 @@
+"""The `cse` command: the composition root of the embedded default (SQLite log, simulated venues)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from adapters.entrypoints import commands
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cse",
+        description="CryptoSpreadEdge: event-sourced crypto trading; backtest, replay and run the same deciders.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="import the shipped sample, backtest the spread strategy, replay with --verify")
+    p.add_argument("--home", type=Path, help="working directory (default: $CSE_HOME or ./var)")
+    p.set_defaults(handler=commands.demo)
+
+    p = sub.add_parser("import", help="import recorded market data files into a session of the event log")
+    p.add_argument("paths", nargs="+", type=Path)
+    p.add_argument("--session", required=True, help="session id to create or extend")
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "binance-ws", "lean-quotes", *commands.TABULAR_PRESETS],
+        help="file format (auto: .gz = binance-ws captures, .zip = Lean quote bars)",
+    )
+    p.add_argument("--venue", help="venue name override")
+    p.add_argument("--instrument", help="instrument override (tabular formats)")
+    p.set_defaults(handler=commands.import_files)
+
+    p = sub.add_parser("backtest", help="run a strategy over a recorded session; the run is a session of its own")
+    p.add_argument("--session", required=True, help="input session id")
+    p.add_argument("--strategy", default="spread", choices=["spread"])
+    p.add_argument("--config", type=Path, required=True, help="TOML or JSON run configuration")
+    p.add_argument("--id", dest="backtest_id", help="id of the backtest session (default: derived)")
+    p.add_argument("--out", type=Path, help="report directory (default: $CSE_HOME/reports/<id>)")
+    p.set_defaults(handler=commands.backtest)
+
+    p = sub.add_parser("replay", help="re-run a session through the deciders and verify the derived events")
+    p.add_argument("session")
+    p.add_argument("--verify", action="store_true", help="compare with the recorded events (exit 1 on divergence)")
+    p.add_argument("--source", default="embedded", choices=["embedded"], help="where the session is read from")
+    p.set_defaults(handler=commands.replay)
+
+    p = sub.add_parser("export", help="export a session to Parquet")
+    p.add_argument("session")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--stream", action="append", help="only these streams (repeatable)")
+    p.set_defaults(handler=commands.export)
+
+    p = sub.add_parser("sessions", help="list the sessions of the event log with their streams and sizes")
+    p.set_defaults(handler=commands.sessions)
+
+    p = sub.add_parser("schemas", help="write the JSON Schema of every event type")
+    p.add_argument("--out", type=Path, default=Path("docs/events/schemas"))
+    p.set_defaults(handler=commands.schemas)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except commands.UserError as exc:
+        print(f"cse {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

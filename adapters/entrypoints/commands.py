@@ -1,0 +1,227 @@
+"""Handlers of the `cse` subcommands: they wire the adapters into the application use cases."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Mapping
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from adapters.entrypoints.progress import ProgressBar
+from adapters.html_report import write_report
+from adapters.importers.binance_ws import import_binance_ws
+from adapters.importers.common import ImportReport
+from adapters.importers.lean import import_lean_quotes
+from adapters.importers.tabular import PRESETS, import_preset
+from adapters.parquet_export import export_session
+from adapters.settings import Settings
+from adapters.simulated_venue import FeeSchedule, SimulatedVenueConfig, build_simulated_venues
+from adapters.sqlite_event_log import SqliteEventLog
+from application.backtest import run_backtest
+from application.ports import Venue
+from application.replay import ReplayReport, replay_session
+from application.run_config import RunConfig
+from application.session_run import RunParameters, market_data_streams
+from domain.events import json_schemas
+
+TABULAR_PRESETS = tuple(sorted(PRESETS))
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = REPO_ROOT / "deploy" / "samples"
+
+
+class UserError(Exception):
+    """A mistake the user can fix (missing session, bad config): printed without a traceback."""
+
+
+@cache
+def code_version() -> str:
+    """Package version plus the git commit when run from a checkout, recorded in every session."""
+    try:
+        base = version("cryptospreadedge")
+    except PackageNotFoundError:
+        base = "0+unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return base
+    return f"{base}+g{commit}"
+
+
+def open_log(settings: Settings) -> SqliteEventLog:
+    settings.event_log_path.parent.mkdir(parents=True, exist_ok=True)
+    return SqliteEventLog(settings.event_log_path)
+
+
+def simulated_venues(config: RunConfig) -> Mapping[str, Venue]:
+    venue_config = SimulatedVenueConfig(
+        order_latency_ns=config.order_latency_ns,
+        response_latency_ns=config.response_latency_ns,
+        fees={name: FeeSchedule(f.maker_bps, f.taker_bps) for name, f in config.venues.items()},
+    )
+    return build_simulated_venues(sorted(config.venues), venue_config)
+
+
+def load_run_config(path: Path) -> RunConfig:
+    try:
+        text = path.read_text()
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        return RunConfig.model_validate(raw)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"config {path}: {exc}") from exc
+
+
+def import_files(args: argparse.Namespace) -> int:
+    report = _import(Settings(), args.paths, args.session, args.format, args.venue, args.instrument)
+    return 0 if report.records else 1
+
+
+def _import(
+    settings: Settings, paths: list[Path], session: str, fmt: str, venue: str | None, instrument: str | None
+) -> ImportReport:
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UserError(f"no such file: {', '.join(missing)}")
+    if fmt == "auto":
+        suffixes = {p.suffix for p in paths}
+        if suffixes == {".gz"}:
+            fmt = "binance-ws"
+        elif suffixes == {".zip"}:
+            fmt = "lean-quotes"
+        else:
+            raise UserError(f"cannot tell the format of {sorted(suffixes)}; pass --format")
+    with open_log(settings) as log:
+        if fmt == "binance-ws":
+            return import_binance_ws(log, session, paths, code_version=code_version, venue=venue)
+        if fmt == "lean-quotes":
+            return import_lean_quotes(log, session, paths, code_version=code_version)
+        return import_preset(log, session, paths, fmt, code_version=code_version, venue=venue,
+                             instrument=instrument)  # fmt: skip
+
+
+def backtest(args: argparse.Namespace) -> int:
+    settings = Settings()
+    config = load_run_config(args.config)
+    with open_log(settings) as log:
+        summary = _backtest(settings, log, args.session, config, args.backtest_id, args.out)
+    print(json.dumps({k: v for k, v in summary.items() if k != "legs"}, indent=2))
+    return 0
+
+
+def _backtest(
+    settings: Settings, log: SqliteEventLog, session: str, config: RunConfig, backtest_id: str | None,
+    out: Path | None,
+) -> dict[str, object]:  # fmt: skip
+    if session not in log.sessions():
+        raise UserError(f"no session {session!r} in {settings.event_log_path}; import one first")
+    parameters = RunParameters(session, market_data_streams(log, session), config)
+    session_id = backtest_id or f"{session}.bt-{parameters.config_hash}"
+    total = sum(log.end_offset(session, s) for s in parameters.streams)
+    bar = ProgressBar(total, f"backtest {session_id}")
+    try:
+        result = run_backtest(log, parameters, session_id, simulated_venues, code_version(), bar)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    seconds = bar.close()
+    result.summary["seconds"] = round(seconds, 3)
+    result.summary["events_per_second"] = round((result.inputs + result.derived) / max(seconds, 1e-9))
+    report_dir = out or settings.reports_dir / session_id
+    html = write_report(report_dir, f"Backtest {session_id}", result.summary, result.metrics.equity,
+                        result.metrics.spreads)  # fmt: skip
+    result.summary["report"] = str(html)
+    return result.summary
+
+
+def replay(args: argparse.Namespace) -> int:
+    with open_log(Settings()) as log:
+        report = _replay(log, args.session)
+    _print_replay(report)
+    return 0 if report.ok or not args.verify else 1
+
+
+def _replay(log: SqliteEventLog, session: str) -> ReplayReport:
+    total = sum(log.end_offset(session, s) for s in log.streams(session))
+    bar = ProgressBar(total, f"replay {session}")
+    try:
+        report = replay_session(log, session, simulated_venues, code_version(), bar)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    bar.close()
+    return report
+
+
+def _print_replay(report: ReplayReport) -> None:
+    verdict = "identical" if report.ok else f"{report.divergences} divergence(s)"
+    print(f"replay {report.session_id} ({report.mode}): {report.events_checked} events checked: {verdict}")
+    print(f"  recorded digest  {report.recorded_digest}")
+    print(f"  replayed digest  {report.replayed_digest}")
+    for note in report.notes:
+        print(f"  note: {note}")
+    if report.first is not None:
+        print(f"  first divergence at derived event #{report.first.index}:")
+        print(f"    recorded: {report.first.recorded}")
+        print(f"    replayed: {report.first.replayed}")
+
+
+def export(args: argparse.Namespace) -> int:
+    with open_log(Settings()) as log:
+        if args.session not in log.sessions():
+            raise UserError(f"no session {args.session!r}")
+        rows = export_session(log, args.session, args.out, streams=args.stream)
+    print(f"exported {rows} events of {args.session} to {args.out}")
+    return 0
+
+
+def sessions(args: argparse.Namespace) -> int:
+    with open_log(Settings()) as log:
+        for session in log.sessions():
+            streams = log.streams(session)
+            total = sum(log.end_offset(session, s) for s in streams)
+            print(f"{session}\t{total} events\t{', '.join(streams)}")
+    return 0
+
+
+def schemas(args: argparse.Namespace) -> int:
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (args.out / f"{name}.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {len(json_schemas())} schemas to {args.out}")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    """The main job on the embedded default: import, backtest, replay --verify, summary."""
+    home = args.home or Settings().home / "demo"
+    if home.exists():
+        shutil.rmtree(home)  # the demo owns this directory: each run starts from an empty log
+    settings = Settings(home=home)
+    captures = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
+                SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]  # fmt: skip
+    print("== 1/3 import: two minutes of Binance BTCUSDT spot and USD-M websocket captures (MIT, hftbacktest)")
+    report = _import(settings, captures, "binance-btcusdt-20240808", "binance-ws", None, None)
+    if report.bad_row_count:
+        print(f"   {report.bad_row_count} bad rows reported above; they are counted, not hidden")
+    config = load_run_config(SAMPLES / "spread-demo.toml")
+    print("== 2/3 backtest: cross-venue spread strategy, spot vs USD-M perpetual as two venues")
+    with open_log(settings) as log:
+        summary = _backtest(settings, log, "binance-btcusdt-20240808", config, None, None)
+        print("== 3/3 replay --verify of the backtest session")
+        replayed = _replay(log, str(summary["session_id"]))
+    _print_replay(replayed)
+    print()
+    print("Summary")
+    for key in ("session_id", "input_events", "derived_events", "opportunities", "trades", "pnl", "fees",
+                "max_drawdown_fraction", "fill_ratio", "hit_ratio", "events_per_second"):  # fmt: skip
+        print(f"  {key:22} {summary[key]}")
+    print(f"  {'backtest digest':22} {summary['digest']}")
+    print(f"  {'replay digest':22} {replayed.replayed_digest}")
+    print(f"  {'digests equal':22} {replayed.ok and replayed.replayed_digest == summary['digest']}")
+    print(f"  {'report':22} {summary['report']}")
+    return 0 if replayed.ok and replayed.replayed_digest == summary["digest"] else 1

@@ -1,0 +1,85 @@
+"""What a run is configured with (read from TOML/JSON), and the deciders built from it in kernel order."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from domain.book import BookDecider
+from domain.decider import Decider
+from domain.orders import OrdersDecider
+from domain.portfolio import PortfolioConfig, PortfolioDecider
+from domain.risk import RiskDecider
+from domain.spread_strategy import SpreadStrategy, SpreadStrategyConfig
+from domain.values import Amount, RiskLimits
+
+
+class VenueFees(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    maker_bps: Amount
+    taker_bps: Amount
+
+
+class RunConfig(BaseModel):
+    """One run. `venues` names every venue with its fees; the strategy's taker fees default to them, so the
+    strategy prices its edge with the fees the venue will charge."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    account: str = "default"
+    quote_currency: str = "USDT"
+    starting_equity: Amount = Decimal("100000")
+    """Split evenly across the venues as quote-currency cash."""
+    venues: dict[str, VenueFees]
+    strategy: SpreadStrategyConfig
+    risk: RiskLimits = RiskLimits()
+    order_latency_ns: int = Field(default=5_000_000, ge=0)
+    response_latency_ns: int = Field(default=5_000_000, ge=0)
+    equity_sample_interval_ns: int = Field(default=60_000_000_000, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strategy_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("strategy"), dict):
+            return data
+        strategy = dict(data["strategy"])
+        venues = data.get("venues", {})
+        strategy.setdefault("account", data.get("account", "default"))
+        strategy.setdefault("venues", list(venues))
+        if "taker_fee_bps" not in strategy:
+            strategy["taker_fee_bps"] = {
+                name: (fees.taker_bps if isinstance(fees, VenueFees) else fees["taker_bps"])
+                for name, fees in venues.items()
+            }
+        return {**data, "strategy": strategy}
+
+    @model_validator(mode="after")
+    def _venues_known(self) -> RunConfig:
+        unknown = [v for v in self.strategy.venues if v not in self.venues]
+        if unknown:
+            raise ValueError(f"strategy venues {unknown} have no [venues] entry with fees")
+        return self
+
+    def initial_cash(self) -> tuple[tuple[str, str, Decimal], ...]:
+        share = self.starting_equity / len(self.venues)
+        return tuple((venue, self.quote_currency, share) for venue in sorted(self.venues))
+
+
+def build_deciders(config: RunConfig) -> list[Decider[Any]]:
+    """Kernel order: market data, strategy, risk, order lifecycle, portfolio."""
+    portfolio = PortfolioConfig(
+        account=config.account,
+        quote_currency=config.quote_currency,
+        initial_cash=config.initial_cash(),
+        sample_interval_ns=config.equity_sample_interval_ns,
+    )
+    return [
+        BookDecider(),
+        SpreadStrategy(config.strategy),
+        RiskDecider(config.account, config.risk),
+        OrdersDecider(),
+        PortfolioDecider(portfolio),
+    ]
