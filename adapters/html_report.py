@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -23,13 +24,13 @@ def write_report(
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-    times = [t / 60e9 for t, _ in equity]
+    times = [_utc(t) for t, _ in equity]
     values = [float(v) for _, v in equity]
     peaks = [max(values[: i + 1]) for i in range(len(values))]
     drawdowns = [(p - v) / p if p else 0.0 for p, v in zip(peaks, values, strict=True)]
     _chart(out_dir / "equity.png", "Equity", times, values, "equity (quote currency)")
     _chart(out_dir / "drawdown.png", "Drawdown from peak", times, drawdowns, "fraction")
-    _chart(out_dir / "spread.png", "Detected spread (gross bps)", [t / 60e9 for t, _ in spreads],
+    _chart(out_dir / "spread.png", "Detected spread (gross bps)", [_utc(t) for t, _ in spreads],
            [s for _, s in spreads], "bps", marker=".")  # fmt: skip
     rows = "\n".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
@@ -56,11 +57,16 @@ def write_report(
     return path
 
 
-def _chart(path: Path, title: str, x: list[float], y: list[float], ylabel: str, marker: str = "") -> None:
+def _utc(time_ns: int) -> datetime:
+    return datetime.fromtimestamp(time_ns / 1e9, tz=UTC)
+
+
+def _chart(path: Path, title: str, x: list[datetime], y: list[float], ylabel: str, marker: str = "") -> None:
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    ax.plot(x, y, marker=marker, linewidth=1)
+    ax.plot(x, y, marker=marker, linewidth=1)  # type: ignore[arg-type]
     ax.set_title(title)
-    ax.set_xlabel("event time (minutes since epoch)")
+    ax.set_xlabel("event time (UTC)")
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     fig.tight_layout()

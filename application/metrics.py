@@ -146,7 +146,11 @@ class BacktestMetrics:
 
 
 def _minute_returns(equity: list[tuple[int, Decimal]]) -> list[float]:
-    values = [float(e) for _, e in equity]
+    """Returns between the last equity sample of consecutive minutes (samples may be finer than a minute)."""
+    last_of_minute: dict[int, Decimal] = {}
+    for time_ns, value in equity:  # in event-time order, so the dict keeps minutes in order
+        last_of_minute[time_ns // 60_000_000_000] = value
+    values = [float(e) for e in last_of_minute.values()]
     return [(b - a) / a for a, b in zip(values, values[1:], strict=False) if a]
 
 
