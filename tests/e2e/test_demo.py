@@ -1,0 +1,32 @@
+"""`cse demo` end to end: import, backtest, replay --verify, report files, on an empty working directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_backtests_and_replays_identically(tmp_path: Path) -> None:
+    env = {**os.environ, "CSE_HOME": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-m", "adapters.entrypoints.cli", "demo"], env=env, cwd=ROOT,
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = dict(line.split(None, 1) for line in run.stdout.splitlines() if line.startswith("  ") and " " in line.strip())
+    assert "digests equal          True" in run.stdout
+    assert "identical" in run.stdout
+    report = Path(lines["report"].strip())
+    metrics = json.loads((report.parent / "metrics.json").read_text())
+    assert metrics["digest"] in run.stdout
+    assert metrics["opportunities"] > 0 and metrics["trades"] > 0
+    assert metrics["input_events"] == 42_864  # 2 minutes of spot + USD-M messages, all imported
+    for name in ("report.html", "equity.png", "drawdown.png", "spread.png"):
+        assert (report.parent / name).stat().st_size > 1000
