@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from domain.events import Event
+from domain.events import EventBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,14 +71,14 @@ class Venue(Protocol):
 
     name: str
 
-    def submit(self, command: Event) -> list[Event]: ...
+    def submit(self, command: EventBase) -> list[EventBase]: ...
 
-    def on_market(self, event: Event) -> list[Event]: ...
+    def on_market(self, event: EventBase) -> list[EventBase]: ...
 
-    def drain(self, until_ns: int) -> list[Event]: ...
+    def drain(self, until_ns: int) -> list[EventBase]: ...
 
 
 class EventFeed(Protocol):
     """A live feed of events (what GraphQL subscriptions and the live recorder consume)."""
 
-    def subscribe(self, event_types: Iterable[str] | None = None) -> AsyncIterator[Event]: ...
+    def subscribe(self, event_types: Iterable[str] | None = None) -> AsyncIterator[EventBase]: ...
