@@ -1,0 +1,236 @@
+"""Time series into InfluxDB 1.x (production) or a SQLite table (embedded default), from the event log.
+
+Exactly-once without transactions. InfluxDB cannot take part in the SQL transaction that records progress,
+so the order of the two writes is what makes this correct:
+
+    1. read the last offset of (projection, session, stream) from the SQL tracking table;
+    2. read the next records from the log (offset > last), map them to points;
+    3. write the points to InfluxDB in batches of `batch_points` and wait for every acknowledgement (HTTP 204);
+    4. only then record the offset of the last record in the SQL tracking table.
+
+A crash between 3 and 4 (or an acknowledgement lost on the way) means the next run writes the same points
+again. That is harmless because the writes are idempotent: a point is identified by measurement + tag set +
+timestamp, each derived only from the event (never from wall time or a counter), and InfluxDB overwrites a
+point written again with the same series and timestamp. Recording the offset *before* the write would be the
+unsafe order: a crash in between would skip points forever. So progress may lag what InfluxDB holds, never
+lead it: at-least-once delivery + idempotent writes = exactly-once effect.
+
+The database and its retention policy come from configuration (`InfluxConfig.from_env`: CSE_INFLUX_URL,
+CSE_INFLUX_DB, CSE_INFLUX_RP (default "cse"), CSE_INFLUX_RETENTION (default "30d"; "INF" keeps forever));
+`ensure_database` creates both (idempotent) and makes the policy the database's default. Points older than
+the policy's duration are dropped by the server (it answers "partial write: points beyond retention policy
+dropped"): that is the configured intent, not a failure, so such a batch counts as acknowledged.
+
+Outages: an unreachable server or a 5xx answer (InfluxDB or the SQL tracking database) is retried with
+capped exponential backoff without moving the offset; `cse_projection_lag_records` shows how far behind the
+projection is. A 4xx answer other than the retention one (a bad point) is raised: it would fail forever.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from prometheus_client import Gauge
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.influx_http import InfluxError, InfluxHTTPClient, quote_ident
+from adapters.settings import Settings
+from application.ports import EventLog
+from domain.events import decode
+from projections.models import TRACKING_TABLE, Base
+from projections.projector import LAG, Backoff, read_batch, read_tracking, write_tracking
+from projections.timeseries import POINT_EVENT_TYPES, Point, dedupe, points_for
+
+
+@dataclass(frozen=True)
+class InfluxConfig:
+    url: str = "http://127.0.0.1:8086"
+    database: str = "cse"
+    retention_policy: str = "cse"
+    retention: str = "30d"
+    """An InfluxQL duration ("30d", "52w", "INF")."""
+    shard_duration: str | None = None
+    batch_points: int = 5000
+
+    @classmethod
+    def from_env(cls, settings: Settings | None = None) -> InfluxConfig:
+        s = settings or Settings()
+        return cls(
+            url=s.influx_url,
+            database=s.influx_db,
+            retention_policy=os.environ.get("CSE_INFLUX_RP", "cse"),
+            retention=os.environ.get("CSE_INFLUX_RETENTION", "30d"),
+            shard_duration=os.environ.get("CSE_INFLUX_SHARD_DURATION") or None,
+            batch_points=int(os.environ.get("CSE_INFLUX_BATCH_POINTS", "5000")),
+        )
+
+
+class TransientInfluxError(Exception):
+    """InfluxDB unreachable or answering 5xx/429: retry later."""
+
+    transient = True
+
+
+class PointSink(Protocol):
+    async def write(self, points: Sequence[Point]) -> None: ...
+
+
+async def ensure_database(client: InfluxHTTPClient, config: InfluxConfig) -> None:
+    """CREATE DATABASE and its retention policy (DEFAULT) from the configuration; idempotent, and an existing
+    policy is altered to the configured duration."""
+    db, rp = quote_ident(config.database), quote_ident(config.retention_policy)
+    await client.execute(f"CREATE DATABASE {db}")
+    spec = f"DURATION {config.retention} REPLICATION 1"
+    if config.shard_duration:
+        spec += f" SHARD DURATION {config.shard_duration}"
+    existing = await client.execute(f"SHOW RETENTION POLICIES ON {db}")
+    names = {row["name"] for s in existing for row in s.rows()}
+    if config.retention_policy in names:
+        await client.execute(f"ALTER RETENTION POLICY {rp} ON {db} {spec} DEFAULT")
+    else:
+        await client.execute(f"CREATE RETENTION POLICY {rp} ON {db} {spec} DEFAULT")
+
+
+class InfluxSink:
+    """Writes points to InfluxDB in batches of `config.batch_points` lines, each acknowledged before the next."""
+
+    def __init__(self, client: InfluxHTTPClient, config: InfluxConfig) -> None:
+        self.client = client
+        self.config = config
+        self.points_written = 0
+
+    async def write(self, points: Sequence[Point]) -> None:
+        size = self.config.batch_points
+        for start in range(0, len(points), size):
+            chunk = points[start : start + size]
+            try:
+                await self.client.write(self.config.database, [p.line() for p in chunk],
+                                        retention_policy=self.config.retention_policy)  # fmt: skip
+            except InfluxError as exc:
+                if exc.status is None or exc.status >= 500 or exc.status == 429:
+                    raise TransientInfluxError(str(exc)) from exc
+                if exc.status == 400 and "beyond retention policy" in exc.body:
+                    pass  # older than the configured retention: dropped by design, the rest was written
+                else:
+                    raise
+            self.points_written += len(chunk)
+
+
+class TimeseriesProjector:
+    """Projects a session's streams into a point sink (InfluxSink or timeseries_sqlite.SqlPointSink), with the
+    progress in the SQL tracking table of `engine`, written after the sink acknowledged (see module doc)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        log: EventLog,
+        sink: PointSink,
+        *,
+        name: str = "influx",
+        batch_records: int = 5000,
+        quote_interval_ns: int = 0,
+        backoff: Backoff = Backoff(),  # noqa: B008 - frozen
+        lag_gauge: Gauge | None = LAG,
+        tracking: Table | None = None,
+    ) -> None:
+        self.engine = engine
+        self.log = log
+        self.sink = sink
+        self.name = name
+        self.batch_records = batch_records
+        self.quote_interval_ns = quote_interval_ns
+        self.backoff = backoff
+        self.lag_gauge = lag_gauge
+        self.tracking = tracking if tracking is not None else Base.metadata.tables[TRACKING_TABLE]
+        self._last_known: dict[tuple[str, str], int] = {}
+        self.retries = 0
+
+    def lag(self, session_id: str, stream: str) -> int:
+        last = self._last_known.get((session_id, stream), -1)
+        return max(0, self.log.end_offset(session_id, stream) - (last + 1))
+
+    def _report(self, session_id: str, stream: str) -> None:
+        if self.lag_gauge is not None:
+            self.lag_gauge.labels(self.name, session_id, stream).set(self.lag(session_id, stream))
+
+    def _on_retry(self, session_id: str, stream: str) -> Any:
+        def note(_: BaseException) -> None:
+            self.retries += 1
+            self._report(session_id, stream)
+
+        return note
+
+    async def last_offset(self, session_id: str, stream: str) -> int:
+        async with self.engine.connect() as conn:
+            return await read_tracking(conn, self.tracking, self.name, session_id, stream)
+
+    async def _step(self, session_id: str, stream: str) -> int:
+        what = f"projection {self.name} {session_id}/{stream}"
+        on_retry = self._on_retry(session_id, stream)
+        last = await self.backoff.run(
+            lambda: self.last_offset(session_id, stream), what=what, on_retry=on_retry
+        )
+        self._last_known[(session_id, stream)] = last
+        records = [r for r in read_batch(self.log, session_id, stream, last + 1, self.batch_records)
+                   if r.offset > last]  # fmt: skip
+        if not records:
+            return 0
+        points: list[Point] = []
+        for stored in records:
+            if stored.record.event_type in POINT_EVENT_TYPES:
+                event = decode(stored.record.payload)
+                points.extend(points_for(event, session_id, quote_interval_ns=self.quote_interval_ns))
+        points = dedupe(points)
+        if points:
+            await self.backoff.run(lambda: self.sink.write(points), what=what, on_retry=on_retry)
+        end = records[-1].offset
+
+        async def commit() -> None:
+            async with self.engine.begin() as conn:
+                await write_tracking(conn, self.tracking, self.name, session_id, stream, end)
+
+        await self.backoff.run(commit, what=what, on_retry=on_retry)
+        self._last_known[(session_id, stream)] = end
+        self._report(session_id, stream)
+        return len(records)
+
+    async def project_stream(self, session_id: str, stream: str, *, max_batches: int | None = None) -> int:
+        total = batches = 0
+        while max_batches is None or batches < max_batches:
+            n = await self._step(session_id, stream)
+            if n == 0:
+                self._report(session_id, stream)
+                break
+            total += n
+            batches += 1
+        return total
+
+    async def project_session(self, session_id: str, streams: list[str] | None = None) -> int:
+        total = 0
+        for stream in streams if streams is not None else self.log.streams(session_id):
+            total += await self.project_stream(session_id, stream)
+        return total
+
+
+async def project_to_influx(
+    engine: AsyncEngine, log: EventLog, session_id: str, config: InfluxConfig | None = None, **kwargs: Any
+) -> int:
+    """Convenience: ensure the database and retention policy, then project the session's time series."""
+    config = config or InfluxConfig.from_env()
+    async with InfluxHTTPClient(config.url) as client:
+        await Backoff(max_elapsed=60).run(lambda: _ensure(client, config), what="influx ensure_database")
+        projector = TimeseriesProjector(engine, log, InfluxSink(client, config), **kwargs)
+        return await projector.project_session(session_id)
+
+
+async def _ensure(client: InfluxHTTPClient, config: InfluxConfig) -> None:
+    try:
+        await ensure_database(client, config)
+    except InfluxError as exc:
+        if exc.status is None or exc.status >= 500:
+            raise TransientInfluxError(str(exc)) from exc
+        raise

@@ -1,0 +1,298 @@
+"""Exactly-once projection of the event log into the SQL read models.
+
+Per (projection, session, stream) a row of `projection_tracking` holds the last applied log offset. A batch
+is one database transaction:
+
+    BEGIN; SELECT last_offset ... FOR UPDATE (PostgreSQL: a second projector on the same stream waits);
+    read up to `batch_size` records from last_offset + 1; decode; apply the handlers (projections.handlers);
+    upsert the changed rows; UPDATE tracking SET last_offset = <offset of the last record>; COMMIT
+
+so rows and progress commit together or not at all: a crash (or a handler raising) mid-batch rolls back both
+and the restart resumes after the last committed offset. A record at or below the tracked offset is never
+applied again (redelivery changes nothing), and the handlers are idempotent on natural ids on top of that.
+The starting offset is always re-read inside the transaction, never kept in memory, so a COMMIT whose
+acknowledgement was lost (server died after committing) is not applied twice after reconnecting.
+
+Streams of a session are independent (each its own tracking row), so they can be projected in any order or
+concurrently by several workers.
+
+Outages: a transient error (connection refused or reset, server shutting down or starting up, SQLite busy)
+makes the projector back off exponentially (capped) and retry the same batch, forever by default; it never
+skips a record. Meanwhile `cse_projection_lag_records{projection,session,stream}` reports how many records
+the projection is behind the log's end offset, and it falls back to 0 once the server returns and the
+projector catches up. Any other error (a bug in a handler, an undecodable record) is raised: skipping it
+would silently corrupt the read model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from prometheus_client import Gauge
+from sqlalchemy import Table, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from application.ports import EventLog, StoredRecord
+from domain.events import EventBase, decode
+from projections import handlers as default_handlers
+from projections.batch import Batch, upsert_statement
+from projections.models import READ_MODEL_TABLES, TRACKING_TABLE, Base
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+LAG = Gauge(
+    "cse_projection_lag_records",
+    "Records of the stream not yet projected: log end offset - (last projected offset + 1)",
+    ["projection", "session", "stream"],
+)
+
+# -- retry --------------------------------------------------------------------------------------------------
+
+_TRANSIENT_NAMES = {
+    # asyncpg
+    "PostgresConnectionError", "ConnectionDoesNotExistError", "ConnectionFailureError", "CannotConnectNowError",
+    "AdminShutdownError", "CrashShutdownError", "TooManyConnectionsError", "InterfaceError",
+    "ConnectionRejectionError", "InternalClientError", "ServerNotReadyError",
+    "InvalidCachedStatementError", "OutdatedSchemaCacheError",  # a rebuild swapped a table under a cached plan
+    # httpx (InfluxDB)
+    "ConnectError", "ReadError", "WriteError", "RemoteProtocolError", "ConnectTimeout", "ReadTimeout",
+    "WriteTimeout", "PoolTimeout", "NetworkError", "TimeoutException",
+}  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that a retry after a pause can cure (the server is down, restarting or busy)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionError | TimeoutError | OSError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        name = type(current).__name__
+        if name in _TRANSIENT_NAMES:
+            return True
+        if name == "OperationalError" and ("locked" in str(current) or "busy" in str(current)):
+            return True
+        if getattr(current, "transient", False):  # e.g. an InfluxDB 5xx, flagged by the client
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+    return False
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: initial, initial*factor, ... capped at `cap` seconds; `max_elapsed` None = forever."""
+
+    initial: float = 0.05
+    factor: float = 2.0
+    cap: float = 5.0
+    max_elapsed: float | None = None
+
+    async def run(
+        self,
+        op: Callable[[], Awaitable[T]],
+        *,
+        what: str,
+        on_retry: Callable[[BaseException], None] | None = None,
+    ) -> T:
+        delay = self.initial
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            try:
+                return await op()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                attempt += 1
+                if self.max_elapsed is not None and time.monotonic() - started > self.max_elapsed:
+                    raise
+                if on_retry is not None:
+                    on_retry(exc)
+                log.warning("%s failed (attempt %d, retrying in %.2fs): %s", what, attempt, delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * self.factor, self.cap)
+
+
+# -- tracking -----------------------------------------------------------------------------------------------
+
+
+async def read_tracking(conn: AsyncConnection, tracking: Table, projection: str, session_id: str, stream: str,
+                        *, for_update: bool = False) -> int:  # fmt: skip
+    """Last applied offset, -1 if nothing was applied yet."""
+    stmt = select(tracking.c.last_offset).where(
+        tracking.c.projection == projection, tracking.c.session_id == session_id, tracking.c.stream == stream
+    )
+    if for_update and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    value = (await conn.execute(stmt)).scalar_one_or_none()
+    return -1 if value is None else int(value)
+
+
+async def write_tracking(conn: AsyncConnection, tracking: Table, projection: str, session_id: str, stream: str,
+                         last_offset: int) -> None:  # fmt: skip
+    await conn.execute(
+        upsert_statement(tracking, conn.dialect.name),
+        [
+            {
+                "projection": projection,
+                "session_id": session_id,
+                "stream": stream,
+                "last_offset": last_offset,
+                "updated_ns": time.time_ns(),
+            }
+        ],  # fmt: skip
+    )
+
+
+def read_batch(
+    log_: EventLog, session_id: str, stream: str, from_offset: int, limit: int
+) -> list[StoredRecord]:
+    out: list[StoredRecord] = []
+    if limit <= 0:
+        return out
+    for stored in log_.read(session_id, stream, from_offset):
+        out.append(stored)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def live_tables() -> dict[str, Table]:
+    return {name: Base.metadata.tables[name] for name in (*READ_MODEL_TABLES, TRACKING_TABLE)}
+
+
+# -- the projector ------------------------------------------------------------------------------------------
+
+Prefetch = Callable[[Batch, list[EventBase]], Awaitable[None]]
+
+
+class SqlProjector:
+    """Projects a session's streams from an EventLog into the read models on `engine` (SQLite or PostgreSQL).
+
+    `tables` maps logical table names (models.READ_MODEL_TABLES + 'projection_tracking') to the tables to
+    write; the rebuild passes fresh `*__rebuild` copies. `registry` maps event types to handlers."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        log: EventLog,
+        *,
+        name: str = "read_models",
+        batch_size: int = 1000,
+        tables: Mapping[str, Table] | None = None,
+        registry: Mapping[str, Callable[..., Awaitable[None]]] | None = None,
+        prefetch: Prefetch | None = default_handlers.prefetch,
+        backoff: Backoff = Backoff(),  # noqa: B008 - frozen
+        lag_gauge: Gauge | None = LAG,
+    ) -> None:
+        self.engine = engine
+        self.log = log
+        self.name = name
+        self.batch_size = batch_size
+        self.tables = dict(tables) if tables is not None else live_tables()
+        self.registry = dict(registry) if registry is not None else dict(default_handlers.REGISTRY)
+        self.prefetch = prefetch
+        self.backoff = backoff
+        self.lag_gauge = lag_gauge
+        self._last_known: dict[tuple[str, str], int] = {}
+        self.batches_committed = 0
+        self.retries = 0
+
+    @property
+    def tracking(self) -> Table:
+        return self.tables[TRACKING_TABLE]
+
+    async def last_offset(self, session_id: str, stream: str) -> int:
+        async with self.engine.connect() as conn:
+            return await read_tracking(conn, self.tracking, self.name, session_id, stream)
+
+    def lag(self, session_id: str, stream: str) -> int:
+        """Records behind the log's end, as of the last committed batch (or the last known position)."""
+        last = self._last_known.get((session_id, stream), -1)
+        return max(0, self.log.end_offset(session_id, stream) - (last + 1))
+
+    def _report_lag(self, session_id: str, stream: str) -> None:
+        if self.lag_gauge is not None:
+            self.lag_gauge.labels(self.name, session_id, stream).set(self.lag(session_id, stream))
+
+    async def _batch(self, session_id: str, stream: str) -> int:
+        """One transaction: returns how many records it applied (0: caught up)."""
+        async with self.engine.begin() as conn:
+            last = await read_tracking(conn, self.tracking, self.name, session_id, stream, for_update=True)
+            self._last_known[(session_id, stream)] = last
+            records = read_batch(self.log, session_id, stream, last + 1, self.batch_size)
+            records = [r for r in records if r.offset > last]  # a redelivered record is never applied twice
+            if not records:
+                return 0
+            batch = Batch(conn, self.tables, session_id, stream)
+            events: list[tuple[StoredRecord, Any]] = []
+            for stored in records:
+                handler = self.registry.get(stored.record.event_type)
+                if handler is not None:
+                    events.append((stored, decode(stored.record.payload)))
+            if self.prefetch is not None and events:
+                await self.prefetch(batch, [e for _, e in events])
+            for stored, event in events:
+                await self.registry[event.type](batch, event, stored)
+            await batch.flush()
+            await write_tracking(conn, self.tracking, self.name, session_id, stream, records[-1].offset)
+        self._last_known[(session_id, stream)] = records[-1].offset
+        self.batches_committed += 1
+        return len(records)
+
+    def _on_retry(self, session_id: str, stream: str) -> Callable[[BaseException], None]:
+        def note(_: BaseException) -> None:
+            self.retries += 1
+            self._report_lag(session_id, stream)
+
+        return note
+
+    async def project_stream(self, session_id: str, stream: str, *, max_batches: int | None = None) -> int:
+        """Apply every record of the stream after the tracked offset; returns how many were applied."""
+        total = 0
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            n = await self.backoff.run(
+                lambda: self._batch(session_id, stream),
+                what=f"projection {self.name} {session_id}/{stream}",
+                on_retry=self._on_retry(session_id, stream),
+            )
+            self._report_lag(session_id, stream)
+            if n == 0:
+                break
+            total += n
+            batches += 1
+        return total
+
+    async def project_session(self, session_id: str, streams: list[str] | None = None) -> int:
+        """Every stream of the session, one after the other (each stream has its own tracking row)."""
+        total = 0
+        for stream in streams if streams is not None else self.log.streams(session_id):
+            total += await self.project_stream(session_id, stream)
+        return total
+
+    async def follow(self, session_id: str, stop: asyncio.Event, *, poll_interval: float = 0.5) -> None:
+        """Keep projecting new records of the session (live mode) until `stop` is set."""
+        while not stop.is_set():
+            applied = await self.project_session(session_id)
+            if applied == 0:
+                try:
+                    await asyncio.wait_for(stop.wait(), poll_interval)
+                except TimeoutError:
+                    pass
+
+
+async def project(engine: AsyncEngine, log: EventLog, session_id: str, **kwargs: Any) -> int:
+    """Convenience: project one session into the live read models."""
+    return await SqlProjector(engine, log, **kwargs).project_session(session_id)
