@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adapters.entrypoints import commands
+from adapters.entrypoints import commands, projection_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sessions", help="list the sessions of the event log with their streams and sizes")
     p.set_defaults(handler=commands.sessions)
+
+    projection_commands.register(sub)
 
     p = sub.add_parser("schemas", help="write the JSON Schema of every event type")
     p.add_argument("--out", type=Path, default=Path("docs/events/schemas"))
