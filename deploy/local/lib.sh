@@ -50,12 +50,13 @@ port_open() { (exec 3<>"/dev/tcp/$CSE_HOST/$1") 2>/dev/null; }
 # Who listens on a port (best effort, for error messages).
 port_owner() { command -v ss >/dev/null && ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'users:.*' | head -n1 || true; }
 
-# HTTP status code of GET http://127.0.0.1:$1$2 (no curl needed).
+# HTTP status code of `METHOD http://127.0.0.1:PORT PATH` (no curl needed).
+# Usage: http_status PORT PATH [METHOD]   (PATH already URL-encoded)
 http_status() {
   # shellcheck disable=SC2016
   timeout 5 bash -c 'exec 3<>"/dev/tcp/$0/$1" || exit 1
-    printf "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" "$2" "$0" >&3
-    IFS=" " read -r _ code _ <&3 && printf "%s" "$code"' "$CSE_HOST" "$1" "$2" 2>/dev/null
+    printf "%s %s HTTP/1.0\r\nHost: %s\r\nContent-Length: 0\r\n\r\n" "$3" "$2" "$0" >&3
+    IFS=" " read -r _ code _ <&3 && printf "%s" "$code"' "$CSE_HOST" "$1" "$2" "${3:-GET}" 2>/dev/null
 }
 
 # apt-get install, with one `apt-get update` per machine boot/run dir.
@@ -80,7 +81,7 @@ pid_alive() { local p; p="$(pid_of)"; [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
 launch_detached() {
   rm -f "$SVC_PID"
   # shellcheck disable=SC2016
-  setsid nohup bash -c 'echo $$ > "$0"; exec "$@"' "$SVC_PID" "$@" >> "$SVC_LOG" 2>&1 < /dev/null &
+  setsid nohup bash -c 'echo $$ > "$0"; exec "$@"' "$SVC_PID" "$@" >> "$SVC_LOG" 2>&1 < /dev/null 9>&- &
   local _
   for _ in $(seq 1 50); do [ -s "$SVC_PID" ] && return 0; sleep 0.1; done
   die "process did not start (see $SVC_LOG)"
@@ -157,9 +158,12 @@ svc_main() {
   SVC_PID="$CSE_RUN_DIR/$SVC.pid"
   SVC_LOG="$CSE_RUN_DIR/logs/$SVC.log"
   SVC_DATA="$(cat "$CSE_RUN_DIR/$SVC.data" 2>/dev/null || true)"
-  # One start/stop at a time per service (e.g. two with-services.sh runs).
-  exec 9> "$CSE_RUN_DIR/$SVC.lock"
-  flock -w 300 9 || die "timed out waiting for $CSE_RUN_DIR/$SVC.lock"
+  # One start/stop at a time per service (e.g. two with-services.sh runs);
+  # launch_detached closes fd 9 so the server does not inherit the lock.
+  if [ "${1:-}" != status ]; then
+    exec 9> "$CSE_RUN_DIR/$SVC.lock"
+    flock -w 300 9 || die "timed out waiting for $CSE_RUN_DIR/$SVC.lock"
+  fi
   case "${1:-}" in
     start) svc_start ;;
     stop) svc_stop ;;

@@ -1,0 +1,16 @@
+"""Every test belongs to one group, named after its folder: unit (no servers), integration (real servers), e2e."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+GROUPS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = Path(str(item.fspath)).parent.name
+        if group in GROUPS and not any(item.iter_markers(name=g) for g in GROUPS):
+            item.add_marker(getattr(pytest.mark, group))
