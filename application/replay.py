@@ -86,7 +86,8 @@ def replay_session(
                 report.first = Divergence(report.events_checked, theirs.decode(), mine.decode())
         report.events_checked += 1
 
-    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived)
+    # The backtest session holds its own copy of the inputs: the replay needs nothing else.
+    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id)
     for extra in recorded:  # recorded events the replay did not produce are divergences too
         recorded_digest.add(extra)
         report.divergences += 1

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adapters.entrypoints import commands, projection_commands
+from adapters.entrypoints import commands, projection_commands, streaming_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -45,10 +45,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.backtest)
 
     p = sub.add_parser("replay", help="re-run a session through the deciders and verify the derived events")
-    p.add_argument("session")
+    p.add_argument("session", nargs="?")
+    p.add_argument("--session", dest="session_opt", metavar="SESSION", help="the session (instead of SESSION)")
     p.add_argument("--verify", action="store_true", help="compare with the recorded events (exit 1 on divergence)")
-    p.add_argument("--source", default="embedded", choices=["embedded"], help="where the session is read from")
-    p.set_defaults(handler=commands.replay)
+    p.add_argument("--source", default="embedded", choices=["embedded", "kafka"], help="where the session is read from")
+    p.add_argument("--prefix", help="Kafka topic prefix with --source kafka (default: $CSE_TOPIC_PREFIX or cse)")
+    p.set_defaults(handler=streaming_commands.replay)
 
     p = sub.add_parser("export", help="export a session to Parquet")
     p.add_argument("session")
@@ -64,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schemas", help="write the JSON Schema of every event type")
     p.add_argument("--out", type=Path, default=Path("docs/events/schemas"))
     p.set_defaults(handler=commands.schemas)
+
+    streaming_commands.register(sub)
     return parser
 
 

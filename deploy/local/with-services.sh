@@ -33,6 +33,9 @@ for s in $CSE_SERVICES; do
   fi
 done
 
+# kcat is the outside consumer of our topics in the integration tests (not our code reading our data).
+command -v kcat >/dev/null 2>&1 || SVC=tools apt_install kcat
+
 export_test_env
 set +e
 "$@"

@@ -1,0 +1,123 @@
+"""The Kafka subcommands of `cse`: `topics create|list`, `record`, `worker`, and `replay --source kafka`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from adapters.entrypoints import commands
+from adapters.entrypoints.progress import ProgressBar
+from adapters.settings import Settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("topics", help="Kafka topics: create them (idempotent) or list them with their keys")
+    p.add_argument("action", choices=["create", "list"])
+    p.add_argument("--prefix", help="topic name prefix (default: $CSE_TOPIC_PREFIX or cse)")
+    p.add_argument(
+        "--partitions", type=int, help="partitions per topic (default: $CSE_KAFKA_PARTITIONS or 6)"
+    )
+    p.add_argument(
+        "--replication", type=int, help="replication factor (default: $CSE_KAFKA_REPLICATION or 1)"
+    )
+    p.add_argument("--retention-ms", type=int, help="retention of event topics (default: -1, forever)")
+    p.set_defaults(handler=topics)
+
+    p = sub.add_parser("record", help="publish a session of the embedded log to the Kafka topics")
+    p.add_argument("--from-file", dest="session", required=True, metavar="SESSION",
+                   help="session of the SQLite log ($CSE_EVENT_LOG) to publish")  # fmt: skip
+    p.add_argument("--pace", type=float, help="publish market data at the recorded pace times this factor")
+    p.add_argument("--inputs-only", action="store_true", help="only the market data (for `cse worker`)")
+    p.add_argument("--prefix", help="topic name prefix (default: $CSE_TOPIC_PREFIX or cse)")
+    p.add_argument("--account", default="default", help="Kafka key of account-keyed topics")
+    p.set_defaults(handler=record)
+
+    p = sub.add_parser("worker", help="run the Faust worker: the kernel on the market-data topic")
+    p.add_argument("--config", type=Path, required=True, help="TOML or JSON run configuration")
+    p.add_argument("--prefix", help="topic name prefix (default: $CSE_TOPIC_PREFIX or cse)")
+    p.add_argument("--app-id", help="Faust app id = consumer group (default: <prefix>-kernel)")
+    p.add_argument("--loglevel", default="info")
+    p.set_defaults(handler=worker)
+
+
+def _topics(prefix: str | None) -> Any:
+    from streams.topics import TopicConfig, Topics
+
+    return Topics(TopicConfig.from_env(prefix=prefix).prefix)
+
+
+def topics(args: argparse.Namespace) -> int:
+    from confluent_kafka import KafkaException
+
+    from streams.topics import TopicConfig, create_topics, describe
+
+    config = TopicConfig.from_env(prefix=args.prefix, partitions=args.partitions, replication=args.replication,
+                                  retention_ms=args.retention_ms)  # fmt: skip
+    if args.action == "list":
+        for name, spec in describe(config.prefix):
+            print(f"{name}\tkey={spec.key}\t{', '.join(spec.carries)}")
+        return 0
+    try:
+        result = create_topics(Settings().kafka_bootstrap, config)
+    except KafkaException as exc:
+        raise commands.UserError(f"Kafka at {Settings().kafka_bootstrap}: {exc}") from exc
+    for name, state in result.items():
+        print(f"{state:8} {name}")
+    return 0
+
+
+def record(args: argparse.Namespace) -> int:
+    from adapters.kafka_event_log import KafkaEventLog
+    from streams.record import record_session
+
+    settings = Settings()
+    with commands.open_log(settings) as log:
+        if args.session not in log.sessions():
+            raise commands.UserError(f"no session {args.session!r} in {settings.event_log_path}")
+        total = sum(log.end_offset(args.session, s) for s in log.streams(args.session))
+        bar = ProgressBar(total, f"record {args.session}")
+        kafka = KafkaEventLog(settings.kafka_bootstrap, _topics(args.prefix), account=args.account)
+        result = record_session(log, kafka, args.session, pace=args.pace, inputs_only=args.inputs_only,
+                                progress=bar)  # fmt: skip
+        bar.close()
+    print(json.dumps({"session": result.session_id, "inputs": result.inputs, "others": result.others,
+                      "seconds": round(result.seconds, 3), "messages_per_second": round(result.rate)}))  # fmt: skip
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from streams.app import build_app
+
+    config = commands.load_run_config(args.config)
+    topics_ = _topics(args.prefix)
+    app, _ = build_app(
+        config, commands.simulated_venues, Settings().kafka_bootstrap, topics_, app_id=args.app_id
+    )
+    faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()  # runs until SIGINT/SIGTERM
+    return 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    """`cse replay`: embedded (default) or `--source kafka`; the session positionally or with --session."""
+    session = args.session_opt or args.session
+    if not session:
+        raise commands.UserError("which session? pass SESSION or --session S")
+    args.session = session
+    if args.source != "kafka":
+        return commands.replay(args)
+    from adapters.kafka_event_log import KafkaEventLog
+    from streams.replay import replay_from_kafka
+
+    kafka = KafkaEventLog(Settings().kafka_bootstrap, _topics(getattr(args, "prefix", None)))
+    try:
+        report = replay_from_kafka(kafka, session, commands.simulated_venues, commands.code_version())
+    except ValueError as exc:
+        raise commands.UserError(str(exc)) from exc
+    commands._print_replay(report)
+    print("  source           kafka", file=sys.stdout)
+    return 0 if report.ok or not args.verify else 1

@@ -1,0 +1,110 @@
+"""Topics routing, message headers, dead letters and the per-partition kernels, without a broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
+from adapters.importers.binance_ws import import_binance_ws
+from adapters.sqlite_event_log import SqliteEventLog
+from application.backtest import run_backtest
+from application.session_run import RunParameters, market_data_streams, merged_inputs
+from streams.serialization import (
+    H_DLQ_REASON,
+    H_TRACE,
+    UndecodableMessage,
+    dead_letter,
+    from_message,
+    header_map,
+    to_message,
+    traceparent,
+)
+from streams.topics import MD, ORDERS, SESSION, SIGNALS, TOPIC_SPECS, Topics, route
+from streams.worker import PartitionKernels, default_target, in_message
+
+pytestmark = pytest.mark.unit
+
+
+def test_routing_keys() -> None:
+    assert route("md.binance-spot.BTCUSDT", "market.quote", {}, "s") == (MD, "BTCUSDT")
+    assert route("md.binance-usdm.BTCUSDT.trades", "market.trade", {}, "s") == (MD, "BTCUSDT")
+    assert route("session", "session.started", {}, "s") == (SESSION, "s")
+    assert route("derived", "order.filled", {}, "s", account="demo") == (ORDERS, "demo")
+    assert route("derived", "signal.spread_opportunity", {"instrument": "ETHUSDT"}, "s") == (
+        SIGNALS,
+        "ETHUSDT",
+    )
+    with pytest.raises(ValueError):
+        route("derived", "nope.x", {}, "s")
+    assert Topics("p").md == "p.md" and len(Topics().all()) == len(TOPIC_SPECS)
+    assert [s.suffix for s in TOPIC_SPECS if s.compacted] == ["checkpoints"]
+
+
+def test_traceparent_is_deterministic_w3c() -> None:
+    a = traceparent("6b1f3c1e-7d0a-5c5e-9a43-1f5c0de5eed5")
+    assert a == traceparent("6b1f3c1e-7d0a-5c5e-9a43-1f5c0de5eed5")
+    version, trace, span, flags = a.split("-")
+    assert (version, len(trace), len(span), flags) == ("00", 32, 16, "01")
+
+
+def test_roundtrip_and_dead_letters(tmp_path: Path) -> None:
+    log = _sample(tmp_path)
+    stored = next(log.read("s", "md.binance-spot.BTCUSDT"))
+    msg = to_message("s", stored)
+    assert msg.value == stored.record.payload  # canonical JSON, unchanged
+    headers = header_map(msg.headers)
+    assert headers[H_TRACE].startswith(b"00-")
+    back, event = from_message(msg.value, headers)
+    assert back == stored and event.type == stored.record.event_type
+    with pytest.raises(UndecodableMessage, match="not JSON"):
+        from_message(b"{", headers)
+    with pytest.raises(UndecodableMessage, match="header cse-type"):
+        from_message(msg.value, {**headers, "cse-type": b"market.trade"})
+    key, value, dlq_headers = dead_letter(b"{", b"k", msg.headers, "not JSON", "cse.md", 0, 7)
+    assert value == b"{" and header_map(dlq_headers)[H_DLQ_REASON] == b"not JSON"
+
+
+def test_partition_kernels_equal_embedded_backtest(tmp_path: Path) -> None:
+    log = _sample(tmp_path, limit=5_000)
+    config = load_run_config(SAMPLES / "spread-demo.toml")
+    target = default_target(config)("s")
+    parameters = RunParameters("s", market_data_streams(log, "s"), config)
+    result = run_backtest(log, parameters, target, simulated_venues, "test")
+    kernels = PartitionKernels(config, simulated_venues)
+    out = []
+    for offset, merged in enumerate(merged_inputs(log, "s", parameters.streams)):
+        m = to_message("s", merged.item[1])
+        out.extend(kernels.process(in_message("cse.md", 0, offset, m.key, m.value, m.headers)))
+    out.extend(
+        kernels.process(
+            in_message(
+                "cse.md",
+                0,
+                offset + 1,
+                b"BTCUSDT",
+                b"",
+                [("cse-control", b"end-of-session"), ("cse-session", b"s")],
+            )
+        )
+    )
+    recorded = [s.record.payload for s in log.read(target, "derived")]
+    assert [o.value for o in out] == recorded
+    assert [int(header_map(o.headers)["cse-offset"]) for o in out] == list(range(len(recorded)))
+    assert result.derived == len(recorded)
+    assert not kernels.expects(0, 0) and kernels.expects(0, offset + 2)
+
+
+def _sample(tmp_path: Path, limit: int | None = None) -> SqliteEventLog:
+    log = SqliteEventLog(tmp_path / "e.sqlite")
+    import_binance_ws(log, "s", [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
+                                 SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"],
+                      code_version=lambda: "t")  # fmt: skip
+    if limit is None:
+        return log
+    small = SqliteEventLog(tmp_path / "small.sqlite")
+    for stream in log.streams("s"):
+        records = [s.record for _, s in zip(range(limit), log.read("s", stream), strict=False)]
+        small.append("s", records)
+    return small
