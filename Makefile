@@ -40,8 +40,8 @@ schemas: install
 	$(BIN)/cse schemas --out docs/events
 
 bench: install
-	$(BIN)/pip install -q -c requirements.lock -e '.[bench]'
-	$(BIN)/python -m benchmarks
+	$(BIN)/pip install -q -c requirements.lock -c requirements-bench.lock -e '.[bench]'
+	$(BIN)/python tests/bench/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
