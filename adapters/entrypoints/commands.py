@@ -22,6 +22,7 @@ from adapters.parquet_export import export_session
 from adapters.settings import Settings
 from adapters.simulated_venue import FeeSchedule, SimulatedVenueConfig, build_simulated_venues
 from adapters.sqlite_event_log import SqliteEventLog
+from adapters.venue_fees import with_fee_defaults
 from application.backtest import run_backtest
 from application.ports import Venue
 from application.replay import ReplayReport, replay_session
@@ -73,8 +74,8 @@ def load_run_config(path: Path) -> RunConfig:
     try:
         text = path.read_text()
         raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        return RunConfig.model_validate(raw)
-    except (OSError, ValueError) as exc:
+        return RunConfig.model_validate(with_fee_defaults(raw))
+    except (OSError, ValueError, KeyError) as exc:
         raise UserError(f"config {path}: {exc}") from exc
 
 
