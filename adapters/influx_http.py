@@ -131,8 +131,10 @@ def encode_line(
         if not isinstance(v, str):
             raise TypeError(f"tag {k!r}: values must be str, not {type(v).__name__}")
         parts.append(f"{_escape_key('tag key', k)}={_escape_key('tag value', v)}")
-    line = ",".join(parts) + " " + ",".join(
-        f"{_escape_key('field key', k)}={_encode_field(k, v)}" for k, v in fields.items()
+    line = (
+        ",".join(parts)
+        + " "
+        + ",".join(f"{_escape_key('field key', k)}={_encode_field(k, v)}" for k, v in fields.items())
     )
     return line if timestamp is None else f"{line} {to_ns(timestamp)}"
 
@@ -174,7 +176,7 @@ class InfluxHTTPClient:
         resp = await self._request("ping", "GET", "/ping")
         if resp.status_code != 204:
             raise InfluxError("ping: unexpected answer", status=resp.status_code, body=resp.text)
-        return resp.headers.get("X-Influxdb-Version", "")
+        return str(resp.headers.get("X-Influxdb-Version", ""))
 
     async def create_database(self, name: str, *, retention: str | None = None) -> None:
         """``CREATE DATABASE`` (idempotent); ``retention`` e.g. ``"30d"`` sets the default policy's duration."""

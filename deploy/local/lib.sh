@@ -29,7 +29,9 @@ CSE_INFLUX_PORT="${CSE_INFLUX_PORT:-8086}"
 CSE_INFLUX_RPC_PORT="${CSE_INFLUX_RPC_PORT:-8088}"
 CSE_INFLUX_DB="${CSE_INFLUX_DB:-cse}"
 CSE_READY_TIMEOUT="${CSE_READY_TIMEOUT:-120}"
+# shellcheck disable=SC2034  # used by the scripts that source this file
 CSE_LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034
 CSE_SERVICES="kafka postgres influxdb"
 
 # Connection settings for the tests (tests/integration/conftest.py reads these).
@@ -69,7 +71,7 @@ apt_install() {
     : > "$CSE_RUN_DIR/.apt-updated"
   fi
   log "apt-get install -y $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends --no-upgrade "$@" >&2 \
     || die "apt-get install $* failed"
 }
 

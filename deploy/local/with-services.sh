@@ -11,6 +11,7 @@ mkdir -p "$CSE_RUN_DIR"
 STARTED=()
 RECORD="$CSE_RUN_DIR/with-services.$$.started"   # which servers this run owns
 
+# shellcheck disable=SC2317  # invoked via trap
 cleanup() {
   local rc=$? i
   trap - EXIT INT TERM

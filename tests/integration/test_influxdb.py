@@ -39,7 +39,9 @@ async def test_write_query_and_overwrite(influx_url: str, influx_db: str, unique
             t0 = time.time_ns() - 1_000_000_000
             tags = {"venue": "binance us", "pair": "BTC,USD=x"}
             points = [
-                encode_line("spread", tags, {"bid": 100.0 + i, "ask": 100.5 + i, "n": i, "note": f'q"{i}'}, t0 + i)
+                encode_line(
+                    "spread", tags, {"bid": 100.0 + i, "ask": 100.5 + i, "n": i, "note": f'q"{i}'}, t0 + i
+                )
                 for i in range(5)
             ]
             await influx.write(db, points)
@@ -53,8 +55,12 @@ async def test_write_query_and_overwrite(influx_url: str, influx_db: str, unique
             ]
 
             # Same measurement + tag set + timestamp = same point: a rewrite replaces it.
-            await influx.write(db, [encode_line("spread", tags, {"bid": 1.0, "ask": 2.0, "n": 99, "note": "x"}, t0)])
-            await influx.write(db, [encode_line("spread", tags, {"bid": 1.0, "ask": 2.0, "n": 99, "note": "x"}, t0)])
+            await influx.write(
+                db, [encode_line("spread", tags, {"bid": 1.0, "ask": 2.0, "n": 99, "note": "x"}, t0)]
+            )
+            await influx.write(
+                db, [encode_line("spread", tags, {"bid": 1.0, "ask": 2.0, "n": 99, "note": "x"}, t0)]
+            )
             [series] = await influx.query(db, 'SELECT * FROM "spread" GROUP BY * ORDER BY time')
             rows = series.rows()
             assert len(rows) == 5

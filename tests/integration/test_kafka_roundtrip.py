@@ -33,8 +33,13 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[t
         {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all", "linger.ms": 5}
     )
     for key, value, headers in records:
-        producer.produce(topic, value=value, key=key, headers=headers,
-                         on_delivery=lambda err, _msg: err and errors.append(err))
+        producer.produce(
+            topic,
+            value=value,
+            key=key,
+            headers=headers,
+            on_delivery=lambda err, _msg: err and errors.append(err),
+        )
         producer.poll(0)
     assert producer.flush(30) == 0, "messages still queued after 30 s"
     assert errors == []
@@ -66,8 +71,11 @@ def test_confluent_roundtrip_in_order(kafka_bootstrap: str, unique_name: str) ->
     topic = f"cse-it-rt-{unique_name}"
     create_topics(kafka_bootstrap, topic)
     sent = [
-        (f"BTC-USD-{i % 3}".encode(), json.dumps({"seq": i, "px": f"{100 + i}.5"}).encode(),
-         [("event-type", b"PriceTick"), ("seq", str(i).encode())])
+        (
+            f"BTC-USD-{i % 3}".encode(),
+            json.dumps({"seq": i, "px": f"{100 + i}.5"}).encode(),
+            [("event-type", b"PriceTick"), ("seq", str(i).encode())],
+        )
         for i in range(N)
     ]
     produce(kafka_bootstrap, topic, sent)
@@ -81,7 +89,9 @@ async def test_faust_agent_transforms_to_output_topic(kafka_bootstrap: str, uniq
     src_name, dst_name = f"cse-it-faust-in-{unique_name}", f"cse-it-faust-out-{unique_name}"
     # faust only subscribes to topics that exist when the worker starts.
     await asyncio.to_thread(create_topics, kafka_bootstrap, src_name, dst_name)
-    quotes = [(f"k{i}".encode(), {"seq": i, "bid": f"{100 + i}.25", "ask": f"{100 + i}.75"}) for i in range(N)]
+    quotes = [
+        (f"k{i}".encode(), {"seq": i, "bid": f"{100 + i}.25", "ask": f"{100 + i}.75"}) for i in range(N)
+    ]
     await asyncio.to_thread(
         produce, kafka_bootstrap, src_name, [(k, json.dumps(v).encode(), []) for k, v in quotes]
     )
