@@ -6,7 +6,6 @@ Venue A quotes 99.90 / 100.10, so its mid is 100.00.
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from decimal import Decimal
 from typing import Any
 
@@ -28,10 +27,10 @@ from domain.events import (
     RiskCheckPassed,
     RiskCheckRejected,
     UpdateRiskLimits,
-    input_event_id,
 )
 from domain.risk import RiskDecider, RiskState
 from domain.values import Liquidity, OrderType, RiskLimits, Side, TimeInForce
+from tests.unit.decider_harness import DeciderHarness
 
 pytestmark = pytest.mark.unit
 
@@ -55,34 +54,12 @@ def limits(**overrides: Any) -> RiskLimits:
     return RiskLimits(**base)
 
 
-class Harness:
+class Harness(DeciderHarness):
+    state: RiskState
+
     def __init__(self, risk_limits: RiskLimits | None = None, account: str = "acc-1") -> None:
-        self.decider = RiskDecider(account, risk_limits or limits())
-        self.state: RiskState = self.decider.initial_state()
-        self.seq = 0
+        super().__init__(RiskDecider(account, risk_limits or limits()))
         self.trades = 0
-
-    def env(self, t: int = 0) -> Envelope:
-        self.seq += 1
-        return Envelope(
-            event_id=input_event_id("test", "in", self.seq),
-            session_id="test",
-            sequence=self.seq,
-            event_time_ns=t,
-            ingest_time_ns=t,
-            source="test",
-        )
-
-    def feed(self, event: EventBase) -> list[EventBase]:
-        out: list[EventBase] = []
-        queue: deque[EventBase] = deque([event])
-        while queue:
-            current = queue.popleft()
-            derived = self.decider.decide(self.state, current)
-            self.state = self.decider.evolve(self.state, current)
-            out.extend(derived)
-            queue.extend(derived)
-        return out
 
     def quote(self, venue: str = "A", bid: str = "99.90", ask: str = "100.10", t: int = 0) -> None:
         self.feed(

@@ -7,14 +7,12 @@ selling on B needs gross edge > 10 + 10 + 5 = 25 bps, i.e. a bid on B above 100.
 from __future__ import annotations
 
 import uuid
-from collections import deque
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from domain.events import (
-    Envelope,
     EventBase,
     OrderCanceled,
     OrderExpired,
@@ -27,10 +25,10 @@ from domain.events import (
     SpreadOpportunityDetected,
     StartStrategy,
     StopStrategy,
-    input_event_id,
 )
 from domain.spread_strategy import SpreadState, SpreadStrategy, SpreadStrategyConfig, leg_order_id
 from domain.values import Liquidity, OrderType, Side, TimeInForce
+from tests.unit.decider_harness import DeciderHarness
 
 pytestmark = pytest.mark.unit
 
@@ -59,35 +57,11 @@ def make_config(**overrides: Any) -> SpreadStrategyConfig:
     return SpreadStrategyConfig(**base)
 
 
-class Harness:
-    """Feeds inputs; derived events run back through the decider breadth-first, as the kernel does."""
+class Harness(DeciderHarness):
+    state: SpreadState
 
     def __init__(self, config: SpreadStrategyConfig) -> None:
-        self.decider = SpreadStrategy(config)
-        self.state: SpreadState = self.decider.initial_state()
-        self.seq = 0
-
-    def env(self, t_ns: int) -> Envelope:
-        self.seq += 1
-        return Envelope(
-            event_id=input_event_id("test", "in", self.seq),
-            session_id="test",
-            sequence=self.seq,
-            event_time_ns=t_ns,
-            ingest_time_ns=t_ns,
-            source="test",
-        )
-
-    def feed(self, event: EventBase) -> list[EventBase]:
-        out: list[EventBase] = []
-        queue: deque[EventBase] = deque([event])
-        while queue:
-            current = queue.popleft()
-            derived = self.decider.decide(self.state, current)
-            self.state = self.decider.evolve(self.state, current)
-            out.extend(derived)
-            queue.extend(derived)
-        return out
+        super().__init__(SpreadStrategy(config))
 
     def quote(
         self,
