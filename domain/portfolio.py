@@ -141,6 +141,35 @@ def equity(state: PortfolioState) -> Decimal:
     return total_cash(state) + cost_basis(state) + unrealized_pnl(state)
 
 
+def position_after_fill(
+    held: Decimal, cost: Decimal, signed_quantity: Decimal, price: Decimal
+) -> tuple[Decimal, Decimal, Decimal]:
+    """(quantity, cost basis, realized PnL) after a fill of `signed_quantity` at `price` on a position of
+    `held` at `cost`. The one place position arithmetic lives: the read models use it too, so they agree to
+    the last digit. Average-cost method; closing part of a position removes its pro-rata cost, rounded to
+    COST_QUANTUM so every later sum stays exact."""
+    realized = _ZERO
+    if held == _ZERO or (held > _ZERO) == (signed_quantity > _ZERO):
+        cost += signed_quantity * price
+    else:
+        quantity = abs(signed_quantity)
+        closed = min(quantity, abs(held))
+        if closed == abs(held):
+            removed = cost
+        else:
+            removed = (cost * closed / abs(held)).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
+        proceeds = closed * price if held > _ZERO else -closed * price
+        realized = proceeds - removed
+        cost -= removed
+        opened = quantity - closed
+        if opened > _ZERO:
+            cost += opened * price if signed_quantity > _ZERO else -opened * price
+    held += signed_quantity
+    if held == _ZERO:
+        cost = _ZERO  # already exactly zero; guards against a stray digit from the division
+    return held, cost, realized
+
+
 def apply_fill(state: PortfolioState, fill: OrderFillEvent, spec: InstrumentSpec) -> None:
     """Fold one (new, valid) fill into the state."""
     quantity = fill.quantity * spec.multiplier
@@ -154,26 +183,9 @@ def apply_fill(state: PortfolioState, fill: OrderFillEvent, spec: InstrumentSpec
     cash_key = (fill.venue, spec.quote)
     state.cash[cash_key] = state.cash.get(cash_key, _ZERO) - signed * price
 
-    held = position.quantity
-    if held == _ZERO or (held > _ZERO) == (signed > _ZERO):
-        position.cost += signed * price
-    else:
-        closed = min(quantity, abs(held))
-        if closed == abs(held):
-            removed = position.cost
-        else:  # pro-rata cost, rounded to COST_QUANTUM so that every later sum stays exact
-            removed = (position.cost * closed / abs(held)).quantize(COST_QUANTUM, rounding=ROUND_HALF_EVEN)
-        proceeds = closed * price if held > _ZERO else -closed * price
-        realized = proceeds - removed
-        position.cost -= removed
-        position.realized_pnl += realized
-        state.realized_pnl += realized
-        opened = quantity - closed
-        if opened > _ZERO:
-            position.cost += opened * price if signed > _ZERO else -opened * price
-    position.quantity = held + signed
-    if position.quantity == _ZERO:
-        position.cost = _ZERO  # already exactly zero; guards against a stray digit from the division
+    position.quantity, position.cost, realized = position_after_fill(position.quantity, position.cost, signed, price)
+    position.realized_pnl += realized
+    state.realized_pnl += realized
 
     if fill.fee_currency == spec.base:
         fee = fill.fee * price

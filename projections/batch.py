@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table, and_, any_, bindparam, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -19,6 +19,8 @@ Row = dict[str, Any]
 Key = tuple[Any, ...]
 
 _PREFETCH_CHUNK = 500
+_PG_PREFETCH_CHUNK = 20_000
+_PG_LOOKUPS: dict[Table, Any] = {}
 
 
 def pk_columns(table: Table) -> list[str]:
@@ -59,6 +61,9 @@ class Batch:
             return
         table = self.tables[name]
         cols = [table.c[c] for c in self._pk[name]]
+        if self.conn.dialect.name == "postgresql":
+            await self._prefetch_pg(name, table, cols, wanted, cache)
+            return
         for start in range(0, len(wanted), _PREFETCH_CHUNK):
             chunk = wanted[start : start + _PREFETCH_CHUNK]
             if len(cols) == 1:
@@ -68,6 +73,34 @@ class Batch:
             for k in chunk:
                 cache[k] = None
             result = await self.conn.execute(select(table).where(cond))
+            for r in result.mappings():
+                row = dict(r)
+                cache[self.key_of(name, row)] = row
+
+    async def _prefetch_pg(self, name: str, table: Table, cols: list[Any], wanted: list[Key],
+                           cache: dict[Key, Row | None]) -> None:  # fmt: skip
+        """PostgreSQL: the keys travel as arrays, one per key column (`= ANY($1)` or a join with
+        `unnest($1, $2, ...)`), so the statement text is the same for any number of keys (prepared once,
+        planned as an index lookup) instead of an IN list of thousands of literals re-planned every time."""
+        stmt = _PG_LOOKUPS.get(table)
+        if stmt is None:
+            arrays = [bindparam(f"k{i}", type_=postgresql.ARRAY(c.type)) for i, c in enumerate(cols)]
+            if len(cols) == 1:
+                stmt = select(table).where(cols[0] == any_(arrays[0]))
+            else:
+                keys = (
+                    func.unnest(*arrays)
+                    .table_valued(*(f"k{i}" for i in range(len(cols))))
+                    .render_derived("k")
+                )
+                stmt = select(table).join(keys, and_(*(c == keys.c[f"k{i}"] for i, c in enumerate(cols))))
+            _PG_LOOKUPS[table] = stmt
+        for start in range(0, len(wanted), _PG_PREFETCH_CHUNK):
+            chunk = wanted[start : start + _PG_PREFETCH_CHUNK]
+            for k in chunk:
+                cache[k] = None
+            params = {f"k{i}": [k[i] for k in chunk] for i in range(len(cols))}
+            result = await self.conn.execute(stmt, params)
             for r in result.mappings():
                 row = dict(r)
                 cache[self.key_of(name, row)] = row
@@ -99,6 +132,31 @@ class Batch:
                 continue
             table = self.tables[name]
             columns = [c.name for c in table.columns]
+            if dialect == "postgresql":
+                # one statement whatever the row count: the rows travel as one array per column
+                await self.conn.execute(_pg_array_upsert(table),
+                                        {c: [row.get(c) for row in rows.values()] for c in columns})  # fmt: skip
+                continue
             params: Sequence[Row] = [{c: row.get(c) for c in columns} for row in rows.values()]
             await self.conn.execute(upsert_statement(table, dialect), list(params))
         self._dirty.clear()
+
+
+_PG_UPSERTS: dict[Table, Any] = {}
+
+
+def _pg_array_upsert(table: Table) -> Any:
+    """INSERT INTO t (cols) SELECT * FROM unnest($1::type[], ...) ON CONFLICT (pk) DO UPDATE: a batch's rows
+    of a table in one statement and one round trip (rows are unique per key: the batch keys them by pk)."""
+    stmt = _PG_UPSERTS.get(table)
+    if stmt is None:
+        columns = [c.name for c in table.columns]
+        arrays = [bindparam(c.name, type_=postgresql.ARRAY(c.type)) for c in table.columns]
+        rows = func.unnest(*arrays).table_valued(*columns).render_derived("r")
+        insert = postgresql.insert(table).from_select(columns, select(*(rows.c[c] for c in columns)))
+        keys = pk_columns(table)
+        others = [c for c in columns if c not in keys]
+        stmt = (insert.on_conflict_do_update(index_elements=keys, set_={n: insert.excluded[n] for n in others})
+                if others else insert.on_conflict_do_nothing(index_elements=keys))  # fmt: skip
+        _PG_UPSERTS[table] = stmt
+    return stmt

@@ -41,7 +41,7 @@ from domain.events import (
     SessionStarted,
     SpreadOpportunityDetected,
 )
-from domain.portfolio import parse_instrument
+from domain.portfolio import parse_instrument, position_after_fill
 from domain.values import Side
 from projections.batch import Batch, Key, Row
 from projections.models import q18
@@ -137,24 +137,13 @@ async def on_transition_refused(b: Batch, e: OrderTransitionRefused, stored: Sto
 def apply_fill_to_position(
     position: Row, side: Side, quantity: Decimal, price: Decimal, fee: Decimal
 ) -> None:
-    """domain.portfolio.apply_fill on one position row (quantity, cost_basis, realized_pnl, fees)."""
+    """domain.portfolio's position arithmetic on one position row (quantity, cost_basis, realized_pnl, fees)."""
     signed = quantity if side is Side.BUY else -quantity
-    held: Decimal = position["quantity"]
-    cost: Decimal = position["cost_basis"]
-    if held == ZERO or (held > ZERO) == (signed > ZERO):
-        cost += signed * price
-    else:
-        closed = min(quantity, abs(held))
-        removed = cost if closed == abs(held) else q18(cost * closed / abs(held))
-        proceeds = closed * price if held > ZERO else -closed * price
-        position["realized_pnl"] += proceeds - removed
-        cost -= removed
-        opened = quantity - closed
-        if opened > ZERO:
-            cost += opened * price if signed > ZERO else -opened * price
-    position["quantity"] = held + signed
-    position["cost_basis"] = ZERO if position["quantity"] == ZERO else cost
-    position["avg_cost"] = None if position["quantity"] == ZERO else q18(cost / position["quantity"])
+    held, cost, realized = position_after_fill(position["quantity"], position["cost_basis"], signed, price)
+    position["quantity"] = held
+    position["cost_basis"] = cost
+    position["realized_pnl"] += realized
+    position["avg_cost"] = None if held == ZERO else q18(cost / held)
     position["fees"] += fee
     position["fill_count"] += 1
 

@@ -28,8 +28,10 @@ projection is. A 4xx answer other than the retention one (a bad point) is raised
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import KeysView, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,10 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.influx_http import InfluxError, InfluxHTTPClient, quote_ident
 from adapters.settings import Settings
 from application.ports import EventLog
-from domain.events import decode
 from projections.models import TRACKING_TABLE, Base
 from projections.projector import LAG, Backoff, read_batch, read_tracking, write_tracking
-from projections.timeseries import POINT_EVENT_TYPES, Point, dedupe, points_for
+from projections.timeseries import Point, points_for_record
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,10 @@ class InfluxConfig:
     retention: str = "30d"
     """An InfluxQL duration ("30d", "52w", "INF")."""
     shard_duration: str | None = None
-    batch_points: int = 5000
+    batch_points: int = 20_000
+    """Lines per HTTP write request."""
+    max_in_flight: int = 3
+    """Write requests in flight at once (the writes are idempotent, so their order does not matter)."""
 
     @classmethod
     def from_env(cls, settings: Settings | None = None) -> InfluxConfig:
@@ -65,7 +69,8 @@ class InfluxConfig:
             retention_policy=os.environ.get("CSE_INFLUX_RP", "cse"),
             retention=os.environ.get("CSE_INFLUX_RETENTION", "30d"),
             shard_duration=os.environ.get("CSE_INFLUX_SHARD_DURATION") or None,
-            batch_points=int(os.environ.get("CSE_INFLUX_BATCH_POINTS", "5000")),
+            batch_points=int(os.environ.get("CSE_INFLUX_BATCH_POINTS", "20000")),
+            max_in_flight=int(os.environ.get("CSE_INFLUX_MAX_IN_FLIGHT", "3")),
         )
 
 
@@ -96,19 +101,22 @@ async def ensure_database(client: InfluxHTTPClient, config: InfluxConfig) -> Non
 
 
 class InfluxSink:
-    """Writes points to InfluxDB in batches of `config.batch_points` lines, each acknowledged before the next."""
+    """Writes points to InfluxDB in requests of `config.batch_points` lines. `write` returns once every request
+    of the call is acknowledged; the projector calls it for up to `max_in_flight` batches concurrently."""
 
     def __init__(self, client: InfluxHTTPClient, config: InfluxConfig) -> None:
         self.client = client
         self.config = config
         self.points_written = 0
+        self.max_in_flight = max(1, config.max_in_flight)
 
     async def write(self, points: Sequence[Point]) -> None:
         size = self.config.batch_points
         for start in range(0, len(points), size):
             chunk = points[start : start + size]
+            lines = [p.line() for p in chunk]
             try:
-                await self.client.write(self.config.database, [p.line() for p in chunk],
+                await self.client.write(self.config.database, lines,
                                         retention_policy=self.config.retention_policy)  # fmt: skip
             except InfluxError as exc:
                 if exc.status is None or exc.status >= 500 or exc.status == 429:
@@ -118,6 +126,19 @@ class InfluxSink:
                 else:
                     raise
             self.points_written += len(chunk)
+
+
+@dataclass
+class _InFlight:
+    end: int
+    """Offset of the batch's last record."""
+    task: asyncio.Task[None] | None
+    """The write (None: the batch had no points)."""
+    keys: KeysView[Any]
+    """(measurement, tags, time) of its points."""
+
+    def done(self) -> bool:
+        return self.task is None or self.task.done()
 
 
 class TimeseriesProjector:
@@ -131,7 +152,7 @@ class TimeseriesProjector:
         sink: PointSink,
         *,
         name: str = "influx",
-        batch_records: int = 5000,
+        batch_records: int = 20_000,
         quote_interval_ns: int = 0,
         backoff: Backoff = Backoff(),  # noqa: B008 - frozen
         lag_gauge: Gauge | None = LAG,
@@ -168,26 +189,77 @@ class TimeseriesProjector:
         async with self.engine.connect() as conn:
             return await read_tracking(conn, self.tracking, self.name, session_id, stream)
 
-    async def _step(self, session_id: str, stream: str) -> int:
+    async def project_stream(self, session_id: str, stream: str, *, max_batches: int | None = None) -> int:
+        """Project the stream's records after the tracked offset; returns how many records were projected.
+
+        Pipelined: while up to `sink.max_in_flight` batches are being written, the next one is read, mapped
+        and sent. The tracking row only ever moves to the end of a batch once that batch and every batch
+        before it are acknowledged (oldest first), so progress never leads what the sink holds. Two batches
+        that write the same point (series + time: e.g. downsampled quotes of one interval across a batch
+        boundary) are never in flight together: the later one waits, so the last value wins as in the log."""
+        key = (session_id, stream)
         what = f"projection {self.name} {session_id}/{stream}"
         on_retry = self._on_retry(session_id, stream)
         last = await self.backoff.run(
             lambda: self.last_offset(session_id, stream), what=what, on_retry=on_retry
         )
-        self._last_known[(session_id, stream)] = last
-        records = [r for r in read_batch(self.log, session_id, stream, last + 1, self.batch_records)
-                   if r.offset > last]  # fmt: skip
-        if not records:
-            return 0
-        points: list[Point] = []
-        for stored in records:
-            if stored.record.event_type in POINT_EVENT_TYPES:
-                event = decode(stored.record.payload)
-                points.extend(points_for(event, session_id, quote_interval_ns=self.quote_interval_ns))
-        points = dedupe(points)
-        if points:
-            await self.backoff.run(lambda: self.sink.write(points), what=what, on_retry=on_retry)
-        end = records[-1].offset
+        self._last_known[key] = last
+        depth = max(1, int(getattr(self.sink, "max_in_flight", 1)))
+        pending: deque[_InFlight] = deque()
+        total = batches = 0
+        next_from = last + 1
+        try:
+            while max_batches is None or batches < max_batches:
+                records = [r for r in read_batch(self.log, session_id, stream, next_from, self.batch_records)
+                           if r.offset >= next_from]  # fmt: skip
+                if not records:
+                    break
+                by_key: dict[Any, Point] = {}
+                for stored in records:
+                    for p in points_for_record(
+                        stored.record, session_id, quote_interval_ns=self.quote_interval_ns
+                    ):
+                        by_key.pop(p.series_key, None)  # the last point of a (series, time) wins
+                        by_key[p.series_key] = p
+                if any(not f.done() and not f.keys.isdisjoint(by_key) for f in pending):
+                    while pending:  # the same point in an unacknowledged batch: keep the log's order
+                        await self._settle(pending, session_id, stream, what, on_retry)
+                while len(pending) >= depth:
+                    await self._settle(pending, session_id, stream, what, on_retry)
+                task = None
+                if by_key:
+                    points = list(by_key.values())
+                    task = asyncio.create_task(self.backoff.run(lambda pts=points: self.sink.write(pts),  # type: ignore[misc]
+                                                                what=what, on_retry=on_retry))  # fmt: skip
+                pending.append(_InFlight(records[-1].offset, task, by_key.keys()))
+                await asyncio.sleep(0)  # let the write start (encode and send) before reading the next batch
+                next_from = records[-1].offset + 1
+                total += len(records)
+                batches += 1
+            while pending:
+                await self._settle(pending, session_id, stream, what, on_retry)
+        except BaseException:
+            for f in pending:
+                if f.task is not None:
+                    f.task.cancel()
+            await asyncio.gather(*(f.task for f in pending if f.task is not None), return_exceptions=True)
+            raise
+        self._report(session_id, stream)
+        return total
+
+    async def _settle(self, pending: deque[_InFlight], session_id: str, stream: str, what: str,
+                      on_retry: Any) -> None:  # fmt: skip
+        """Wait for the oldest in-flight batch, then record progress up to it (and any acknowledged batches
+        right behind it) in one tracking update."""
+        oldest = pending.popleft()
+        if oldest.task is not None:
+            await oldest.task
+        end = oldest.end
+        while pending and pending[0].done():
+            head = pending.popleft()
+            if head.task is not None:
+                head.task.result()  # raises if that write failed
+            end = head.end
 
         async def commit() -> None:
             async with self.engine.begin() as conn:
@@ -196,18 +268,6 @@ class TimeseriesProjector:
         await self.backoff.run(commit, what=what, on_retry=on_retry)
         self._last_known[(session_id, stream)] = end
         self._report(session_id, stream)
-        return len(records)
-
-    async def project_stream(self, session_id: str, stream: str, *, max_batches: int | None = None) -> int:
-        total = batches = 0
-        while max_batches is None or batches < max_batches:
-            n = await self._step(session_id, stream)
-            if n == 0:
-                self._report(session_id, stream)
-                break
-            total += n
-            batches += 1
-        return total
 
     async def project_session(self, session_id: str, streams: list[str] | None = None) -> int:
         total = 0

@@ -189,7 +189,7 @@ class SqlProjector:
         log: EventLog,
         *,
         name: str = "read_models",
-        batch_size: int = 1000,
+        batch_size: int = 5000,
         tables: Mapping[str, Table] | None = None,
         registry: Mapping[str, Callable[..., Awaitable[None]]] | None = None,
         prefetch: Prefetch | None = default_handlers.prefetch,

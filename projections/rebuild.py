@@ -109,7 +109,7 @@ async def rebuild(
     session_id: str | None,
     *,
     projection: str = "read_models",
-    batch_size: int = 1000,
+    batch_size: int = 5000,
     backoff: Backoff = Backoff(),  # noqa: B008 - frozen
 ) -> int:
     """Rebuild the read models of `session_id` (None: every session of the log) and swap them in atomically.

@@ -301,26 +301,10 @@ async def actual_read_models(engine: AsyncEngine, session_id: str) -> dict[str, 
             "equity": equity, "risk": risk, "session": session, "history": history}  # fmt: skip
 
 
-def assert_matches_fold(
-    actual: dict[str, Any], expected: dict[str, Any], tolerance: Decimal = Decimal("1e-12")
-) -> None:
-    """Exact equality, except the position amounts that involve a pro-rata division (the projection rounds
-    those to 18 places, domain.portfolio keeps 28 significant digits)."""
-    for key in ("orders", "fills", "signals", "latest", "equity", "risk", "session", "history"):
+def assert_matches_fold(actual: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Exact equality: the read models use domain.portfolio's position arithmetic, digit for digit."""
+    for key in ("orders", "fills", "signals", "latest", "equity", "risk", "session", "history", "positions"):
         assert actual[key] == expected[key], key
-    assert actual["positions"].keys() == expected["positions"].keys()
-    for k, exp in expected["positions"].items():
-        got = actual["positions"][k]
-        assert got["quantity"] == exp["quantity"], k
-        assert got["fill_count"] == exp["fill_count"], k
-        for f in ("cost_basis", "realized_pnl", "fees"):
-            # domain.portfolio works to 28 significant digits, the tables to 18 decimal places
-            assert abs(got[f] - exp[f]) <= max(tolerance, abs(exp[f]) * Decimal("1e-15")), (
-                k,
-                f,
-                got[f],
-                exp[f],
-            )
 
 
 async def dump(engine: AsyncEngine, *, with_tracking: bool = True) -> dict[str, list[tuple[Any, ...]]]:

@@ -23,9 +23,14 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from adapters.influx_http import FieldValue, encode_line
+from adapters.influx_http import _encode_field as encode_field  # the reference encoding (escaping, checks)
+from application.ports import LogRecord
 from domain.events import (
     EquitySampled,
     EventBase,
@@ -33,6 +38,7 @@ from domain.events import (
     OrderFillEvent,
     QuoteTick,
     SpreadOpportunityDetected,
+    decode,
 )
 
 _TWO = Decimal(2)
@@ -62,7 +68,27 @@ class Point:
         return (self.measurement, self.tags, self.time_ns)
 
     def line(self) -> str:
-        return encode_line(self.measurement, dict(self.tags), dict(self.fields), self.time_ns)
+        """The line-protocol line, byte for byte what `adapters.influx_http.encode_line` gives, faster: the
+        escaped "measurement,tags" prefix and field keys are computed once per series / key and cached."""
+        key = (self.measurement, self.tags)
+        prefix = _PREFIXES.get(key)
+        if prefix is None:
+            if len(_PREFIXES) >= _PREFIX_CACHE_MAX:
+                _PREFIXES.clear()  # unbounded tag values (e.g. the trade id of fills): start over
+            # encode_line checks and escapes; " _=1i" is the dummy field's known suffix
+            prefix = _PREFIXES[key] = encode_line(self.measurement, dict(self.tags), {"_": 1})[:-5]
+        parts = []
+        for k, v in self.fields:
+            fk = _FIELD_KEYS.get(k)
+            if fk is None:
+                fk = _FIELD_KEYS[k] = encode_line("m", None, {k: 1})[2:-3]
+            if type(v) is Decimal and v.is_finite():
+                parts.append(f"{fk}={v:f}")
+            else:
+                parts.append(f"{fk}={encode_field(k, v)}")
+        if not parts:
+            raise ValueError("a point needs at least one field")
+        return f"{prefix} {','.join(parts)} {self.time_ns}"
 
     def tag_string(self) -> str:
         return ",".join(f"{k}={v}" for k, v in self.tags)
@@ -71,21 +97,74 @@ class Point:
         return json.dumps({k: _jsonable(v) for k, v in self.fields}, sort_keys=True, separators=(",", ":"))
 
 
+_PREFIXES: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+_FIELD_KEYS: dict[str, str] = {}
+_PREFIX_CACHE_MAX = 100_000
+
+
 def _jsonable(v: FieldValue) -> Any:
     return str(v) if isinstance(v, Decimal) else v
+
+
+def _quote_points(session_id: str, venue: str, instrument: str, bid: Decimal, ask: Decimal, t: int,
+                  quote_interval_ns: int) -> list[Point]:  # fmt: skip
+    if bid <= 0 or ask < bid:
+        return []  # crossed or empty book: no meaningful mid
+    mid = (bid + ask) / _TWO
+    if quote_interval_ns > 0:
+        t -= t % quote_interval_ns
+    tags = (("instrument", instrument), ("session", session_id), ("venue", venue))  # sorted by key
+    return [Point("mid", tags, (("mid", mid), ("bid", bid), ("ask", ask),
+                                ("spread_bps", (ask - bid) / mid * _BPS)), t)]  # fmt: skip
+
+
+class _QuoteEnvelope(TypedDict):
+    event_time_ns: int
+
+
+class _QuoteFields(TypedDict):
+    type: Literal["market.quote"]
+    schema_version: int
+    envelope: _QuoteEnvelope
+    venue: str
+    instrument: str
+    bid_price: str
+    ask_price: str
+
+
+_QUOTE_FIELDS = TypeAdapter(_QuoteFields)
+
+
+def points_for_record(record: LogRecord, session_id: str, *, quote_interval_ns: int = 0) -> list[Point]:
+    """The points of one log record, decoding only what is needed: records of other types are skipped on
+    their event type without decoding, and a current-version quote (the bulk of a session) is read for just
+    the six fields its point needs (~4x faster than decoding the whole event; the values are the same, see
+    tests). Anything unusual (another schema version, a number where a decimal string is expected) takes the
+    full `decode`, which also reports undecodable records."""
+    event_type = record.event_type
+    if event_type not in POINT_EVENT_TYPES:
+        return []
+    if event_type == "market.quote":
+        try:
+            q = _QUOTE_FIELDS.validate_json(record.payload)
+        except ValidationError:
+            q = None
+        if q is not None and q["schema_version"] == QuoteTick.SCHEMA_VERSION:
+            try:
+                bid, ask = Decimal(q["bid_price"]), Decimal(q["ask_price"])
+            except ArithmeticError:
+                bid = ask = Decimal("NaN")
+            if bid.is_finite() and ask.is_finite():
+                return _quote_points(session_id, q["venue"], q["instrument"], bid, ask,
+                                     q["envelope"]["event_time_ns"], quote_interval_ns)  # fmt: skip
+    return points_for(decode(record.payload), session_id, quote_interval_ns=quote_interval_ns)
 
 
 def points_for(event: EventBase, session_id: str, *, quote_interval_ns: int = 0) -> list[Point]:
     t = event.envelope.event_time_ns
     if isinstance(event, QuoteTick):
-        if event.bid_price <= 0 or event.ask_price < event.bid_price:
-            return []  # crossed or empty book: no meaningful mid
-        mid = (event.bid_price + event.ask_price) / _TWO
-        if quote_interval_ns > 0:
-            t -= t % quote_interval_ns
-        return [Point.make("mid", {"session": session_id, "venue": event.venue, "instrument": event.instrument},
-                           {"mid": mid, "bid": event.bid_price, "ask": event.ask_price,
-                            "spread_bps": (event.ask_price - event.bid_price) / mid * _BPS}, t)]  # fmt: skip
+        return _quote_points(session_id, event.venue, event.instrument, event.bid_price, event.ask_price, t,
+                             quote_interval_ns)  # fmt: skip
     if isinstance(event, SpreadOpportunityDetected):
         return [
             Point.make("spread", {"session": session_id, "instrument": event.instrument,

@@ -174,3 +174,21 @@ async def test_timeseries_sink_idempotent_and_resumable(engine: AsyncEngine, log
     assert after == before
     fills = before[1]
     assert len(fills) == len({(r["tags"]["venue"], r["tags"]["trade"]) for r in fills})
+
+
+def test_fast_point_mapping_and_line_encoding_equal_the_reference(log: SqliteEventLog) -> None:
+    """points_for_record (quotes read for six fields only) == points_for(decode(...)), and Point.line (cached
+    prefixes) == adapters.influx_http.encode_line, on every record of the sample session."""
+    from adapters.influx_http import encode_line
+    from domain.events import decode
+    from projections.timeseries import POINT_EVENT_TYPES, points_for, points_for_record
+
+    records = [r.record for s in log.streams(SESSION) for r in log.read(SESSION, s)]
+    for interval in (0, 1_000_000_000):
+        fast = [p for r in records for p in points_for_record(r, SESSION, quote_interval_ns=interval)]
+        slow = [p for r in records if r.event_type in POINT_EVENT_TYPES
+                for p in points_for(decode(r.payload), SESSION, quote_interval_ns=interval)]  # fmt: skip
+        assert fast == slow and any(p.measurement == "mid" for p in fast)
+        assert [p.line() for p in fast] == [
+            encode_line(p.measurement, dict(p.tags), dict(p.fields), p.time_ns) for p in fast
+        ]
