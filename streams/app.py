@@ -8,6 +8,12 @@ offset 0 (read with confluent-kafka) to rebuild the kernels, re-publishing their
 byte-identical (deterministic ids) and the digest consumer (`streams.digest`) drops them by event id.
 Undecodable inputs go to `{prefix}.dlq` with the reason; the agent goes on.
 
+Recovery: a worker that dies without leaving the group (SIGKILL, OOM, lost host) keeps its partitions until
+the broker's session timeout expires; only then does a restarted or surviving worker get them. Faust's
+default is 60 s; `CSE_WORKER_SESSION_TIMEOUT_S` (or `settings={"broker_session_timeout": ...}`) lowers it
+(tests use 8 s; keep it well above the heartbeat interval, 3 s, and above any event-loop stall: the
+rebuild yields to the loop every `YIELD_EVERY` messages so heartbeats keep going).
+
 `cse worker --config FILE` runs `build_app(...)` in a faust Worker.
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +37,8 @@ from streams.worker import PartitionKernels, in_message
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 1_000
+YIELD_EVERY = 500
+SESSION_TIMEOUT_ENV = "CSE_WORKER_SESSION_TIMEOUT_S"
 
 
 def build_app(
@@ -41,26 +50,29 @@ def build_app(
     target_session: Callable[[str], str] | None = None,
     loop: asyncio.AbstractEventLoop | None = None,
     on_processed: Callable[[PartitionKernels], None] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> tuple[faust.App, PartitionKernels]:
+    """`settings`: extra/overriding faust.App settings (e.g. `broker_session_timeout`)."""
     topics = topics or Topics()
     kernels = PartitionKernels(config, venue_factory, target_session)
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {
+        "broker": f"kafka://{bootstrap}",
+        "store": "memory://",
+        "web_enabled": False,
+        "autodiscover": False,
+        "consumer_auto_offset_reset": "earliest",
+        "topic_allow_declare": False,  # `cse topics create` owns the topics
+        "producer_acks": -1,
+        # aiokafka needs python lz4/zstd packages for compression (not installed): derived events are few.
+        "producer_linger_ms": 5,
+        "broker_commit_every": 1_000,
+    }
     if loop is not None:
         options["loop"] = loop
-    app = faust.App(
-        app_id or f"{topics.prefix}-kernel",
-        broker=f"kafka://{bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        autodiscover=False,
-        consumer_auto_offset_reset="earliest",
-        topic_allow_declare=False,  # `cse topics create` owns the topics
-        producer_acks=-1,
-        # aiokafka needs python lz4/zstd packages for compression (not installed): derived events are few.
-        producer_linger_ms=5,
-        broker_commit_every=1_000,
-        **options,
-    )
+    if os.environ.get(SESSION_TIMEOUT_ENV):
+        options["broker_session_timeout"] = float(os.environ[SESSION_TIMEOUT_ENV])
+    options.update(settings or {})
+    app = faust.App(app_id or f"{topics.prefix}-kernel", **options)
     md = app.topic(topics.md, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                    allow_empty=True)  # fmt: skip
     outputs: dict[str, Any] = {}
@@ -95,10 +107,13 @@ def build_app(
                 )
                 kernels.reset(partition)
                 history = await asyncio.to_thread(read_partition, bootstrap, topics.md, partition, offset)
-                for old in history:
+                for i, old in enumerate(history):
+                    if i % YIELD_EVERY == YIELD_EVERY - 1:
+                        await asyncio.sleep(0)  # let heartbeats and the producer run during a long rebuild
                     await publish(kernels.process(in_message(old.topic(), old.partition(), old.offset(), old.key(),
                                                              old.value(), old.headers())))  # fmt: skip
                 await settle()
+                log.info("rebuilt %s[%d]: %d input(s) re-run", topics.md, partition, len(history))
             await publish(kernels.process(in_message(message.topic, partition, offset, message.key,
                                                      message.value, message.headers)))  # fmt: skip
             count += 1

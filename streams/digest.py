@@ -22,13 +22,14 @@ class DerivedDigest:
     events: int
     duplicates_dropped: int
     gaps: int
+    conflicts: int = 0  # distinct event ids at an already-taken position: diverged kernels, never expected
 
 
 def derived_digest(bootstrap: str, topics: Topics, session_id: str, stream: str = "derived") -> DerivedDigest:
     wanted_session, wanted_stream = session_id.encode(), stream.encode()
     seen: set[bytes] = set()
     by_offset: dict[int, bytes] = {}
-    duplicates = 0
+    duplicates = conflicts = 0
     for msg in scan(bootstrap, topics.derived()):
         headers = header_map(msg.headers())
         if headers.get(H_SESSION) != wanted_session or headers.get(H_STREAM) != wanted_stream:
@@ -38,9 +39,13 @@ def derived_digest(bootstrap: str, topics: Topics, session_id: str, stream: str 
             duplicates += 1
             continue
         seen.add(event_id)
-        by_offset[int(headers[H_OFFSET])] = msg.value()
+        offset = int(headers[H_OFFSET])
+        if offset in by_offset:
+            conflicts += 1
+            continue
+        by_offset[offset] = msg.value()
     digest = Digest()
     for offset in sorted(by_offset):
         digest.add(by_offset[offset])
     gaps = (max(by_offset) + 1 - len(by_offset)) if by_offset else 0
-    return DerivedDigest(session_id, digest.hexdigest(), len(by_offset), duplicates, gaps)
+    return DerivedDigest(session_id, digest.hexdigest(), len(by_offset), duplicates, gaps, conflicts)

@@ -7,6 +7,8 @@ records in exactly the order the embedded engine would feed them. Then the other
 `cse-control: end-of-session`) tells the worker to release the venue events still due at the end.
 With `pace`, market data is published at the recorded pace (`pace`=1.0 real time, 2.0 twice as fast).
 Records keep their SQLite offsets, so publishing a session twice duplicates nothing a reader keeps.
+`partition` pins the session's market data (and its control records) to one md partition instead of the
+instrument key's (tests and benchmarks: several sessions of one instrument on different partitions).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from adapters.kafka_event_log import KafkaEventLog
 from application.ports import EventLog
 from application.session_run import merged_inputs
-from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, H_SESSION
+from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, H_SESSION, to_message
 
 
 @dataclass
@@ -45,6 +47,7 @@ def record_session(
     inputs_only: bool = False,
     limit: int | None = None,
     progress: Callable[[int], None] | None = None,
+    partition: int | None = None,
 ) -> RecordResult:
     started = time.perf_counter()
     streams = market_data_streams(source, session_id)
@@ -63,7 +66,11 @@ def record_session(
             if delay > 0:
                 target.producer.flush()
                 time.sleep(delay)
-        target.publish(session_id, (stored,), flush=False)
+        if partition is None:
+            target.publish(session_id, (stored,), flush=False)
+        else:
+            msg = to_message(session_id, stored, target.account)
+            target.producer.produce(target.topics.md, msg.value, msg.key, msg.headers, partition=partition)
         instrument = merged.stream.split(".")[2]
         if instrument not in instruments:
             instruments.append(instrument)
@@ -72,7 +79,8 @@ def record_session(
             progress(1)
     for instrument in instruments:
         target.producer.produce(target.topics.md, b"", instrument.encode(),
-                                [(H_CONTROL, CONTROL_END_OF_SESSION), (H_SESSION, session_id.encode())])  # fmt: skip
+                                [(H_CONTROL, CONTROL_END_OF_SESSION), (H_SESSION, session_id.encode())],
+                                partition=partition)  # fmt: skip
     others = 0
     if not inputs_only:
         for stream in source.streams(session_id):
