@@ -26,7 +26,11 @@ pytestmark = pytest.mark.unit
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data"
 HFT = DATA / "hftbacktest"
-needs_data = pytest.mark.skipif(not HFT.exists(), reason=f"recorded data not at {DATA}")
+
+
+def test_recorded_data_is_beside_the_checkout() -> None:
+    # The real-data tests below need ../shared/data (CI has it): missing data is a failure, never a skip.
+    assert HFT.is_dir(), f"recorded data not at {DATA}"
 
 
 def version() -> str:
@@ -42,7 +46,6 @@ def types_in(log: SqliteEventLog, session: str, stream: str) -> Counter[str]:
     return Counter(r.record.event_type for r in log.read(session, stream))
 
 
-@needs_data
 @pytest.mark.parametrize(
     ("path", "stream", "counts"),
     [
@@ -81,7 +84,6 @@ def test_binance_captures_match_the_readme(
     assert times == sorted(times)
 
 
-@needs_data
 def test_spot_message_mapping(log: SqliteEventLog) -> None:
     import_binance_ws(log, "s", [HFT / "spot/btcusdt_20240808.gz"], code_version=version, echo=None)
     events = [
@@ -105,7 +107,6 @@ def test_spot_message_mapping(log: SqliteEventLog) -> None:
     assert isinstance(snapshot, BookSnapshot) and snapshot.last_update_id == 50093239218 and snapshot.bids
 
 
-@needs_data
 def test_two_days_continue_one_stream(log: SqliteEventLog) -> None:
     paths = [HFT / "spot/btcusdt_20240808.gz", HFT / "spot/btcusdt_20240809.gz"]
     import_binance_ws(log, "s", paths[:1], code_version=version, echo=None)
@@ -121,7 +122,6 @@ def write_gz(path: Path, lines: list[str]) -> None:
         fh.write("\n".join(lines) + "\n")
 
 
-@needs_data
 def test_corrupted_capture_reports_bad_lines_and_keeps_going(tmp_path: Path, log: SqliteEventLog) -> None:
     with gzip.open(HFT / "spot/btcusdt_20240808.gz", "rt") as fh:
         lines = [next(fh).rstrip("\n") for _ in range(200)]
@@ -162,7 +162,6 @@ def test_bad_rows_kept_are_capped_but_all_counted(tmp_path: Path, log: SqliteEve
 LEAN = DATA / "quantconnect-lean"
 
 
-@needs_data
 def test_lean_quote_bars_at_bar_end(log: SqliteEventLog) -> None:
     path = LEAN / "cryptofuture/binance/minute/btcusd/20221213_quote.zip"
     report = import_lean_quotes(log, "s", [path], code_version=version, echo=None)
@@ -178,7 +177,6 @@ def test_lean_quote_bars_at_bar_end(log: SqliteEventLog) -> None:
     )  # fmt: skip
 
 
-@needs_data
 def test_lean_trade_bars_are_refused(log: SqliteEventLog) -> None:
     with pytest.raises(ValueError, match="only quote bars"):
         import_lean_quotes(
@@ -201,7 +199,6 @@ def test_lean_bad_rows(tmp_path: Path, log: SqliteEventLog) -> None:
 NAUTILUS = DATA / "nautilus_trader/tests/test_data"
 
 
-@needs_data
 def test_tabular_presets(log: SqliteEventLog) -> None:
     quotes = import_preset(log, "n", [NAUTILUS / "binance/btcusdt-quotes.parquet"], "nautilus-quotes",
                            code_version=version, echo=None)  # fmt: skip
@@ -244,7 +241,6 @@ def test_tabular_csv_bad_rows_have_line_numbers(tmp_path: Path, log: SqliteEvent
     assert log.end_offset("s", "md.v.BTCUSDT.trades") == 2
 
 
-@needs_data
 def test_export_round_trip(tmp_path: Path, log: SqliteEventLog) -> None:
     import_binance_ws(log, "s", [HFT / "spot/btcusdt_20240808.gz"], code_version=version, echo=None)
     out = tmp_path / "s.parquet"
