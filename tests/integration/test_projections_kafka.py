@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.entrypoints.projection_commands import _source
@@ -21,7 +20,6 @@ from adapters.kafka_event_log import KafkaEventLog
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
 from projections.projector import SqlProjector
-from projections.schema import make_engine, migrate
 from projections.sources import SnapshotLog
 from projections.testing import (
     actual_read_models,
@@ -32,6 +30,7 @@ from projections.testing import (
 )
 from streams.record import record_session
 from streams.topics import TopicConfig, Topics, create_topics
+from tests.integration.pg_schema import migrated_schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -41,24 +40,8 @@ SESSION = "bt-kafka"
 
 @pytest.fixture
 async def engine() -> AsyncIterator[AsyncEngine]:
-    dsn = Settings().pg_dsn
-    schema = f"t_projk_{uuid.uuid4().hex[:12]}"
-    probe = make_engine(dsn)
-    try:
-        async with probe.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        pytest.fail(f"PostgreSQL at {dsn} unreachable ({exc!r}); run `bash deploy/local/services.sh start`")
-    finally:
-        await probe.dispose()
-    eng = make_engine(dsn, schema=schema)
-    await migrate(eng, schema=schema)
-    yield eng
-    await eng.dispose()
-    cleanup = make_engine(dsn)
-    async with cleanup.begin() as conn:
-        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    await cleanup.dispose()
+    async with migrated_schema("t_projk") as eng:
+        yield eng
 
 
 async def test_project_from_kafka_equals_the_fold(engine: AsyncEngine, tmp_path: Path) -> None:

@@ -8,21 +8,18 @@ import asyncio
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
 from projections import handlers
 from projections.models import Base
 from projections.projector import LAG, Backoff, SqlProjector
 from projections.rebuild import rebuild
-from projections.schema import make_engine, migrate
 from projections.testing import (
     actual_read_models,
     assert_matches_fold,
@@ -30,6 +27,7 @@ from projections.testing import (
     dump,
     expected_read_models,
 )
+from tests.integration.pg_schema import migrated_schema
 
 pytestmark = pytest.mark.integration
 
@@ -38,43 +36,16 @@ PG_BIN = os.environ.get("CSE_PG_BIN", "/usr/lib/postgresql/15/bin")
 RUN_DIR = Path(os.environ.get("CSE_RUN_DIR", "/tmp/cse-services"))
 
 
-async def _schema_engine(schema: str) -> AsyncEngine:
-    dsn = Settings().pg_dsn
-    probe = make_engine(dsn)
-    try:
-        async with probe.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except Exception as exc:
-        pytest.fail(f"PostgreSQL at {dsn} unreachable ({exc!r}); run `bash deploy/local/services.sh start`")
-    finally:
-        await probe.dispose()
-    engine = make_engine(dsn, schema=schema)
-    await migrate(engine, schema=schema)
-    return engine
-
-
-async def _drop_schema(engine: AsyncEngine, schema: str) -> None:
-    await engine.dispose()
-    cleanup = make_engine(Settings().pg_dsn)
-    async with cleanup.begin() as conn:
-        await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    await cleanup.dispose()
-
-
 @pytest.fixture
 async def engine() -> AsyncIterator[AsyncEngine]:
-    schema = f"t_proj_{uuid.uuid4().hex[:12]}"
-    eng = await _schema_engine(schema)
-    yield eng
-    await _drop_schema(eng, schema)
+    async with migrated_schema("t_proj") as eng:
+        yield eng
 
 
 @pytest.fixture
 async def reference() -> AsyncIterator[AsyncEngine]:
-    schema = f"t_ref_{uuid.uuid4().hex[:12]}"
-    eng = await _schema_engine(schema)
-    yield eng
-    await _drop_schema(eng, schema)
+    async with migrated_schema("t_ref") as eng:
+        yield eng
 
 
 @pytest.fixture
