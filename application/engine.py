@@ -45,6 +45,10 @@ class SimulatedClock:
             self._now_ns = time_ns
 
 
+def _detached(event: EventBase) -> None:
+    raise RuntimeError(f"kernel restored from a snapshot but not attached: {event.type} has nowhere to go")
+
+
 class _Slot:
     __slots__ = ("decider", "state")
 
@@ -69,6 +73,18 @@ class Kernel:
         self._awaiting_risk: dict[Any, PlaceOrder] = {}
         self.inputs = 0
         self.derived = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The output callback belongs to whoever runs the kernel (it is re-attached on restore), not to its state.
+        return {key: value for key, value in self.__dict__.items() if key != "_on_derived"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._on_derived = _detached
+
+    def attach(self, on_derived: Callable[[EventBase], None]) -> None:
+        """Route derived events to `on_derived` (after restoring a snapshot)."""
+        self._on_derived = on_derived
 
     def states(self) -> dict[str, Any]:
         """Decider states by name, for reports and tests (read only)."""

@@ -2,10 +2,15 @@
 (`application.engine.Kernel`, `build_deciders(config)`, the simulated venues) per md partition, publishing
 derived events to their topics (see `streams.worker.PartitionKernels` for ids, state and limits).
 
-Guarantee: at-least-once. Faust commits the offsets of processed inputs; after a restart or rebalance the
-first message of a partition is not the one the in-memory kernels expect, so the partition is replayed from
-offset 0 (read with confluent-kafka) to rebuild the kernels, re-publishing their outputs; the messages are
-byte-identical (deterministic ids) and the digest consumer (`streams.digest`) drops them by event id.
+Guarantee: at-least-once. Faust commits the offsets of processed inputs. State: every `SNAPSHOT_EVERY`
+inputs of a partition (and at a session's end-of-session marker), once the outputs so far are acknowledged, the
+partition's kernels are written to the `kernel-snapshots` table, whose changelog is the compacted
+`{prefix}.checkpoints` topic (key `{app_id}|{md topic}|{partition}`); Faust restores the table when a worker
+gets the partition. When the first message of a partition is not the one the in-memory kernels expect
+(restart, rebalance), the agent restores the snapshot and re-runs the inputs between it and the message
+(read with confluent-kafka), or re-runs from offset 0 when there is no usable snapshot; re-published
+outputs are byte-identical (deterministic ids) and the digest consumer (`streams.digest`) drops them by
+event id. Messages below the restored offset are skipped: their effects are in the state.
 Undecodable inputs go to `{prefix}.dlq` with the reason; the agent goes on.
 
 Recovery: a worker that dies without leaving the group (SIGKILL, OOM, lost host) keeps its partitions until
@@ -30,13 +35,14 @@ import faust
 from application.run_config import RunConfig
 from application.session_run import VenueFactory
 from streams.kafka_io import read_partition
-from streams.serialization import OutMessage
+from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, OutMessage
 from streams.topics import Topics
 from streams.worker import PartitionKernels, in_message
 
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 1_000
+SNAPSHOT_EVERY = 5_000  # inputs per partition; a snapshot of the sample's kernels takes a few ms
 YIELD_EVERY = 500
 SESSION_TIMEOUT_ENV = "CSE_WORKER_SESSION_TIMEOUT_S"
 
@@ -51,10 +57,12 @@ def build_app(
     loop: asyncio.AbstractEventLoop | None = None,
     on_processed: Callable[[PartitionKernels], None] | None = None,
     settings: dict[str, Any] | None = None,
+    code_version: str = "",
 ) -> tuple[faust.App, PartitionKernels]:
-    """`settings`: extra/overriding faust.App settings (e.g. `broker_session_timeout`)."""
+    """`settings`: extra/overriding faust.App settings (e.g. `broker_session_timeout`). `code_version`
+    is stored in snapshots: a worker running other code ignores them and re-runs from offset 0."""
     topics = topics or Topics()
-    kernels = PartitionKernels(config, venue_factory, target_session)
+    kernels = PartitionKernels(config, venue_factory, target_session, code_version)
     options: dict[str, Any] = {
         "broker": f"kafka://{bootstrap}",
         "store": "memory://",
@@ -72,9 +80,16 @@ def build_app(
     if os.environ.get(SESSION_TIMEOUT_ENV):
         options["broker_session_timeout"] = float(os.environ[SESSION_TIMEOUT_ENV])
     options.update(settings or {})
-    app = faust.App(app_id or f"{topics.prefix}-kernel", **options)
-    md = app.topic(topics.md, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
-                   allow_empty=True)  # fmt: skip
+    app_id = app_id or f"{topics.prefix}-kernel"
+    app = faust.App(app_id, **options)
+    raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+    md = app.topic(topics.md, allow_empty=True, **raw)
+    snapshots = app.Table("kernel-snapshots", key_type=bytes, value_type=bytes,  # bytes: raw serializers
+                          changelog_topic=app.topic(topics.checkpoints, **raw))  # fmt: skip
+    since_snapshot: dict[int, int] = {}
+
+    def snapshot_key(partition: int) -> bytes:
+        return f"{app_id}|{topics.md}|{partition}".encode()
     outputs: dict[str, Any] = {}
 
     def out_topic(suffix: str) -> Any:
@@ -95,30 +110,48 @@ def build_app(
             pending.clear()
             await asyncio.gather(*batch)  # raises (and crashes the agent) if a delivery failed
 
+    async def rerun(partition: int, start: int, end: int) -> None:
+        history = await asyncio.to_thread(read_partition, bootstrap, topics.md, partition, end, start)
+        for i, old in enumerate(history):
+            if i % YIELD_EVERY == YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # let heartbeats and the producer run during a long re-run
+            await publish(kernels.process(in_message(old.topic(), old.partition(), old.offset(), old.key(),
+                                                     old.value(), old.headers())))  # fmt: skip
+        await settle()
+        log.info("re-ran %s[%d] offsets [%d, %d): %d input(s)", topics.md, partition, start, end, len(history))
+
+    async def recover(partition: int, offset: int) -> None:
+        blob = snapshots.get(snapshot_key(partition))
+        start = kernels.restore(partition, blob) if blob else None
+        if start is None:
+            log.info("rebuilding kernels of %s[%d] from offset 0 (next input %d)", topics.md, partition, offset)
+            kernels.reset(partition)
+            start = 0
+        else:
+            log.info("restored kernels of %s[%d] at offset %d (next input %d)", topics.md, partition, start,
+                     offset)  # fmt: skip
+        await rerun(partition, start, offset)
+
     @app.agent(md, name="kernel")
     async def run_kernels(stream: Any) -> None:
         count = 0
         async for event in stream.events():
             message = event.message
             partition, offset = message.partition, message.offset
-            if not kernels.expects(partition, offset):
-                log.info(
-                    "rebuilding kernels of %s[%d] from offset 0 (next input %d)", topics.md, partition, offset
-                )
-                kernels.reset(partition)
-                history = await asyncio.to_thread(read_partition, bootstrap, topics.md, partition, offset)
-                for i, old in enumerate(history):
-                    if i % YIELD_EVERY == YIELD_EVERY - 1:
-                        await asyncio.sleep(0)  # let heartbeats and the producer run during a long rebuild
-                    await publish(kernels.process(in_message(old.topic(), old.partition(), old.offset(), old.key(),
-                                                             old.value(), old.headers())))  # fmt: skip
-                await settle()
-                log.info("rebuilt %s[%d]: %d input(s) re-run", topics.md, partition, len(history))
-            await publish(kernels.process(in_message(message.topic, partition, offset, message.key,
-                                                     message.value, message.headers)))  # fmt: skip
+            if offset >= kernels.next_offset(partition) and not kernels.expects(partition, offset):
+                await recover(partition, offset)
+            if offset < kernels.next_offset(partition):
+                continue  # redelivered below the state's offset: its effects and outputs are already there
+            incoming = in_message(message.topic, partition, offset, message.key, message.value, message.headers)
+            await publish(kernels.process(incoming))
             count += 1
-            if count % FLUSH_EVERY == 0 or stream_idle(stream):
+            since_snapshot[partition] = since_snapshot.get(partition, 0) + 1
+            session_ended = incoming.headers.get(H_CONTROL) == CONTROL_END_OF_SESSION
+            if count % FLUSH_EVERY == 0 or session_ended or stream_idle(stream):
                 await settle()
+                if since_snapshot[partition] >= SNAPSHOT_EVERY or session_ended:
+                    snapshots[snapshot_key(partition)] = kernels.snapshot(partition)
+                    since_snapshot[partition] = 0
                 if on_processed is not None:
                     on_processed(kernels)
 

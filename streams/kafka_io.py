@@ -148,15 +148,15 @@ def scan(bootstrap: str, topics: Iterable[str], batch: int = 2_000, timeout: flo
 
 
 def read_partition(
-    bootstrap: str, topic: str, partition: int, end: int, timeout: float = 60.0
+    bootstrap: str, topic: str, partition: int, end: int, start: int = 0, timeout: float = 60.0
 ) -> list[Message]:
-    """Messages [0, end) of one partition (the worker's state rebuild)."""
-    if end <= 0:
+    """Messages [start, end) of one partition (the worker's re-run after a restore or from scratch)."""
+    if end <= start:
         return []
     consumer = make_consumer(bootstrap)
     out: list[Message] = []
     try:
-        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING)])
+        consumer.assign([TopicPartition(topic, partition, start if start > 0 else OFFSET_BEGINNING)])
         deadline = time.monotonic() + timeout
         while True:
             messages = consumer.consume(2_000, 1.0)
@@ -171,6 +171,6 @@ def read_partition(
                 if msg.offset() + 1 >= end:
                     return out
             if not messages and time.monotonic() > deadline:
-                raise TimeoutError(f"{topic}[{partition}]: got {len(out)} of {end} messages")
+                raise TimeoutError(f"{topic}[{partition}]: got {len(out)} of {end - start} messages")
     finally:
         consumer.close()

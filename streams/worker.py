@@ -7,11 +7,13 @@ with the stream `derived` and offset = its index in that kernel's derived sequen
 embedded backtest writes. Derived ids are deterministic (`derive_envelope`), so re-processing an input
 re-publishes byte-identical messages and downstream consumers drop them by event id.
 
-State: in memory. When a partition's next offset is not the one expected (first message after assignment
-or after a rebalance, or a restart from a committed offset), the partition's kernels are rebuilt by
-replaying the partition from offset 0 (`rebuild`), and their outputs are published again (duplicates,
-dropped downstream). Acceptable for sessions of ~10^5-10^6 events; a snapshot of kernel state in the
-compacted checkpoints topic is the next step.
+State: in memory, plus `snapshot(partition)`: the partition's kernels and its next input offset as one
+blob, which the Faust app keeps in a table whose changelog is the compacted checkpoints topic. When a
+partition's next offset is not the one expected (first message after assignment or a rebalance, or a
+restart from a committed offset), the app restores the latest snapshot and re-runs only the inputs after
+it, or, with no usable snapshot (none yet, or written by other code or config), re-runs the partition from
+offset 0. Re-run inputs publish their outputs again (byte-identical, dropped downstream by event id);
+inputs before the restored offset are skipped.
 
 Limit: parity with the embedded engine needs all instruments of a session in one partition (the sample has
 one instrument); instruments on different partitions run in separate kernels with separate portfolios.
@@ -20,6 +22,8 @@ one instrument); instruments on different partitions run in separate kernels wit
 from __future__ import annotations
 
 import logging
+import pickle
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,12 +53,18 @@ def default_target(config: RunConfig) -> Callable[[str], str]:
     return lambda session: f"{session}.kafka-{config_hash}"
 
 
+SNAPSHOT_MAGIC = b"cse-kernels/1\n"
+
+
 @dataclass
 class _Run:
     kernel: Kernel
     target: str
     derived: int = 0
     pending: list[EventBase] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.kernel.attach(self.pending.append)
 
 
 @dataclass(frozen=True)
@@ -78,8 +88,9 @@ def in_message(topic: str, partition: int, offset: int, key: bytes | None, value
 
 class PartitionKernels:
     def __init__(self, config: RunConfig, venue_factory: VenueFactory,
-                 target_session: Callable[[str], str] | None = None) -> None:  # fmt: skip
+                 target_session: Callable[[str], str] | None = None, code_version: str = "") -> None:  # fmt: skip
         self.config = config
+        self.code_version = code_version
         self.venue_factory = venue_factory
         self.target_session = target_session or default_target(config)
         self._runs: dict[tuple[str, int], _Run] = {}
@@ -87,25 +98,64 @@ class PartitionKernels:
         self.inputs = 0
         self.dead_letters = 0
         self.rebuilds = 0
+        self.restores = 0
 
     def expects(self, partition: int, offset: int) -> bool:
-        """False when this message does not follow the last one processed: rebuild the partition first."""
+        """False when this message does not follow the last one processed: restore or rebuild first."""
         return self._next_offset.get(partition, 0) == offset
 
+    def next_offset(self, partition: int) -> int:
+        return self._next_offset.get(partition, 0)
+
+    def snapshot(self, partition: int) -> bytes:
+        """The partition's kernels and next input offset; taken between inputs (nothing pending)."""
+        runs = [(key[0], run.kernel, run.target, run.derived) for key, run in sorted(self._runs.items())
+                if key[1] == partition]  # fmt: skip
+        body = {"code_version": self.code_version, "config_hash": self._config_hash(),
+                "next_offset": self.next_offset(partition), "runs": runs}  # fmt: skip
+        return SNAPSHOT_MAGIC + zlib.compress(pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+    def restore(self, partition: int, blob: bytes) -> int | None:
+        """Replace the partition's kernels by a snapshot; returns its next input offset, or None (nothing
+        changed) when the blob is not a snapshot of this code and config. Snapshots come from our own
+        checkpoints topic (pickle: never restore one from an untrusted source)."""
+        if not blob.startswith(SNAPSHOT_MAGIC):
+            return None
+        try:
+            body = pickle.loads(zlib.decompress(blob[len(SNAPSHOT_MAGIC):]))
+        except Exception as exc:  # any unpickling failure means "not usable": fall back to a full re-run
+            log.warning("partition %d: unreadable kernel snapshot (%s)", partition, exc)
+            return None
+        if body["code_version"] != self.code_version or body["config_hash"] != self._config_hash():
+            log.info("partition %d: snapshot of code %s / config %s ignored", partition, body["code_version"],
+                     body["config_hash"])  # fmt: skip
+            return None
+        self._drop(partition)
+        self.restores += 1
+        for session, kernel, target, derived in body["runs"]:
+            self._runs[(session, partition)] = _Run(kernel, target, derived)
+        self._next_offset[partition] = body["next_offset"]
+        return int(body["next_offset"])
+
+    def _config_hash(self) -> str:
+        return RunParameters("", (), self.config).config_hash
+
     def reset(self, partition: int) -> None:
+        """Forget the partition's kernels before re-running it from offset 0."""
+        self._drop(partition)
+        self.rebuilds += 1
+
+    def _drop(self, partition: int) -> None:
         for key in [k for k in self._runs if k[1] == partition]:
             del self._runs[key]
         self._next_offset.pop(partition, None)
-        self.rebuilds += 1
 
     def _run(self, session: str, partition: int) -> _Run:
         run = self._runs.get((session, partition))
         if run is None:
-            holder: list[_Run] = []
-            kernel = Kernel(build_deciders(self.config), self.venue_factory(self.config),
-                            lambda event: holder[0].pending.append(event))  # fmt: skip
-            run = _Run(kernel, self.target_session(session))
-            holder.append(run)
+            pending: list[EventBase] = []
+            kernel = Kernel(build_deciders(self.config), self.venue_factory(self.config), pending.append)
+            run = _Run(kernel, self.target_session(session), pending=pending)
             self._runs[(session, partition)] = run
         return run
 

@@ -96,7 +96,8 @@ def worker(args: argparse.Namespace) -> int:
     config = commands.load_run_config(args.config)
     topics_ = _topics(args.prefix)
     app, _ = build_app(
-        config, commands.simulated_venues, Settings().kafka_bootstrap, topics_, app_id=args.app_id
+        config, commands.simulated_venues, Settings().kafka_bootstrap, topics_, app_id=args.app_id,
+        code_version=commands.code_version(),
     )
     faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()  # runs until SIGINT/SIGTERM
     return 0

@@ -1,8 +1,9 @@
 """Crash recovery and scale-out of the Faust worker on the real broker, with real `cse worker` processes.
 
 (a) A worker is SIGKILLed after some, not all, of its outputs were published, then restarted in the same
-    consumer group: it resumes from the committed offset, rebuilds the partition's kernels from offset 0
-    (re-publishing byte-identical duplicates) and finishes. Downstream (dedupe by event id) the digest equals
+    consumer group: it restores the partition's kernels from its latest snapshot (the checkpoints topic),
+    re-runs the inputs between the snapshot and the committed offset (re-publishing byte-identical
+    duplicates) and finishes. Downstream (dedupe by event id) the digest equals
     the embedded backtest's: nothing lost, nothing diverged.
 (b) Two workers in one group share a 2-partition md topic (two sessions of the sample pinned to different
     partitions: the sample has one instrument); one is stopped mid-stream, the other takes its partition
@@ -12,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -196,7 +198,11 @@ def test_sigkilled_worker_restarts_without_loss_or_duplicates_downstream(
                    [second], every=2.0)  # fmt: skip
     print(f"restarted worker done after {time.monotonic() - started:.1f}s: {got}")
 
-    assert "rebuilt " in second.log(), "the restarted worker should have rebuilt from the committed offset"
+    restored = re.search(r"restored kernels of \S+\[\d+\] at offset (\d+) \(next input (\d+)\)", second.log())
+    assert restored, f"the restarted worker should have restored its snapshot:\n{second.log()[-3000:]}"
+    snapshot_offset, resumed_at = map(int, restored.groups())
+    assert 0 < snapshot_offset, "the snapshot should cover part of the stream"
+    print(f"restored at md offset {snapshot_offset}, resumed at {resumed_at}")
     assert got.events == result.derived and got.gaps == 0 and got.conflicts == 0
     assert got.duplicates_dropped > 0  # the restart re-published the outputs of the replayed prefix
     assert got.digest == result.digest
@@ -243,4 +249,6 @@ def test_two_workers_share_partitions_and_one_takes_over(
         assert got.events == result.derived and got.gaps == 0 and got.conflicts == 0, got
         assert got.digest == result.digest, session
     print(f"both sessions complete after {time.monotonic() - started:.1f}s")
-    assert "rebuilt " in staying.log(), "the survivor should have rebuilt the partition it took over"
+    took_over = re.search(r"(restored|rebuilding) kernels of \S+\[\d+\]", staying.log())
+    assert took_over and "re-ran " in staying.log(), "the survivor should have recovered the partition it took over"
+    print(f"survivor: {took_over.group(0)}")

@@ -96,6 +96,38 @@ def test_partition_kernels_equal_embedded_backtest(tmp_path: Path) -> None:
     assert not kernels.expects(0, 0) and kernels.expects(0, offset + 2)
 
 
+def test_kernels_restored_from_snapshots_continue_byte_for_byte(tmp_path: Path) -> None:
+    """A worker restored from a snapshot (here: a fresh one every 1,500 inputs) publishes exactly what an
+    uninterrupted one publishes; snapshots of other code or config, or foreign bytes, are refused."""
+    log = _sample(tmp_path, limit=5_000)
+    config = load_run_config(SAMPLES / "spread-demo.toml")
+    messages = []
+    for offset, merged in enumerate(merged_inputs(log, "s", market_data_streams(log, "s"))):
+        m = to_message("s", merged.item[1])
+        messages.append(in_message("cse.md", 3, offset, m.key, m.value, m.headers))
+    uninterrupted = PartitionKernels(config, simulated_venues, code_version="v1").process_all(messages)
+    assert len(uninterrupted) > 20, "the sample should trade"
+
+    kernels = PartitionKernels(config, simulated_venues, code_version="v1")
+    resumed = []
+    for msg in messages:
+        if msg.offset and msg.offset % 1_500 == 0:
+            blob = kernels.snapshot(3)
+            kernels = PartitionKernels(config, simulated_venues, code_version="v1")
+            assert not kernels.expects(3, msg.offset)
+            assert kernels.restore(3, blob) == msg.offset and kernels.expects(3, msg.offset)
+        resumed.extend(kernels.process(msg))
+    assert [o.value for o in resumed] == [o.value for o in uninterrupted]
+    assert [o.headers for o in resumed] == [o.headers for o in uninterrupted]
+    assert kernels.restores == 1 and kernels.rebuilds == 0
+
+    blob = kernels.snapshot(3)
+    assert PartitionKernels(config, simulated_venues, code_version="v2").restore(3, blob) is None
+    other = config.model_copy(update={"account": "other"})
+    assert PartitionKernels(other, simulated_venues, code_version="v1").restore(3, blob) is None
+    assert kernels.restore(3, b"cse-kernels/1\nnot zlib") is None and kernels.expects(3, len(messages))
+
+
 def _sample(tmp_path: Path, limit: int | None = None) -> SqliteEventLog:
     log = SqliteEventLog(tmp_path / "e.sqlite")
     import_binance_ws(log, "s", [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
