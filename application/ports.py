@@ -7,16 +7,15 @@ same port fits SQLite (embedded default) and Kafka (production) without either k
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from domain.events import EventBase
 
 
-@dataclass(frozen=True, slots=True)
-class LogRecord:
+class LogRecord(NamedTuple):
     """One event as stored: `stream` is the ordered stream it belongs to (e.g. `md.binance-spot.BTCUSDT`),
-    `key` the partitioning key, `payload` the canonical JSON of the event."""
+    `key` the partitioning key, `payload` the canonical JSON of the event. A named tuple, not a frozen
+    dataclass: every record read builds one, and a tuple is built ~2.5x faster."""
 
     stream: str
     key: str
@@ -25,8 +24,7 @@ class LogRecord:
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
+class StoredRecord(NamedTuple):
     """A record with the position the log gave it. Offsets are per stream and start at 0."""
 
     offset: int

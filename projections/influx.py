@@ -44,7 +44,7 @@ from adapters.settings import Settings
 from application.ports import EventLog
 from projections.models import TRACKING_TABLE, Base
 from projections.projector import LAG, Backoff, read_batch, read_tracking, write_tracking
-from projections.timeseries import Point, points_for_record
+from projections.timeseries import Point, batch_points
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,9 @@ class TransientInfluxError(Exception):
 
 
 class PointSink(Protocol):
-    async def write(self, points: Sequence[Point]) -> None: ...
+    async def write(self, points: Sequence[Point | str]) -> None:
+        """Points, or line-protocol lines where the sink says `takes_lines = True`."""
+        ...
 
 
 async def ensure_database(client: InfluxHTTPClient, config: InfluxConfig) -> None:
@@ -104,17 +106,20 @@ class InfluxSink:
     """Writes points to InfluxDB in requests of `config.batch_points` lines. `write` returns once every request
     of the call is acknowledged; the projector calls it for up to `max_in_flight` batches concurrently."""
 
+    takes_lines = True
+    """The projector may hand over quotes as ready line-protocol lines (`timeseries.batch_points`)."""
+
     def __init__(self, client: InfluxHTTPClient, config: InfluxConfig) -> None:
         self.client = client
         self.config = config
         self.points_written = 0
         self.max_in_flight = max(1, config.max_in_flight)
 
-    async def write(self, points: Sequence[Point]) -> None:
+    async def write(self, points: Sequence[Point | str]) -> None:
         size = self.config.batch_points
         for start in range(0, len(points), size):
             chunk = points[start : start + size]
-            lines = [p.line() for p in chunk]
+            lines = [p if type(p) is str else p.line() for p in chunk]  # type: ignore[union-attr]
             try:
                 await self.client.write(self.config.database, lines,
                                         retention_policy=self.config.retention_policy)  # fmt: skip
@@ -168,6 +173,7 @@ class TimeseriesProjector:
         self.lag_gauge = lag_gauge
         self.tracking = tracking if tracking is not None else Base.metadata.tables[TRACKING_TABLE]
         self._last_known: dict[tuple[str, str], int] = {}
+        self._as_lines = bool(getattr(sink, "takes_lines", False))
         self.retries = 0
 
     def lag(self, session_id: str, stream: str) -> int:
@@ -214,13 +220,8 @@ class TimeseriesProjector:
                            if r.offset >= next_from]  # fmt: skip
                 if not records:
                     break
-                by_key: dict[Any, Point] = {}
-                for stored in records:
-                    for p in points_for_record(
-                        stored.record, session_id, quote_interval_ns=self.quote_interval_ns
-                    ):
-                        by_key.pop(p.series_key, None)  # the last point of a (series, time) wins
-                        by_key[p.series_key] = p
+                by_key = batch_points(records, session_id, quote_interval_ns=self.quote_interval_ns,
+                                      as_lines=self._as_lines)  # fmt: skip
                 if any(not f.done() and not f.keys.isdisjoint(by_key) for f in pending):
                     while pending:  # the same point in an unacknowledged batch: keep the log's order
                         await self._settle(pending, session_id, stream, what, on_retry)

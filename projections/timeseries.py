@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import TypeAdapter, ValidationError
-from typing_extensions import TypedDict
+import msgspec
 
 from adapters.influx_http import FieldValue, encode_line
 from adapters.influx_http import _encode_field as encode_field  # the reference encoding (escaping, checks)
-from application.ports import LogRecord
+from application.ports import LogRecord, StoredRecord
 from domain.events import (
     EquitySampled,
     EventBase,
@@ -70,13 +69,7 @@ class Point:
     def line(self) -> str:
         """The line-protocol line, byte for byte what `adapters.influx_http.encode_line` gives, faster: the
         escaped "measurement,tags" prefix and field keys are computed once per series / key and cached."""
-        key = (self.measurement, self.tags)
-        prefix = _PREFIXES.get(key)
-        if prefix is None:
-            if len(_PREFIXES) >= _PREFIX_CACHE_MAX:
-                _PREFIXES.clear()  # unbounded tag values (e.g. the trade id of fills): start over
-            # encode_line checks and escapes; " _=1i" is the dummy field's known suffix
-            prefix = _PREFIXES[key] = encode_line(self.measurement, dict(self.tags), {"_": 1})[:-5]
+        prefix = _prefix(self.measurement, self.tags)
         parts = []
         for k, v in self.fields:
             fk = _FIELD_KEYS.get(k)
@@ -102,6 +95,17 @@ _FIELD_KEYS: dict[str, str] = {}
 _PREFIX_CACHE_MAX = 100_000
 
 
+def _prefix(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    key = (measurement, tags)
+    prefix = _PREFIXES.get(key)
+    if prefix is None:
+        if len(_PREFIXES) >= _PREFIX_CACHE_MAX:
+            _PREFIXES.clear()  # unbounded tag values (e.g. the trade id of fills): start over
+        # encode_line checks and escapes; " _=1i" is the dummy field's known suffix
+        prefix = _PREFIXES[key] = encode_line(measurement, dict(tags), {"_": 1})[:-5]
+    return prefix
+
+
 def _jsonable(v: FieldValue) -> Any:
     return str(v) if isinstance(v, Decimal) else v
 
@@ -113,16 +117,21 @@ def _quote_points(session_id: str, venue: str, instrument: str, bid: Decimal, as
     mid = (bid + ask) / _TWO
     if quote_interval_ns > 0:
         t -= t % quote_interval_ns
-    tags = (("instrument", instrument), ("session", session_id), ("venue", venue))  # sorted by key
-    return [Point("mid", tags, (("mid", mid), ("bid", bid), ("ask", ask),
-                                ("spread_bps", (ask - bid) / mid * _BPS)), t)]  # fmt: skip
+    return [Point("mid", _quote_tags(session_id, venue, instrument), (("mid", mid), ("bid", bid), ("ask", ask),
+                  ("spread_bps", (ask - bid) / mid * _BPS)), t)]  # fmt: skip
 
 
-class _QuoteEnvelope(TypedDict):
+def _quote_tags(session_id: str, venue: str, instrument: str) -> tuple[tuple[str, str], ...]:
+    return (("instrument", instrument), ("session", session_id), ("venue", venue))  # sorted by key
+
+
+class _QuoteEnvelope(msgspec.Struct):
     event_time_ns: int
 
 
-class _QuoteFields(TypedDict):
+class _QuoteFields(msgspec.Struct):
+    """The six fields a quote's point needs; msgspec skips the rest of the JSON without building it."""
+
     type: Literal["market.quote"]
     schema_version: int
     envelope: _QuoteEnvelope
@@ -132,32 +141,82 @@ class _QuoteFields(TypedDict):
     ask_price: str
 
 
-_QUOTE_FIELDS = TypeAdapter(_QuoteFields)
+_QUOTE_FIELDS = msgspec.json.Decoder(_QuoteFields)
+
+
+PointKey = tuple[str, tuple[tuple[str, str], ...], int]
 
 
 def points_for_record(record: LogRecord, session_id: str, *, quote_interval_ns: int = 0) -> list[Point]:
     """The points of one log record, decoding only what is needed: records of other types are skipped on
     their event type without decoding, and a current-version quote (the bulk of a session) is read for just
-    the six fields its point needs (~4x faster than decoding the whole event; the values are the same, see
-    tests). Anything unusual (another schema version, a number where a decimal string is expected) takes the
-    full `decode`, which also reports undecodable records."""
+    the six fields its point needs (msgspec, ~10x faster than decoding the whole event; the values are the
+    same, see tests). Anything unusual (another schema version, a number where a decimal string is expected)
+    takes the full `decode`, which also reports undecodable records."""
     event_type = record.event_type
     if event_type not in POINT_EVENT_TYPES:
         return []
     if event_type == "market.quote":
-        try:
-            q = _QUOTE_FIELDS.validate_json(record.payload)
-        except ValidationError:
-            q = None
-        if q is not None and q["schema_version"] == QuoteTick.SCHEMA_VERSION:
-            try:
-                bid, ask = Decimal(q["bid_price"]), Decimal(q["ask_price"])
-            except ArithmeticError:
-                bid = ask = Decimal("NaN")
-            if bid.is_finite() and ask.is_finite():
-                return _quote_points(session_id, q["venue"], q["instrument"], bid, ask,
-                                     q["envelope"]["event_time_ns"], quote_interval_ns)  # fmt: skip
+        quote = _quote_fields(record.payload)
+        if quote is not None:
+            return _quote_points(session_id, *quote[:5], quote_interval_ns)
     return points_for(decode(record.payload), session_id, quote_interval_ns=quote_interval_ns)
+
+
+def _quote_fields(payload: bytes) -> tuple[str, str, Decimal, Decimal, int, str, str] | None:
+    """(venue, instrument, bid, ask, event time, bid text, ask text) of a current-version quote with finite
+    decimal prices, or None: take the full decode."""
+    try:
+        q = _QUOTE_FIELDS.decode(payload)
+    except msgspec.DecodeError:  # malformed JSON, or a field missing or of another type
+        return None
+    if q.schema_version != QuoteTick.SCHEMA_VERSION:
+        return None
+    try:
+        bid, ask = Decimal(q.bid_price), Decimal(q.ask_price)
+    except ArithmeticError:
+        return None
+    if not (bid.is_finite() and ask.is_finite()):
+        return None
+    return q.venue, q.instrument, bid, ask, q.envelope.event_time_ns, q.bid_price, q.ask_price
+
+
+def _plain(text: str, value: Decimal) -> str:
+    """`f"{value:f}"` (how Point.line writes a Decimal), reusing the JSON text when it is already that."""
+    return text if "E" not in text and "e" not in text else f"{value:f}"
+
+
+def batch_points(records: Iterable[StoredRecord], session_id: str, *, quote_interval_ns: int = 0,
+                 as_lines: bool = False) -> dict[PointKey, Point | str]:  # fmt: skip
+    """A batch's points by (measurement, tags, time), the last of each winning, in first-seen order: what the
+    server keeps anyway. With `as_lines` (the InfluxDB sink) quotes, the bulk, come as their line-protocol
+    line (byte for byte `Point.line()`), skipping the Point; other points stay Points."""
+    out: dict[PointKey, Point | str] = {}
+    series: dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], str]] = {}
+    for stored in records:
+        record = stored.record
+        if as_lines and record.event_type == "market.quote":
+            quote = _quote_fields(record.payload)
+            if quote is not None:
+                venue, instrument, bid, ask, t, bid_text, ask_text = quote
+                if bid <= 0 or ask < bid:
+                    continue  # as in _quote_points
+                mid = (bid + ask) / _TWO
+                if quote_interval_ns > 0:
+                    t -= t % quote_interval_ns
+                found = series.get((venue, instrument))
+                if found is None:
+                    tags = _quote_tags(session_id, venue, instrument)
+                    found = series[(venue, instrument)] = (tags, _prefix("mid", tags))
+                key = ("mid", found[0], t)
+                out.pop(key, None)
+                out[key] = (f"{found[1]} mid={mid:f},bid={_plain(bid_text, bid)},ask={_plain(ask_text, ask)},"
+                            f"spread_bps={(ask - bid) / mid * _BPS:f} {t}")  # fmt: skip
+                continue
+        for p in points_for_record(record, session_id, quote_interval_ns=quote_interval_ns):
+            out.pop(p.series_key, None)
+            out[p.series_key] = p
+    return out
 
 
 def points_for(event: EventBase, session_id: str, *, quote_interval_ns: int = 0) -> list[Point]:
@@ -191,12 +250,3 @@ def points_for(event: EventBase, session_id: str, *, quote_interval_ns: int = 0)
                            {"equity": event.equity, "cash": event.cash, "realized_pnl": event.realized_pnl,
                             "unrealized_pnl": event.unrealized_pnl, "fees": event.fees}, t)]  # fmt: skip
     return []
-
-
-def dedupe(points: Iterable[Point]) -> list[Point]:
-    """Keep the last point of each (series, time), in first-seen order: what the server would keep anyway."""
-    out: dict[tuple[str, tuple[tuple[str, str], ...], int], Point] = {}
-    for p in points:
-        out.pop(p.series_key, None)
-        out[p.series_key] = p
-    return list(out.values())

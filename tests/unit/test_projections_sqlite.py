@@ -181,7 +181,7 @@ def test_fast_point_mapping_and_line_encoding_equal_the_reference(log: SqliteEve
     prefixes) == adapters.influx_http.encode_line, on every record of the sample session."""
     from adapters.influx_http import encode_line
     from domain.events import decode
-    from projections.timeseries import POINT_EVENT_TYPES, points_for, points_for_record
+    from projections.timeseries import POINT_EVENT_TYPES, Point, batch_points, points_for, points_for_record
 
     records = [r.record for s in log.streams(SESSION) for r in log.read(SESSION, s)]
     for interval in (0, 1_000_000_000):
@@ -192,3 +192,12 @@ def test_fast_point_mapping_and_line_encoding_equal_the_reference(log: SqliteEve
         assert [p.line() for p in fast] == [
             encode_line(p.measurement, dict(p.tags), dict(p.fields), p.time_ns) for p in fast
         ]
+        stored = [r for s in log.streams(SESSION) for r in log.read(SESSION, s)]
+        as_points = batch_points(stored, SESSION, quote_interval_ns=interval)
+        as_lines = batch_points(stored, SESSION, quote_interval_ns=interval, as_lines=True)
+        assert list(as_lines) == list(as_points)  # same keys, same order
+        assert [v if isinstance(v, str) else v.line() for v in as_lines.values()] == [
+            v.line() for v in as_points.values() if isinstance(v, Point)
+        ]
+        quotes = sum(1 for v in as_points.values() if isinstance(v, Point) and v.measurement == "mid")
+        assert quotes and sum(isinstance(v, str) for v in as_lines.values()) == quotes
