@@ -50,11 +50,15 @@ def _detached(event: EventBase) -> None:
 
 
 class _Slot:
-    __slots__ = ("decider", "state")
+    __slots__ = ("consumes", "decider", "state")
 
     def __init__(self, decider: Decider[Any]) -> None:
         self.decider = decider
         self.state = decider.initial_state()
+        self.consumes: tuple[type, ...] | None = getattr(decider, "consumes", None)
+
+
+_EXECUTED = (PlaceOrder, RiskCheckRejected, RiskCheckPassed, CancelOrder)
 
 
 class Kernel:
@@ -71,6 +75,7 @@ class Kernel:
         self._on_derived = on_derived
         self.clock = clock or SimulatedClock()
         self._awaiting_risk: dict[Any, PlaceOrder] = {}
+        self._routes: dict[type, tuple[list[_Slot], bool]] = {}
         self.inputs = 0
         self.derived = 0
 
@@ -125,10 +130,20 @@ class Kernel:
             else:
                 self.derived += 1
                 self._on_derived(event)
-            for slot in self._slots:
+            slots, executed = self._route(type(event))
+            for slot in slots:
                 queue.extend(slot.decider.decide(slot.state, event))
                 slot.state = slot.decider.evolve(slot.state, event)
-            queue.extend(self._execute(event))
+            if executed:
+                queue.extend(self._execute(event))
+
+    def _route(self, event_type: type) -> tuple[list[_Slot], bool]:
+        """The deciders that consume this event type (in their order), and whether execution acts on it."""
+        route = self._routes.get(event_type)
+        if route is None:
+            slots = [s for s in self._slots if s.consumes is None or issubclass(event_type, s.consumes)]
+            route = self._routes[event_type] = (slots, issubclass(event_type, _EXECUTED))
+        return route
 
     def _execute(self, event: EventBase) -> list[EventBase]:
         if isinstance(event, PlaceOrder):

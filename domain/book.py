@@ -314,6 +314,8 @@ def mark_out_of_sync(state: BookState, venue: str, instrument: str) -> None:
 class BookDecider:
     """Maintains every L2 book; emits `BookResyncNeeded` once per loss of sync."""
 
+    consumes = (BookDelta, BookSnapshot, BookResyncNeeded)
+
     def __init__(self, name: str = "book") -> None:
         self.name = name
 

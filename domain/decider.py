@@ -5,6 +5,10 @@ folds an event (input or derived) into the state. For speed, `evolve` may update
 and return it: the state belongs to the runner and nothing else holds it. Both are pure functions of their
 arguments: no I/O, no clock (time comes from `event.envelope.event_time_ns`), no unseeded randomness.
 Derived events get their envelope from `derive_envelope(cause.envelope, self.name, index)`.
+
+Optional: a class attribute `consumes`, a tuple of event classes. A decider that has one promises that for
+any other event `decide` returns [] and `evolve` changes nothing, so the kernel skips it for those events
+(most inputs are quotes, which most deciders ignore). Without it, the decider sees every event.
 """
 
 from __future__ import annotations

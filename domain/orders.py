@@ -154,6 +154,8 @@ def _check(state: OrdersState, event: EventBase) -> tuple[str, str, str]:
 
 
 class OrdersDecider:
+    consumes = (PlaceOrder, OrderEvent)
+
     def __init__(self, name: str = "orders") -> None:
         self.name = name
 

@@ -116,6 +116,12 @@ class _Rejection:
 class RiskDecider:
     """Decider for one account; `name` defaults to f"risk.{account}"."""
 
+    consumes = (
+        QuoteTick, PlaceOrder, RiskCheckPassed, OrderPartiallyFilled, OrderFilled, OrderRejected, OrderCanceled,
+        OrderExpired, EngageKillSwitch, ReleaseKillSwitch, KillSwitchEngaged, KillSwitchReleased,
+        UpdateRiskLimits, EquitySampled, DrawdownBreached,
+    )  # fmt: skip
+
     def __init__(self, account: str, limits: RiskLimits | None = None, name: str | None = None) -> None:
         self.account = account
         self.limits = limits or RiskLimits()

@@ -159,6 +159,11 @@ def leg_order_id(opportunity_id: uuid.UUID, index: int) -> uuid.UUID:
 class SpreadStrategy:
     """Decider for one SpreadStrategyConfig; `name` defaults to f"spread.{strategy_id}"."""
 
+    consumes = (
+        QuoteTick, SpreadOpportunityDetected, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected,
+        OrderCanceled, OrderExpired, RiskCheckRejected, StartStrategy, StopStrategy,
+    )  # fmt: skip
+
     def __init__(self, config: SpreadStrategyConfig, name: str | None = None) -> None:
         self.config = config
         self.name = name or f"spread.{config.strategy_id}"

@@ -6,7 +6,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict
 
 
 def _refuse_float(value: Any) -> Any:
@@ -16,14 +16,8 @@ def _refuse_float(value: Any) -> Any:
     return value
 
 
-def _finite(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("must be a finite decimal")
-    return value
-
-
-Amount = Annotated[Decimal, BeforeValidator(_refuse_float), AfterValidator(_finite)]
-"""Any price, quantity, fee or cash amount."""
+Amount = Annotated[Decimal, BeforeValidator(_refuse_float)]
+"""Any price, quantity, fee or cash amount. Finite: pydantic's Decimal refuses NaN and infinities itself."""
 
 
 class Side(StrEnum):

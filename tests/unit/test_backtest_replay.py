@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,40 @@ def test_backtest_digest_is_equal_in_two_processes(backtested: tuple[Path, str, 
         )  # fmt: skip
         digests.append(json.loads(out.stdout)["digest"])
     assert digests == [digest, digest]
+
+
+def test_skipping_deciders_by_what_they_consume_changes_nothing(backtested: tuple[Path, str, str]) -> None:
+    """The kernel skips a decider for event types outside its `consumes`; the same deciders without that
+    attribute (seeing every event) derive exactly the same events from the sample."""
+    from application.engine import Kernel
+    from application.run_config import build_deciders
+    from application.session_run import merged_inputs, restamp
+    from domain.events import EventBase, decode, encode
+
+    class SeesEverything:
+        def __init__(self, inner: Any) -> None:
+            self.inner, self.name = inner, inner.name
+
+        def initial_state(self) -> Any:
+            return self.inner.initial_state()
+
+        def decide(self, state: Any, event: EventBase) -> list[EventBase]:
+            return self.inner.decide(state, event)
+
+        def evolve(self, state: Any, event: EventBase) -> Any:
+            return self.inner.evolve(state, event)
+
+    path, _, _ = backtested
+    config = load_run_config(CONFIG)
+    deciders = build_deciders(config)
+    assert sum(hasattr(d, "consumes") for d in deciders) >= 4
+    outputs: list[list[bytes]] = [[], []]
+    with SqliteEventLog(path) as log:
+        streams = market_data_streams(log, INPUT)
+        for out, chosen in zip(outputs, (deciders, [SeesEverything(d) for d in build_deciders(config)]),
+                               strict=True):  # fmt: skip
+            kernel = Kernel(chosen, simulated_venues(config), lambda e, out=out: out.append(encode(e)))
+            for merged in merged_inputs(log, INPUT, streams):
+                kernel.feed(restamp(decode(merged.item[1].record.payload), "bt-check", merged.stream))
+            kernel.release_due(kernel.clock.now_ns())
+    assert len(outputs[0]) > 100 and outputs[0] == outputs[1]

@@ -187,6 +187,15 @@ def test_float_money_is_refused() -> None:
                   ask_price=D("2"), ask_size=D("1"))  # fmt: skip
 
 
+@pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity", "sNaN"])
+def test_non_finite_money_is_refused(bad: str) -> None:
+    with pytest.raises(EventDecodeError, match="finite"):
+        decode(json.dumps(_raw(SAMPLES[0], bid_price=bad)))
+    with pytest.raises(ValidationError, match="finite"):
+        QuoteTick(envelope=ENV, venue="A", instrument="X", bid_price=D(bad), bid_size=D("1"), ask_price=D("2"),
+                  ask_size=D("1"))  # fmt: skip
+
+
 def test_invalid_fields_name_the_field() -> None:
     with pytest.raises(EventDecodeError, match="bid_size"):
         decode(json.dumps(_raw(SAMPLES[0], bid_size="lots")))
