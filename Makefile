@@ -37,7 +37,7 @@ lint: install
 	$(BIN)/mypy --strict domain application
 
 schemas: install
-	$(BIN)/cse schemas --out docs/events
+	$(BIN)/cse schemas --out docs/events/schemas
 
 bench: install
 	$(BIN)/pip install -q -c requirements.lock -c requirements-bench.lock -e '.[bench]'

@@ -16,7 +16,9 @@ from application.metrics import BacktestMetrics
 from application.ports import EventLog, LogRecord
 from application.session_run import (
     DERIVED_STREAM,
+    MERGE_STREAM,
     SESSION_STREAM,
+    MergeRecorder,
     RunParameters,
     VenueFactory,
     run_inputs,
@@ -80,6 +82,7 @@ def run_backtest(
     metrics = BacktestMetrics()
     digest = Digest()
     first_time: list[int] = []
+    merge = MergeRecorder(session_id, parameters.streams)
 
     def on_input(stream: str, event: EventBase) -> None:
         if not first_time:
@@ -94,6 +97,9 @@ def run_backtest(
             )
             writer.add(SESSION_STREAM, session_id, started)
         writer.add(stream, stream, event)
+        chunk = merge.add(stream, event.envelope.event_time_ns)
+        if chunk is not None:
+            writer.add(MERGE_STREAM, session_id, chunk)
         metrics.observe(event)
         if progress is not None:
             progress(1)
@@ -107,6 +113,9 @@ def run_backtest(
     kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived)
     if not first_time:
         raise ValueError(f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}")
+    last_chunk = merge.flush()
+    if last_chunk is not None:
+        writer.add(MERGE_STREAM, session_id, last_chunk)
     ended = SessionEnded(
         envelope=session_marker_envelope(session_id, 1, kernel.clock.now_ns(), "backtest"),
         input_events=kernel.inputs,

@@ -1,7 +1,7 @@
 """Replay: re-run a session's recorded inputs through the deciders and prove the derived events identical.
 
-For a backtest session the recorded `derived` stream is compared event by event (canonical bytes) with
-what the kernel derives now, and one digest is computed over each side. On the first difference both
+For a backtest session the inputs are re-run in their recorded order (the `merge` stream) and the recorded
+`derived` stream is compared event by event (canonical bytes) with what the kernel derives now, and one digest is computed over each side. On the first difference both
 events are returned side by side. A session without derived events (an import) is verified by decoding and
 re-encoding every record: the stored bytes must already be canonical.
 """
@@ -12,7 +12,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from application.ports import EventLog
-from application.session_run import DERIVED_STREAM, SESSION_STREAM, RunParameters, VenueFactory, run_inputs
+from application.session_run import (
+    DERIVED_STREAM,
+    SESSION_STREAM,
+    RunParameters,
+    VenueFactory,
+    recorded_merge,
+    run_inputs,
+)
 from domain.events import Digest, EventBase, SessionEnded, SessionStarted, decode, encode
 
 
@@ -86,8 +93,14 @@ def replay_session(
                 report.first = Divergence(report.events_checked, theirs.decode(), mine.decode())
         report.events_checked += 1
 
-    # The backtest session holds its own copy of the inputs: the replay needs nothing else.
-    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id)
+    # The backtest session holds its own copy of the inputs and the order it consumed them in: the replay
+    # needs nothing else.
+    order = recorded_merge(log, session_id)
+    if order is None:
+        report.notes.append("no recorded merge order (a session of an earlier version): inputs merged by "
+                            "(time, stream priority, sequence) as the backtest did")  # fmt: skip
+    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id,
+               order=order)  # fmt: skip
     for extra in recorded:  # recorded events the replay did not produce are divergences too
         recorded_digest.add(extra)
         report.divergences += 1

@@ -3,14 +3,17 @@
 Inputs are read stream by stream from the log and merged by (event time, stream priority, sequence). When
 the run writes into another session (a backtest over an imported session), every input is re-stamped into
 that session with an id derived from (session, stream, sequence), so the backtest is a session of its own
-whose causation chains resolve inside it, and a replay of it needs nothing else.
+whose causation chains resolve inside it, and a replay of it needs nothing else. The merge order the run
+used is recorded too (`MergeRecorder`: `InputsMerged` events in the `merge` stream), and a replay reads it
+back (`ordered_inputs`) instead of recomputing it: the same code then replays sessions whose order no rule
+can recompute, such as live ones, where it is the order in which the streams' events arrived.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +21,14 @@ from application.engine import Kernel
 from application.merge import Merged, merge_pairs
 from application.ports import EventLog, StoredRecord, Venue
 from application.run_config import RunConfig, build_deciders
-from domain.events import EventBase, decode, input_event_id
+from domain.events import Envelope, EventBase, InputsMerged, decode, input_event_id
 
 SESSION_STREAM = "session"
 DERIVED_STREAM = "derived"
+MERGE_STREAM = "merge"
 MARKET_DATA_PREFIX = "md."
+MERGE_CHUNK = 20_000
+"""Inputs per `InputsMerged` record: at worst (the streams alternating) ~150 KB of JSON."""
 
 VenueFactory = Callable[[RunConfig], Mapping[str, Venue]]
 
@@ -60,6 +66,102 @@ def merged_inputs(log: EventLog, session_id: str, streams: tuple[str, ...]) -> I
     return merge_pairs(sources, streams)
 
 
+class RecordedOrderError(ValueError):
+    """The recorded merge order does not match the streams in the log."""
+
+
+class MergeRecorder:
+    """Records which stream each input of a run came from, run-length encoded, as one `InputsMerged` event
+    per `chunk` inputs (ids derived from (session, `merge`, chunk index), so a re-run gives the same)."""
+
+    def __init__(self, session_id: str, streams: tuple[str, ...], chunk: int = MERGE_CHUNK) -> None:
+        self._session_id = session_id
+        self._streams = streams
+        self._index = {name: i for i, name in enumerate(streams)}
+        self._chunk = chunk
+        self._runs: list[list[int]] = []
+        self._first = self._count = self._chunks = self._time_ns = 0
+
+    def add(self, stream: str, time_ns: int) -> InputsMerged | None:
+        """Note the next input's stream; returns a full chunk's event when one is complete."""
+        index = self._index[stream]
+        if self._count == 0:
+            self._time_ns = time_ns
+        if self._runs and self._runs[-1][0] == index:
+            self._runs[-1][1] += 1
+        else:
+            self._runs.append([index, 1])
+        self._count += 1
+        return self.flush() if self._count >= self._chunk else None
+
+    def flush(self) -> InputsMerged | None:
+        """The event of the inputs noted since the last one (None if none)."""
+        if self._count == 0:
+            return None
+        envelope = Envelope(event_id=input_event_id(self._session_id, MERGE_STREAM, self._chunks),
+                            session_id=self._session_id, sequence=self._chunks, event_time_ns=self._time_ns,
+                            ingest_time_ns=self._time_ns, source=MERGE_STREAM)  # fmt: skip
+        event = InputsMerged(envelope=envelope, streams=self._streams, first_input=self._first,
+                             runs=tuple((i, n) for i, n in self._runs))  # fmt: skip
+        self._first += self._count
+        self._count = 0
+        self._runs = []
+        self._chunks += 1
+        return event
+
+
+def recorded_merge(log: EventLog, session_id: str) -> Iterator[InputsMerged] | None:
+    """The session's recorded merge order, or None when it has none (sessions of earlier versions)."""
+    if log.end_offset(session_id, MERGE_STREAM) == 0:
+        return None
+    return (_as_merge(decode(stored.record.payload)) for stored in log.read(session_id, MERGE_STREAM))
+
+
+def _as_merge(event: EventBase) -> InputsMerged:
+    if not isinstance(event, InputsMerged):
+        raise RecordedOrderError(f"the {MERGE_STREAM} stream holds a {event.type} event")
+    return event
+
+
+def session_inputs(log: EventLog, session_id: str, streams: tuple[str, ...]) -> Iterator[tuple[str, StoredRecord]]:
+    """The session's inputs in the order it recorded, or merged by (time, stream priority, sequence) when it
+    recorded none (an import, or a session of an earlier version)."""
+    order = recorded_merge(log, session_id)
+    if order is not None:
+        return ordered_inputs(log, session_id, streams, order)
+    return ((merged.stream, merged.item[1]) for merged in merged_inputs(log, session_id, streams))
+
+
+def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
+                   order: Iterable[InputsMerged]) -> Iterator[tuple[str, StoredRecord]]:  # fmt: skip
+    """The inputs of `streams` in the recorded order, checked: the chunks must be contiguous and cover every
+    record of every stream exactly once."""
+    readers: dict[str, Iterator[StoredRecord]] = {}
+    expected = 0
+    for chunk in order:
+        if chunk.first_input != expected:
+            raise RecordedOrderError(f"merge order chunk starts at input {chunk.first_input}, expected {expected}")
+        for index, count in chunk.runs:
+            stream = chunk.streams[index]
+            if stream not in streams:
+                raise RecordedOrderError(f"the recorded merge order names {stream!r}, not an input stream")
+            reader = readers.get(stream)
+            if reader is None:
+                reader = readers[stream] = iter(log.read(session_id, stream))
+            for _ in range(count):
+                stored = next(reader, None)
+                if stored is None:
+                    raise RecordedOrderError(f"the recorded merge order wants more records of {stream!r} "
+                                             f"than the log holds ({expected} inputs in)")  # fmt: skip
+                yield stream, stored
+                expected += 1
+    for stream in streams:  # in the parameters' order: deterministic
+        reader = readers.get(stream) or iter(log.read(session_id, stream))
+        if next(reader, None) is not None:
+            raise RecordedOrderError(f"{stream!r} holds records after input {expected} that the recorded merge "
+                                     "order does not cover")  # fmt: skip
+
+
 def _timed(log: EventLog, session_id: str, stream: str) -> Iterator[tuple[int, StoredRecord]]:
     for stored in log.read(session_id, stream):
         yield stored.record.event_time_ns, stored
@@ -83,15 +185,20 @@ def run_inputs(
     on_input: Callable[[str, EventBase], None],
     on_derived: Callable[[EventBase], None],
     source_session: str | None = None,
+    order: Iterable[InputsMerged] | None = None,
 ) -> Kernel:
-    """Feed the merged inputs of `source_session` (default: the parameters' input session) through a fresh
-    kernel, re-stamped into `target_session`. Returns the kernel, drained to the last input's time."""
+    """Feed the inputs of `source_session` (default: the parameters' input session) through a fresh kernel,
+    re-stamped into `target_session`, in the recorded `order` or else merged by (time, stream priority,
+    sequence). Returns the kernel, drained to the last input's time."""
     kernel = Kernel(build_deciders(parameters.config), venue_factory(parameters.config), on_derived)
     source = source_session or parameters.input_session
-    for merged in merged_inputs(log, source, parameters.streams):
-        stored = merged.item[1]
-        event = restamp(decode(stored.record.payload), target_session, merged.stream)
-        on_input(merged.stream, event)
+    inputs: Iterable[tuple[str, StoredRecord]] = (
+        ordered_inputs(log, source, parameters.streams, order) if order is not None
+        else ((merged.stream, merged.item[1]) for merged in merged_inputs(log, source, parameters.streams))
+    )  # fmt: skip
+    for stream, stored in inputs:
+        event = restamp(decode(stored.record.payload), target_session, stream)
+        on_input(stream, event)
         kernel.feed(event)
     kernel.release_due(kernel.clock.now_ns())
     return kernel

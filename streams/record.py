@@ -1,7 +1,8 @@
 """`cse record --from-file SESSION`: publish a session of the embedded SQLite log to the Kafka topics.
 
-Market data is published in the engine's merge order (event time, stream priority, sequence; the same
-`merged_inputs` the embedded kernel uses), so each instrument partition of `{prefix}.md` holds its venues'
+Market data is published in the session's recorded merge order, or for a session without one (an import)
+in the engine's merge order (event time, stream priority, sequence): `session_inputs`, what the embedded
+kernel consumes. So each instrument partition of `{prefix}.md` holds its venues'
 records in exactly the order the embedded engine would feed them. Then the other streams (`session`,
 `derived`) follow. After the market data, one control record per instrument (empty value, header
 `cse-control: end-of-session`) tells the worker to release the venue events still due at the end.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from adapters.kafka_event_log import KafkaEventLog
 from application.ports import EventLog
-from application.session_run import merged_inputs
+from application.session_run import market_data_streams, session_inputs
 from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, H_SESSION, to_message
 
 
@@ -33,10 +34,6 @@ class RecordResult:
     @property
     def rate(self) -> float:
         return (self.inputs + self.others) / max(self.seconds, 1e-9)
-
-
-def market_data_streams(log: EventLog, session_id: str) -> tuple[str, ...]:
-    return tuple(s for s in log.streams(session_id) if s.startswith("md."))
 
 
 def record_session(
@@ -54,8 +51,8 @@ def record_session(
     instruments: list[str] = []
     first_ns: int | None = None
     inputs = 0
-    for merged in merged_inputs(source, session_id, streams):
-        time_ns, stored = merged.item
+    for stream, stored in session_inputs(source, session_id, streams):
+        time_ns = stored.record.event_time_ns
         if limit is not None and inputs >= limit:
             break
         if pace:
@@ -71,7 +68,7 @@ def record_session(
         else:
             msg = to_message(session_id, stored, target.account)
             target.producer.produce(target.topics.md, msg.value, msg.key, msg.headers, partition=partition)
-        instrument = merged.stream.split(".")[2]
+        instrument = stream.split(".")[2]
         if instrument not in instruments:
             instruments.append(instrument)
         inputs += 1

@@ -42,7 +42,7 @@ from domain.events.risk import (
     RiskCheckPassed,
     RiskCheckRejected,
 )
-from domain.events.session import SessionEnded, SessionStarted
+from domain.events.session import InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 EVENT_CLASSES: tuple[type[EventBase], ...] = (
@@ -53,7 +53,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     OrderTransitionRefused,
     RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
     EquitySampled,
-    SessionStarted, SessionEnded,
+    SessionStarted, InputsMerged, SessionEnded,
 )  # fmt: skip
 
 Event = Annotated[
@@ -66,7 +66,7 @@ Event = Annotated[
         OrderTransitionRefused,
         RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
         EquitySampled,
-        SessionStarted, SessionEnded,
+        SessionStarted, InputsMerged, SessionEnded,
     ],  # fmt: skip
     Field(discriminator="type"),
 ]

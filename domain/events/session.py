@@ -17,6 +17,18 @@ class SessionStarted(EventBase):
     """Canonical JSON of what the session ran with (config, input session and streams), for the replay."""
 
 
+class InputsMerged(EventBase):
+    """The order in which a run consumed its input streams, recorded so a replay reads it back instead of
+    recomputing it: inputs `first_input`, `first_input + 1`, ... came from `streams[i]` for each run
+    `(i, count)` in `runs`, in order (each stream's records in offset order). One event covers a chunk of
+    consecutive inputs; the chunks of a session are contiguous."""
+
+    type: Literal["session.inputs_merged"] = "session.inputs_merged"
+    streams: tuple[str, ...]
+    first_input: int
+    runs: tuple[tuple[int, int], ...]
+
+
 class SessionEnded(EventBase):
     type: Literal["session.ended"] = "session.ended"
     input_events: int

@@ -46,7 +46,7 @@ def test_backtest_trades_and_records_a_self_contained_session(backtested: tuple[
         started, ended = session_markers(log, session)
         inputs = sum(log.end_offset(INPUT, s) for s in market_data_streams(log, INPUT))
         copied = sum(log.end_offset(session, s) for s in market_data_streams(log, session))
-    assert streams == ["derived", "md.binance-spot.BTCUSDT", "md.binance-usdm.BTCUSDT", "session"]
+    assert streams == ["derived", "md.binance-spot.BTCUSDT", "md.binance-usdm.BTCUSDT", "merge", "session"]
     assert copied == inputs
     assert started is not None and started.mode == "backtest"
     assert json.loads(started.parameters)["input_session"] == INPUT
@@ -149,3 +149,54 @@ def test_skipping_deciders_by_what_they_consume_changes_nothing(backtested: tupl
                 kernel.feed(restamp(decode(merged.item[1].record.payload), "bt-check", merged.stream))
             kernel.release_due(kernel.clock.now_ns())
     assert len(outputs[0]) > 100 and outputs[0] == outputs[1]
+
+
+def test_the_merge_order_is_recorded_and_the_replay_follows_the_record(backtested: tuple[Path, str, str]) -> None:
+    """The backtest records the order it consumed its inputs in (run-length `InputsMerged` chunks); the
+    replay reads that order back: a different recorded order is followed exactly, and one that does not
+    match the streams in the log is refused with a clear error."""
+    from application.session_run import (
+        RecordedOrderError,
+        merged_inputs,
+        ordered_inputs,
+        recorded_merge,
+    )
+    from domain.events import InputsMerged
+
+    path, session, _ = backtested
+    with SqliteEventLog(path) as log:
+        started, _ = session_markers(log, session)
+        assert started is not None
+        streams = RunParameters.from_json(started.parameters).streams
+        order = recorded_merge(log, session)
+        assert order is not None
+        chunks = list(order)
+        assert len(chunks) > 1 and chunks[0].first_input == 0  # the sample spans several chunks
+        by_rule = [(m.stream, m.sequence) for m in merged_inputs(log, session, streams)]
+        recorded = [(stream, stored.offset) for stream, stored in ordered_inputs(log, session, streams, chunks)]
+        assert recorded == by_rule and len(recorded) == sum(n for c in chunks for _, n in c.runs)
+
+        # Another order that covers the same records: the first two runs of different streams swapped.
+        first = chunks[0]
+        swapped = InputsMerged(envelope=first.envelope, streams=first.streams, first_input=0,
+                               runs=(first.runs[1], first.runs[0], *first.runs[2:]))  # fmt: skip
+        assert first.runs[0][0] != first.runs[1][0]
+        followed = [(stream, stored.offset)
+                    for stream, stored in ordered_inputs(log, session, streams, [swapped, *chunks[1:]])]  # fmt: skip
+        (a, n_a), (b, n_b) = first.runs[0], first.runs[1]
+        assert followed[:n_b] == [(streams[b], i) for i in range(n_b)]
+        assert followed[n_b : n_a + n_b] == [(streams[a], i) for i in range(n_a)]
+        assert sorted(followed) == sorted(recorded)
+
+        def drain(chunk_list: list[InputsMerged]) -> None:
+            for _ in ordered_inputs(log, session, streams, chunk_list):
+                pass
+
+        too_many = InputsMerged(envelope=first.envelope, streams=first.streams, first_input=0,
+                                runs=(*first.runs, (first.runs[0][0], 10**9)))  # fmt: skip
+        with pytest.raises(RecordedOrderError, match="more records"):
+            drain([too_many])
+        with pytest.raises(RecordedOrderError, match="does not cover"):
+            drain(chunks[:-1])
+        with pytest.raises(RecordedOrderError, match="expected"):
+            drain(chunks[1:])

@@ -24,6 +24,7 @@ from domain.events import (
     EquitySampled,
     EventBase,
     EventDecodeError,
+    InputsMerged,
     KillSwitchEngaged,
     KillSwitchReleased,
     ModelScored,
@@ -125,6 +126,7 @@ SAMPLES: list[EventBase] = [
                   realized_pnl=D("10"), unrealized_pnl=D("-2.5"), fees=D("1.25")),
     SessionStarted(envelope=ENV, mode="backtest", config_hash="c", model_hash="m", code_version="v"),
     SessionEnded(envelope=ENV, input_events=10, derived_events=20, digest="d" * 64),
+    InputsMerged(envelope=ENV, streams=("md.a.X", "md.b.X"), first_input=0, runs=((0, 3), (1, 1), (0, 2))),
 ]  # fmt: skip
 
 
