@@ -41,9 +41,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.influx_http import InfluxError, InfluxHTTPClient, quote_ident
 from adapters.settings import Settings
-from application.ports import EventLog
+from application.ports import EventLog, StoredRecord
 from projections.models import TRACKING_TABLE, Base
-from projections.projector import LAG, Backoff, read_batch, read_tracking, write_tracking
+from projections.projector import (
+    LAG,
+    Backoff,
+    dead_letter_row,
+    read_batch,
+    read_tracking,
+    report_dead_letters,
+    write_dead_letters,
+    write_tracking,
+)
 from projections.timeseries import Point, batch_points
 
 
@@ -175,6 +184,7 @@ class TimeseriesProjector:
         self._last_known: dict[tuple[str, str], int] = {}
         self._as_lines = bool(getattr(sink, "takes_lines", False))
         self.retries = 0
+        self.dead_letters = 0
 
     def lag(self, session_id: str, stream: str) -> int:
         last = self._last_known.get((session_id, stream), -1)
@@ -190,6 +200,10 @@ class TimeseriesProjector:
             self._report(session_id, stream)
 
         return note
+
+    async def _set_aside(self, rows: list[dict[str, Any]]) -> None:
+        async with self.engine.begin() as conn:
+            await write_dead_letters(conn, rows)
 
     async def last_offset(self, session_id: str, stream: str) -> int:
         async with self.engine.connect() as conn:
@@ -220,8 +234,15 @@ class TimeseriesProjector:
                            if r.offset >= next_from]  # fmt: skip
                 if not records:
                     break
+                undecodable: list[tuple[StoredRecord, str]] = []
                 by_key = batch_points(records, session_id, quote_interval_ns=self.quote_interval_ns,
-                                      as_lines=self._as_lines)  # fmt: skip
+                                      as_lines=self._as_lines, undecodable=undecodable)  # fmt: skip
+                if undecodable:  # set aside before the tracking row can move past them (idempotent)
+                    dead = [dead_letter_row(self.name, session_id, stream, s, why) for s, why in undecodable]
+                    await self.backoff.run(lambda rows=dead: self._set_aside(rows), what=what,  # type: ignore[misc]
+                                           on_retry=on_retry)  # fmt: skip
+                    self.dead_letters += len(dead)
+                    report_dead_letters(self.name, dead)
                 if any(not f.done() and not f.keys.isdisjoint(by_key) for f in pending):
                     while pending:  # the same point in an unacknowledged batch: keep the log's order
                         await self._settle(pending, session_id, stream, what, on_retry)

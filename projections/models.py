@@ -18,7 +18,19 @@ import uuid
 from decimal import Context, Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Index, Integer, MetaData, Numeric, String, Table, Text, Uuid
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    Uuid,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -319,6 +331,23 @@ class ProjectionTracking(Base):
     updated_ns: Mapped[int] = mapped_column(BigInteger)
 
 
+class ProjectionDeadLetter(Base):
+    """A log record a projection could not decode: kept with the reason and its original bytes instead of
+    stopping the projection (a poison record would otherwise stop it forever). Written in the transaction
+    that moves the tracking row past it, keyed by its log position, so a redelivery adds nothing."""
+
+    __tablename__ = "projection_dead_letters"
+    projection: Mapped[str] = mapped_column(String(100), primary_key=True)
+    session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(200), primary_key=True)
+    offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    recorded_ns: Mapped[int] = mapped_column(BigInteger)
+    """Wall time it was set aside (operations only: never part of a read model's content)."""
+
+
 READ_MODEL_TABLES: tuple[str, ...] = (
     "orders", "order_events", "fills", "positions", "signals", "latest_spreads", "risk_state", "risk_events",
     "sessions", "equity_samples",
@@ -326,6 +355,7 @@ READ_MODEL_TABLES: tuple[str, ...] = (
 """The tables the SQL projector writes (and the rebuild recreates), besides `projection_tracking`."""
 
 TRACKING_TABLE = "projection_tracking"
+DEAD_LETTER_TABLE = "projection_dead_letters"
 TIMESERIES_TABLE = "ts_points"
 
 

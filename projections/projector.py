@@ -20,8 +20,12 @@ Outages: a transient error (connection refused or reset, server shutting down or
 makes the projector back off exponentially (capped) and retry the same batch, forever by default; it never
 skips a record. Meanwhile `cse_projection_lag_records{projection,session,stream}` reports how many records
 the projection is behind the log's end offset, and it falls back to 0 once the server returns and the
-projector catches up. Any other error (a bug in a handler, an undecodable record) is raised: skipping it
-would silently corrupt the read model.
+projector catches up. A record the projection cannot decode (malformed bytes, an unknown or newer event
+type: a foreign producer or a newer build wrote it) is set aside in `projection_dead_letters` with the
+reason and its original bytes, in the same transaction that moves the tracking row past it, and counted in
+`cse_projection_dead_letters_total`; the projection goes on. Nothing is lost: the record stays in the log
+and in the dead letters, and a rebuild after the fix (`cse project --rebuild`) applies it. Any other error
+(a bug in a handler) is raised: skipping it would silently corrupt the read model.
 """
 
 from __future__ import annotations
@@ -33,16 +37,16 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from sqlalchemy import Table, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from application.ports import EventLog, StoredRecord
-from domain.events import EventBase, decode
+from domain.events import EventBase, EventDecodeError, decode
 from projections import handlers as default_handlers
 from projections.batch import Batch, upsert_statement
-from projections.models import READ_MODEL_TABLES, TRACKING_TABLE, Base
+from projections.models import DEAD_LETTER_TABLE, READ_MODEL_TABLES, TRACKING_TABLE, Base
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -51,6 +55,12 @@ LAG = Gauge(
     "cse_projection_lag_records",
     "Records of the stream not yet projected: log end offset - (last projected offset + 1)",
     ["projection", "session", "stream"],
+)
+
+DEAD_LETTERS = Counter(
+    "cse_projection_dead_letters_total",
+    "Log records a projection set aside because they could not be decoded (see projection_dead_letters)",
+    ["projection"],
 )
 
 # -- retry --------------------------------------------------------------------------------------------------
@@ -155,6 +165,25 @@ async def write_tracking(conn: AsyncConnection, tracking: Table, projection: str
     )
 
 
+def dead_letter_row(projection: str, session_id: str, stream: str, stored: StoredRecord,
+                    reason: str) -> dict[str, Any]:  # fmt: skip
+    return {"projection": projection, "session_id": session_id, "stream": stream, "offset": stored.offset,
+            "event_type": stored.record.event_type[:200], "reason": reason, "payload": stored.record.payload,
+            "recorded_ns": time.time_ns()}  # fmt: skip
+
+
+async def write_dead_letters(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Upsert on the record's log position: writing the same dead letter again changes nothing."""
+    await conn.execute(upsert_statement(Base.metadata.tables[DEAD_LETTER_TABLE], conn.dialect.name), rows)
+
+
+def report_dead_letters(projection: str, rows: list[dict[str, Any]]) -> None:
+    DEAD_LETTERS.labels(projection).inc(len(rows))
+    for row in rows:
+        log.error("projection %s set aside %s/%s offset %d (%s): %s", projection, row["session_id"],
+                  row["stream"], row["offset"], row["event_type"], row["reason"])  # fmt: skip
+
+
 def read_batch(
     log_: EventLog, session_id: str, stream: str, from_offset: int, limit: int
 ) -> list[StoredRecord]:
@@ -208,6 +237,7 @@ class SqlProjector:
         self._last_known: dict[tuple[str, str], int] = {}
         self.batches_committed = 0
         self.retries = 0
+        self.dead_letters = 0
 
     @property
     def tracking(self) -> Table:
@@ -237,18 +267,27 @@ class SqlProjector:
                 return 0
             batch = Batch(conn, self.tables, session_id, stream)
             events: list[tuple[StoredRecord, Any]] = []
+            dead: list[dict[str, Any]] = []
             for stored in records:
                 handler = self.registry.get(stored.record.event_type)
                 if handler is not None:
-                    events.append((stored, decode(stored.record.payload)))
+                    try:
+                        events.append((stored, decode(stored.record.payload)))
+                    except EventDecodeError as exc:
+                        dead.append(dead_letter_row(self.name, session_id, stream, stored, str(exc)))
             if self.prefetch is not None and events:
                 await self.prefetch(batch, [e for _, e in events])
             for stored, event in events:
                 await self.registry[event.type](batch, event, stored)
             await batch.flush()
+            if dead:
+                await write_dead_letters(conn, dead)
             await write_tracking(conn, self.tracking, self.name, session_id, stream, records[-1].offset)
         self._last_known[(session_id, stream)] = records[-1].offset
         self.batches_committed += 1
+        if dead:
+            self.dead_letters += len(dead)
+            report_dead_letters(self.name, dead)
         return len(records)
 
     def _on_retry(self, session_id: str, stream: str) -> Callable[[BaseException], None]:

@@ -33,6 +33,7 @@ from application.ports import LogRecord, StoredRecord
 from domain.events import (
     EquitySampled,
     EventBase,
+    EventDecodeError,
     ModelScored,
     OrderFillEvent,
     QuoteTick,
@@ -187,10 +188,12 @@ def _plain(text: str, value: Decimal) -> str:
 
 
 def batch_points(records: Iterable[StoredRecord], session_id: str, *, quote_interval_ns: int = 0,
-                 as_lines: bool = False) -> dict[PointKey, Point | str]:  # fmt: skip
+                 as_lines: bool = False,
+                 undecodable: list[tuple[StoredRecord, str]] | None = None) -> dict[PointKey, Point | str]:  # fmt: skip
     """A batch's points by (measurement, tags, time), the last of each winning, in first-seen order: what the
     server keeps anyway. With `as_lines` (the InfluxDB sink) quotes, the bulk, come as their line-protocol
-    line (byte for byte `Point.line()`), skipping the Point; other points stay Points."""
+    line (byte for byte `Point.line()`), skipping the Point; other points stay Points. Records that cannot
+    be decoded are appended to `undecodable` with the reason (raised when it is None)."""
     out: dict[PointKey, Point | str] = {}
     series: dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], str]] = {}
     for stored in records:
@@ -213,7 +216,14 @@ def batch_points(records: Iterable[StoredRecord], session_id: str, *, quote_inte
                 out[key] = (f"{found[1]} mid={mid:f},bid={_plain(bid_text, bid)},ask={_plain(ask_text, ask)},"
                             f"spread_bps={(ask - bid) / mid * _BPS:f} {t}")  # fmt: skip
                 continue
-        for p in points_for_record(record, session_id, quote_interval_ns=quote_interval_ns):
+        try:
+            points = points_for_record(record, session_id, quote_interval_ns=quote_interval_ns)
+        except EventDecodeError as exc:
+            if undecodable is None:
+                raise
+            undecodable.append((stored, str(exc)))
+            continue
+        for p in points:
             out.pop(p.series_key, None)
             out[p.series_key] = p
     return out
