@@ -72,7 +72,9 @@ def build_app(
         "topic_allow_declare": False,  # `cse topics create` owns the topics
         "producer_acks": -1,
         # aiokafka needs python lz4/zstd packages for compression (not installed): derived events are few.
-        "producer_linger_ms": 5,
+        # No linger: a derived event (an order command) leaves at once; p50 tick -> command 8 -> 4-5 ms at
+        # 500-1,000 ticks/s (docs/benchmarks.md). Under load batches still form while a request is in flight.
+        "producer_linger_ms": 0,
         "broker_commit_every": 1_000,
     }
     if loop is not None:
