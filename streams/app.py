@@ -140,7 +140,7 @@ def build_app(
         async for event in stream.events():
             message = event.message
             partition, offset = message.partition, message.offset
-            if offset >= kernels.next_offset(partition) and not kernels.expects(partition, offset):
+            if offset > kernels.next_offset(partition):  # a gap: restart, rebalance, or a takeover
                 await recover(partition, offset)
             if offset < kernels.next_offset(partition):
                 continue  # redelivered below the state's offset: its effects and outputs are already there
