@@ -2,13 +2,13 @@
 (`application.engine.Kernel`, `build_deciders(config)`, the simulated venues) per md partition, publishing
 derived events to their topics (see `streams.worker.PartitionKernels` for ids, state and limits).
 
-Guarantee: at-least-once. Faust commits the offsets of processed inputs. State: every `SNAPSHOT_EVERY`
-inputs of a partition (and at a session's end-of-session marker), once the outputs so far are acknowledged, the
-partition's kernels are written to the `kernel-snapshots` table, whose changelog is the compacted
-`{prefix}.checkpoints` topic (key `{app_id}|{md topic}|{partition}`); Faust restores the table when a worker
-gets the partition. When the first message of a partition is not the one the in-memory kernels expect
-(restart, rebalance), the agent restores the snapshot and re-runs the inputs between it and the message
-(read with confluent-kafka), or re-runs from offset 0 when there is no usable snapshot; re-published
+Guarantee: at-least-once. Faust commits the offsets of processed inputs. State: every 5,000 inputs of a
+partition (`CSE_WORKER_SNAPSHOT_EVERY`) and at a session's end-of-session marker, once the outputs so far
+are acknowledged, the partition's kernels are written to the `kernel-snapshots` table, whose changelog is the
+compacted `{prefix}.checkpoints` topic (key `{app_id}|{md topic}|{partition}`); Faust restores the table
+when a worker gets the partition. When a partition's next message is past the one the in-memory kernels
+expect (restart, rebalance), the agent restores the snapshot and re-runs the inputs between it and the
+message (read with confluent-kafka), or re-runs from offset 0 when there is no usable snapshot; re-published
 outputs are byte-identical (deterministic ids) and the digest consumer (`streams.digest`) drops them by
 event id. Messages below the restored offset are skipped: their effects are in the state.
 Undecodable inputs go to `{prefix}.dlq` with the reason; the agent goes on.
@@ -16,8 +16,8 @@ Undecodable inputs go to `{prefix}.dlq` with the reason; the agent goes on.
 Recovery: a worker that dies without leaving the group (SIGKILL, OOM, lost host) keeps its partitions until
 the broker's session timeout expires; only then does a restarted or surviving worker get them. Faust's
 default is 60 s; `CSE_WORKER_SESSION_TIMEOUT_S` (or `settings={"broker_session_timeout": ...}`) lowers it
-(tests use 8 s; keep it well above the heartbeat interval, 3 s, and above any event-loop stall: the
-rebuild yields to the loop every `YIELD_EVERY` messages so heartbeats keep going).
+(tests use 8 s; keep it well above the heartbeat interval, 3 s, and above any event-loop stall: a
+re-run yields to the loop every `YIELD_EVERY` messages so heartbeats keep going).
 
 `cse worker --config FILE` runs `build_app(...)` in a faust Worker.
 """
@@ -42,7 +42,8 @@ from streams.worker import PartitionKernels, in_message
 log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 1_000
-SNAPSHOT_EVERY = 5_000  # inputs per partition; a snapshot of the sample's kernels takes a few ms
+SNAPSHOT_EVERY = 5_000  # inputs per partition; a snapshot of the sample's kernels takes ~8 ms
+SNAPSHOT_EVERY_ENV = "CSE_WORKER_SNAPSHOT_EVERY"
 YIELD_EVERY = 500
 SESSION_TIMEOUT_ENV = "CSE_WORKER_SESSION_TIMEOUT_S"
 
@@ -89,6 +90,9 @@ def build_app(
     snapshots = app.Table("kernel-snapshots", key_type=bytes, value_type=bytes,  # bytes: raw serializers
                           changelog_topic=app.topic(topics.checkpoints, **raw))  # fmt: skip
     since_snapshot: dict[int, int] = {}
+    snapshot_every = int(os.environ.get(SNAPSHOT_EVERY_ENV) or SNAPSHOT_EVERY)
+    if snapshot_every < 1:
+        raise ValueError(f"{SNAPSHOT_EVERY_ENV} must be a positive number of inputs, not {snapshot_every}")
 
     def snapshot_key(partition: int) -> bytes:
         return f"{app_id}|{topics.md}|{partition}".encode()
@@ -151,7 +155,7 @@ def build_app(
             session_ended = incoming.headers.get(H_CONTROL) == CONTROL_END_OF_SESSION
             if count % FLUSH_EVERY == 0 or session_ended or stream_idle(stream):
                 await settle()
-                if since_snapshot[partition] >= SNAPSHOT_EVERY or session_ended:
+                if since_snapshot[partition] >= snapshot_every or session_ended:
                     snapshots[snapshot_key(partition)] = kernels.snapshot(partition)
                     since_snapshot[partition] = 0
                 if on_processed is not None:

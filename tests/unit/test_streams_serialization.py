@@ -140,3 +140,11 @@ def _sample(tmp_path: Path, limit: int | None = None) -> SqliteEventLog:
         records = [s.record for _, s in zip(range(limit), log.read("s", stream), strict=False)]
         small.append("s", records)
     return small
+
+
+def test_the_snapshot_interval_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.app import SNAPSHOT_EVERY_ENV, build_app
+
+    monkeypatch.setenv(SNAPSHOT_EVERY_ENV, "0")
+    with pytest.raises(ValueError, match="positive"):
+        build_app(load_run_config(SAMPLES / "spread-demo.toml"), simulated_venues, "127.0.0.1:1")
