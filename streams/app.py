@@ -77,6 +77,9 @@ def build_app(
         # 500-1,000 ticks/s (docs/benchmarks.md). Under load batches still form while a request is in flight.
         "producer_linger_ms": 0,
         "broker_commit_every": 1_000,
+        # Bytes per partition per fetch (Faust's default is 1 MiB): with the snapshot table, 1 MiB fetches
+        # cut throughput by a third; 8 MiB restores it (4,500 -> 6,400-6,800 ticks/s, docs/benchmarks.md).
+        "consumer_max_fetch_size": 8 * 1024 * 1024,
     }
     if loop is not None:
         options["loop"] = loop
