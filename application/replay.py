@@ -95,12 +95,10 @@ def replay_session(
 
     # The backtest session holds its own copy of the inputs and the order it consumed them in: the replay
     # needs nothing else.
-    order = recorded_merge(log, session_id)
-    if order is None:
+    if recorded_merge(log, session_id) is None:
         report.notes.append("no recorded merge order (a session of an earlier version): inputs merged by "
                             "(time, stream priority, sequence) as the backtest did")  # fmt: skip
-    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id,
-               order=order)  # fmt: skip
+    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id)
     for extra in recorded:  # recorded events the replay did not produce are divergences too
         recorded_digest.add(extra)
         report.divergences += 1

@@ -185,18 +185,13 @@ def run_inputs(
     on_input: Callable[[str, EventBase], None],
     on_derived: Callable[[EventBase], None],
     source_session: str | None = None,
-    order: Iterable[InputsMerged] | None = None,
 ) -> Kernel:
     """Feed the inputs of `source_session` (default: the parameters' input session) through a fresh kernel,
-    re-stamped into `target_session`, in the recorded `order` or else merged by (time, stream priority,
-    sequence). Returns the kernel, drained to the last input's time."""
+    re-stamped into `target_session`, in the order `session_inputs` gives (recorded, or merged by rule).
+    Returns the kernel, drained to the last input's time."""
     kernel = Kernel(build_deciders(parameters.config), venue_factory(parameters.config), on_derived)
     source = source_session or parameters.input_session
-    inputs: Iterable[tuple[str, StoredRecord]] = (
-        ordered_inputs(log, source, parameters.streams, order) if order is not None
-        else ((merged.stream, merged.item[1]) for merged in merged_inputs(log, source, parameters.streams))
-    )  # fmt: skip
-    for stream, stored in inputs:
+    for stream, stored in session_inputs(log, source, parameters.streams):
         event = restamp(decode(stored.record.payload), target_session, stream)
         on_input(stream, event)
         kernel.feed(event)

@@ -42,14 +42,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.influx_http import InfluxError, InfluxHTTPClient, quote_ident
 from adapters.settings import Settings
 from application.ports import EventLog, StoredRecord
-from projections.models import TRACKING_TABLE, Base
 from projections.projector import (
     LAG,
     Backoff,
+    TrackedProjection,
     dead_letter_row,
     read_batch,
-    read_tracking,
-    report_dead_letters,
     write_dead_letters,
     write_tracking,
 )
@@ -155,7 +153,7 @@ class _InFlight:
         return self.task is None or self.task.done()
 
 
-class TimeseriesProjector:
+class TimeseriesProjector(TrackedProjection):
     """Projects a session's streams into a point sink (InfluxSink or timeseries_sqlite.SqlPointSink), with the
     progress in the SQL tracking table of `engine`, written after the sink acknowledged (see module doc)."""
 
@@ -172,42 +170,21 @@ class TimeseriesProjector:
         lag_gauge: Gauge | None = LAG,
         tracking: Table | None = None,
     ) -> None:
-        self.engine = engine
-        self.log = log
+        super().__init__(engine, log, name, lag_gauge)
         self.sink = sink
-        self.name = name
         self.batch_records = batch_records
         self.quote_interval_ns = quote_interval_ns
         self.backoff = backoff
-        self.lag_gauge = lag_gauge
-        self.tracking = tracking if tracking is not None else Base.metadata.tables[TRACKING_TABLE]
-        self._last_known: dict[tuple[str, str], int] = {}
+        self._tracking = tracking
         self._as_lines = bool(getattr(sink, "takes_lines", False))
-        self.retries = 0
-        self.dead_letters = 0
 
-    def lag(self, session_id: str, stream: str) -> int:
-        last = self._last_known.get((session_id, stream), -1)
-        return max(0, self.log.end_offset(session_id, stream) - (last + 1))
-
-    def _report(self, session_id: str, stream: str) -> None:
-        if self.lag_gauge is not None:
-            self.lag_gauge.labels(self.name, session_id, stream).set(self.lag(session_id, stream))
-
-    def _on_retry(self, session_id: str, stream: str) -> Any:
-        def note(_: BaseException) -> None:
-            self.retries += 1
-            self._report(session_id, stream)
-
-        return note
+    @property
+    def tracking(self) -> Table:
+        return self._tracking if self._tracking is not None else super().tracking
 
     async def _set_aside(self, rows: list[dict[str, Any]]) -> None:
         async with self.engine.begin() as conn:
             await write_dead_letters(conn, rows)
-
-    async def last_offset(self, session_id: str, stream: str) -> int:
-        async with self.engine.connect() as conn:
-            return await read_tracking(conn, self.tracking, self.name, session_id, stream)
 
     async def project_stream(self, session_id: str, stream: str, *, max_batches: int | None = None) -> int:
         """Project the stream's records after the tracked offset; returns how many records were projected.
@@ -241,8 +218,7 @@ class TimeseriesProjector:
                     dead = [dead_letter_row(self.name, session_id, stream, s, why) for s, why in undecodable]
                     await self.backoff.run(lambda rows=dead: self._set_aside(rows), what=what,  # type: ignore[misc]
                                            on_retry=on_retry)  # fmt: skip
-                    self.dead_letters += len(dead)
-                    report_dead_letters(self.name, dead)
+                    self._count_dead_letters(dead)
                 if any(not f.done() and not f.keys.isdisjoint(by_key) for f in pending):
                     while pending:  # the same point in an unacknowledged batch: keep the log's order
                         await self._settle(pending, session_id, stream, what, on_retry)
@@ -266,7 +242,7 @@ class TimeseriesProjector:
                     f.task.cancel()
             await asyncio.gather(*(f.task for f in pending if f.task is not None), return_exceptions=True)
             raise
-        self._report(session_id, stream)
+        self._report_lag(session_id, stream)
         return total
 
     async def _settle(self, pending: deque[_InFlight], session_id: str, stream: str, what: str,
@@ -289,7 +265,7 @@ class TimeseriesProjector:
 
         await self.backoff.run(commit, what=what, on_retry=on_retry)
         self._last_known[(session_id, stream)] = end
-        self._report(session_id, stream)
+        self._report_lag(session_id, stream)
 
     async def project_session(self, session_id: str, streams: list[str] | None = None) -> int:
         total = 0

@@ -177,13 +177,6 @@ async def write_dead_letters(conn: AsyncConnection, rows: list[dict[str, Any]]) 
     await conn.execute(upsert_statement(Base.metadata.tables[DEAD_LETTER_TABLE], conn.dialect.name), rows)
 
 
-def report_dead_letters(projection: str, rows: list[dict[str, Any]]) -> None:
-    DEAD_LETTERS.labels(projection).inc(len(rows))
-    for row in rows:
-        log.error("projection %s set aside %s/%s offset %d (%s): %s", projection, row["session_id"],
-                  row["stream"], row["offset"], row["event_type"], row["reason"])  # fmt: skip
-
-
 def read_batch(
     log_: EventLog, session_id: str, stream: str, from_offset: int, limit: int
 ) -> list[StoredRecord]:
@@ -206,7 +199,53 @@ def live_tables() -> dict[str, Table]:
 Prefetch = Callable[[Batch, list[EventBase]], Awaitable[None]]
 
 
-class SqlProjector:
+class TrackedProjection:
+    """What every projection keeps per (session, stream): the tracked offset in the SQL tracking table, the
+    lag behind the log (also as the `cse_projection_lag_records` gauge), retries and dead letters."""
+
+    def __init__(self, engine: AsyncEngine, log: EventLog, name: str, lag_gauge: Gauge | None) -> None:
+        self.engine = engine
+        self.log = log
+        self.name = name
+        self.lag_gauge = lag_gauge
+        self._last_known: dict[tuple[str, str], int] = {}
+        self.retries = 0
+        self.dead_letters = 0
+
+    @property
+    def tracking(self) -> Table:
+        return Base.metadata.tables[TRACKING_TABLE]
+
+    async def last_offset(self, session_id: str, stream: str) -> int:
+        async with self.engine.connect() as conn:
+            return await read_tracking(conn, self.tracking, self.name, session_id, stream)
+
+    def lag(self, session_id: str, stream: str) -> int:
+        """Records behind the log's end, as of the last committed batch (or the last known position)."""
+        last = self._last_known.get((session_id, stream), -1)
+        return max(0, self.log.end_offset(session_id, stream) - (last + 1))
+
+    def _report_lag(self, session_id: str, stream: str) -> None:
+        if self.lag_gauge is not None:
+            self.lag_gauge.labels(self.name, session_id, stream).set(self.lag(session_id, stream))
+
+    def _on_retry(self, session_id: str, stream: str) -> Callable[[BaseException], None]:
+        def note(_: BaseException) -> None:
+            self.retries += 1
+            self._report_lag(session_id, stream)
+
+        return note
+
+    def _count_dead_letters(self, rows: list[dict[str, Any]]) -> None:
+        """After the dead letters are durable: the counter, the metric and one error line each."""
+        self.dead_letters += len(rows)
+        DEAD_LETTERS.labels(self.name).inc(len(rows))
+        for row in rows:
+            log.error("projection %s set aside %s/%s offset %d (%s): %s", self.name, row["session_id"],
+                      row["stream"], row["offset"], row["event_type"], row["reason"])  # fmt: skip
+
+
+class SqlProjector(TrackedProjection):
     """Projects a session's streams from an EventLog into the read models on `engine` (SQLite or PostgreSQL).
 
     `tables` maps logical table names (models.READ_MODEL_TABLES + 'projection_tracking') to the tables to
@@ -225,36 +264,17 @@ class SqlProjector:
         backoff: Backoff = Backoff(),  # noqa: B008 - frozen
         lag_gauge: Gauge | None = LAG,
     ) -> None:
-        self.engine = engine
-        self.log = log
-        self.name = name
+        super().__init__(engine, log, name, lag_gauge)
         self.batch_size = batch_size
         self.tables = dict(tables) if tables is not None else live_tables()
         self.registry = dict(registry) if registry is not None else dict(default_handlers.REGISTRY)
         self.prefetch = prefetch
         self.backoff = backoff
-        self.lag_gauge = lag_gauge
-        self._last_known: dict[tuple[str, str], int] = {}
         self.batches_committed = 0
-        self.retries = 0
-        self.dead_letters = 0
 
     @property
     def tracking(self) -> Table:
         return self.tables[TRACKING_TABLE]
-
-    async def last_offset(self, session_id: str, stream: str) -> int:
-        async with self.engine.connect() as conn:
-            return await read_tracking(conn, self.tracking, self.name, session_id, stream)
-
-    def lag(self, session_id: str, stream: str) -> int:
-        """Records behind the log's end, as of the last committed batch (or the last known position)."""
-        last = self._last_known.get((session_id, stream), -1)
-        return max(0, self.log.end_offset(session_id, stream) - (last + 1))
-
-    def _report_lag(self, session_id: str, stream: str) -> None:
-        if self.lag_gauge is not None:
-            self.lag_gauge.labels(self.name, session_id, stream).set(self.lag(session_id, stream))
 
     async def _batch(self, session_id: str, stream: str) -> int:
         """One transaction: returns how many records it applied (0: caught up)."""
@@ -286,16 +306,8 @@ class SqlProjector:
         self._last_known[(session_id, stream)] = records[-1].offset
         self.batches_committed += 1
         if dead:
-            self.dead_letters += len(dead)
-            report_dead_letters(self.name, dead)
+            self._count_dead_letters(dead)
         return len(records)
-
-    def _on_retry(self, session_id: str, stream: str) -> Callable[[BaseException], None]:
-        def note(_: BaseException) -> None:
-            self.retries += 1
-            self._report_lag(session_id, stream)
-
-        return note
 
     async def project_stream(self, session_id: str, stream: str, *, max_batches: int | None = None) -> int:
         """Apply every record of the stream after the tracked offset; returns how many were applied."""

@@ -111,15 +111,25 @@ def _jsonable(v: FieldValue) -> Any:
     return str(v) if isinstance(v, Decimal) else v
 
 
-def _quote_points(session_id: str, venue: str, instrument: str, bid: Decimal, ask: Decimal, t: int,
-                  quote_interval_ns: int) -> list[Point]:  # fmt: skip
+def _quote_values(bid: Decimal, ask: Decimal, t: int, quote_interval_ns: int) -> tuple[Decimal, Decimal, int] | None:
+    """(mid, spread in bps, point time) of a quote, or None for a crossed or empty book (no meaningful mid).
+    Downsampled quotes are stamped at the start of their interval."""
     if bid <= 0 or ask < bid:
-        return []  # crossed or empty book: no meaningful mid
+        return None
     mid = (bid + ask) / _TWO
     if quote_interval_ns > 0:
         t -= t % quote_interval_ns
+    return mid, (ask - bid) / mid * _BPS, t
+
+
+def _quote_points(session_id: str, venue: str, instrument: str, bid: Decimal, ask: Decimal, t: int,
+                  quote_interval_ns: int) -> list[Point]:  # fmt: skip
+    values = _quote_values(bid, ask, t, quote_interval_ns)
+    if values is None:
+        return []
+    mid, spread_bps, t = values
     return [Point("mid", _quote_tags(session_id, venue, instrument), (("mid", mid), ("bid", bid), ("ask", ask),
-                  ("spread_bps", (ask - bid) / mid * _BPS)), t)]  # fmt: skip
+                  ("spread_bps", spread_bps)), t)]  # fmt: skip
 
 
 def _quote_tags(session_id: str, venue: str, instrument: str) -> tuple[tuple[str, str], ...]:
@@ -202,11 +212,10 @@ def batch_points(records: Iterable[StoredRecord], session_id: str, *, quote_inte
             quote = _quote_fields(record.payload)
             if quote is not None:
                 venue, instrument, bid, ask, t, bid_text, ask_text = quote
-                if bid <= 0 or ask < bid:
-                    continue  # as in _quote_points
-                mid = (bid + ask) / _TWO
-                if quote_interval_ns > 0:
-                    t -= t % quote_interval_ns
+                values = _quote_values(bid, ask, t, quote_interval_ns)
+                if values is None:
+                    continue
+                mid, spread_bps, t = values
                 found = series.get((venue, instrument))
                 if found is None:
                     tags = _quote_tags(session_id, venue, instrument)
@@ -214,7 +223,7 @@ def batch_points(records: Iterable[StoredRecord], session_id: str, *, quote_inte
                 key = ("mid", found[0], t)
                 out.pop(key, None)
                 out[key] = (f"{found[1]} mid={mid:f},bid={_plain(bid_text, bid)},ask={_plain(ask_text, ask)},"
-                            f"spread_bps={(ask - bid) / mid * _BPS:f} {t}")  # fmt: skip
+                            f"spread_bps={spread_bps:f} {t}")  # fmt: skip
                 continue
         try:
             points = points_for_record(record, session_id, quote_interval_ns=quote_interval_ns)
