@@ -21,7 +21,15 @@ from domain.events.commands import (
     UpdateRiskLimits,
 )
 from domain.events.envelope import Envelope, derive_envelope, input_event_id
-from domain.events.market import BookDelta, BookResyncNeeded, BookSnapshot, Level, QuoteTick, TradeTick
+from domain.events.market import (
+    BookDelta,
+    BookResyncNeeded,
+    BookSnapshot,
+    InstrumentDefined,
+    Level,
+    QuoteTick,
+    TradeTick,
+)
 from domain.events.orders import (
     OrderAccepted,
     OrderCanceled,
@@ -46,7 +54,7 @@ from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 __all__ = [
     "EVENT_TYPES", "BookDelta", "BookResyncNeeded", "BookSnapshot", "CancelOrder", "Digest", "DrawdownBreached",
-    "EngageKillSwitch", "Envelope", "EquitySampled", "Event", "EventBase", "EventDecodeError", "KillSwitchEngaged",
+    "EngageKillSwitch", "Envelope", "InstrumentDefined", "EquitySampled", "Event", "EventBase", "EventDecodeError", "KillSwitchEngaged",
     "KillSwitchReleased", "Level", "ModelScored", "OrderAccepted", "OrderCanceled", "OrderEvent", "OrderExpired",
     "OrderFillEvent", "OrderFilled", "OrderPartiallyFilled", "OrderRejected", "OrderTransitionRefused",
     "PlaceOrder", "QuoteTick", "ReleaseKillSwitch", "RiskCheckPassed", "RiskCheckRejected", "SessionEnded",

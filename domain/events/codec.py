@@ -24,7 +24,14 @@ from domain.events.commands import (
     StopStrategy,
     UpdateRiskLimits,
 )
-from domain.events.market import BookDelta, BookResyncNeeded, BookSnapshot, QuoteTick, TradeTick
+from domain.events.market import (
+    BookDelta,
+    BookResyncNeeded,
+    BookSnapshot,
+    InstrumentDefined,
+    QuoteTick,
+    TradeTick,
+)
 from domain.events.orders import (
     OrderAccepted,
     OrderCanceled,
@@ -46,7 +53,7 @@ from domain.events.session import InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 EVENT_CLASSES: tuple[type[EventBase], ...] = (
-    QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded,
+    QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded, InstrumentDefined,
     SpreadOpportunityDetected, ModelScored,
     PlaceOrder, CancelOrder, EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, StartStrategy, StopStrategy,
     OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
@@ -58,7 +65,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
 
 Event = Annotated[
     Union[  # noqa: UP007 - a runtime Union is what the discriminator needs
-        QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded,
+        QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded, InstrumentDefined,
         SpreadOpportunityDetected, ModelScored,
         PlaceOrder, CancelOrder, EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, StartStrategy,
         StopStrategy,

@@ -66,3 +66,28 @@ class BookResyncNeeded(EventBase):
     expected_update_id: int
     received_first_update_id: int
     reason: str
+
+
+class InstrumentDefined(EventBase):
+    """What an instrument is and how it trades, as the venue specifies it; recorded at the start of every
+    session, before its market data, so accounting and the simulated venue never guess from a symbol.
+
+    `kind`: "spot"; "linear" (a contract is `contract_size` base units, PnL in the quote/settlement coin);
+    "inverse" (a contract is worth `contract_size` units of the quote currency, e.g. 100 USD for Binance
+    COIN-M BTCUSD_PERP, settled in the base coin: PnL = contracts * contract_size * (1/entry - 1/exit)).
+    `tick_size` and `lot_size` are the price and quantity increments, `min_notional` the smallest order value
+    in the quote currency (0 when the venue has none), fees the venue's default tier in basis points."""
+
+    type: Literal["market.instrument_defined"] = "market.instrument_defined"
+    venue: str
+    instrument: str
+    base: str
+    quote: str
+    settlement: str
+    kind: Literal["spot", "linear", "inverse"]
+    contract_size: Amount
+    tick_size: Amount
+    lot_size: Amount
+    min_notional: Amount
+    maker_fee_bps: Amount
+    taker_fee_bps: Amount
