@@ -69,7 +69,7 @@ def test_snapshot_then_delta_by_hand() -> None:
     assert best_ask(book) == (D("100.5"), D("2.5"))
     assert mid(book) == D("100.15")
     assert depth(book, 2) == ([(D("99.8"), D("0.7")), (D("99.5"), D("2"))], [(D("100.5"), D("2.5")), (D("101"), D("3"))])
-    assert book.last_update_id == 103
+    assert book.applied_update_id == 103
 
 
 def test_stale_deltas_are_dropped_and_first_delta_may_straddle() -> None:
@@ -140,11 +140,11 @@ def test_delta_that_removes_the_best_ask_and_adds_a_bid_below_the_next_is_fine()
     assert best_bid(book) == (D("100.7"), D("1")) and best_ask(book) == (D("101"), D("3"))
 
 
-def test_delta_before_any_snapshot_and_crossed_snapshot() -> None:
+def test_delta_before_any_snapshot_is_buffered_and_crossed_snapshot_reported() -> None:
     decider, state = BookDecider(), BookState()
-    out = run(decider, state, delta(1, 1, 2))
-    assert len(out) == 1 and out[0].reason == "no snapshot yet"  # type: ignore[attr-defined]
+    assert run(decider, state, delta(1, 1, 2)) == []  # buffered until the snapshot, not an error
     assert run(decider, state, delta(2, 3, 4)) == []
+    assert len(the_book(state).buffer) == 2 and not the_book(state).in_sync
     bad = snapshot(3, 10, lv(("101", "1")), lv(("100", "1")))
     out = run(decider, state, bad)
     assert len(out) == 1 and "crossed snapshot" in out[0].reason  # type: ignore[attr-defined]
