@@ -127,6 +127,15 @@ class BookSide:
         return best
 
 
+class OutOfSyncCause(Enum):
+    GAP = "gap"
+    """An update id is missing (or the snapshot cannot be bridged to the buffered deltas)."""
+    CROSSED = "crossed"
+    """The delta would cross or lock the book, or the snapshot is crossed."""
+    INVALID = "invalid"
+    """A non-positive price or a negative quantity."""
+
+
 class SyncStatus(Enum):
     APPLIED = "applied"
     BUFFERED = "buffered"
@@ -147,6 +156,7 @@ class SyncOutcome:
     """OUT_OF_SYNC: the first update id it got instead (a snapshot's lastUpdateId for a bad snapshot)."""
     replayed: int = 0
     """APPLIED snapshot: how many buffered deltas were applied on top of it."""
+    cause: OutOfSyncCause | None = None
 
 
 _APPLIED = SyncOutcome(SyncStatus.APPLIED)
@@ -233,11 +243,11 @@ class SyncedBook:
         return _outcome(verdict, delta)
 
     def _apply_snapshot(self, snapshot: BookSnapshot, on_applied: AppliedHook | None) -> SyncOutcome:
-        reason = check_snapshot(snapshot)
-        if reason:
+        problem = _snapshot_problem(snapshot)
+        if problem is not None:
             self.in_sync = False
             last = snapshot.last_update_id
-            return SyncOutcome(SyncStatus.OUT_OF_SYNC, reason, last, last)
+            return SyncOutcome(SyncStatus.OUT_OF_SYNC, problem[1], last, last, cause=problem[0])
         if self.in_sync and snapshot.last_update_id < self.applied_update_id:
             return _STALE_OUTCOME
         apply_snapshot(self, snapshot)
@@ -264,6 +274,7 @@ class SyncedBook:
                     outcome.expected_update_id,
                     outcome.received_update_id,
                     replayed,
+                    outcome.cause,
                 )
         return SyncOutcome(SyncStatus.APPLIED, replayed=replayed)
 
@@ -295,6 +306,11 @@ class DeltaVerdict:
     action: DeltaAction
     reason: str = ""
     expected_update_id: int = 0
+    cause: OutOfSyncCause | None = None
+
+
+def _resync(cause: OutOfSyncCause, reason: str, expected_update_id: int) -> DeltaVerdict:
+    return DeltaVerdict(DeltaAction.RESYNC, reason, expected_update_id, cause)
 
 
 _APPLY = DeltaVerdict(DeltaAction.APPLY)
@@ -334,16 +350,24 @@ def _invalid_levels(levels: tuple[Level, ...]) -> str:
     return ""
 
 
-def check_snapshot(snapshot: BookSnapshot) -> str:
-    """Why a snapshot cannot be used ('' when it can)."""
+def _snapshot_problem(snapshot: BookSnapshot) -> tuple[OutOfSyncCause, str] | None:
     reason = _invalid_levels(snapshot.bids) or _invalid_levels(snapshot.asks)
     if reason:
-        return f"invalid snapshot: {reason}"
+        return OutOfSyncCause.INVALID, f"invalid snapshot: {reason}"
     bids = [p for p, q in snapshot.bids if q > _ZERO]
     asks = [p for p, q in snapshot.asks if q > _ZERO]
     if bids and asks and max(bids) >= min(asks):
-        return f"crossed snapshot: best bid {max(bids)} >= best ask {min(asks)}"
-    return ""
+        return OutOfSyncCause.CROSSED, f"crossed snapshot: best bid {max(bids)} >= best ask {min(asks)}"
+    return None
+
+
+def check_snapshot(snapshot: BookSnapshot) -> str:
+    """Why a snapshot cannot be used ('' when it can)."""
+    problem = _snapshot_problem(snapshot)
+    return "" if problem is None else problem[1]
+
+
+_GAP = OutOfSyncCause.GAP
 
 
 def _sequence(book: SyncedBook, delta: BookDelta) -> DeltaVerdict | None:
@@ -356,31 +380,25 @@ def _sequence(book: SyncedBook, delta: BookDelta) -> DeltaVerdict | None:
                 return _STALE
             if first <= last <= final:
                 return None
-            return DeltaVerdict(
-                DeltaAction.RESYNC,
-                f"gap after snapshot: first delta must span {last}, got {first}..{final}",
-                last,
+            return _resync(
+                _GAP, f"gap after snapshot: first delta must span {last}, got {first}..{final}", last
             )
         if final <= last:  # spot: U <= L + 1 <= u
             return _STALE
         if first <= last + 1:
             return None
-        return DeltaVerdict(
-            DeltaAction.RESYNC,
-            f"gap after snapshot: first delta must span {last + 1}, got {first}..{final}",
-            last + 1,
+        return _resync(
+            _GAP, f"gap after snapshot: first delta must span {last + 1}, got {first}..{final}", last + 1
         )
     if final <= last:
         return _STALE  # a re-delivered delta carries nothing new
     if previous is not None:
         if previous == last:
             return None
-        return DeltaVerdict(DeltaAction.RESYNC, f"futures gap: pu {previous} != previous final {last}", last)
+        return _resync(_GAP, f"futures gap: pu {previous} != previous final {last}", last)
     if first == last + 1:
         return None
-    return DeltaVerdict(
-        DeltaAction.RESYNC, f"spot gap: first_update_id {first} != previous final + 1 = {last + 1}", last + 1
-    )
+    return _resync(_GAP, f"spot gap: first_update_id {first} != previous final + 1 = {last + 1}", last + 1)
 
 
 def check_delta(book: SyncedBook | None, delta: BookDelta) -> DeltaVerdict:
@@ -396,13 +414,13 @@ def check_delta(book: SyncedBook | None, delta: BookDelta) -> DeltaVerdict:
     bid_bound = book.bids.best()
     for price, quantity in delta.bids:
         if price <= _ZERO or quantity < _ZERO:
-            return DeltaVerdict(DeltaAction.RESYNC, f"invalid delta: bid {quantity} at {price}", last)
+            return _resync(OutOfSyncCause.INVALID, f"invalid delta: bid {quantity} at {price}", last)
         if quantity and (bid_bound is None or price > bid_bound):
             bid_bound = price
     ask_bound = book.asks.best()
     for price, quantity in delta.asks:
         if price <= _ZERO or quantity < _ZERO:
-            return DeltaVerdict(DeltaAction.RESYNC, f"invalid delta: ask {quantity} at {price}", last)
+            return _resync(OutOfSyncCause.INVALID, f"invalid delta: ask {quantity} at {price}", last)
         if quantity and (ask_bound is None or price < ask_bound):
             ask_bound = price
     if bid_bound is None or ask_bound is None or bid_bound < ask_bound:
@@ -410,8 +428,8 @@ def check_delta(book: SyncedBook | None, delta: BookDelta) -> DeltaVerdict:
     bid = book.bids.best_after(delta.bids) if delta.bids else book.bids.best()
     ask = book.asks.best_after(delta.asks) if delta.asks else book.asks.best()
     if bid is not None and ask is not None and bid >= ask:
-        return DeltaVerdict(
-            DeltaAction.RESYNC, f"delta would cross the book: best bid {bid} >= best ask {ask}", last
+        return _resync(
+            OutOfSyncCause.CROSSED, f"delta would cross the book: best bid {bid} >= best ask {ask}", last
         )
     return _APPLY
 
@@ -424,7 +442,11 @@ def _outcome(verdict: DeltaVerdict, delta: BookDelta) -> SyncOutcome:
     if verdict.action is DeltaAction.IGNORE:
         return _BUFFERED
     return SyncOutcome(
-        SyncStatus.OUT_OF_SYNC, verdict.reason, verdict.expected_update_id, delta.first_update_id
+        SyncStatus.OUT_OF_SYNC,
+        verdict.reason,
+        verdict.expected_update_id,
+        delta.first_update_id,
+        cause=verdict.cause,
     )
 
 
