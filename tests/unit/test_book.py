@@ -178,3 +178,16 @@ def test_book_never_crossed_and_matches_a_naive_model(updates: list[tuple[list[t
         for price, qty in asks:
             model_asks.pop(price, None) if qty == 0 else model_asks.__setitem__(price, qty)
         assert book.bids.levels == model_bids and book.asks.levels == model_asks
+
+
+def test_decider_buffers_deltas_that_arrive_before_the_snapshot() -> None:
+    # The capture's order: depth messages first, then the REST snapshot (L = 105) they bridge.
+    decider, state = BookDecider(), BookState()
+    assert run(decider, state, delta(1, 95, 100, bids=lv(("100.0", "9")))) == []  # stale once the snapshot is in
+    assert run(decider, state, delta(2, 101, 106, bids=lv(("100.0", "4")))) == []  # straddles L + 1 = 106
+    assert run(decider, state, base_snapshot(3, 105)) == []
+    book = the_book(state)
+    assert book.in_sync and book.applied_update_id == 106
+    assert best_bid(book) == (D("100.0"), D("4"))
+    assert run(decider, state, delta(4, 107, 107, bids=lv(("100.0", "5")))) == []
+    assert best_bid(book) == (D("100.0"), D("5"))
