@@ -127,6 +127,8 @@ def _inspect_stream(log: EventLog, session_id: str, stream: str) -> StreamReport
             )
     for key in sorted(books):
         book, book_report, pairing = books[key]
+        if not (book_report.snapshots or book_report.deltas):
+            continue  # quotes only (no L2 in this stream): no book to check
         book_report.in_sync_at_end = book.in_sync
         book_report.buffer_overflows = book.buffer_overflows
         pairing.finish()

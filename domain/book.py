@@ -20,7 +20,9 @@ Rules (Binance "how to manage a local order book correctly", spot and USD-M/COIN
   or a snapshot), or a crossed snapshot: the book goes OUT OF SYNC (one outcome carrying the reason, from
   which `BookDecider` derives one `BookResyncNeeded`). The offending delta is not applied, so the levels are
   the last good ones; it and every later delta are buffered, and the next snapshot rebuilds the book.
-* A snapshot older than what an in-sync book has already applied is stale and ignored.
+* A snapshot no newer than what an in-sync book has already applied (L <= applied id) is stale and ignored:
+  the book already holds that state, and re-basing on it would make the next futures delta (U > L, `pu == L`)
+  fail the first-delta rule.
 
 `applied_update_id` is the final id of the last applied snapshot or delta: the book's levels are the
 exchange's book exactly as of that update id (what Binance's bookTicker `u` refers to).
@@ -210,7 +212,7 @@ class SyncedBook:
             if not self.in_sync:
                 return _BUFFERED
             return _outcome(check_delta(self, event), event)
-        if self.in_sync and event.last_update_id < self.applied_update_id:
+        if self._holds(event):
             return _STALE_OUTCOME
         # A snapshot is rare: replay it on a scratch book holding a copy of the buffer.
         scratch = SyncedBook(self.venue, self.instrument, buffer=deque(self.buffer))
@@ -219,6 +221,9 @@ class SyncedBook:
     def mark_out_of_sync(self) -> None:
         """Stop applying deltas (buffer them) until the next snapshot, e.g. on a reported disconnect."""
         self.in_sync = False
+
+    def _holds(self, snapshot: BookSnapshot) -> bool:
+        return self.in_sync and snapshot.last_update_id <= self.applied_update_id
 
     def _buffer(self, delta: BookDelta) -> None:
         if len(self.buffer) >= self.max_buffered:
@@ -248,7 +253,7 @@ class SyncedBook:
             self.in_sync = False
             last = snapshot.last_update_id
             return SyncOutcome(SyncStatus.OUT_OF_SYNC, problem[1], last, last, cause=problem[0])
-        if self.in_sync and snapshot.last_update_id < self.applied_update_id:
+        if self._holds(snapshot):
             return _STALE_OUTCOME
         apply_snapshot(self, snapshot)
         if on_applied is not None:

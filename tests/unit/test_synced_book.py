@@ -169,12 +169,19 @@ def test_buffer_overflow_drops_the_oldest_and_the_bridge_check_catches_it() -> N
     assert book.best_bid() == (D("100"), D("3"))
 
 
-def test_in_sync_book_ignores_an_older_snapshot() -> None:
+def test_in_sync_book_ignores_a_snapshot_it_already_holds() -> None:
     book = SyncedBook(VENUE, SYMBOL)
     book.apply(snapshot(105))
     book.apply(delta(106, 108, bids=lv(("100", "2"))))
     assert book.apply(snapshot(107)).status is SyncStatus.STALE
     assert book.best_bid() == (D("100"), D("2")) and book.applied_update_id == 108
+    futures = SyncedBook("binance-usdm", SYMBOL)
+    futures.apply(snapshot(1000))
+    futures.apply(delta(990, 1010, bids=lv(("100", "2")), pu=980))
+    assert futures.apply(snapshot(1010)).status is SyncStatus.STALE  # same state as the book
+    assert futures.apply(delta(1015, 1020, pu=1010)).status is SyncStatus.APPLIED  # chain unbroken
+    assert futures.apply(snapshot(1030)).status is SyncStatus.APPLIED  # newer: the book re-bases on it
+    assert futures.apply(delta(1025, 1032, pu=1020)).status is SyncStatus.APPLIED  # U <= 1030 <= u
 
 
 def test_check_predicts_apply_without_changing_the_book() -> None:
