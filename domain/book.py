@@ -212,10 +212,14 @@ class SyncedBook:
             if not self.in_sync:
                 return _BUFFERED
             return _outcome(check_delta(self, event), event)
-        if self._holds(event):
-            return _STALE_OUTCOME
-        # A snapshot is rare: replay it on a scratch book holding a copy of the buffer.
-        scratch = SyncedBook(self.venue, self.instrument, buffer=deque(self.buffer))
+        # A snapshot is rare: apply it to a scratch book with the same sync state and a copy of the buffer.
+        scratch = SyncedBook(
+            self.venue,
+            self.instrument,
+            applied_update_id=self.applied_update_id,
+            in_sync=self.in_sync,
+            buffer=deque(self.buffer),
+        )
         return scratch._apply_snapshot(event, None)
 
     def mark_out_of_sync(self) -> None:

@@ -6,9 +6,12 @@ then U == previous u + 1. Futures: drop u < L; the first applied has U <= L <= u
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal as D
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.book import OutOfSyncCause, SyncedBook, SyncStatus
 from domain.events import BookDelta, BookSnapshot, Envelope, input_event_id
@@ -187,7 +190,8 @@ def test_in_sync_book_ignores_a_snapshot_it_already_holds() -> None:
 def test_check_predicts_apply_without_changing_the_book() -> None:
     book = SyncedBook(VENUE, SYMBOL)
     events = [delta(101, 106, bids=lv(("100", "2"))), snapshot(105), delta(107, 107), delta(109, 109),
-              delta(110, 110), snapshot(108), delta(111, 111, asks=lv(("101", "2")))]  # fmt: skip
+              delta(110, 110), snapshot(108), delta(111, 111, asks=lv(("101", "2"))), snapshot(111),
+        snapshot(110, bids=lv(("102", "1")))]  # fmt: skip
     seen = []
     for event in events:
         before = (book.applied_update_id, book.in_sync, len(book.buffer), dict(book.bids.levels))
@@ -196,7 +200,18 @@ def test_check_predicts_apply_without_changing_the_book() -> None:
         assert book.apply(event) == predicted
         seen.append(predicted.status)
     buffered, applied, lost = SyncStatus.BUFFERED, SyncStatus.APPLIED, SyncStatus.OUT_OF_SYNC
-    assert seen == [buffered, applied, applied, lost, buffered, applied, applied]
+    stale = SyncStatus.STALE
+    assert seen == [
+        buffered,
+        applied,
+        applied,
+        lost,
+        buffered,
+        applied,
+        applied,
+        stale,
+        lost,
+    ]  # crossed beats stale
 
 
 def test_on_applied_sees_the_book_at_every_applied_id() -> None:
@@ -207,3 +222,61 @@ def test_on_applied_sees_the_book_at_every_applied_id() -> None:
     book.apply(snapshot(105), hook)
     book.apply(delta(107, 107, bids=lv(("100", "0"))), hook)
     assert seen == [(105, (D("100"), D("1"))), (106, (D("100"), D("2"))), (107, (D("99"), D("2")))]
+
+
+_update = st.tuples(st.booleans(), st.integers(0, 9), st.integers(0, 3))  # (bid?, price step, quantity)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    updates=st.lists(_update, min_size=1, max_size=30),
+    cuts=st.sets(st.integers(1, 29)),
+    snapshot_at=st.integers(0, 30),
+    snapshot_arrives=st.integers(0, 30),
+    futures=st.booleans(),
+)
+def test_any_batching_and_snapshot_timing_rebuilds_the_exchange_book(
+    updates: list[tuple[bool, int, int]],
+    cuts: set[int],
+    snapshot_at: int,
+    snapshot_arrives: int,
+    futures: bool,
+) -> None:
+    # The exchange: update k (id k for spot, 3k for futures, whose ids are not contiguous) sets one level;
+    # bids at 90..99 and asks at 101..110 never cross. Its book as of every id is the truth.
+    step = 3 if futures else 1
+    truth: list[tuple[dict[D, D], dict[D, D]]] = [({}, {})]
+    for is_bid, offset, qty in updates:
+        bids, asks = dict(truth[-1][0]), dict(truth[-1][1])
+        side, price = (bids, D(90 + offset)) if is_bid else (asks, D(101 + offset))
+        side.pop(price, None) if qty == 0 else side.__setitem__(price, D(qty))
+        truth.append((bids, asks))
+    n = len(updates)
+    # Depth messages: consecutive batches of updates, each carrying the batch's final level values.
+    bounds = [0, *sorted(c for c in cuts if c < n), n]
+    messages: list[BookDelta | BookSnapshot] = []
+    for low, high in itertools.pairwise(bounds):
+        levels: dict[tuple[bool, D], D] = {}
+        for is_bid, offset, qty in updates[low:high]:
+            levels[(is_bid, D(90 + offset) if is_bid else D(101 + offset))] = D(qty)
+        messages.append(delta((low + 1) * step, high * step, pu=low * step if futures else None,
+                              bids=tuple((p, q) for (b, p), q in levels.items() if b),
+                              asks=tuple((p, q) for (b, p), q in levels.items() if not b)))  # fmt: skip
+    # The REST snapshot: the book as of some update id, arriving at any point of the stream.
+    at = max(min(snapshot_at, n), 1 if futures else 0)
+    bids, asks = truth[at]
+    messages.insert(
+        min(snapshot_arrives, len(messages)), snapshot(at * step, tuple(bids.items()), tuple(asks.items()))
+    )
+    book = SyncedBook(VENUE, SYMBOL)
+    checked: list[int] = []
+
+    def against_truth(b: SyncedBook, _e: BookDelta | BookSnapshot) -> None:
+        assert b.applied_update_id % step == 0
+        assert (b.bids.levels, b.asks.levels) == truth[b.applied_update_id // step]
+        checked.append(b.applied_update_id)
+
+    outcomes = [book.apply(m, against_truth).status for m in messages]
+    assert SyncStatus.OUT_OF_SYNC not in outcomes and book.in_sync and not book.buffer
+    assert book.applied_update_id == max(n, at) * step and checked == sorted(checked)
+    assert (book.bids.levels, book.asks.levels) == truth[n]
