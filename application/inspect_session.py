@@ -134,6 +134,7 @@ def _inspect_stream(log: EventLog, session_id: str, stream: str) -> StreamReport
         pairing.finish()
         book_report.tickers = pairing.result
         report.books.append(book_report)
+    report.counts = dict(sorted(counts.items()))
     report.latency = {kind: _distribution(values) for kind, values in sorted(lags.items())}
     report.notes = _notes(report)
     return report
