@@ -155,13 +155,13 @@ def _on_book_event(books: dict[tuple[str, str], _Book], event: BookDelta | BookS
             report.crossed_tickers += 1
         pairing.on_ticker(event)
         return
-    was_synced_before = book.has_snapshot and not book.in_sync
+    lost_sync = book.has_snapshot and not book.in_sync
     applied_before = book.deltas_applied
     outcome = book.apply(event, pairing.on_applied)
     report.applied += book.deltas_applied - applied_before
     if isinstance(event, BookSnapshot):
         report.snapshots += 1
-        if outcome.status is SyncStatus.APPLIED and was_synced_before:
+        if outcome.status is SyncStatus.APPLIED and lost_sync:
             report.resyncs += 1
     else:
         report.deltas += 1

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -104,6 +104,13 @@ class BookSide:
             return []
         prices = self.prices[-n:][::-1] if self.is_bid else self.prices[:n]
         return [(price, self.levels[price]) for price in prices]
+
+    def walk(self) -> Iterator[Level]:
+        """Every level, best first (bids descending, asks ascending), for walking the book; lazy, so a
+        walk that stops early costs only the levels it saw. Do not change the side while walking it."""
+        levels = self.levels
+        for price in reversed(self.prices) if self.is_bid else self.prices:
+            yield price, levels[price]
 
     def quantity_at(self, price: Decimal) -> Decimal:
         return self.levels.get(price, _ZERO)

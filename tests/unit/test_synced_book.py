@@ -70,6 +70,13 @@ def test_spot_deltas_before_the_snapshot_are_buffered_and_bridged() -> None:
     assert book.best_bid() == (D("100.2"), D("0.1")) and book.applied_update_id == 109
 
 
+def test_levels_walk_best_first() -> None:
+    book = SyncedBook(VENUE, SYMBOL)
+    book.apply(snapshot(105))
+    assert list(book.bids.walk()) == [(D("100"), D("1")), (D("99"), D("2"))]
+    assert list(book.side(False).walk()) == [(D("101"), D("1")), (D("102"), D("3"))]
+
+
 def test_spot_stale_and_duplicate_deltas_are_dropped() -> None:
     book = SyncedBook(VENUE, SYMBOL)
     book.apply(snapshot(105))
