@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -63,6 +64,13 @@ def to_json(report: SessionReport) -> dict[str, Any]:
     return {"session_id": report.session_id, "streams": streams}
 
 
+def _utc(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    stamp = datetime.fromtimestamp(ns // 1_000_000_000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f"{stamp}.{ns % 1_000_000_000 // 1_000_000:03d}"
+
+
 def _ms(ns: int) -> str:
     return f"{ns / 1e6:.1f}"
 
@@ -76,7 +84,8 @@ def _text(report: SessionReport) -> list[str]:
 
 def _stream_text(stream: StreamReport) -> list[str]:
     lines = [
-        f"\n== {stream.stream}: {sum(stream.counts.values())} records over {stream.seconds:.3f} s (receive clock)"
+        f"\n== {stream.stream}: {sum(stream.counts.values())} records over {stream.seconds:.3f} s, "
+        f"{_utc(stream.first_time_ns)} -> {_utc(stream.last_time_ns)} UTC (receive clock)"
     ]
     rates = stream.rates()
     for kind, count in sorted(stream.counts.items()):
@@ -106,14 +115,16 @@ def _book_text(book: BookReport) -> list[str]:
         f"    out of sync: {book.gaps} gap(s), {book.crossed} crossed, {book.invalid} invalid; "
         f"{book.resyncs} resync(s); {book.crossed_tickers} crossed ticker(s)",
     ]
-    lines.extend(f"      {e.receive_time_ns}: {e.cause}: {e.reason}" for e in book.out_of_sync)
+    lines.extend(f"      {_utc(e.receive_time_ns)}: {e.cause}: {e.reason}" for e in book.out_of_sync)
     lines.append(
         f"    book vs bookTicker: {t.tickers} tickers, {t.compared} compared, {t.agreed} agreed ({share}), "
         f"{t.not_comparable} not comparable (id inside a depth batch or never reached)"
     )
     d = t.first_disagreement
     if d is not None:
-        lines.append(f"    first disagreement at update id {d.update_id} (received {d.receive_time_ns}):")
+        lines.append(
+            f"    first disagreement at update id {d.update_id} (received {_utc(d.receive_time_ns)}):"
+        )
         lines.append(f"      ticker bid {d.ticker[0]} x {d.ticker[1]}  ask {d.ticker[2]} x {d.ticker[3]}")
         lines.append(f"      book   bid {d.book[0]} x {d.book[1]}  ask {d.book[2]} x {d.book[3]}")
     return lines

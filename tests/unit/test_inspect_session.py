@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.entrypoints.cli import main
 from adapters.sqlite_event_log import SqliteEventLog
 from application.inspect_session import UnknownSession, inspect_session
 from application.ports import LogRecord
@@ -53,7 +54,9 @@ def session(tmp_path: Path, events: list[EventBase]) -> SqliteEventLog:
     return log
 
 
-def test_tickers_are_paired_with_the_book_by_update_id(tmp_path: Path) -> None:
+def test_tickers_are_paired_with_the_book_by_update_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     instrument = InstrumentDefined(envelope=env(1), venue=VENUE, instrument=SYMBOL, base="BTC", quote="USDT",
                                    settlement="USDT", kind="spot", contract_size=D(1), tick_size=D("0.01"),
                                    lot_size=D("0.00001"), min_notional=D(5), maker_fee_bps=D(10), taker_fee_bps=D(10))  # fmt: skip
@@ -91,6 +94,13 @@ def test_tickers_are_paired_with_the_book_by_update_id(tmp_path: Path) -> None:
     ]
     with session(tmp_path, events) as log:
         report = inspect_session(log, "t")
+    monkeypatch.setenv("CSE_EVENT_LOG", str(tmp_path / "events.sqlite"))
+    assert main(["inspect", "t"]) == 0
+    text = capsys.readouterr().out
+    assert "5 compared, 4 agreed (80.00%), 2 not comparable" in text
+    assert "first disagreement at update id 109 (received 1970-01-01 00:00:00.011)" in text
+    assert "ticker bid 100 x 2  ask 101 x 0.7" in text and "book   bid 100 x 2  ask 101 x 0.6" in text
+    assert "gap: spot gap: first_update_id 111 != previous final + 1 = 110" in text
     (stream,) = report.streams
     assert stream.first_time_ns == 1 * MS and stream.last_time_ns == 14 * MS
     assert stream.counts == {"market.instrument_defined": 1, "market.quote": 7, "market.book_delta": 4,
