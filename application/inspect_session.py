@@ -201,7 +201,11 @@ def _notes(report: StreamReport) -> list[str]:
             f"{medians}); they are compared only within one message, never across messages or streams"
         )
     for book in report.books:
-        if book.tickers.tickers and not book.tickers.compared:
+        if not book.snapshots:
+            notes.append(
+                f"{book.venue} {book.instrument}: no snapshot, so the book was never built (deltas buffered)"
+            )
+        elif book.tickers.tickers and not book.tickers.compared:
             notes.append(
                 f"{book.venue} {book.instrument}: no ticker update id matched an applied book update id"
             )
