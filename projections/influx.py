@@ -35,7 +35,6 @@ from collections.abc import KeysView, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from prometheus_client import Gauge
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,8 +42,8 @@ from adapters.influx_http import InfluxError, InfluxHTTPClient, quote_ident
 from adapters.settings import Settings
 from application.ports import EventLog, StoredRecord
 from projections.projector import (
-    LAG,
     Backoff,
+    ProjectionMetrics,
     TrackedProjection,
     dead_letter_row,
     read_batch,
@@ -167,10 +166,10 @@ class TimeseriesProjector(TrackedProjection):
         batch_records: int = 20_000,
         quote_interval_ns: int = 0,
         backoff: Backoff = Backoff(),  # noqa: B008 - frozen
-        lag_gauge: Gauge | None = LAG,
+        metrics: ProjectionMetrics | None = None,
         tracking: Table | None = None,
     ) -> None:
-        super().__init__(engine, log, name, lag_gauge)
+        super().__init__(engine, log, name, metrics)
         self.sink = sink
         self.batch_records = batch_records
         self.quote_interval_ns = quote_interval_ns
@@ -264,6 +263,7 @@ class TimeseriesProjector(TrackedProjection):
                 await write_tracking(conn, self.tracking, self.name, session_id, stream, end)
 
         await self.backoff.run(commit, what=what, on_retry=on_retry)
+        self._count_records(end - self._last_known.get((session_id, stream), -1))
         self._last_known[(session_id, stream)] = end
         self._report_lag(session_id, stream)
 

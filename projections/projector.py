@@ -35,9 +35,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
-from prometheus_client import Counter, Gauge
 from sqlalchemy import Table, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -51,17 +50,24 @@ from projections.models import DEAD_LETTER_TABLE, READ_MODEL_TABLES, TRACKING_TA
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-LAG = Gauge(
-    "cse_projection_lag_records",
-    "Records of the stream not yet projected: log end offset - (last projected offset + 1)",
-    ["projection", "session", "stream"],
-)
 
-DEAD_LETTERS = Counter(
-    "cse_projection_dead_letters_total",
-    "Log records a projection set aside because they could not be decoded (see projection_dead_letters)",
-    ["projection"],
-)
+class Labelled(Protocol):
+    """A metric family in Prometheus' shape: `labels(...)` gives the child to `set`/`inc`."""
+
+    def labels(self, *values: str) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ProjectionMetrics:
+    """Where a projection reports progress; the composition root passes the Prometheus metrics of
+    `adapters/observability/metrics.py` (lag gauge and dead-letter counter labelled as in the module doc;
+    records and retries by projection). None (the default): nothing reported."""
+
+    lag: Labelled
+    dead_letters: Labelled
+    records: Labelled | None = None
+    retries: Labelled | None = None
+
 
 # -- retry --------------------------------------------------------------------------------------------------
 
@@ -203,11 +209,13 @@ class TrackedProjection:
     """What every projection keeps per (session, stream): the tracked offset in the SQL tracking table, the
     lag behind the log (also as the `cse_projection_lag_records` gauge), retries and dead letters."""
 
-    def __init__(self, engine: AsyncEngine, log: EventLog, name: str, lag_gauge: Gauge | None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, log: EventLog, name: str, metrics: ProjectionMetrics | None
+    ) -> None:
         self.engine = engine
         self.log = log
         self.name = name
-        self.lag_gauge = lag_gauge
+        self.metrics = metrics
         self._last_known: dict[tuple[str, str], int] = {}
         self.retries = 0
         self.dead_letters = 0
@@ -226,12 +234,18 @@ class TrackedProjection:
         return max(0, self.log.end_offset(session_id, stream) - (last + 1))
 
     def _report_lag(self, session_id: str, stream: str) -> None:
-        if self.lag_gauge is not None:
-            self.lag_gauge.labels(self.name, session_id, stream).set(self.lag(session_id, stream))
+        if self.metrics is not None:
+            self.metrics.lag.labels(self.name, session_id, stream).set(self.lag(session_id, stream))
+
+    def _count_records(self, count: int) -> None:
+        if self.metrics is not None and self.metrics.records is not None and count:
+            self.metrics.records.labels(self.name).inc(count)
 
     def _on_retry(self, session_id: str, stream: str) -> Callable[[BaseException], None]:
         def note(_: BaseException) -> None:
             self.retries += 1
+            if self.metrics is not None and self.metrics.retries is not None:
+                self.metrics.retries.labels(self.name).inc()
             self._report_lag(session_id, stream)
 
         return note
@@ -239,7 +253,8 @@ class TrackedProjection:
     def _count_dead_letters(self, rows: list[dict[str, Any]]) -> None:
         """After the dead letters are durable: the counter, the metric and one error line each."""
         self.dead_letters += len(rows)
-        DEAD_LETTERS.labels(self.name).inc(len(rows))
+        if self.metrics is not None:
+            self.metrics.dead_letters.labels(self.name).inc(len(rows))
         for row in rows:
             log.error("projection %s set aside %s/%s offset %d (%s): %s", self.name, row["session_id"],
                       row["stream"], row["offset"], row["event_type"], row["reason"])  # fmt: skip
@@ -262,9 +277,9 @@ class SqlProjector(TrackedProjection):
         registry: Mapping[str, Callable[..., Awaitable[None]]] | None = None,
         prefetch: Prefetch | None = default_handlers.prefetch,
         backoff: Backoff = Backoff(),  # noqa: B008 - frozen
-        lag_gauge: Gauge | None = LAG,
+        metrics: ProjectionMetrics | None = None,
     ) -> None:
-        super().__init__(engine, log, name, lag_gauge)
+        super().__init__(engine, log, name, metrics)
         self.batch_size = batch_size
         self.tables = dict(tables) if tables is not None else live_tables()
         self.registry = dict(registry) if registry is not None else dict(default_handlers.REGISTRY)
@@ -322,6 +337,7 @@ class SqlProjector(TrackedProjection):
             self._report_lag(session_id, stream)
             if n == 0:
                 break
+            self._count_records(n)
             total += n
             batches += 1
         return total

@@ -120,7 +120,7 @@ async def rebuild(
     await _create_tables(engine, fresh)
     try:
         projector = SqlProjector(engine, log, name=projection, batch_size=batch_size, tables=fresh,
-                                 backoff=backoff, lag_gauge=None)  # fmt: skip
+                                 backoff=backoff)  # fmt: skip
         total = 0
         for sid in sessions:
             total += await projector.project_session(sid)

@@ -90,7 +90,7 @@ class PgSchema:
 async def bench_postgres(log: SqliteEventLog, session: str) -> dict[str, Any]:
     async with PgSchema() as engine:
         started = time.perf_counter()
-        records = await SqlProjector(engine, log, lag_gauge=None).project_session(session)
+        records = await SqlProjector(engine, log).project_session(session)
         seconds = time.perf_counter() - started
     handled = _handled(log, session)
     return {"records": records, "handled": handled, "seconds": seconds, "records_per_s": records / seconds,
@@ -105,7 +105,7 @@ async def bench_influx(log: SqliteEventLog, session: str) -> dict[str, Any]:
         try:
             sink = InfluxSink(client, config)
             started = time.perf_counter()
-            records = await TimeseriesProjector(engine, log, sink, lag_gauge=None).project_session(session)
+            records = await TimeseriesProjector(engine, log, sink).project_session(session)
             seconds = time.perf_counter() - started
             out |= {"records": records, "points": sink.points_written, "seconds": seconds,
                     "points_per_s": sink.points_written / seconds}  # fmt: skip

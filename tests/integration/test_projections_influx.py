@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.entrypoints.wiring import projection_metrics
 from adapters.influx_http import InfluxHTTPClient
+from adapters.observability.metrics import PROJECTION_LAG as LAG
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
 from projections.influx import (
@@ -24,7 +26,7 @@ from projections.influx import (
     ensure_database,
 )
 from projections.models import Base
-from projections.projector import LAG, Backoff
+from projections.projector import Backoff
 from projections.schema import make_engine, migrate
 from projections.testing import build_sample_session
 from projections.timeseries import Point
@@ -175,7 +177,7 @@ async def test_outage_backs_off_reports_lag_and_catches_up(
             await real.write(points)
 
     projector = TimeseriesProjector(engine, log, FlakySink(), name="influx-outage", batch_records=200,
-                                    backoff=Backoff(initial=0.01, cap=0.05))  # fmt: skip
+                                    backoff=Backoff(initial=0.01, cap=0.05), metrics=projection_metrics())  # fmt: skip
     await projector.project_session(SESSION, ["derived"])
     assert projector.retries == 4
     assert lags[-1] > 0

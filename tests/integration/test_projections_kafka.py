@@ -60,7 +60,7 @@ async def test_project_from_kafka_equals_the_fold(engine: AsyncEngine, tmp_path:
         with _source(Settings(kafka_bootstrap=BOOTSTRAP), args) as (source, where):
             assert isinstance(source, SnapshotLog) and prefix in where
             assert SESSION in source.sessions()
-            projector = SqlProjector(engine, source, batch_size=97, lag_gauge=None)
+            projector = SqlProjector(engine, source, batch_size=97)
             assert await projector.project_session(SESSION) == records
             assert all(projector.lag(SESSION, s) == 0 for s in source.streams(SESSION))
         assert_matches_fold(await actual_read_models(engine, SESSION), expected)
@@ -69,5 +69,5 @@ async def test_project_from_kafka_equals_the_fold(engine: AsyncEngine, tmp_path:
         # redelivery: the whole session published again (same session/stream/offset headers)
         kafka.publish(SESSION, [r for s in log.streams(SESSION) for r in log.read(SESSION, s)])
         source = SnapshotLog(KafkaEventLog(BOOTSTRAP, Topics(prefix)))
-        assert await SqlProjector(engine, source, lag_gauge=None).project_session(SESSION) == 0
+        assert await SqlProjector(engine, source).project_session(SESSION) == 0
         assert await dump(engine) == before

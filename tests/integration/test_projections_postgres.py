@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.entrypoints.wiring import projection_metrics
+from adapters.observability.metrics import PROJECTION_LAG as LAG
 from adapters.sqlite_event_log import SqliteEventLog
 from projections import handlers
 from projections.models import Base
-from projections.projector import LAG, Backoff, SqlProjector
+from projections.projector import Backoff, SqlProjector
 from projections.rebuild import rebuild
 from projections.testing import (
     actual_read_models,
@@ -124,7 +126,7 @@ async def test_postgres_restart_during_projection_loses_and_duplicates_nothing(
         await handlers.on_order_accepted(batch, event, stored)
 
     registry["order.accepted"] = slow_accept
-    projector = SqlProjector(engine, log, batch_size=100, registry=registry,
+    projector = SqlProjector(engine, log, batch_size=100, registry=registry, metrics=projection_metrics(),
                              backoff=Backoff(initial=0.05, cap=1.0, max_elapsed=120))  # fmt: skip
     task = asyncio.create_task(projector.project_stream(SESSION, "derived"))
     while projector.batches_committed < 3:

@@ -10,12 +10,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.entrypoints.wiring import projection_metrics
+from adapters.observability.metrics import PROJECTION_LAG as LAG
 from adapters.sqlite_event_log import SqliteEventLog
 from application.ports import StoredRecord
 from projections import handlers
 from projections.influx import TimeseriesProjector
 from projections.models import Base
-from projections.projector import LAG, SqlProjector
+from projections.projector import SqlProjector
 from projections.rebuild import rebuild
 from projections.schema import make_engine, migrate
 from projections.testing import (
@@ -60,7 +62,7 @@ async def test_migrate_is_idempotent_and_creates_every_table(engine: AsyncEngine
 
 
 async def test_projection_equals_plain_fold(engine: AsyncEngine, log: SqliteEventLog) -> None:
-    projector = SqlProjector(engine, log, batch_size=100)
+    projector = SqlProjector(engine, log, batch_size=100, metrics=projection_metrics())
     applied = await projector.project_session(SESSION)
     assert applied == log.count(SESSION)
     assert_matches_fold(await actual_read_models(engine, SESSION), expected_read_models(log, SESSION))

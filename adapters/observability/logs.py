@@ -1,0 +1,71 @@
+"""Structured JSON logs: one object per line with time (UTC), level, logger, message, the current trace and
+span ids (OpenTelemetry), and the session and correlation ids of the work in hand (`log_context`)."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from opentelemetry import trace
+
+_CONTEXT: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
+    "cse_log_context", default=()
+)
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+
+
+@contextlib.contextmanager
+def log_context(**fields: str | None) -> Iterator[None]:
+    """Fields (e.g. session_id, correlation_id) added to every log line written inside the block."""
+    merged = dict(_CONTEXT.get()) | {k: v for k, v in fields.items() if v is not None}
+    token = _CONTEXT.set(tuple(merged.items()))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, service: str = "cse") -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        body: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="microseconds"),
+            "level": record.levelname.lower(),
+            "service": self.service,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            body["trace_id"] = f"{context.trace_id:032x}"
+            body["span_id"] = f"{context.span_id:016x}"
+        body.update(dict(_CONTEXT.get()))
+        body.update(
+            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
+        )
+        if record.exc_info:
+            body["exception"] = self.formatException(record.exc_info)
+        return json.dumps(body, default=str)
+
+
+def configure_logging(
+    service: str, level: str = "info", json_logs: bool = True, stream: TextIO | None = None
+) -> None:
+    """Root logging for a service process: JSON lines (or plain text for a terminal) on stderr."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if json_logs:
+        handler.setFormatter(JsonFormatter(service))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

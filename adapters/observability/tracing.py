@@ -1,0 +1,101 @@
+"""OpenTelemetry traces across the Kafka hops (record -> worker -> projector).
+
+Every message carries a W3C `traceparent` header (`streams/serialization.py`): by default derived from the
+event (trace id = the correlation id of its causal chain), so one chain is one trace even with tracing off.
+With tracing on, each hop continues the trace of the message it consumes (`Tracing.consume`) and the
+messages it publishes carry its own span as parent (`Tracing.traceparent`), so a tick's spans across
+processes form one tree under one trace id.
+
+Off by default: no exporter, nothing sampled, and `consume` returns one shared null context without parsing
+the header (`tests/bench`: no measurable cost). On: an OTLP/HTTP exporter to `otlp_endpoint`, a parent-based
+ratio sampler (`sample_ratio`; decided on the trace id alone, so every process keeps or drops the same
+traces whatever the incoming header's sampled flag says), or any exporter a test passes (the SDK's in-memory one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
+from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+TRACEPARENT = "traceparent"
+_PROPAGATOR = TraceContextTextMapPropagator()
+_OFF: AbstractContextManager[None] = contextlib.nullcontext()
+
+
+class Tracing:
+    """One per process, built by the composition root from the settings and passed to each service."""
+
+    def __init__(self, provider: TracerProvider | None = None, service: str = "cse") -> None:
+        self.provider = provider
+        self.enabled = provider is not None
+        self.tracer = provider.get_tracer("cryptospreadedge") if provider else trace.NoOpTracer()
+        self.service = service
+
+    @classmethod
+    def off(cls) -> Tracing:
+        return cls()
+
+    @classmethod
+    def configure(cls, service: str, otlp_endpoint: str | None = None, sample_ratio: float = 1.0,
+                  exporter: SpanExporter | None = None) -> Tracing:  # fmt: skip
+        """Off unless an OTLP endpoint (or a test's exporter) is given."""
+        if not otlp_endpoint and exporter is None:
+            return cls.off()
+        if not 0.0 <= sample_ratio <= 1.0:
+            raise ValueError(f"trace sample ratio must be within [0, 1], not {sample_ratio}")
+        provider = TracerProvider(resource=Resource.create({"service.name": service}),
+                                  sampler=TraceIdRatioBased(sample_ratio))  # fmt: skip
+        if exporter is not None:
+            provider.add_span_processor(SimpleSpanProcessor(exporter))
+        if otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            url = otlp_endpoint.rstrip("/")
+            url = url if url.endswith("/v1/traces") else f"{url}/v1/traces"
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
+        return cls(provider, service)
+
+    def consume(self, name: str, headers: Mapping[str, bytes], attributes: Mapping[str, Any] | None = None
+                ) -> AbstractContextManager[Span | None]:  # fmt: skip
+        """A CONSUMER span continuing the trace of a message's `traceparent` (a no-op when off)."""
+        if not self.enabled:
+            return _OFF
+        carrier = (
+            {TRACEPARENT: headers[TRACEPARENT].decode("ascii", "replace")} if TRACEPARENT in headers else {}
+        )
+        parent = _PROPAGATOR.extract(carrier)
+        return self.tracer.start_as_current_span(name, context=parent, kind=SpanKind.CONSUMER,
+                                                 attributes=dict(attributes or {}))  # fmt: skip
+
+    @contextlib.contextmanager
+    def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span | None]:
+        """An internal span under the current one (a no-op when off)."""
+        if not self.enabled:
+            yield None
+            return
+        with self.tracer.start_as_current_span(name, attributes=dict(attributes or {})) as span:
+            yield span
+
+    def traceparent(self) -> str | None:
+        """`traceparent` of the current span for the messages it publishes; None when off or unsampled
+        (the serializer then writes the deterministic one)."""
+        if not self.enabled:
+            return None
+        context = trace.get_current_span().get_span_context()
+        if not context.is_valid or not context.trace_flags.sampled:
+            return None
+        return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+    def shutdown(self) -> None:
+        if self.provider is not None:
+            self.provider.shutdown()
