@@ -228,10 +228,13 @@ class TrackedProjection:
         async with self.engine.connect() as conn:
             return await read_tracking(conn, self.tracking, self.name, session_id, stream)
 
+    def projected_through(self, session_id: str, stream: str) -> int:
+        """The last offset this projection committed, as last seen (-1: none yet, or not looked up)."""
+        return self._last_known.get((session_id, stream), -1)
+
     def lag(self, session_id: str, stream: str) -> int:
         """Records behind the log's end, as of the last committed batch (or the last known position)."""
-        last = self._last_known.get((session_id, stream), -1)
-        return max(0, self.log.end_offset(session_id, stream) - (last + 1))
+        return max(0, self.log.end_offset(session_id, stream) - (self.projected_through(session_id, stream) + 1))
 
     def _report_lag(self, session_id: str, stream: str) -> None:
         if self.metrics is not None:

@@ -38,11 +38,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--prefix", help="topic name prefix with --source kafka (default: $CSE_TOPIC_PREFIX or cse)"
     )
+    p.add_argument("--follow", action="store_true",
+                   help="keep projecting what is appended to the log, as a service with /metrics and /health, "
+                        "until SIGTERM")  # fmt: skip
+    p.add_argument("--poll-interval", type=float, default=1.0, metavar="SECONDS",
+                   help="with --follow: longest wait for new records between passes (default 1)")  # fmt: skip
     p.set_defaults(handler=project_command)
 
 
 def project_command(args: argparse.Namespace) -> int:
-    return asyncio.run(_project(Settings(), args))
+    settings = Settings()
+    if args.follow:
+        if args.rebuild:
+            raise UserError("--follow projects as the log grows; --rebuild is a one-off: run it on its own")
+        if args.poll_interval <= 0:
+            raise UserError(f"--poll-interval must be a positive number of seconds, not {args.poll_interval}")
+        from adapters.entrypoints.follow import follow
+
+        return asyncio.run(follow(settings, args))
+    return asyncio.run(_project(settings, args))
 
 
 async def _project(settings: Settings, args: argparse.Namespace) -> int:

@@ -1,8 +1,10 @@
-"""Parts the composition root hands to services: the Prometheus metrics of the projections."""
+"""Parts the composition root builds from the settings and hands to the services."""
 
 from __future__ import annotations
 
 from adapters.observability import metrics as m
+from adapters.settings import Settings
+from projections.influx import InfluxConfig
 from projections.projector import ProjectionMetrics
 
 
@@ -13,3 +15,23 @@ def projection_metrics() -> ProjectionMetrics:
         records=m.PROJECTION_RECORDS,
         retries=m.PROJECTION_RETRIES,
     )
+
+
+def influx_config(settings: Settings) -> InfluxConfig:
+    return InfluxConfig(
+        url=settings.influx_url,
+        database=settings.influx_db,
+        retention_policy=settings.influx_rp,
+        retention=settings.influx_retention,
+        shard_duration=settings.influx_shard_duration,
+        batch_points=settings.influx_batch_points,
+        max_in_flight=settings.influx_max_in_flight,
+    )
+
+
+def read_models_url(settings: Settings, target: str) -> str:
+    """PostgreSQL (`--target postgres`) or the embedded SQLite read models in $CSE_HOME."""
+    if target == "postgres":
+        return settings.database_url
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{settings.home / 'read_models.sqlite'}"

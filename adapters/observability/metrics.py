@@ -1,9 +1,11 @@
 """Every Prometheus metric CryptoSpreadEdge exports: one catalogue, one definition per metric.
 
 Names follow Prometheus conventions (`cse_` namespace, base units, `_total` counters, `_seconds` durations).
-Labels are bounded: worker, partition, venue, instrument, rule, account, projection, stream, route; never an
-order id, event id or free text. Dashboards (`deploy/grafana/`) and alert rules (`deploy/prometheus/`) query
-only these names; `tests/unit/test_deploy_metrics.py` checks that against a live scrape.
+Labels are bounded: partition, venue, instrument, rule, account, projection, stream, route; never an order id,
+event id or free text. Which worker or projector reported a series is Prometheus' own `instance` label.
+Dashboards (`deploy/grafana/`) and alert rules (`deploy/prometheus/`) query only these names;
+`tests/unit/test_deploy.py` checks that against the catalogue and `tests/integration/test_prometheus_scrape.py`
+against a live scrape.
 """
 
 from __future__ import annotations
@@ -32,29 +34,26 @@ API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5
 BUILD_INFO = Info("cse_build", "Code version and service of this process")
 
 # -- pipeline (worker) ---------------------------------------------------------------------------------------
-WORKER_INPUTS = Counter(
-    "cse_worker_inputs_total", "Market-data inputs fed to the kernel", ["worker", "partition"]
-)
+WORKER_INPUTS = Counter("cse_worker_inputs_total", "Market-data inputs fed to the kernel", ["partition"])
 WORKER_DERIVED = Counter(
-    "cse_worker_derived_events_total", "Derived events published by the worker", ["worker", "partition"]
+    "cse_worker_derived_events_total", "Derived events published by the worker", ["partition"]
 )
 WORKER_DEAD_LETTERS = Counter(
-    "cse_worker_dead_letters_total", "Undecodable inputs sent to the dead-letter topic", ["worker"]
+    "cse_worker_dead_letters_total", "Undecodable inputs sent to the dead-letter topic"
 )
 WORKER_RECOVERIES = Counter(
     "cse_worker_recoveries_total",
     "Partition recoveries after a gap (restore = from a snapshot, rebuild = re-run from offset 0)",
-    ["worker", "kind"],
+    ["kind"],
 )
 CONSUMER_LAG = Gauge(
     "cse_consumer_lag_messages",
-    "Messages of the partition not yet consumed: high watermark - next offset",
-    ["worker", "topic", "partition"],
+    "Messages of the partition not yet consumed (high watermark - position), by consumer group",
+    ["group", "topic", "partition"],
 )
 KERNEL_LATENCY = Histogram(
     "cse_kernel_latency_seconds",
     "Wall time from an input entering the kernel to its derived events being ready to publish",
-    ["worker"],
     buckets=KERNEL_BUCKETS,
 )
 

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shared helpers for the local test servers (kafka.sh, postgres.sh,
-# influxdb.sh, services.sh, with-services.sh).  Sourced, never executed.
+# influxdb.sh, prometheus.sh, services.sh, with-services.sh).  Sourced, never executed.
 #
 # A service script sets SVC (name) and SVC_PORTS (ports it binds, all on
 # 127.0.0.1) and defines:
@@ -28,11 +28,13 @@ CSE_PG_DB="${CSE_PG_DB:-cse}"
 CSE_INFLUX_PORT="${CSE_INFLUX_PORT:-8086}"
 CSE_INFLUX_RPC_PORT="${CSE_INFLUX_RPC_PORT:-8088}"
 CSE_INFLUX_DB="${CSE_INFLUX_DB:-cse}"
+CSE_PROM_PORT="${CSE_PROM_PORT:-9090}"
+CSE_PROM_TARGETS="${CSE_PROM_TARGETS:-$CSE_RUN_DIR/prometheus-targets}"
 CSE_READY_TIMEOUT="${CSE_READY_TIMEOUT:-120}"
 # shellcheck disable=SC2034  # used by the scripts that source this file
 CSE_LOCAL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck disable=SC2034
-CSE_SERVICES="kafka postgres influxdb"
+CSE_SERVICES="kafka postgres influxdb prometheus"
 
 # Connection settings for the tests (tests/integration/conftest.py reads these).
 export_test_env() {
@@ -40,6 +42,8 @@ export_test_env() {
   export CSE_PG_DSN="postgresql+asyncpg://postgres@$CSE_HOST:$CSE_PG_PORT/$CSE_PG_DB"
   export CSE_INFLUX_URL="http://$CSE_HOST:$CSE_INFLUX_PORT"
   export CSE_INFLUX_DB
+  export CSE_PROMETHEUS_URL="http://$CSE_HOST:$CSE_PROM_PORT"
+  export CSE_PROM_TARGETS
 }
 
 log() { printf '[%s] %s\n' "${SVC:-cse}" "$*" >&2; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # with-services.sh CMD...  Start whichever local test server (Kafka,
-# PostgreSQL, InfluxDB) is not already running, export CSE_KAFKA_BOOTSTRAP,
-# CSE_PG_DSN, CSE_INFLUX_URL and CSE_INFLUX_DB, run CMD, then stop only the
+# PostgreSQL, InfluxDB, Prometheus) is not already running, export CSE_KAFKA_BOOTSTRAP,
+# CSE_PG_DSN, CSE_INFLUX_URL, CSE_INFLUX_DB, CSE_PROMETHEUS_URL and CSE_PROM_TARGETS, run CMD, then stop only the
 # servers this run started (also on failure, Ctrl-C or SIGTERM).
 # Exits with CMD's exit code (or 1 if a server could not be started).
 # shellcheck source=deploy/local/lib.sh
