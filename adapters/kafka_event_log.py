@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 
-from application.ports import LogRecord, StoredRecord
+from application.ports import LogRecord, StoredRecord, Tracer
 from streams.kafka_io import EventProducer, scan
 from streams.serialization import (
     H_LOG_KEY,
@@ -36,14 +36,16 @@ from streams.serialization import (
     H_TYPE,
     header_map,
     to_message,
+    with_traceparent,
 )
 from streams.topics import MD, SESSION, Topics, route
 
 
 class KafkaEventLog:
     def __init__(self, bootstrap: str, topics: Topics | None = None, account: str = "default",
-                 producer: EventProducer | None = None) -> None:  # fmt: skip
+                 producer: EventProducer | None = None, tracer: Tracer | None = None) -> None:  # fmt: skip
         self.bootstrap = bootstrap
+        self.tracer = tracer if tracer is not None and tracer.enabled else None
         self.topics = topics or Topics()
         self.account = account
         self._producer = producer
@@ -62,6 +64,9 @@ class KafkaEventLog:
         count = 0
         for item in stored:
             msg = to_message(session_id, item, self.account)
+            if self.tracer is not None:  # the publishing span, a child of the event's own trace context
+                with self.tracer.consume("log.publish", header_map(msg.headers), {"cse.stream": item.record.stream}):
+                    msg = with_traceparent(msg, self.tracer.traceparent())
             self.producer.produce(self.topics.name(msg.topic_suffix), msg.value, msg.key, msg.headers)
             key = (session_id, item.record.stream)
             self._next[key] = max(self._next.get(key, 0), item.offset + 1)

@@ -6,8 +6,9 @@ same port fits SQLite (embedded default) and Kafka (production) without either k
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import NamedTuple, Protocol
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, NamedTuple, Protocol
 
 from domain.events import EventBase
 
@@ -80,3 +81,19 @@ class EventFeed(Protocol):
     """A live feed of events (what GraphQL subscriptions and the live recorder consume)."""
 
     def subscribe(self, event_types: Iterable[str] | None = None) -> AsyncIterator[EventBase]: ...
+
+
+class Tracer(Protocol):
+    """Spans across processes: each hop continues the trace of the message it handles (W3C `traceparent`
+    in the message headers). Implemented in `adapters/observability/tracing.py`; a no-op when tracing is off."""
+
+    enabled: bool
+
+    def consume(self, name: str, headers: Mapping[str, bytes], attributes: Mapping[str, Any] | None = None
+                ) -> AbstractContextManager[Any]:  # fmt: skip
+        """A span continuing the trace of `headers` (current until the block ends)."""
+        ...
+
+    def traceparent(self) -> str | None:
+        """`traceparent` of the current span for the messages it sends; None when off or not sampled."""
+        ...

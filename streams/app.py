@@ -37,7 +37,7 @@ from application.session_run import VenueFactory
 from streams.kafka_io import read_partition
 from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, OutMessage
 from streams.topics import Topics
-from streams.worker import PartitionKernels, in_message
+from streams.worker import Instruments, PartitionKernels, in_message
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +59,12 @@ def build_app(
     on_processed: Callable[[PartitionKernels], None] | None = None,
     settings: dict[str, Any] | None = None,
     code_version: str = "",
+    instruments: Instruments | None = None,
 ) -> tuple[faust.App, PartitionKernels]:
     """`settings`: extra/overriding faust.App settings (e.g. `broker_session_timeout`). `code_version`
     is stored in snapshots: a worker running other code ignores them and re-runs from offset 0."""
     topics = topics or Topics()
-    kernels = PartitionKernels(config, venue_factory, target_session, code_version)
+    kernels = PartitionKernels(config, venue_factory, target_session, code_version, instruments)
     options: dict[str, Any] = {
         "broker": f"kafka://{bootstrap}",
         "store": "memory://",
@@ -136,7 +137,11 @@ def build_app(
             log.info("rebuilding kernels of %s[%d] from offset 0 (next input %d)", topics.md, partition, offset)
             kernels.reset(partition)
             start = 0
+            if instruments is not None:
+                instruments.recovered("rebuild")
         else:
+            if instruments is not None:
+                instruments.recovered("restore")
             log.info("restored kernels of %s[%d] at offset %d (next input %d)", topics.md, partition, start,
                      offset)  # fmt: skip
         await rerun(partition, start, offset)
@@ -163,6 +168,10 @@ def build_app(
                     since_snapshot[partition] = 0
                 if on_processed is not None:
                     on_processed(kernels)
+                if instruments is not None:
+                    highwater = app.consumer.highwater(message.tp)
+                    if highwater is not None:
+                        instruments.lag(message.topic, partition, max(0, highwater - offset - 1))
 
     app.cse_settle = settle  # type: ignore[attr-defined]
     return app, kernels

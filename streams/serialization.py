@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from application.ports import LogRecord, StoredRecord
@@ -84,6 +84,13 @@ def event_message(session_id: str, stream: str, offset: int, event: EventBase, p
     """A derived event as the worker publishes it (log key = session id, like the embedded backtest)."""
     record = LogRecord(stream, session_id, event.type, event.envelope.event_time_ns, payload)
     return to_message(session_id, StoredRecord(offset, record), account)
+
+
+def with_traceparent(msg: OutMessage, trace: str | None) -> OutMessage:
+    """The message with its `traceparent` replaced (a hop's own span); unchanged for None."""
+    if trace is None:
+        return msg
+    return replace(msg, headers=[(k, trace.encode() if k == H_TRACE else v) for k, v in msg.headers])
 
 
 def header_map(headers: Headers | None) -> dict[str, bytes]:

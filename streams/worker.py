@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from application.engine import Kernel
 from application.run_config import RunConfig, build_deciders
@@ -42,6 +44,7 @@ from streams.serialization import (
     event_message,
     from_message,
     header_map,
+    with_traceparent,
 )
 from streams.topics import DLQ
 
@@ -54,6 +57,28 @@ def default_target(config: RunConfig) -> Callable[[str], str]:
 
 
 SNAPSHOT_MAGIC = b"cse-kernels/1\n"
+
+
+class Instruments(Protocol):
+    """What the worker reports while it runs (metrics and traces; `adapters/observability/worker.py`)."""
+
+    def consume(self, headers: Mapping[str, bytes]) -> AbstractContextManager[Any]:
+        """The span of one input, continuing the trace of its message (a no-op when tracing is off)."""
+        ...
+
+    def traceparent(self) -> str | None:
+        """`traceparent` for the outputs of the input in hand; None keeps the deterministic one."""
+        ...
+
+    def derived(self, event: EventBase) -> None: ...
+
+    def processed(self, partition: int, seconds: float, derived: int, dead_letters: int) -> None: ...
+
+    def recovered(self, kind: str) -> None:
+        """A partition's kernels were restored from a snapshot (`restore`) or re-run from 0 (`rebuild`)."""
+        ...
+
+    def lag(self, topic: str, partition: int, messages: int) -> None: ...
 
 
 @dataclass
@@ -88,8 +113,10 @@ def in_message(topic: str, partition: int, offset: int, key: bytes | None, value
 
 class PartitionKernels:
     def __init__(self, config: RunConfig, venue_factory: VenueFactory,
-                 target_session: Callable[[str], str] | None = None, code_version: str = "") -> None:  # fmt: skip
+                 target_session: Callable[[str], str] | None = None, code_version: str = "",
+                 instruments: Instruments | None = None) -> None:  # fmt: skip
         self.config = config
+        self.instruments = instruments
         self.code_version = code_version
         self.venue_factory = venue_factory
         self.target_session = target_session or default_target(config)
@@ -161,6 +188,21 @@ class PartitionKernels:
 
     def process(self, msg: InMessage) -> list[OutMessage]:
         """Feed one md message; returns the messages to publish (derived events, or a dead letter)."""
+        instruments = self.instruments
+        if instruments is None:
+            return self._process(msg)
+        with instruments.consume(msg.headers):
+            started = time.perf_counter()
+            out = self._process(msg)
+            seconds = time.perf_counter() - started
+            dead = sum(1 for o in out if o.topic_suffix == DLQ)
+            instruments.processed(msg.partition, seconds, len(out) - dead, dead)
+            trace = instruments.traceparent()  # the outputs' parent is this input's span (tracing on, sampled)
+            if trace is not None:
+                out = [with_traceparent(o, trace) for o in out]
+        return out
+
+    def _process(self, msg: InMessage) -> list[OutMessage]:
         self._next_offset[msg.partition] = msg.offset + 1
         if msg.headers.get(H_CONTROL) == CONTROL_END_OF_SESSION:
             session = msg.headers.get(H_SESSION, b"").decode()
@@ -192,6 +234,8 @@ class PartitionKernels:
     def _drain(self, run: _Run) -> list[OutMessage]:
         out: list[OutMessage] = []
         for event in run.pending:
+            if self.instruments is not None:
+                self.instruments.derived(event)
             out.append(event_message(run.target, DERIVED_STREAM, run.derived, event, encode(event),
                                      self.config.account))  # fmt: skip
             run.derived += 1

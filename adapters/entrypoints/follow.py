@@ -67,11 +67,15 @@ async def _run(svc: Service, stop: asyncio.Event, event_log: EventLog, tail: Any
         for session in event_log.sessions():
             for stream in event_log.streams(session):
                 end = event_log.end_offset(session, stream)
+                before = min(p.projected_through(session, stream) for p in projectors)
                 for projector in projectors:
                     if projector.projected_through(session, stream) + 1 < end:
                         projected += await projector.project_stream(session, stream)
                 if tail is not None:
-                    tail.trim(session, stream, min(p.projected_through(session, stream) for p in projectors))
+                    through = min(p.projected_through(session, stream) for p in projectors)
+                    if svc.tracing.enabled:
+                        _trace_applied(svc, tail, session, stream, before, through)
+                    tail.trim(session, stream, through)
         if tail is not None and time.monotonic() - lag_at >= LAG_EVERY_S:
             lag_at = time.monotonic()
             for (topic, partition), lag in (await asyncio.to_thread(tail.lag)).items():
@@ -83,6 +87,16 @@ async def _run(svc: Service, stop: asyncio.Event, event_log: EventLog, tail: Any
         if tail is None or not projected:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval if tail is None else 0.05)
+
+
+def _trace_applied(svc: Service, tail: Any, session: str, stream: str, before: int, through: int) -> None:
+    """One span per record now in the read models and time series, in the trace of its message."""
+    for offset in range(before + 1, through + 1):
+        traceparent = tail.traceparent(session, stream, offset)
+        if traceparent is not None:
+            attributes = {"cse.session": session, "cse.stream": stream, "cse.offset": offset}
+            with svc.tracing.consume("projector.apply", {"traceparent": traceparent}, attributes):
+                pass
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,8 @@ import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from prometheus_client import disable_created_metrics
+
 from adapters.observability.http import Health, OpsServer
 from adapters.observability.logs import configure_logging
 from adapters.observability.metrics import BUILD_INFO
@@ -50,6 +52,7 @@ class Service:
 def service(name: str, settings: Settings, version: str,
             checks: dict[str, Callable[[], bool]] | None = None) -> Iterator[Service]:  # fmt: skip
     configure_logging(name, settings.log_level, json_logs=settings.log_format == "json")
+    disable_created_metrics()  # no `*_created` twin of every counter: half the series, nothing lost
     BUILD_INFO.info({"service": name, "version": version})
     tracing = Tracing.configure(name, settings.otlp_endpoint, settings.trace_sample_ratio)
     health = Health(name, dict(checks or {}))

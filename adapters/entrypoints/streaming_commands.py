@@ -71,35 +71,54 @@ def topics(args: argparse.Namespace) -> int:
 
 def record(args: argparse.Namespace) -> int:
     from adapters.kafka_event_log import KafkaEventLog
+    from adapters.observability.tracing import Tracing
     from streams.record import record_session
 
     settings = Settings()
+    tracing = Tracing.configure("record", settings.otlp_endpoint, settings.trace_sample_ratio)
     with commands.open_log(settings) as log:
         if args.session not in log.sessions():
             raise commands.UserError(f"no session {args.session!r} in {settings.event_log_path}")
         total = sum(log.end_offset(args.session, s) for s in log.streams(args.session))
         bar = ProgressBar(total, f"record {args.session}")
-        kafka = KafkaEventLog(settings.kafka_bootstrap, _topics(args.prefix), account=args.account)
+        kafka = KafkaEventLog(settings.kafka_bootstrap, _topics(args.prefix), account=args.account, tracer=tracing)
         result = record_session(log, kafka, args.session, pace=args.pace, inputs_only=args.inputs_only,
                                 progress=bar)  # fmt: skip
         bar.close()
+    tracing.shutdown()  # exports the spans still buffered
     print(json.dumps({"session": result.session_id, "inputs": result.inputs, "others": result.others,
                       "seconds": round(result.seconds, 3), "messages_per_second": round(result.rate)}))  # fmt: skip
     return 0
 
 
 def worker(args: argparse.Namespace) -> int:
+    """`cse worker`: the Faust worker as a service (/metrics, /health, JSON logs, traces); Faust stops it
+    cleanly on SIGTERM (offsets committed, the group left)."""
     import faust
 
+    from adapters.entrypoints.service import service
+    from adapters.observability.logs import logging_config
+    from adapters.observability.worker import WorkerInstruments
     from streams.app import build_app
 
+    settings = Settings()
     config = commands.load_run_config(args.config)
     topics_ = _topics(args.prefix)
-    app, _ = build_app(
-        config, commands.simulated_venues, Settings().kafka_bootstrap, topics_, app_id=args.app_id,
-        code_version=commands.code_version(),
-    )
-    faust.Worker(app, loglevel=args.loglevel).execute_from_commandline()  # runs until SIGINT/SIGTERM
+    app_id = args.app_id or f"{topics_.prefix}-kernel"
+    agents_alive = {"agents": lambda: not app.crashed and not any(a.crashed for a in app.agents.values())}
+    with service("worker", settings, commands.code_version(), agents_alive) as svc:
+        instruments = WorkerInstruments(svc.tracing, app_id, config.account)
+        app, _ = build_app(
+            config, commands.simulated_venues, settings.kafka_bootstrap, topics_, app_id=app_id,
+            code_version=commands.code_version(), instruments=instruments,
+        )
+        json_logs = settings.log_format == "json"
+        worker_ = faust.Worker(app, loglevel=args.loglevel,
+                               logging_config=logging_config("worker", settings.log_level, json_logs))  # fmt: skip
+        try:
+            worker_.execute_from_commandline()  # runs until SIGINT/SIGTERM
+        except SystemExit as exc:
+            return int(exc.code or 0)
     return 0
 
 

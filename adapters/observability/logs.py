@@ -69,3 +69,20 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def logging_config(service: str, level: str = "info", json_logs: bool = True) -> dict[str, Any]:
+    """The same set-up as `configure_logging`, as a `logging.config.dictConfig` dict (for Faust's worker,
+    which configures logging itself)."""
+    formatter: dict[str, Any] = (
+        {"()": JsonFormatter, "service": service}
+        if json_logs
+        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"cse": formatter},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "cse", "stream": "ext://sys.stderr"}},
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+    }

@@ -7,15 +7,16 @@ messages it publishes carry its own span as parent (`Tracing.traceparent`), so a
 processes form one tree under one trace id.
 
 Off by default: no exporter, nothing sampled, and `consume` returns one shared null context without parsing
-the header (`tests/bench`: no measurable cost). On: an OTLP/HTTP exporter to `otlp_endpoint`, a parent-based
-ratio sampler (`sample_ratio`; decided on the trace id alone, so every process keeps or drops the same
-traces whatever the incoming header's sampled flag says), or any exporter a test passes (the SDK's in-memory one).
+the header (`tests/bench`: no measurable cost). On: an OTLP/HTTP exporter to `otlp_endpoint` (or any
+exporter a test passes, e.g. the SDK's in-memory one) and `sample_ratio` of the traces kept, decided on the
+trace id alone (`TraceIdHashSampler`), so every process keeps or drops the same traces.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -23,13 +24,39 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, Span, SpanKind, get_current_span
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 TRACEPARENT = "traceparent"
 _PROPAGATOR = TraceContextTextMapPropagator()
 _OFF: AbstractContextManager[None] = contextlib.nullcontext()
+
+
+class TraceIdHashSampler(Sampler):
+    """Keeps a trace iff a hash of its trace id falls below `ratio`: every process decides the same for a
+    trace, whatever the incoming sampled flag. Not the SDK's TraceIdRatioBased, which reads the trace id's low
+    64 bits: our trace ids are event UUIDs, whose variant bits fix the top of that half, so it would keep
+    none (ratio < 0.5) or all of them."""
+
+    def __init__(self, ratio: float) -> None:
+        if not 0.0 <= ratio <= 1.0:
+            raise ValueError(f"trace sample ratio must be within [0, 1], not {ratio}")
+        self.ratio = ratio
+        self._bound = round(ratio * (1 << 64))
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: SpanKind | None = None,
+                      attributes: Attributes = None, links: Sequence[Link] | None = None,
+                      trace_state: Any = None) -> SamplingResult:  # fmt: skip
+        digest = hashlib.blake2b(trace_id.to_bytes(16, "big"), digest_size=8).digest()
+        keep = int.from_bytes(digest, "big") < self._bound
+        state = get_current_span(parent_context).get_span_context().trace_state if parent_context else None
+        return SamplingResult(Decision.RECORD_AND_SAMPLE if keep else Decision.DROP, attributes if keep else None,
+                              state)  # fmt: skip
+
+    def get_description(self) -> str:
+        return f"TraceIdHashSampler{{{self.ratio}}}"
 
 
 class Tracing:
@@ -51,10 +78,8 @@ class Tracing:
         """Off unless an OTLP endpoint (or a test's exporter) is given."""
         if not otlp_endpoint and exporter is None:
             return cls.off()
-        if not 0.0 <= sample_ratio <= 1.0:
-            raise ValueError(f"trace sample ratio must be within [0, 1], not {sample_ratio}")
         provider = TracerProvider(resource=Resource.create({"service.name": service}),
-                                  sampler=TraceIdRatioBased(sample_ratio))  # fmt: skip
+                                  sampler=TraceIdHashSampler(sample_ratio))  # fmt: skip
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         if otlp_endpoint:

@@ -161,3 +161,18 @@ def test_json_log_lines_carry_trace_session_and_correlation_ids() -> None:
     assert (first["trace_id"], first["session_id"], first["correlation_id"]) == (TRACE, "s-1", "c-1")
     assert "trace_id" not in second and "session_id" not in second
     tracing.shutdown()
+
+
+def test_sampling_keeps_the_ratio_of_uuid_trace_ids_and_every_process_agrees() -> None:
+    # trace ids are event UUIDs (uuid5): the SDK's ratio sampler, reading their low 64 bits, would keep none
+    a = Tracing.configure("a", sample_ratio=0.1, exporter=InMemorySpanExporter())
+    b = Tracing.configure("b", sample_ratio=0.1, exporter=InMemorySpanExporter())
+    kept_a, kept_b = [], []
+    for n in range(2000):
+        trace = uuid.uuid5(uuid.NAMESPACE_OID, f"tick-{n}").hex
+        header = {"traceparent": f"00-{trace}-{trace[:16]}-01".encode()}
+        for tracing, kept in ((a, kept_a), (b, kept_b)):
+            with tracing.consume("hop", header):
+                kept.append(tracing.traceparent() is not None)
+    assert kept_a == kept_b
+    assert 150 < sum(kept_a) < 250  # 10 % of 2,000, within 3.5 standard deviations
