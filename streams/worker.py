@@ -189,7 +189,7 @@ class PartitionKernels:
     def process(self, msg: InMessage) -> list[OutMessage]:
         """Feed one md message; returns the messages to publish (derived events, or a dead letter)."""
         instruments = self.instruments
-        if instruments is None:
+        if instruments is None or H_CONTROL in msg.headers:  # markers are not inputs: nothing to observe
             return self._process(msg)
         with instruments.consume(msg.headers):
             started = time.perf_counter()

@@ -49,7 +49,7 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float = 120.0, every:
             if last:
                 return last
         time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last probe: {last!r})")
 
 
 class ServiceProcess:

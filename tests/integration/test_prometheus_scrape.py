@@ -82,7 +82,7 @@ def test_prometheus_loaded_the_alert_rules() -> None:
     assert expected <= loaded
 
 
-def test_projector_service_is_scraped_follows_the_log_and_stops_on_sigterm(
+def test_worker_and_projector_are_scraped_follow_the_log_and_stop_on_sigterm(
     kafka_bootstrap: str, targets: PrometheusTargets, tmp_path: Path
 ) -> None:
     prefix = f"cse-it-svc-{uuid.uuid4().hex[:10]}"
@@ -92,38 +92,55 @@ def test_projector_service_is_scraped_follows_the_log_and_stops_on_sigterm(
     with SqliteEventLog(tmp_path / "events.sqlite") as log:
         first = build_sample_session(log, "svc-1", orders=60)
         kafka = KafkaEventLog(kafka_bootstrap, Topics(prefix))
-        record_session(log, kafka, "svc-1")
+        env = {"CSE_HOME": str(home), "CSE_KAFKA_BOOTSTRAP": kafka_bootstrap, "CSE_WORKER_SESSION_TIMEOUT_S": "8"}
+        worker = ServiceProcess("worker", ["worker", "--config", str(ROOT / "deploy/samples/spread-demo.toml"),
+                                           "--prefix", prefix], env, tmp_path / "worker.log")  # fmt: skip
+        worker.wait_healthy()
+        inputs = record_session(log, kafka, "svc-1").inputs
 
         projector = ServiceProcess("projector", ["project", "--follow", "--source", "kafka", "--prefix", prefix,
                                                  "--target", "embedded", "--poll-interval", "0.5"],
-                                   {"CSE_HOME": str(home), "CSE_KAFKA_BOOTSTRAP": kafka_bootstrap},
-                                   tmp_path / "projector.log")  # fmt: skip
+                                   env, tmp_path / "projector.log")  # fmt: skip
         try:
             projector.wait_healthy()
-            targets.register([projector])
+            targets.register([worker, projector])
             selector = f'{{test="{targets.test_id}",projection="read_models"}}'
 
             def projected() -> float:
                 result = prometheus_query(f"sum(cse_projection_records_total{selector})")
                 return float(result[0]["value"][1]) if result else 0.0
 
-            # Prometheus scraped the running service and saw every record of the session projected
-            wait_for("Prometheus to see svc-1 projected", lambda: projected() == first, timeout=180)
-            assert prometheus_query(f'up{{test="{targets.test_id}"}}')[0]["value"][1] == "1"
+            def fed() -> float:
+                result = prometheus_query(f'sum(cse_worker_inputs_total{{test="{targets.test_id}"}})')
+                return float(result[0]["value"][1]) if result else 0.0
 
-            # appended while the service runs: projected too (it follows the log)
+            # Prometheus scraped both running services: the worker fed every market-data input of the
+            # session to its kernels, the projector projected every record of the session (the worker's
+            # derived session too: more than the session's own records)
+            seen: list[float] = []
+            wait_for("Prometheus to see svc-1 fed to the worker", lambda: seen.append(fed()) or seen[-1] == inputs,
+                     timeout=180)  # fmt: skip
+            wait_for("Prometheus to see svc-1 projected", lambda: projected() > first, timeout=180)
+            assert {r["metric"]["service"] for r in prometheus_query(f'up{{test="{targets.test_id}"}} == 1')} == {
+                "worker", "projector"}  # fmt: skip
+
+            # appended while the services run: fed and projected too (they follow the log)
+            before = projected()
             second = build_sample_session(log, "svc-2", orders=30, seed=11)
-            record_session(log, kafka, "svc-2")
-            wait_for("svc-2 projected", lambda: projected() == first + second, timeout=180)
+            more = record_session(log, kafka, "svc-2").inputs
+            wait_for("svc-2 fed", lambda: seen.append(fed()) or seen[-1] == inputs + more, timeout=180)
+            wait_for("svc-2 projected", lambda: projected() >= before + second, timeout=180)
 
-            # every metric a dashboard or an alert queries is on the live page
-            live = exported_names(projector.metrics())
+            # every metric a dashboard or an alert queries is on the live pages
             queried = set().union(*(metric_names_in(e) for e in dashboard_exprs() + alert_exprs()))
-            assert queried - live - {"up"} == set()
+            for service in (worker, projector):
+                assert queried - exported_names(service.metrics()) - {"up"} == set(), service.name
 
-            assert projector.terminate() == 0, projector.output()[-3000:]
+            for service in (worker, projector):
+                assert service.terminate() == 0, service.output()[-3000:]
             assert "SIGTERM received" in projector.output()
         finally:
+            worker.kill()
             projector.kill()
         engine = make_engine(f"sqlite+aiosqlite:///{home / 'read_models.sqlite'}")
 
