@@ -232,16 +232,21 @@ class RiskDecider:
                 return []
             held = [] if self._breaks_group(state, event) else state.held
             return [self._verdict(order, rejection) for order, rejection in self._judge(state, held, event)]
-        if isinstance(event, EngageKillSwitch | ReleaseKillSwitch) and applies_to(event.account, self.account):
+        if isinstance(event, EngageKillSwitch | ReleaseKillSwitch) and applies_to(
+            event.account, self.account
+        ):
             return self._on_kill_switch(state, event)
         if isinstance(event, ReleaseDrawdownHalt) and applies_to(event.account, self.account):
             if state.breach_action is None:
                 return []
             return [
                 DrawdownHaltReleased(
-                    envelope=_derive(event.envelope, self.name, 0), account=self.account, reason=event.reason,
-                    operator=event.operator, peak_equity=state.last_equity,
-                )  # fmt: skip
+                    envelope=_derive(event.envelope, self.name, 0),
+                    account=self.account,
+                    reason=event.reason,
+                    operator=event.operator,
+                    peak_equity=state.last_equity,
+                )
             ]
         if isinstance(event, EquitySampled) and event.account == self.account:
             return self._on_equity(state, event)
@@ -276,7 +281,9 @@ class RiskDecider:
             accepted.append(leg)
         return [(leg, None) for leg in legs]
 
-    def _on_kill_switch(self, state: RiskState, event: EngageKillSwitch | ReleaseKillSwitch) -> list[EventBase]:
+    def _on_kill_switch(
+        self, state: RiskState, event: EngageKillSwitch | ReleaseKillSwitch
+    ) -> list[EventBase]:
         scope: Literal["global", "account"] = "global" if event.account is None else "account"
         engaged = state.global_kill if scope == "global" else state.account_kill
         other = state.account_kill if scope == "global" else state.global_kill
@@ -505,7 +512,9 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
     return None
 
 
-def market_notional(quote: QuoteTick, side: Side, quantity: Decimal, collar_bps: Decimal) -> tuple[Decimal, str]:
+def market_notional(
+    quote: QuoteTick, side: Side, quantity: Decimal, collar_bps: Decimal
+) -> tuple[Decimal, str]:
     """What a market order pays walking the book (notional, and how it was valued): the quoted top level up
     to its size, the rest at the collar's worst price (mid -/+ collar) but never better than the top."""
     price, size = (quote.ask_price, quote.ask_size) if side is Side.BUY else (quote.bid_price, quote.bid_size)
@@ -523,10 +532,17 @@ def _mid(quote: QuoteTick) -> Decimal:
 
 
 def _gross_exposure(
-    state: RiskState, key: Key, before: _Exposure, after: _Exposure, price: Decimal, extra: Sequence[PlaceOrder]
+    state: RiskState,
+    key: Key,
+    before: _Exposure,
+    after: _Exposure,
+    price: Decimal,
+    extra: Sequence[PlaceOrder],
 ) -> tuple[Decimal, Decimal]:
     """Gross exposure (sum of worst |bound| x mark) before and after the order, over keys in sorted order."""
-    keys = {k for k in state.positions} | {(w.order.venue, w.order.instrument) for w in state.working.values()}
+    keys = {k for k in state.positions} | {
+        (w.order.venue, w.order.instrument) for w in state.working.values()
+    }
     keys |= {(leg.venue, leg.instrument) for leg in extra}
     keys.discard(key)
     total_before = before.worst() * price

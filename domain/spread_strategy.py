@@ -116,6 +116,9 @@ class SpreadStrategyConfig(BaseModel):
         missing = [v for v in self.venues if v not in self.taker_fee_bps]
         if missing:
             raise ValueError(f"taker_fee_bps missing for venues {missing}")
+        if self.min_size > self.max_order_quantity:
+            raise ValueError(f"min_size {self.min_size} is above max_order_quantity {self.max_order_quantity}: "
+                             "the strategy could never trade")  # fmt: skip
         return self
 
 
@@ -339,9 +342,17 @@ class SpreadStrategy:
             first_fill = after.first_fill_ns if after.first_fill_ns is not None else envelope.event_time_ns
             return [
                 LegExposureUnresolved(
-                    envelope=envelope, strategy_id=cfg.strategy_id, account=cfg.account, leg_group_id=group.group_id,
-                    instrument=cfg.instrument, venue=exposed.venue, side=side.opposite, quantity=abs(after.net),
-                    age_ns=envelope.event_time_ns - first_fill, attempts=attempts, reason=why,
+                    envelope=envelope,
+                    strategy_id=cfg.strategy_id,
+                    account=cfg.account,
+                    leg_group_id=group.group_id,
+                    instrument=cfg.instrument,
+                    venue=exposed.venue,
+                    side=side.opposite,
+                    quantity=abs(after.net),
+                    age_ns=envelope.event_time_ns - first_fill,
+                    attempts=attempts,
+                    reason=why,
                 )  # fmt: skip
             ]
         return [

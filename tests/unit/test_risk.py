@@ -188,9 +188,13 @@ def test_max_order_notional_limit_and_market_orders_at_the_walked_price() -> Non
     # A market buy of 2 takes the 1 offered at 100.10, the other 1 beyond the quoted size at the collar's
     # worst price 100.50: 200.60 (the mid would have said 200.00).
     rejected(h.order(Side.BUY, "2", price=None)[1], "max_order_notional", "150", "200.60")
-    rejected(h.order(Side.BUY, "1.5", price=None)[1], "max_order_notional", "150", "150.35")  # 100.10 + 0.5 x 100.50
+    rejected(
+        h.order(Side.BUY, "1.5", price=None)[1], "max_order_notional", "150", "150.35"
+    )  # 100.10 + 0.5 x 100.50
     passed(h.order(Side.BUY, "1.49", price=None)[1])  # 100.10 + 0.49 x 100.50 = 149.345
-    rejected(h.order(Side.SELL, "1.6", price=None)[1], "max_order_notional", "150", "159.60")  # 99.90 + 0.6 x 99.50
+    rejected(
+        h.order(Side.SELL, "1.6", price=None)[1], "max_order_notional", "150", "159.60"
+    )  # 99.90 + 0.6 x 99.50
 
 
 def test_max_position_after_the_order() -> None:
@@ -315,7 +319,9 @@ def test_drawdown_halt() -> None:
     rejected(h.order(Side.BUY, "0.1")[1], "drawdown_halt", "0.1", "0.05")  # latched until an operator acts
     (released,) = h.feed(ReleaseDrawdownHalt(envelope=h.env(), reason="reviewed", operator="ops"))
     assert isinstance(released, DrawdownHaltReleased) and released.peak_equity == D("950")
-    assert h.feed(ReleaseDrawdownHalt(envelope=h.env(), reason="again", operator="ops")) == []  # nothing latched
+    assert (
+        h.feed(ReleaseDrawdownHalt(envelope=h.env(), reason="again", operator="ops")) == []
+    )  # nothing latched
     passed(h.order(Side.BUY, "0.1")[1])
     assert h.equity("900") == []  # measured from the release: (950 - 900) / 950 = 5.3 %
     (again,) = h.equity("850")  # (950 - 850) / 950 = 10.5 %: a new breach is reported again

@@ -18,7 +18,6 @@ from domain.events import (
     OrderExpired,
     OrderFilled,
     OrderPartiallyFilled,
-    OrderRejected,
     PlaceOrder,
     QuoteTick,
     RiskCheckRejected,
@@ -294,7 +293,12 @@ def test_risk_rejected_leg_counts_as_unfilled_and_its_venue_is_avoided(policy: s
     (repair,) = orders_of(h.fill(buy, "2", final=True))
     # Bought 2 on A, sold nothing, and risk refused the sell on B: hedge sells 2 on the next venue, C (not
     # on B again); unwind sells 2 back on A.
-    assert (repair.venue, repair.side, repair.quantity, repair.reduce_only) == (venue, Side.SELL, D("2"), False)
+    assert (repair.venue, repair.side, repair.quantity, repair.reduce_only) == (
+        venue,
+        Side.SELL,
+        D("2"),
+        False,
+    )
 
 
 def test_equal_partial_fills_need_no_repair_and_expiry_is_terminal() -> None:
