@@ -23,7 +23,7 @@ from domain.events import (
     RiskCheckRejected,
     input_event_id,
 )
-from domain.orders import OrdersDecider, OrderStatus, OrdersState
+from domain.orders import OrdersDecider, OrdersState, OrderStatus
 from domain.risk import RiskDecider
 from domain.values import OrderType, RiskLimits, Side, TimeInForce
 
