@@ -1,4 +1,5 @@
-"""Random order / fill / cancel sequences never take the account past a limit, counting what is in flight.
+"""Random order / fill / cancel sequences never take the account past a limit, counting what is in flight;
+random venue answers to spread legs and repairs never leave an imbalance that nothing reports.
 
 The test keeps its own books from the events alone (what passed, what filled, what ended) and checks after
 every step: per venue, the position if every working buy filled (and no sell), and if every working sell
@@ -19,10 +20,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.events import (
+    LegExposureUnresolved,
     OrderCanceled,
     OrderExpired,
     OrderFilled,
     OrderPartiallyFilled,
+    OrderRejected,
     PlaceOrder,
     QuoteTick,
     RiskCheckPassed,
@@ -31,6 +34,7 @@ from domain.events import (
 from domain.risk import RiskDecider
 from domain.values import Liquidity, OrderType, RiskLimits, Side, TimeInForce
 from tests.unit.decider_harness import DeciderHarness
+from tests.unit.test_risk_walk_past import Desk
 
 pytestmark = pytest.mark.unit
 
@@ -151,3 +155,63 @@ def test_random_sequences_never_exceed_a_limit_counting_in_flight(sequence: list
             for at in times:
                 in_window = [x for x in times if at - 1_000 * MS < x <= at]
                 assert len(in_window) <= LIMITS.max_orders_per_venue_per_second
+
+
+# ---------------------------------------------------------------- leg failure: never silent
+
+outcome = st.sampled_from(("fill", "partial", "expire", "reject"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(outcome, min_size=2, max_size=12), st.sampled_from(("hedge", "unwind")), st.integers(1, 4))
+def test_every_spread_ends_flat_or_reported(outcomes: list[str], policy: str, attempts: int) -> None:
+    """Whatever the venues answer to the legs and to each repair, the trade ends with its fills balanced, or
+    with one LegExposureUnresolved stating exactly the imbalance, and the strategy no longer tracks it."""
+    desk = Desk(on_leg_failure=policy, max_repair_attempts=attempts)
+    out, pending = desk.spread()
+    events = list(out)
+    answers = iter(outcomes)
+    net = D(0)
+    while pending:
+        order = pending.pop(0)
+        verdicts = [
+            e
+            for e in events
+            if isinstance(e, RiskCheckPassed | RiskCheckRejected) and e.order_id == order.order_id
+        ]
+        if verdicts and isinstance(verdicts[-1], RiskCheckRejected):
+            continue  # never went out; the strategy saw the rejection already
+        answer = next(answers, "fill")
+        if answer == "fill":
+            new = desk.fill(order, str(order.quantity))
+            net += order.quantity * order.side.sign
+        elif answer == "partial":
+            part = (order.quantity / 2).quantize(D("0.001"))
+            desk.feed(_partial_fill(desk, order, part))
+            net += part * order.side.sign
+            new = desk.feed(OrderCanceled(envelope=desk.env(), order_id=order.order_id, venue=order.venue))
+        elif answer == "expire":
+            new = desk.expire(order)
+        else:
+            new = desk.feed(
+                OrderRejected(envelope=desk.env(), order_id=order.order_id, venue=order.venue, reason="x")
+            )
+        events += new
+        pending += [e for e in new if isinstance(e, PlaceOrder)]
+    alarms = [e for e in events if isinstance(e, LegExposureUnresolved)]
+    if net == 0:
+        assert alarms == []
+    else:
+        (alarm,) = alarms
+        assert alarm.quantity == abs(net) and alarm.side is (Side.BUY if net > 0 else Side.SELL)
+        assert desk.states[0].started is False
+    assert desk.states[0].legs_in_flight == 0
+    assert len([e for e in events if isinstance(e, PlaceOrder) and e.repair]) <= attempts
+
+
+def _partial_fill(desk: Desk, order: PlaceOrder, quantity: Decimal) -> OrderPartiallyFilled:
+    return OrderPartiallyFilled(
+        envelope=desk.env(), order_id=order.order_id, venue=order.venue, instrument=order.instrument, side=order.side,
+        price=D("100"), quantity=quantity, fee=D(0), fee_currency="USDT", liquidity=Liquidity.TAKER,
+        venue_trade_id=f"P-{order.order_id}", cumulative_quantity=quantity, leaves_quantity=order.quantity - quantity,
+    )  # fmt: skip
