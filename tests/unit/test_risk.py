@@ -347,3 +347,32 @@ def test_update_risk_limits_replaces_all_limits() -> None:
     h.feed(UpdateRiskLimits(envelope=h.env(), limits=limits(max_order_notional=D("500")), operator="ops"))
     passed(h.order(Side.BUY, "1")[1])
     assert h.state.limits.max_order_notional == D("500")
+
+
+def test_reduce_only_counts_working_orders_already_reducing() -> None:
+    h = Harness()
+    h.quote()
+    h.position(Side.BUY, "1")
+    passed(h.order(Side.SELL, "0.6", reduce_only=True)[1])
+    # 0.6 of the 1 is already being sold: only 0.4 is left to reduce.
+    rejected(h.order(Side.SELL, "0.6", reduce_only=True)[1], "reduce_only", "0.4", "0.6")
+    passed(h.order(Side.SELL, "0.4", reduce_only=True)[1])
+
+
+def test_a_group_whose_other_legs_never_arrive_is_rejected_not_left_hanging() -> None:
+    h = Harness()
+    h.quote()
+    h.seq += 1
+    lone = PlaceOrder(
+        envelope=h.env(), order_id=uuid.uuid5(uuid.NAMESPACE_OID, "lone"), account="acc-1", strategy_id="s",
+        venue="A", instrument=INSTRUMENT, side=Side.BUY, order_type=OrderType.LIMIT,
+        time_in_force=TimeInForce.IOC, quantity=D("1"), limit_price=D("100"),
+        leg_group_id=uuid.uuid5(uuid.NAMESPACE_OID, "group"), legs_in_group=2,
+    )  # fmt: skip
+    assert h.feed(lone) == []  # held for its partner
+    (verdict,) = [e for e in h.feed(QuoteTick(envelope=h.env(), venue="A", instrument=INSTRUMENT,
+                                              bid_price=D("99.90"), bid_size=D("1"), ask_price=D("100.10"),
+                                              ask_size=D("1")))]  # fmt: skip
+    rejected(verdict, "incomplete_group", "2", "1")
+    assert verdict.envelope.causation_id == lone.envelope.event_id  # type: ignore[union-attr]
+    assert h.state.held == [] and h.state.working == {}
