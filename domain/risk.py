@@ -27,9 +27,11 @@ Rules, in this fixed order; the first that fails names itself in `rule` with `li
  4. "invalid_order"        a limit order without a limit price (limit 0, actual 0).
     "no_reference_price"   a market order with no quote for its venue/instrument (limit 0, actual 0).
  5. "max_order_notional"   the order's notional > max_order_notional. A limit order: quantity x limit price.
-                           A market order: what it would pay walking the book it is sent to: the top level
-                           (price and size of the last quote), and beyond that size the worst price the
-                           collar allows (mid +/- price_collar_bps), since deeper levels are not known.
+                           A market order: what it would pay walking the book it is sent to (`walk`): the
+                           top level (price and size of the last quote), and beyond that size the worst
+                           price the collar allows (mid +/- price_collar_bps), never better than the top.
+                           Risk reads the top level from QuoteTick, which every venue feed has (bookTicker,
+                           quote bars); the L2 book is not rebuilt here a second time.
  6. "max_position"         the bound on the order's side after it (long bound + quantity for a buy, short
                            bound - quantity for a sell) ends on the order's side beyond the limit:
                            limit = max_position_per_asset_venue, actual = |bound after|. So two working buys
@@ -80,6 +82,7 @@ from domain.events import (
     EventBase,
     KillSwitchEngaged,
     KillSwitchReleased,
+    Level,
     OrderCanceled,
     OrderExpired,
     OrderFilled,
@@ -515,16 +518,33 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
 def market_notional(
     quote: QuoteTick, side: Side, quantity: Decimal, collar_bps: Decimal
 ) -> tuple[Decimal, str]:
-    """What a market order pays walking the book (notional, and how it was valued): the quoted top level up
-    to its size, the rest at the collar's worst price (mid -/+ collar) but never better than the top."""
-    price, size = (quote.ask_price, quote.ask_size) if side is Side.BUY else (quote.bid_price, quote.bid_size)
-    if quantity <= size:
-        return quantity * price, f"{quantity} x top {price}"
-    mid = _mid(quote)
-    bound = mid * (BPS + collar_bps * side.sign) / BPS
-    beyond = max(bound, price) if side is Side.BUY else min(bound, price)
-    rest = quantity - size
-    return size * price + rest * beyond, f"{size} x top {price} + {rest} beyond the quoted size x {beyond}"
+    """What a market order pays walking the book it is sent to (notional, and how it was valued). The levels
+    known are the quote's top level; beyond its size the order is valued at the collar's worst price (mid
+    -/+ collar), never better than the top, since a thinner book could only be worse."""
+    if side is Side.BUY:
+        top: Level = (quote.ask_price, quote.ask_size)
+    else:
+        top = (quote.bid_price, quote.bid_size)
+    collar = _mid(quote) * (BPS + collar_bps * side.sign) / BPS
+    beyond = max(collar, top[0]) if side is Side.BUY else min(collar, top[0])
+    return walk([top], quantity, beyond)
+
+
+def walk(levels: Sequence[Level], quantity: Decimal, beyond: Decimal) -> tuple[Decimal, str]:
+    """Notional of taking `quantity` from `levels` (price, size), best first; what the levels do not hold is
+    valued at `beyond`. With the full depth of a synced book this is the exact walk."""
+    notional, left, parts = ZERO, quantity, []
+    for price, size in levels:
+        if left <= 0:
+            break
+        taken = min(left, size)
+        notional += taken * price
+        left -= taken
+        parts.append(f"{taken} x {price}")
+    if left > 0:
+        notional += left * beyond
+        parts.append(f"{left} beyond the known depth x {beyond}")
+    return notional, " + ".join(parts)
 
 
 def _mid(quote: QuoteTick) -> Decimal:
