@@ -318,7 +318,7 @@ class RiskDecider:
             return []
         limits = state.limits
         peak, drawdown = _drawdown(state.peak_equity, event.equity)
-        if drawdown < limits.max_drawdown_fraction:
+        if not _breached(peak, event.equity, limits.max_drawdown_fraction):
             return []
         return [
             DrawdownBreached(
@@ -407,7 +407,9 @@ class RiskDecider:
     def _apply_equity(self, state: RiskState, event: EquitySampled) -> None:
         state.peak_equity, state.drawdown = _drawdown(state.peak_equity, event.equity)
         state.last_equity = event.equity
-        if state.breach_action is None and state.drawdown >= state.limits.max_drawdown_fraction:
+        if state.breach_action is None and _breached(
+            state.peak_equity, event.equity, state.limits.max_drawdown_fraction
+        ):
             state.breach_action = state.limits.drawdown_action
 
 
@@ -417,6 +419,11 @@ def _drawdown(peak: Decimal | None, equity: Decimal) -> tuple[Decimal, Decimal]:
     if new_peak <= 0:
         return new_peak, ZERO
     return new_peak, ((new_peak - equity) / new_peak).quantize(_FRACTION_QUANTUM)
+
+
+def _breached(peak: Decimal, equity: Decimal, limit: Decimal) -> bool:
+    """Drawdown >= limit, tested exactly (no division, no rounding)."""
+    return peak > 0 and peak - equity >= limit * peak
 
 
 def _partner(failed: PlaceOrder, rejection: _Rejection) -> _Rejection:
