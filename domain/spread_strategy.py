@@ -353,7 +353,7 @@ class SpreadStrategy:
                     age_ns=envelope.event_time_ns - first_fill,
                     attempts=attempts,
                     reason=why,
-                )  # fmt: skip
+                )
             ]
         return [
             PlaceOrder(
