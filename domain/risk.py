@@ -16,7 +16,10 @@ Rules, in this fixed order; the first that fails names itself in `rule` with `li
 (amounts in the instrument's quote currency, positions in base units):
 
  1. "kill_switch"          the global or this account's switch is engaged (limit 0, actual 1). A leg
-                           repair passes when the limits' `repairs_under_kill_switch` is on.
+                           repair passes when the limits' `repairs_under_kill_switch` is on. A "leg
+                           repair" here is an order marked `repair` that only takes off its leg group's
+                           own imbalance: the group's filled net, less what the group's working repairs
+                           already take off (anything else marked `repair` is an ordinary order).
  2. "drawdown_halt"        a latched breach with action "halt" (limit = max_drawdown_fraction, actual =
                            the drawdown at the last equity sample). Leg repairs pass: they take risk off.
     "drawdown_reduce_only" a latched breach with action "reduce_only": only an order that shrinks the
@@ -140,6 +143,8 @@ class RiskState:
     """Passed and not terminal, in the order they passed."""
     held: list[PlaceOrder] = field(default_factory=list)
     """Earlier legs of a group waiting for its last leg."""
+    group_net: dict[uuid.UUID, Decimal] = field(default_factory=dict)
+    """Leg group -> filled buys minus sells of its orders, while not zero: what a repair may take off."""
     seen_trades: set[tuple[str, str]] = field(default_factory=set)
     """(venue, venue_trade_id) of applied fills; membership tests only, never iterated."""
     passed_times: dict[str, list[int]] = field(default_factory=dict)
@@ -398,6 +403,13 @@ class RiskDecider:
             key = (event.venue, event.instrument)
             state.positions[key] = state.positions.get(key, ZERO) + event.quantity * event.side.sign
             state.last_fill_price[key] = event.price
+            group = state.orders[event.order_id].leg_group_id
+            if group is not None:
+                net = state.group_net.get(group, ZERO) + event.quantity * event.side.sign
+                if net == 0:  # balanced again: nothing to remember
+                    state.group_net.pop(group, None)
+                else:
+                    state.group_net[group] = net
             working = state.working.get(event.order_id)
             if working is not None:
                 working.filled += event.quantity
@@ -419,6 +431,19 @@ def _drawdown(peak: Decimal | None, equity: Decimal) -> tuple[Decimal, Decimal]:
     if new_peak <= 0:
         return new_peak, ZERO
     return new_peak, ((new_peak - equity) / new_peak).quantize(_FRACTION_QUANTUM)
+
+
+def _repairs_its_group(state: RiskState, order: PlaceOrder) -> bool:
+    """Whether a repair order only takes off its leg group's own imbalance (filled net of the group, less
+    what working repairs of the group already take off); only then does it get a repair's passes."""
+    if order.leg_group_id is None:
+        return False
+    net = state.group_net.get(order.leg_group_id, ZERO)
+    for working in state.working.values():
+        other = working.order
+        if other.leg_group_id == order.leg_group_id and other.repair:
+            net += working.leaves * other.side.sign
+    return net * order.side.sign < 0 and order.quantity <= abs(net)
 
 
 def _breached(peak: Decimal, equity: Decimal, limit: Decimal) -> bool:
@@ -460,13 +485,14 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
     reducible = exposure.reducible(order.side)
     where = f"{order.venue} {order.instrument}"
 
-    if state.kill_switch and not (order.repair and limits.repairs_under_kill_switch):
+    repair = order.repair and _repairs_its_group(state, order)
+    if state.kill_switch and not (repair and limits.repairs_under_kill_switch):
         scope = "global" if state.global_kill else "account"
         return _Rejection("kill_switch", ZERO, Decimal(1), f"kill switch engaged ({scope})")
-    if state.breach_action is DrawdownAction.HALT and not order.repair:
+    if state.breach_action is DrawdownAction.HALT and not repair:
         return _Rejection("drawdown_halt", limits.max_drawdown_fraction, state.drawdown,
                           "drawdown breach: trading halted until an operator releases it")  # fmt: skip
-    if state.breach_action is DrawdownAction.REDUCE_ONLY and not order.repair and order.quantity > reducible:
+    if state.breach_action is DrawdownAction.REDUCE_ONLY and not repair and order.quantity > reducible:
         return _Rejection("drawdown_reduce_only", reducible, order.quantity,
                           f"drawdown breach: only reducing orders; position {exposure.position} on {where}")  # fmt: skip
     if order.reduce_only and order.quantity > reducible:

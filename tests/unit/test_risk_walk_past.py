@@ -414,3 +414,35 @@ def test_bad_values_name_their_field(section: str | None, key: str, value: objec
     (raw[section] if section else raw)[key] = value
     with pytest.raises(ValueError, match=field):
         RunConfig.model_validate(raw)
+
+
+def test_only_a_real_repair_gets_a_repairs_pass() -> None:
+    desk = Desk()
+    _, (buy, sell) = desk.spread()
+    desk.fill(buy, "2")
+    desk.feed(EngageKillSwitch(envelope=desk.env(), reason="ops", operator="alice"))
+    desk.feed(
+        UpdateRiskLimits(envelope=desk.env(), limits=limits(repairs_under_kill_switch=True), operator="o")
+    )
+
+    def fake_repair(
+        quantity: str, side: Side, group: uuid.UUID | None
+    ) -> RiskCheckPassed | RiskCheckRejected:
+        desk.trades += 1
+        order = PlaceOrder(
+            envelope=desk.env(), order_id=uuid.uuid5(uuid.NAMESPACE_OID, f"fake-{desk.trades}"), account="acc-1",
+            strategy_id="other", venue="C", instrument=INSTRUMENT, side=side, order_type=OrderType.MARKET,
+            time_in_force=TimeInForce.IOC, quantity=D(quantity), leg_group_id=group, repair=True,
+        )  # fmt: skip
+        return verdict(desk.feed(order), order)
+
+    group = buy.leg_group_id
+    rejected(fake_repair("1", Side.SELL, None), "kill_switch", "0", "1")  # no group: nothing to repair
+    rejected(fake_repair("3", Side.SELL, group), "kill_switch", "0", "1")  # more than the group's +2
+    rejected(fake_repair("1", Side.BUY, group), "kill_switch", "0", "1")  # adds to the imbalance
+    assert isinstance(fake_repair("1.5", Side.SELL, group), RiskCheckPassed)  # working: 0.5 left to repair
+    rejected(fake_repair("1", Side.SELL, group), "kill_switch", "0", "1")
+    # The strategy's own repair of what is left passes (after the sell leg expires it would send 2, but
+    # 1.5 is already working: so here a repair of 0.5 is what the group still lacks).
+    assert isinstance(fake_repair("0.5", Side.SELL, group), RiskCheckPassed)
+    assert desk.states[1].working[sell.order_id].order is sell  # the real leg is still out
