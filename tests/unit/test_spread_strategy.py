@@ -149,6 +149,7 @@ def test_opportunity_and_orders_at_the_quoted_prices() -> None:
         assert order.order_id == leg_order_id(signal.opportunity_id, index)
         assert order.order_id == uuid.uuid5(signal.opportunity_id, f"leg:{index}")
         assert order.leg_group_id == signal.opportunity_id
+        assert order.legs_in_group == 2 and order.repair is False  # risk judges the two legs together
         assert order.account == "acc-1" and order.strategy_id == "spread-1"
 
 
