@@ -15,10 +15,12 @@ from domain.events.commands import (
     CancelOrder,
     EngageKillSwitch,
     PlaceOrder,
+    ReleaseDrawdownHalt,
     ReleaseKillSwitch,
     StartStrategy,
     StopStrategy,
     UpdateRiskLimits,
+    applies_to,
 )
 from domain.events.envelope import Envelope, derive_envelope, input_event_id
 from domain.events.market import (
@@ -44,8 +46,10 @@ from domain.events.orders import (
 from domain.events.portfolio import EquitySampled
 from domain.events.risk import (
     DrawdownBreached,
+    DrawdownHaltReleased,
     KillSwitchEngaged,
     KillSwitchReleased,
+    LegExposureUnresolved,
     RiskCheckPassed,
     RiskCheckRejected,
 )
@@ -53,12 +57,12 @@ from domain.events.session import InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 __all__ = [
-    "EVENT_TYPES", "BookDelta", "BookResyncNeeded", "BookSnapshot", "CancelOrder", "Digest", "DrawdownBreached",
+    "EVENT_TYPES", "BookDelta", "BookResyncNeeded", "BookSnapshot", "CancelOrder", "Digest", "DrawdownBreached", "DrawdownHaltReleased",
     "EngageKillSwitch", "Envelope", "InstrumentDefined", "EquitySampled", "Event", "EventBase", "EventDecodeError", "KillSwitchEngaged",
-    "KillSwitchReleased", "Level", "ModelScored", "OrderAccepted", "OrderCanceled", "OrderEvent", "OrderExpired",
+    "KillSwitchReleased", "LegExposureUnresolved", "Level", "ModelScored", "OrderAccepted", "OrderCanceled", "OrderEvent", "OrderExpired",
     "OrderFillEvent", "OrderFilled", "OrderPartiallyFilled", "OrderRejected", "OrderTransitionRefused",
-    "PlaceOrder", "QuoteTick", "ReleaseKillSwitch", "RiskCheckPassed", "RiskCheckRejected", "SessionEnded",
+    "PlaceOrder", "QuoteTick", "ReleaseDrawdownHalt", "ReleaseKillSwitch", "RiskCheckPassed", "RiskCheckRejected", "SessionEnded",
     "SessionStarted", "InputsMerged", "SpreadOpportunityDetected", "StartStrategy", "StopStrategy", "TradeTick",
-    "UpdateRiskLimits", "decode", "decode_mapping", "derive_envelope", "encode", "input_event_id",
+    "UpdateRiskLimits", "applies_to", "decode", "decode_mapping", "derive_envelope", "encode", "input_event_id",
     "json_schemas",
 ]  # fmt: skip

@@ -19,6 +19,7 @@ from domain.events.commands import (
     CancelOrder,
     EngageKillSwitch,
     PlaceOrder,
+    ReleaseDrawdownHalt,
     ReleaseKillSwitch,
     StartStrategy,
     StopStrategy,
@@ -44,8 +45,10 @@ from domain.events.orders import (
 from domain.events.portfolio import EquitySampled
 from domain.events.risk import (
     DrawdownBreached,
+    DrawdownHaltReleased,
     KillSwitchEngaged,
     KillSwitchReleased,
+    LegExposureUnresolved,
     RiskCheckPassed,
     RiskCheckRejected,
 )
@@ -56,9 +59,11 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded, InstrumentDefined,
     SpreadOpportunityDetected, ModelScored,
     PlaceOrder, CancelOrder, EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, StartStrategy, StopStrategy,
+    ReleaseDrawdownHalt,
     OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
     OrderTransitionRefused,
     RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
+    DrawdownHaltReleased, LegExposureUnresolved,
     EquitySampled,
     SessionStarted, InputsMerged, SessionEnded,
 )  # fmt: skip
@@ -68,10 +73,11 @@ Event = Annotated[
         QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded, InstrumentDefined,
         SpreadOpportunityDetected, ModelScored,
         PlaceOrder, CancelOrder, EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, StartStrategy,
-        StopStrategy,
+        StopStrategy, ReleaseDrawdownHalt,
         OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
         OrderTransitionRefused,
         RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
+        DrawdownHaltReleased, LegExposureUnresolved,
         EquitySampled,
         SessionStarted, InputsMerged, SessionEnded,
     ],  # fmt: skip
