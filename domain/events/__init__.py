@@ -49,7 +49,7 @@ from domain.events.risk import (
     RiskCheckPassed,
     RiskCheckRejected,
 )
-from domain.events.session import InputsMerged, SessionEnded, SessionStarted
+from domain.events.session import FilesImported, ImportedFile, InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 __all__ = [
@@ -58,7 +58,7 @@ __all__ = [
     "KillSwitchReleased", "Level", "ModelScored", "OrderAccepted", "OrderCanceled", "OrderEvent", "OrderExpired",
     "OrderFillEvent", "OrderFilled", "OrderPartiallyFilled", "OrderRejected", "OrderTransitionRefused",
     "PlaceOrder", "QuoteTick", "ReleaseKillSwitch", "RiskCheckPassed", "RiskCheckRejected", "SessionEnded",
-    "SessionStarted", "InputsMerged", "SpreadOpportunityDetected", "StartStrategy", "StopStrategy", "TradeTick",
+    "SessionStarted", "FilesImported", "ImportedFile", "InputsMerged", "SpreadOpportunityDetected", "StartStrategy", "StopStrategy", "TradeTick",
     "UpdateRiskLimits", "decode", "decode_mapping", "derive_envelope", "encode", "input_event_id",
     "json_schemas",
 ]  # fmt: skip

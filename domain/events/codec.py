@@ -49,7 +49,7 @@ from domain.events.risk import (
     RiskCheckPassed,
     RiskCheckRejected,
 )
-from domain.events.session import InputsMerged, SessionEnded, SessionStarted
+from domain.events.session import FilesImported, InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 EVENT_CLASSES: tuple[type[EventBase], ...] = (
@@ -60,7 +60,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     OrderTransitionRefused,
     RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
     EquitySampled,
-    SessionStarted, InputsMerged, SessionEnded,
+    SessionStarted, InputsMerged, SessionEnded, FilesImported,
 )  # fmt: skip
 
 Event = Annotated[
@@ -73,7 +73,7 @@ Event = Annotated[
         OrderTransitionRefused,
         RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
         EquitySampled,
-        SessionStarted, InputsMerged, SessionEnded,
+        SessionStarted, InputsMerged, SessionEnded, FilesImported,
     ],  # fmt: skip
     Field(discriminator="type"),
 ]
