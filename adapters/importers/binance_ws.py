@@ -114,9 +114,10 @@ def feed_file(sink: ImportSink, path: Path, *, venue: str | None = None) -> None
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
             for line_no, line in enumerate(fh, 1):
                 _feed_line(sink, line_no, line, venue, file_instrument)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        problem = "not a gzip file" if line_no == 0 else f"truncated or corrupt gzip after line {line_no}"
-        raise FileError(path, f"{problem} ({exc})") from exc
+    except gzip.BadGzipFile as exc:
+        raise FileError(path, f"not a gzip file ({exc}); see docs/import-formats.md") from exc
+    except (EOFError, zlib.error) as exc:
+        raise FileError(path, f"truncated or corrupt gzip after line {line_no} ({exc})") from exc
 
 
 def _feed_line(sink: ImportSink, line_no: int, line: str, venue: str, file_instrument: str) -> None:
