@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,25 @@ def test_backtest_refuses_a_session_without_its_venues_data(tmp_path: Path, cse:
     assert line == ("cse backtest: session 'spot' has no market data of BTCUSDT (strategy.instrument) on binance-usdm"
                     " (configured venues); it has: md.binance-spot.BTCUSDT (2,000 records)")  # fmt: skip
     assert list(cse.holdings()) == ["spot"]
+
+
+def test_an_import_killed_midway_leaves_the_session_as_it_was(cse: Cse) -> None:
+    assert cse("import", SPOT, "--session", "s").returncode == 0
+    before = cse.holdings()
+    wal = cse.home / "events.sqlite-wal"
+    start = wal.stat().st_size if wal.exists() else 0
+    proc = subprocess.Popen([str(CSE), "import", str(USDM), "--session", "s"], env=cse.env, cwd=cse.home,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (
+            wal.exists() and wal.stat().st_size > start + 4_000_000
+        ):  # thousands of records appended, uncommitted
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the import ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert cse.holdings() == before == {"s": {"md.binance-spot.BTCUSDT": 41_249, "session": 2}}
+    assert cse("import", USDM, "--session", "s").returncode == 0  # and the import can simply be run again
+    assert cse.holdings()["s"]["md.binance-usdm.BTCUSDT"] == 93_954
