@@ -9,6 +9,7 @@ import gzip
 import os
 import re
 import shutil
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 from adapters.entrypoints.commands import load_run_config, simulated_venues
 from adapters.importers.binance_ws import import_binance_ws
 from adapters.importers.common import SESSION_STREAM, FileError, ImportRefused
+from adapters.importers.lean import import_lean_quotes
 from adapters.importers.tabular import PRESETS, import_preset, import_table
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import MissingInputData, run_backtest
@@ -378,3 +380,26 @@ def test_backtest_refuses_a_session_lacking_a_venue_or_the_instrument(
     with pytest.raises(MissingInputData, match="no market data of ETHUSDT .* on binance-spot, binance-usdm"):
         run_backtest(log, RunParameters("spot", parameters.streams, eth), "bt", simulated_venues, "test")
     assert log.sessions() == ["spot"]  # nothing of the refused runs is stored
+
+
+def test_lean_files_that_are_not_quote_bar_zips_are_refused(tmp_path: Path, log: SqliteEventLog) -> None:
+    folder = tmp_path / "cryptofuture" / "bybit" / "minute" / "btcusd"
+    folder.mkdir(parents=True)
+    not_zip = folder / "20221213_quote.zip"
+    not_zip.write_text("60000,1,1,1,1,5,2,2,2,2,6\n")
+    with pytest.raises(FileError, match=rf"^{at(not_zip)}: not a zip file"):
+        import_lean_quotes(log, "s", [not_zip], code_version=version, echo=None)
+    two = folder / "20221214_quote.zip"
+    with zipfile.ZipFile(two, "w") as z:
+        z.writestr("a.csv", "60000,1,1,1,1,5,2,2,2,2,6\n")
+        z.writestr("b.csv", "60000,1,1,1,1,5,2,2,2,2,6\n")
+    with pytest.raises(
+        FileError, match=rf"^{at(two)}: expected one CSV in the zip, found \['a.csv', 'b.csv'\]"
+    ):
+        import_lean_quotes(log, "s", [two], code_version=version, echo=None)
+    loose = tmp_path / "20221213_quote.zip"
+    with pytest.raises(
+        FileError, match=rf"^{at(loose)}: not a Lean <market>/<exchange>/<resolution>/\.\.\. data path"
+    ):
+        import_lean_quotes(log, "s", [loose], code_version=version, echo=None)
+    assert holdings(log) == {}
