@@ -354,11 +354,10 @@ class ImportSink:
         self._line = line
         stream = market_stream(venue, instrument, part)
         state = self._streams.get(stream) or self._open_stream(stream)
-        if stream not in file.by_stream:
-            self._check_file_fits(stream, state, time_ns, line)
-        if time_ns < state.last_time_ns:
+        first_of_file = stream not in file.by_stream
+        if time_ns < state.last_time_ns and not first_of_file:
             self.refuse(
-                line, "time goes backwards", f"in {stream}: {time_ns} < previous {state.last_time_ns}"
+                line, "time goes backwards", f"in {stream}: {utc(time_ns)} < {utc(state.last_time_ns)}"
             )
             return False
         if state.next_seq == 0:
@@ -380,6 +379,8 @@ class ImportSink:
         if refused is not None:
             self.refuse(line, *refused)
             return False
+        if first_of_file:
+            self._check_file_fits(stream, state, time_ns, line)
         if self._session_pending:
             self._push_session_started(time_ns)
         state.last_time_ns = time_ns
@@ -406,8 +407,8 @@ class ImportSink:
         return state
 
     def _check_file_fits(self, stream: str, state: _Stream, time_ns: int, line: int) -> None:
-        """The first row of a file in a stream: the file must be of the stream's feed and begin where the
-        stream ends (files of one venue in time order, not overlapping)."""
+        """The first valid row of a file in a stream: the file must be of the stream's feed and begin where
+        the stream ends (files of one venue in time order, not overlapping)."""
         assert self._file is not None
         feed = self._file.feed
         if feed and state.feed and feed != state.feed:
