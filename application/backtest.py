@@ -16,6 +16,7 @@ from application.metrics import BacktestMetrics
 from application.ports import EventLog, LogRecord
 from application.session_run import (
     DERIVED_STREAM,
+    MARKET_DATA_PREFIX,
     MERGE_STREAM,
     SESSION_STREAM,
     MergeRecorder,
@@ -68,6 +69,31 @@ def session_marker_envelope(session_id: str, index: int, time_ns: int, source: s
     )
 
 
+class MissingInputData(ValueError):
+    """The input session lacks market data the run configuration names: the run would trade on nothing."""
+
+
+def check_inputs(log: EventLog, parameters: RunParameters) -> None:
+    """Refuse a run whose configuration names a venue without market data of the strategy's instrument in
+    the input session (streams `md.<venue>.<instrument>`, or its `.quotes` / `.trades` parts)."""
+    config = parameters.config
+    instrument = config.strategy.instrument
+    wanted = {venue: f"{MARKET_DATA_PREFIX}{venue}.{instrument}" for venue in config.venues}
+    missing = [
+        venue for venue, stream in sorted(wanted.items())
+        if not any(s == stream or s.startswith(stream + ".") for s in parameters.streams)
+    ]  # fmt: skip
+    if not missing:
+        return
+    has = ", ".join(
+        f"{s} ({log.end_offset(parameters.input_session, s):,} records)" for s in parameters.streams
+    )
+    raise MissingInputData(
+        f"session {parameters.input_session!r} has no market data of {instrument} (strategy.instrument) on "
+        f"{', '.join(missing)} (configured venues); it has: {has or 'no market data at all'}"
+    )
+
+
 def run_backtest(
     log: EventLog,
     parameters: RunParameters,
@@ -78,6 +104,7 @@ def run_backtest(
 ) -> BacktestResult:
     if log.end_offset(session_id, SESSION_STREAM) > 0:
         raise ValueError(f"session {session_id!r} already exists; choose another --id or replay it")
+    check_inputs(log, parameters)
     writer = _BatchWriter(log, session_id)
     metrics = BacktestMetrics()
     digest = Digest()
@@ -112,7 +139,9 @@ def run_backtest(
 
     kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived)
     if not first_time:
-        raise ValueError(f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}")
+        raise ValueError(
+            f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}"
+        )
     last_chunk = merge.flush()
     if last_chunk is not None:
         writer.add(MERGE_STREAM, session_id, last_chunk)

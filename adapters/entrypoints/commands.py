@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import subprocess
 import tomllib
 from collections.abc import Mapping
@@ -15,7 +16,7 @@ from pathlib import Path
 from adapters.entrypoints.progress import ProgressBar
 from adapters.html_report import write_report
 from adapters.importers.binance_ws import import_binance_ws
-from adapters.importers.common import ImportReport
+from adapters.importers.common import ImportRefused, ImportReport
 from adapters.importers.lean import import_lean_quotes
 from adapters.importers.tabular import PRESETS, import_preset
 from adapters.parquet_export import export_session
@@ -81,7 +82,7 @@ def load_run_config(path: Path) -> RunConfig:
 
 def import_files(args: argparse.Namespace) -> int:
     report = _import(Settings(), args.paths, args.session, args.format, args.venue, args.instrument)
-    return 0 if report.records else 1
+    return 0 if report.records else 1  # an import that stores nothing is refused before this
 
 
 def _import(
@@ -98,13 +99,22 @@ def _import(
             fmt = "lean-quotes"
         else:
             raise UserError(f"cannot tell the format of {sorted(suffixes)}; pass --format")
-    with open_log(settings) as log:
-        if fmt == "binance-ws":
-            return import_binance_ws(log, session, paths, code_version=code_version, venue=venue)
-        if fmt == "lean-quotes":
-            return import_lean_quotes(log, session, paths, code_version=code_version)
-        return import_preset(log, session, paths, fmt, code_version=code_version, venue=venue,
-                             instrument=instrument)  # fmt: skip
+    if instrument is not None and fmt in ("binance-ws", "lean-quotes"):
+        raise UserError(f"--instrument applies to tabular formats; {fmt} files name their instrument")
+    if venue is not None and fmt == "lean-quotes":
+        raise UserError("--venue does not apply to lean-quotes: the venue is the path's <exchange>-<market>")
+    try:
+        with open_log(settings) as log:
+            if fmt == "binance-ws":
+                return import_binance_ws(log, session, paths, code_version=code_version, venue=venue)
+            if fmt == "lean-quotes":
+                return import_lean_quotes(log, session, paths, code_version=code_version)
+            return import_preset(log, session, paths, fmt, code_version=code_version, venue=venue,
+                                 instrument=instrument)  # fmt: skip
+    except ImportRefused as exc:
+        raise UserError(f"{exc}; nothing was imported into session {session!r}") from exc
+    except sqlite3.OperationalError as exc:
+        raise UserError(f"event log {settings.event_log_path}: {exc}; nothing was imported") from exc
 
 
 def backtest(args: argparse.Namespace) -> int:
@@ -205,10 +215,12 @@ def demo(args: argparse.Namespace) -> int:
     settings = Settings(home=home)
     captures = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
                 SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]  # fmt: skip
-    print("== 1/3 import: two minutes of Binance BTCUSDT spot and USD-M websocket captures (MIT, hftbacktest)")
+    print(
+        "== 1/3 import: two minutes of Binance BTCUSDT spot and USD-M websocket captures (MIT, hftbacktest)"
+    )
     report = _import(settings, captures, "binance-btcusdt-20240808", "binance-ws", None, None)
     if report.bad_row_count:
-        print(f"   {report.bad_row_count} bad rows reported above; they are counted, not hidden")
+        print(f"   {report.bad_row_count} rows refused, reported above by reason; counted, not hidden")
     config = load_run_config(SAMPLES / "spread-demo.toml")
     print("== 2/3 backtest: cross-venue spread strategy, spot vs USD-M perpetual as two venues")
     with open_log(settings) as log:

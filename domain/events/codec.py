@@ -52,7 +52,7 @@ from domain.events.risk import (
     RiskCheckPassed,
     RiskCheckRejected,
 )
-from domain.events.session import InputsMerged, SessionEnded, SessionStarted
+from domain.events.session import FilesImported, InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 EVENT_CLASSES: tuple[type[EventBase], ...] = (
@@ -65,7 +65,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
     DrawdownHaltReleased, LegExposureUnresolved,
     EquitySampled,
-    SessionStarted, InputsMerged, SessionEnded,
+    SessionStarted, InputsMerged, SessionEnded, FilesImported,
 )  # fmt: skip
 
 Event = Annotated[
@@ -79,7 +79,7 @@ Event = Annotated[
         RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
         DrawdownHaltReleased, LegExposureUnresolved,
         EquitySampled,
-        SessionStarted, InputsMerged, SessionEnded,
+        SessionStarted, InputsMerged, SessionEnded, FilesImported,
     ],  # fmt: skip
     Field(discriminator="type"),
 ]

@@ -25,6 +25,8 @@ from domain.events import (
     EquitySampled,
     EventBase,
     EventDecodeError,
+    FilesImported,
+    ImportedFile,
     InputsMerged,
     InstrumentDefined,
     KillSwitchEngaged,
@@ -138,6 +140,9 @@ SAMPLES: list[EventBase] = [
     SessionStarted(envelope=ENV, mode="backtest", config_hash="c", model_hash="m", code_version="v"),
     SessionEnded(envelope=ENV, input_events=10, derived_events=20, digest="d" * 64),
     InputsMerged(envelope=ENV, streams=("md.a.X", "md.b.X"), first_input=0, runs=((0, 3), (1, 1), (0, 2))),
+    FilesImported(envelope=ENV, importer="import.binance_ws", files=(
+        ImportedFile(name="btcusdt_20240808.gz", sha256="5" * 64, feed="binance-spot", records=41249, refused_rows=2,
+                     streams=("md.binance-spot.BTCUSDT",)),)),
 ]  # fmt: skip
 
 
