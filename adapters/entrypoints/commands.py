@@ -27,7 +27,7 @@ from application.backtest import run_backtest
 from application.ports import Venue
 from application.replay import ReplayReport, replay_session
 from application.run_config import RunConfig
-from application.session_run import RunParameters, market_data_streams
+from application.session_run import RunParameters, input_streams
 from domain.events import json_schemas
 
 TABULAR_PRESETS = tuple(sorted(PRESETS))
@@ -122,7 +122,7 @@ def _backtest(
 ) -> dict[str, object]:  # fmt: skip
     if session not in log.sessions():
         raise UserError(f"no session {session!r} in {settings.event_log_path}; import one first")
-    parameters = RunParameters(session, market_data_streams(log, session), config)
+    parameters = RunParameters(session, input_streams(log, session), config)
     session_id = backtest_id or f"{session}.bt-{parameters.config_hash}"
     total = sum(log.end_offset(session, s) for s in parameters.streams)
     bar = ProgressBar(total, f"backtest {session_id}")
