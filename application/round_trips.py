@@ -1,0 +1,108 @@
+"""Round trips: what a trader counts as trades, matched FIFO on fills, fees included.
+
+Inventory is kept per (venue, instrument): the two legs of a spread are two inventories, because each venue
+holds its own position and margin. A fill in the direction of the open inventory (or from flat) opens a lot
+(quantity, price, its fee). A fill against it closes the oldest lots first (FIFO); that fill is ONE round
+trip: its quantity is what it closed, its entry price the quantity-weighted price of the lots (or parts of
+lots) it closed, its fees the closed lots' fees pro rata plus the exit fill's fee pro rata, and
+
+    pnl = (exit_price - entry_price) * quantity * (+1 long, -1 short) - fees.
+
+What the fill has left over after flattening opens a lot the other way (a flip) with the rest of its fee.
+A position still open at the end is not a round trip: it is end inventory, marked at the last mid.
+Linear accounting (spot and USD-M style contracts of one base unit); inverse contracts are not matched here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+
+from domain.events import OrderFillEvent
+from domain.values import ZERO
+
+_CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class RoundTrip:
+    venue: str
+    instrument: str
+    direction: str
+    """"long" (bought, then sold) or "short" (sold, then bought back)."""
+    quantity: Decimal
+    entry_time_ns: int
+    """Time of the oldest lot closed."""
+    exit_time_ns: int
+    entry_price: Decimal
+    exit_price: Decimal
+    fees: Decimal
+    pnl: Decimal
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {"venue": self.venue, "instrument": self.instrument, "direction": self.direction,
+                "quantity": str(self.quantity), "entry_time_ns": self.entry_time_ns,
+                "exit_time_ns": self.exit_time_ns, "entry_price": str(self.entry_price),
+                "exit_price": str(self.exit_price), "fees": str(self.fees), "pnl": str(self.pnl)}  # fmt: skip
+
+
+@dataclass
+class _Lot:
+    quantity: Decimal
+    """Signed: positive long, negative short."""
+    price: Decimal
+    fee: Decimal
+    time_ns: int
+
+
+@dataclass
+class RoundTripBook:
+    """Feed fills in event order (`add`); `trips` grows as inventory is closed, `lots` is what is open."""
+
+    trips: list[RoundTrip] = field(default_factory=list)
+    lots: dict[tuple[str, str], deque[_Lot]] = field(default_factory=dict)
+
+    def add(self, fill: OrderFillEvent, fee: Decimal) -> RoundTrip | None:
+        """Match one fill (`fee` in the quote currency); returns the round trip it completed, if any."""
+        with localcontext(_CTX):
+            return self._add(fill, fee)
+
+    def _add(self, fill: OrderFillEvent, fee: Decimal) -> RoundTrip | None:
+        lots = self.lots.setdefault((fill.venue, fill.instrument), deque())
+        sign = fill.side.sign
+        remaining = fill.quantity
+        closed = entry_value = entry_fees = ZERO
+        first_entry = fill.envelope.event_time_ns
+        while remaining > 0 and lots and lots[0].quantity * sign < 0:
+            lot = lots[0]
+            take = min(remaining, abs(lot.quantity))
+            share = take / abs(lot.quantity)
+            lot_fee = lot.fee * share
+            if closed == 0:
+                first_entry = lot.time_ns
+            closed += take
+            entry_value += take * lot.price
+            entry_fees += lot_fee
+            remaining -= take
+            if take == abs(lot.quantity):
+                lots.popleft()
+            else:
+                lot.quantity += take * sign
+                lot.fee -= lot_fee
+        exit_fee = fee * closed / fill.quantity if closed else ZERO
+        if remaining > 0:
+            lots.append(_Lot(remaining * sign, fill.price, fee - exit_fee, fill.envelope.event_time_ns))
+        if closed == 0:
+            return None
+        entry_price = entry_value / closed
+        direction = -sign  # a sell (-1) closes a long (+1)
+        fees = entry_fees + exit_fee
+        trip = RoundTrip(fill.venue, fill.instrument, "long" if direction > 0 else "short", closed, first_entry,
+                         fill.envelope.event_time_ns, entry_price, fill.price, fees,
+                         (fill.price * closed - entry_value) * direction - fees)  # fmt: skip
+        self.trips.append(trip)
+        return trip
+
+    def open_quantity(self, venue: str, instrument: str) -> Decimal:
+        return sum((lot.quantity for lot in self.lots.get((venue, instrument), ())), ZERO)
