@@ -6,16 +6,27 @@ reads the inputs from the *input* session. On Kafka, when the input session was 
 session's own copies were (`cse record --from-file S` publishes S only), reads of the input session's
 streams are served from S's copies: re-stamping an event already in S is the identity, so the kernel sees
 the same events either way.
+
+A worker run (`cse worker`: target sessions `{session}.kafka-{config hash}`) has no recorded parameters on
+Kafka; `rerun_md` re-runs the md topic, partition by partition and in offset order (the recorded merge of
+market data and operator commands), through fresh kernels of the given config, and returns what they
+derive per target session: a worker was exact when that equals what it published (`streams.digest`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from adapters.kafka_event_log import KafkaEventLog
 from application.ports import LogRecord, StoredRecord
 from application.replay import ReplayReport, replay_session, session_markers
+from application.run_config import RunConfig
 from application.session_run import RunParameters, VenueFactory
+from streams.kafka_io import scan
+from streams.serialization import H_SESSION, header_map
+from streams.topics import DLQ, Topics
+from streams.worker import PartitionKernels, in_message
 
 
 class _InputsFromSession:
@@ -53,3 +64,23 @@ def replay_from_kafka(log: KafkaEventLog, session_id: str, venue_factory: VenueF
             view = _InputsFromSession(log, source, session_id)
             return replay_session(view, session_id, venue_factory, code_version, progress)
     return replay_session(log, session_id, venue_factory, code_version, progress)
+
+
+def rerun_md(
+    bootstrap: str, topics: Topics, config: RunConfig, venue_factory: VenueFactory
+) -> dict[str, list[bytes]]:
+    """The derived events (canonical bytes, in each kernel's order) of re-running the whole md topic."""
+    by_partition: dict[int, list[Any]] = {}
+    for msg in scan(bootstrap, [topics.md]):
+        by_partition.setdefault(msg.partition(), []).append(msg)
+    kernels = PartitionKernels(config, venue_factory)
+    derived: dict[str, list[bytes]] = {}
+    for partition in sorted(by_partition):
+        for msg in sorted(by_partition[partition], key=lambda m: m.offset()):
+            incoming = in_message(msg.topic(), partition, msg.offset(), msg.key(), msg.value(), msg.headers())
+            for out in kernels.process(incoming):
+                if out.topic_suffix == DLQ:
+                    continue  # an undecodable input is set aside, not derived
+                session = header_map(out.headers).get(H_SESSION, b"").decode()
+                derived.setdefault(session, []).append(out.value)
+    return derived

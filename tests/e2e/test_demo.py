@@ -20,11 +20,7 @@ def test_demo_backtests_and_replays_identically(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "adapters.entrypoints.cli", "demo"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    lines = dict(
-        line.split(None, 1)
-        for line in run.stdout.splitlines()
-        if line.startswith("  ") and " " in line.strip()
-    )
+    lines = dict(line.split(None, 1) for line in run.stdout.splitlines() if line.startswith("  ") and " " in line.strip())
     assert "digests equal          True" in run.stdout
     assert "identical" in run.stdout
     report = Path(lines["report"].strip())
