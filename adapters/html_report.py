@@ -60,8 +60,7 @@ def write_report(
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{_e(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{text-align:left;padding:2px 8px}}
-table.grid{{border-collapse:collapse}}table.grid td,table.grid th{{border:1px solid #ccc}}
-.warn{{color:#a00;font-weight:bold}}</style></head>
+table.grid{{border-collapse:collapse}}table.grid td,table.grid th{{border:1px solid #ccc}}</style></head>
 <body><h1>{_e(title)}</h1>
 <table>{_pairs(headline)}</table>
 <h2>End inventory</h2>

@@ -97,7 +97,10 @@ def parse_time_ns(text: str) -> int:
         raise commands.UserError(f"--at {text!r} is not an ISO 8601 time nor integer nanoseconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp()) * 1_000_000_000 + int(digits.ljust(9, "0") or 0)
+    time_ns = int(moment.timestamp()) * 1_000_000_000 + int(digits.ljust(9, "0") or 0)
+    if time_ns < 0:
+        raise commands.UserError(f"--at {text!r} is before 1970-01-01T00:00:00Z")
+    return time_ns
 
 
 def kill_switch(args: argparse.Namespace) -> int:
@@ -144,13 +147,20 @@ def _operator(args: argparse.Namespace) -> str:
 def _log(args: argparse.Namespace) -> Iterator[EventLog]:
     settings = Settings()
     if args.sink == "kafka":
+        from confluent_kafka import KafkaException
+
         from adapters.kafka_event_log import KafkaEventLog
+        from streams.kafka_io import DeliveryError
         from streams.topics import TopicConfig, Topics
 
-        with KafkaEventLog(
-            settings.kafka_bootstrap, Topics(TopicConfig.from_env(prefix=args.prefix).prefix)
-        ) as kafka:
-            yield kafka
+        topics = Topics(TopicConfig.from_env(prefix=args.prefix).prefix)
+        try:
+            with KafkaEventLog(settings.kafka_bootstrap, topics) as kafka:
+                yield kafka
+        except (KafkaException, DeliveryError, TimeoutError) as exc:
+            raise commands.UserError(
+                f"Kafka at {settings.kafka_bootstrap} ({topics.prefix}.*): {exc}"
+            ) from None
     else:
         with commands.open_log(settings) as log:
             yield log

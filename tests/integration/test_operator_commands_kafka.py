@@ -29,7 +29,7 @@ from domain.events import KillSwitchEngaged, RiskCheckPassed, RiskCheckRejected,
 from streams.app import build_app
 from streams.digest import derived_digest
 from streams.record import record_session
-from streams.replay import rerun_md
+from streams.replay import replay_from_kafka, rerun_md
 from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, H_SESSION
 from streams.topics import TopicConfig, Topics, create_topics
 from streams.worker import default_target
@@ -167,3 +167,22 @@ async def _until(condition: Any, timeout: float = 240) -> None:
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(wait(), timeout)
+
+
+def test_replay_from_kafka_of_a_backtest_with_a_command(prepared: dict[str, Any],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """`cse replay --source kafka --verify` of a backtest session whose inputs include the kill switch."""
+    session = default_target(prepared["config"])(RECORDED) + ".bt"
+    with SqliteEventLog(prepared["path"]) as log:
+        if log.end_offset(RECORDED, "commands") == 0:
+            _command(monkeypatch, prepared, RECORDED, "embedded")
+        parameters = RunParameters(RECORDED, input_streams(log, RECORDED), prepared["config"])
+        result = run_backtest(log, parameters, session, simulated_venues, "t")
+        topics = Topics(f"cse-it-{uuid.uuid4().hex[:10]}")
+        create_topics(BOOTSTRAP, TopicConfig(prefix=topics.prefix, partitions=3))
+        record_session(log, KafkaEventLog(BOOTSTRAP, topics, account=prepared["config"].account), session)
+    report = replay_from_kafka(KafkaEventLog(BOOTSTRAP, topics), session, simulated_venues, "t")
+    assert report.ok and report.divergences == 0, report
+    assert report.events_checked == result.derived and report.replayed_digest == result.digest
+    commands = list(KafkaEventLog(BOOTSTRAP, topics).read(session, "commands"))
+    assert [c.record.event_type for c in commands] == ["command.engage_kill_switch"]
