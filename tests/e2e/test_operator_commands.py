@@ -11,7 +11,14 @@ import pytest
 from adapters.entrypoints.cli import main
 from adapters.entrypoints.commands import SAMPLES
 from adapters.sqlite_event_log import SqliteEventLog
-from domain.events import KillSwitchEngaged, RiskCheckPassed, RiskCheckRejected, UpdateRiskLimits, decode
+from domain.events import (
+    KillSwitchEngaged,
+    OrderAccepted,
+    RiskCheckPassed,
+    RiskCheckRejected,
+    UpdateRiskLimits,
+    decode,
+)
 
 CAPTURES = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
             SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]  # fmt: skip
@@ -52,10 +59,9 @@ def test_kill_switch_engaged_mid_run_stops_orders_and_replays_exactly(home: Path
         e for e in derived if isinstance(e, RiskCheckRejected) and e.envelope.event_time_ns >= KILL_AT_NS
     ]
     assert passed and all(e.envelope.event_time_ns < KILL_AT_NS for e in passed), "an order passed after T"
-    assert rejected_after and {e.rule for e in rejected_after} == {"kill_switch"}
-    venue_orders_after = [e for e in derived if e.type == "order.accepted" and e.envelope.event_time_ns >= KILL_AT_NS
-                          + 10_000_000]  # fmt: skip
-    assert venue_orders_after == []  # 5 ms out + 5 ms back: nothing reaches a venue after T
+    assert "kill_switch" in {e.rule for e in rejected_after}  # the first rule checked
+    accepted = {e.order_id for e in derived if isinstance(e, OrderAccepted)}
+    assert accepted and accepted <= {e.order_id for e in passed}  # only orders passed before T reach a venue
 
     assert main(["replay", "bt", "--verify"]) == 0
     out = capsys.readouterr().out
