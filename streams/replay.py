@@ -20,9 +20,10 @@ from typing import Any
 
 from adapters.kafka_event_log import KafkaEventLog
 from application.ports import LogRecord, StoredRecord
-from application.replay import ReplayReport, replay_session, session_markers
+from application.replay import Divergence, ReplayReport, replay_session, session_markers
 from application.run_config import RunConfig
 from application.session_run import RunParameters, VenueFactory
+from domain.events import Digest
 from streams.kafka_io import scan
 from streams.serialization import H_SESSION, header_map
 from streams.topics import DLQ, Topics
@@ -84,3 +85,34 @@ def rerun_md(
                 session = header_map(out.headers).get(H_SESSION, b"").decode()
                 derived.setdefault(session, []).append(out.value)
     return derived
+
+
+def verify_worker_run(log: KafkaEventLog, session_id: str, config: RunConfig,
+                      venue_factory: VenueFactory) -> ReplayReport:  # fmt: skip
+    """Replay of a `cse worker` run (target session `session_id`): re-run the md topic with `config` and
+    compare, event by event, with what the workers published (first copy per offset of stream `derived`)."""
+    replayed = rerun_md(log.bootstrap, log.topics, config, venue_factory).get(session_id, [])
+    published = [stored.record.payload for stored in log.read(session_id, "derived")]
+    report = ReplayReport(session_id, "worker", 0, "", "")
+    recorded_digest, replayed_digest = Digest(), Digest()
+    for index in range(max(len(published), len(replayed))):
+        theirs = published[index] if index < len(published) else b""
+        mine = replayed[index] if index < len(replayed) else b""
+        if theirs:
+            recorded_digest.add(theirs)
+        if mine:
+            replayed_digest.add(mine)
+        if theirs != mine:
+            report.divergences += 1
+            if report.first is None:
+                report.first = Divergence(index, theirs.decode(), mine.decode())
+        report.events_checked += 1
+    report.recorded_digest, report.replayed_digest = recorded_digest.hexdigest(), replayed_digest.hexdigest()
+    if not published:
+        report.divergences += 1
+        report.notes.append(
+            f"no derived events of {session_id!r} on {log.topics.prefix}.*: not a worker run?"
+        )
+    report.notes.append("worker run: the md topic (market data and sequenced operator commands, in partition "
+                        "order) re-run with the given --config")  # fmt: skip
+    return report

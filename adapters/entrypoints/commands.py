@@ -227,6 +227,10 @@ def demo(args: argparse.Namespace) -> int:
         print(f"   {report.bad_row_count} bad rows reported above; they are counted, not hidden")
     config = load_run_config(SAMPLES / "spread-demo.toml")
     print("== 2/3 backtest: cross-venue spread strategy, spot vs USD-M perpetual as two venues")
+    charged = ", ".join(f"{v} {f.maker_bps}/{f.taker_bps}" for v, f in sorted(config.venues.items()))
+    assumed = ", ".join(f"{v} {bps}" for v, bps in sorted(config.strategy.taker_fee_bps.items()))
+    print(f"   venues charge Binance's published VIP 0 fees, maker/taker bps: {charged};")
+    print(f"   the strategy prices its edge with taker bps {assumed} (a high tier), so that it trades")
     with open_log(settings) as log:
         summary = _backtest(settings, log, "binance-btcusdt-20240808", config, None, None)
         print("== 3/3 replay --verify of the backtest session")

@@ -76,8 +76,8 @@ def _embedded(prepared: dict[str, Any], session: str) -> Any:
         )
 
 
-async def test_kill_switch_through_the_commands_topic(prepared: dict[str, Any],
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+async def test_kill_switch_through_the_commands_topic(prepared: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:  # fmt: skip
     config, topics = prepared["config"], prepared["topics"]
     # The reference: the same command at T in the embedded log, and the embedded backtest over it.
     _command(monkeypatch, prepared, LIVE, "embedded")
@@ -125,6 +125,13 @@ async def test_kill_switch_through_the_commands_topic(prepared: dict[str, Any],
     with SqliteEventLog(prepared["path"]) as log:
         embedded = [s.record.payload for s in log.read(target, "derived")]
     assert rerun[target] == embedded
+    argv = ["replay", "--source", "kafka", "--session", target, "--config", str(CONFIG), "--verify"]
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, argv) == 0  # `cse replay` of the worker run: 0 divergences
+    assert f"{reference.derived} events checked: identical" in capsys.readouterr().out
+    other = tmp_path / "other.toml"  # a replay with other fees must not pass: the check is not vacuous
+    other.write_text(CONFIG.read_text().replace('taker_bps = "5"', 'taker_bps = "6"'))
+    assert await asyncio.to_thread(main, [*argv[:-3], "--config", str(other), "--verify"]) == 1
 
 
 async def test_a_recorded_session_with_a_command_runs_on_the_worker_as_embedded(
