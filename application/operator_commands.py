@@ -54,12 +54,14 @@ def append_operator_command(log: EventLog, session_id: str, time_ns: int, build:
 
 
 def _check_target(log: EventLog, session_id: str, time_ns: int) -> None:
-    if session_id not in log.sessions():
+    markers = [stored.record.event_type for stored in log.read(session_id, _SESSION_STREAM)]
+    # The session's markers are a small stream; the list of all sessions is only asked for when it has none
+    # (on Kafka that is a scan of every topic, too slow for an operator's kill switch).
+    if not markers and session_id not in log.sessions():
         raise CommandRefused(f"no session {session_id!r} in the log")
-    for stored in log.read(session_id, _SESSION_STREAM):
-        if stored.record.event_type == _ENDED:
-            raise CommandRefused(f"session {session_id!r} is a finished run; send commands to the session a run "
-                                 "reads (its input session) or to a live one")  # fmt: skip
+    if _ENDED in markers:
+        raise CommandRefused(f"session {session_id!r} is a finished run; send commands to the session a run "
+                             "reads (its input session) or to a live one")  # fmt: skip
     last = log.end_offset(session_id, COMMANDS_STREAM)
     if last:
         previous = next(iter(log.read(session_id, COMMANDS_STREAM, last - 1))).record.event_time_ns
