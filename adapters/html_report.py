@@ -64,7 +64,7 @@ table.grid{{border-collapse:collapse}}table.grid td,table.grid th{{border:1px so
 <body><h1>{_e(title)}</h1>
 <table>{_pairs(headline)}</table>
 <h2>End inventory</h2>
-{_table(inventory, ("venue", "instrument", "asset", "quantity", "mark", "notional"), "flat: no open position")}
+{_table(inventory, ("venue", "instrument", "asset", "quantity", "base_quantity", "mark", "notional"), "flat: no open position")}
 <h3>Unhedged exposure per asset (net over venues)</h3>
 {_table(exposure, ("asset", "net_quantity", "gross_quantity", "net_notional"), "none")}
 <h2>Risk rejections by rule</h2>

@@ -5,9 +5,12 @@ statistics, not money.
 
 - Trades are round trips (`application.round_trips`: FIFO per venue and instrument, fees included); the hit
   ratio is the share of round trips with a positive PnL after fees, None when there is none.
-- End inventory: the position per (venue, instrument) with its asset, marked at the last mid of that
-  venue/instrument; unhedged exposure: per asset, the net quantity over all venues and its value (a spread
-  long on one venue and short on another nets to zero; what does not net is the risk left).
+- End inventory: the position per (venue, instrument) with its asset, in the instrument's units and in base
+  units (contracts times their size; an inverse contract's size is in quote, so its base value depends on
+  the mark), marked at the last mid of that venue/instrument; unhedged exposure: per asset, the net base
+  quantity over all venues and its value (a spread long on one venue and short on another nets to zero;
+  what does not net is the risk left). Instrument specs come from `InstrumentDefined`; without one, an
+  instrument is spot-like (one base unit per unit traded) and its asset is parsed from its name.
 - Risk rejections are counted per rule.
 - Sharpe/Sortino: from one-minute returns (last equity sample of each minute), annualised by
   sqrt(minutes per year), and only with at least `MIN_RETURNS` of them; otherwise None with a note saying
@@ -79,14 +82,14 @@ class BacktestMetrics:
     legs: dict[str, LegStats] = field(default_factory=dict)
     round_trips: RoundTripBook = field(default_factory=RoundTripBook)
     _mids: dict[tuple[str, str], Decimal] = field(default_factory=dict)
-    _bases: dict[tuple[str, str], str] = field(default_factory=dict)
+    _specs: dict[tuple[str, str], InstrumentDefined] = field(default_factory=dict)
     _arrival_mid: dict[uuid.UUID, Decimal] = field(default_factory=dict)
 
     def observe(self, event: EventBase) -> None:
         if isinstance(event, QuoteTick):
             self._mids[(event.venue, event.instrument)] = (event.bid_price + event.ask_price) / 2
         elif isinstance(event, InstrumentDefined):
-            self._bases[(event.venue, event.instrument)] = event.base
+            self._specs[(event.venue, event.instrument)] = event
         elif isinstance(event, SpreadOpportunityDetected):
             self.opportunities += 1
             self.spreads.append((event.envelope.event_time_ns, float(event.gross_edge_bps)))
@@ -123,11 +126,24 @@ class BacktestMetrics:
         if mid:
             slip = float((fill.price - mid) / mid) * 10_000 * fill.side.sign
             leg.slippage_bps_weighted += slip * float(fill.quantity)
-        self.round_trips.add(fill, fee)
+        spec = self._specs.get((fill.venue, fill.instrument))
+        if spec is None:
+            self.round_trips.add(fill, fee)
+        else:
+            self.round_trips.add(fill, fee, spec.contract_size, spec.kind == "inverse")
 
     def _base(self, venue: str, instrument: str) -> str:
-        base = self._bases.get((venue, instrument))
-        return base if base is not None else parse_instrument(instrument).base
+        spec = self._specs.get((venue, instrument))
+        return spec.base if spec is not None else parse_instrument(instrument).base
+
+    def _in_base(self, venue: str, instrument: str, quantity: Decimal, mark: Decimal) -> Decimal:
+        """Base units of `quantity` of the instrument (contracts of an inverse one valued at `mark`)."""
+        spec = self._specs.get((venue, instrument))
+        if spec is None:
+            return quantity
+        if spec.kind == "inverse":
+            return quantity * spec.contract_size / mark if mark else ZERO
+        return quantity * spec.contract_size
 
     def end_inventory(self) -> list[dict[str, str]]:
         """Open positions per (venue, instrument), in name order, marked at the last mid (cost if none)."""
@@ -138,8 +154,10 @@ class BacktestMetrics:
                 continue
             lots = self.round_trips.lots[(venue, instrument)]
             mark = self._mids.get((venue, instrument), lots[-1].price)
+            base = self._in_base(venue, instrument, quantity, mark)
             rows.append({"venue": venue, "instrument": instrument, "asset": self._base(venue, instrument),
-                         "quantity": str(quantity), "mark": str(mark), "notional": str(quantity * mark)})  # fmt: skip
+                         "quantity": str(quantity), "base_quantity": str(base), "mark": str(mark),
+                         "notional": str(base * mark)})  # fmt: skip
         return rows
 
     def summary(self, starting_equity: Decimal) -> dict[str, Any]:
@@ -181,7 +199,7 @@ def unhedged_exposure(inventory: Iterable[dict[str, str]]) -> dict[str, dict[str
     """Per asset: net and gross quantity over all venues, and the net value at each venue's mark."""
     out: dict[str, dict[str, Decimal]] = {}
     for row in inventory:
-        quantity, notional = Decimal(row["quantity"]), Decimal(row["notional"])
+        quantity, notional = Decimal(row["base_quantity"]), Decimal(row["notional"])
         asset = out.setdefault(
             row["asset"], {"net_quantity": ZERO, "gross_quantity": ZERO, "net_notional": ZERO}
         )

@@ -10,7 +10,12 @@ lots) it closed, its fees the closed lots' fees pro rata plus the exit fill's fe
 
 What the fill has left over after flattening opens a lot the other way (a flip) with the rest of its fee.
 A position still open at the end is not a round trip: it is end inventory, marked at the last mid.
-Linear accounting (spot and USD-M style contracts of one base unit); inverse contracts are not matched here.
+
+Quantities are in the instrument's units (contracts for futures). Spot and linear contracts of
+`contract_size` base units: the formula above times `contract_size`. Inverse contracts (each worth
+`contract_size` units of the quote currency, settled in the base coin, e.g. Binance COIN-M): the entry price
+is the harmonic mean of the closed lots' prices, the PnL in the base coin is quantity * contract_size *
+(1/entry - 1/exit) * direction, valued in the quote currency at the exit price; fees are passed in quote.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 
 from domain.events import OrderFillEvent
 from domain.values import ZERO
+
+ONE = Decimal(1)
 
 _CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
 
@@ -43,7 +50,7 @@ class RoundTrip:
     def as_dict(self) -> dict[str, str | int]:
         return {"venue": self.venue, "instrument": self.instrument, "direction": self.direction,
                 "quantity": str(self.quantity), "entry_time_ns": self.entry_time_ns,
-                "exit_time_ns": self.exit_time_ns, "entry_price": str(self.entry_price),
+                "exit_time_ns": self.exit_time_ns, "entry_price": f"{self.entry_price:f}",
                 "exit_price": str(self.exit_price), "fees": str(self.fees), "pnl": str(self.pnl)}  # fmt: skip
 
 
@@ -63,12 +70,15 @@ class RoundTripBook:
     trips: list[RoundTrip] = field(default_factory=list)
     lots: dict[tuple[str, str], deque[_Lot]] = field(default_factory=dict)
 
-    def add(self, fill: OrderFillEvent, fee: Decimal) -> RoundTrip | None:
+    def add(self, fill: OrderFillEvent, fee: Decimal, contract_size: Decimal = ONE,
+            inverse: bool = False) -> RoundTrip | None:  # fmt: skip
         """Match one fill (`fee` in the quote currency); returns the round trip it completed, if any."""
         with localcontext(_CTX):
-            return self._add(fill, fee)
+            return self._add(fill, fee, contract_size, inverse)
 
-    def _add(self, fill: OrderFillEvent, fee: Decimal) -> RoundTrip | None:
+    def _add(
+        self, fill: OrderFillEvent, fee: Decimal, contract_size: Decimal, inverse: bool
+    ) -> RoundTrip | None:
         lots = self.lots.setdefault((fill.venue, fill.instrument), deque())
         sign = fill.side.sign
         remaining = fill.quantity
@@ -82,7 +92,7 @@ class RoundTripBook:
             if closed == 0:
                 first_entry = lot.time_ns
             closed += take
-            entry_value += take * lot.price
+            entry_value += take / lot.price if inverse else take * lot.price
             entry_fees += lot_fee
             remaining -= take
             if take == abs(lot.quantity):
@@ -95,12 +105,16 @@ class RoundTripBook:
             lots.append(_Lot(remaining * sign, fill.price, fee - exit_fee, fill.envelope.event_time_ns))
         if closed == 0:
             return None
-        entry_price = entry_value / closed
         direction = -sign  # a sell (-1) closes a long (+1)
+        if inverse:
+            entry_price = closed / entry_value
+            gross = (entry_value * fill.price - closed) * contract_size * direction  # exact but for 1/entry
+        else:
+            entry_price = entry_value / closed
+            gross = (fill.price * closed - entry_value) * contract_size * direction
         fees = entry_fees + exit_fee
         trip = RoundTrip(fill.venue, fill.instrument, "long" if direction > 0 else "short", closed, first_entry,
-                         fill.envelope.event_time_ns, entry_price, fill.price, fees,
-                         (fill.price * closed - entry_value) * direction - fees)  # fmt: skip
+                         fill.envelope.event_time_ns, entry_price, fill.price, fees, gross - fees)  # fmt: skip
         self.trips.append(trip)
         return trip
 

@@ -9,7 +9,14 @@ from decimal import Decimal
 import pytest
 
 from application.metrics import MIN_RETURNS, BacktestMetrics, drawdown_series, max_drawdown, risk_adjusted
-from domain.events import Envelope, OrderFilled, QuoteTick, RiskCheckRejected, input_event_id
+from domain.events import (
+    Envelope,
+    InstrumentDefined,
+    OrderFilled,
+    QuoteTick,
+    RiskCheckRejected,
+    input_event_id,
+)
 from domain.values import Liquidity, Side
 
 D = Decimal
@@ -28,6 +35,12 @@ def fill(t: int, side: Side, quantity: str, price: str, fee: str, venue: str = "
                        price=D(price), quantity=D(quantity), fee=D(fee), fee_currency="USDT",
                        liquidity=Liquidity.TAKER, venue_trade_id=str(t), cumulative_quantity=D(quantity),
                        leaves_quantity=D(0))  # fmt: skip
+
+
+def fill_of(
+    venue: str, instrument: str, t: int, side: Side, quantity: str, price: str, fee: str
+) -> OrderFilled:
+    return fill(t, side, quantity, price, fee, venue).model_copy(update={"instrument": instrument})
 
 
 def quote(venue: str, bid: str, ask: str) -> QuoteTick:
@@ -52,8 +65,8 @@ def test_two_entries_one_exit_fifo_with_fees() -> None:
     m.observe(quote("spot", "99", "101"))
     summary = m.summary(D(1000))
     assert summary["trades"] == 1 and summary["hit_ratio"] == 1.0 and summary["round_trip_pnl"] == "24.665"
-    assert summary["end_inventory"] == [{"venue": "spot", "instrument": "BTCUSDT", "asset": "BTC",
-                                         "quantity": "0.5", "mark": "100", "notional": "50.0"}]  # fmt: skip
+    assert summary["end_inventory"] == [{"venue": "spot", "instrument": "BTCUSDT", "asset": "BTC", "quantity": "0.5",
+                                         "base_quantity": "0.5", "mark": "100", "notional": "50.0"}]  # fmt: skip
     m.observe(fill(4, Side.SELL, "0.5", "100", "0.05"))
     last = m.round_trips.trips[-1]
     assert last.fees == D("0.105") and last.pnl == D("-5.105")  # (100 - 110) * 0.5 - (0.055 + 0.05)
@@ -93,6 +106,38 @@ def test_unhedged_exposure_nets_venues_of_one_asset() -> None:
     m.observe(fill(1, Side.BUY, "0.75", "102", "0", venue="perp"))
     exposure = m.summary(D(1000))["unhedged_exposure"]
     assert exposure == {"BTC": {"net_quantity": "-0.25", "gross_quantity": "1.75", "net_notional": "-23.50"}}
+
+
+def defined(venue: str, instrument: str, kind: str, contract_size: str) -> InstrumentDefined:
+    return InstrumentDefined(envelope=env(0), venue=venue, instrument=instrument, base="BTC", quote="USD",
+                             settlement="BTC" if kind == "inverse" else "USDT", kind=kind,  # type: ignore[arg-type]
+                             contract_size=D(contract_size), tick_size=D("0.1"), lot_size=D(1), min_notional=D(0),
+                             maker_fee_bps=D(0), taker_fee_bps=D(0))  # fmt: skip
+
+
+def test_inverse_contracts_by_hand() -> None:
+    # 10 BTCUSD_PERP contracts of 100 USD: long at 50,000, out at 55,000. In BTC: 1,000 * (1/50,000 -
+    # 1/55,000) = 0.0018181.. BTC, worth 100 USD at the exit price; minus 0.5 USD of fees.
+    m = BacktestMetrics()
+    m.observe(defined("coinm", "BTCUSD_PERP", "inverse", "100"))
+    m.observe(fill_of("coinm", "BTCUSD_PERP", 1, Side.BUY, "10", "50000", "0.2"))
+    m.observe(fill_of("coinm", "BTCUSD_PERP", 2, Side.SELL, "4", "55000", "0.3"))
+    (trip,) = m.round_trips.trips
+    assert trip.entry_price == D(50000) and trip.pnl == D("40") - D("0.08") - D("0.3")  # 4 of 10: 40 USD
+    # Six contracts (600 USD) left; at a mid of 60,000 that is 0.01 BTC long.
+    m.observe(QuoteTick(envelope=env(3), venue="coinm", instrument="BTCUSD_PERP", bid_price=D(59999),
+                        bid_size=D(1), ask_price=D(60001), ask_size=D(1)))  # fmt: skip
+    (row,) = m.end_inventory()
+    assert row["quantity"] == "6" and D(row["base_quantity"]) == D("0.01") and D(row["notional"]) == D(600)
+
+
+def test_linear_contract_size_scales_pnl_and_inventory() -> None:
+    m = BacktestMetrics()
+    m.observe(defined("um", "BTCUSDT", "linear", "0.001"))
+    m.observe(fill_of("um", "BTCUSDT", 1, Side.SELL, "1000", "100", "0"))
+    m.observe(fill_of("um", "BTCUSDT", 2, Side.BUY, "400", "90", "0"))
+    assert m.round_trips.trips[0].pnl == D(4)  # 400 contracts = 0.4 BTC short, 10 USD a BTC
+    assert m.end_inventory()[0]["base_quantity"] == "-0.600"
 
 
 def test_rejections_are_broken_down_by_rule() -> None:
