@@ -32,14 +32,17 @@ from application.operator_commands import (
     updated_limits,
 )
 from application.ports import EventLog
+from application.session_run import market_data_streams
 from domain.events import (
     EngageKillSwitch,
     Envelope,
     EventBase,
     ReleaseKillSwitch,
+    SessionStarted,
     StartStrategy,
     StopStrategy,
     UpdateRiskLimits,
+    decode,
 )
 from domain.values import RiskLimits
 
@@ -166,11 +169,25 @@ def _log(args: argparse.Namespace) -> Iterator[EventLog]:
             yield log
 
 
+def _refuse_now_after_recorded_data(log: EventLog, session: str, now_ns: int) -> None:
+    """Without --at a command is timed now: for a recorded import that is after all its data, where it would
+    change nothing in a run over it (the usual slip is a forgotten --at)."""
+    markers = [decode(s.record.payload) for s in log.read(session, "session")]
+    if not any(isinstance(m, SessionStarted) and m.mode == "import" for m in markers):
+        return
+    ends = [stored.record.event_time_ns for stream in market_data_streams(log, session)
+            for stored in log.read(session, stream, max(log.end_offset(session, stream) - 1, 0))]  # fmt: skip
+    if ends and max(ends) < now_ns:
+        raise commands.UserError(f"session {session!r} is a recorded import whose market data ends at {max(ends)} "
+                                 "ns: a command timed now would come after all of it; pass --at TIME")  # fmt: skip
+
+
 def _send(args: argparse.Namespace, build: Any) -> int:
-    time_ns = (
-        parse_time_ns(args.at) if args.at else time.time_ns()
-    )  # the wall clock, here only: an input's time
+    # The wall clock, here only: the time an operator command enters the log.
+    time_ns = parse_time_ns(args.at) if args.at else time.time_ns()
     with _log(args) as log:
+        if not args.at:
+            _refuse_now_after_recorded_data(log, args.session, time_ns)
         try:
             command: EventBase = append_operator_command(log, args.session, time_ns, build)
         except CommandRefused as exc:

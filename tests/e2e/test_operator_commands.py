@@ -94,6 +94,7 @@ def test_limits_set_merges_with_the_run_config_and_later_commands(home: Path,
     (["kill-switch", "engage", "--at", "yesterday"], "--at 'yesterday' is not an ISO 8601 time"),
     (["strategy", "stop", "x", "--session", "nope"], "no session 'nope'"),
     (["kill-switch", "engage", "--at", "2024-08-08T23:00:00Z"], "before the session's last command"),
+    (["kill-switch", "engage"], "a command timed now would come after all of it; pass --at TIME"),
 ])  # fmt: skip
 def test_bad_commands_exit_non_zero_with_a_clear_message(home: Path, capsys: pytest.CaptureFixture[str],
                                                          argv: list[str], message: str) -> None:  # fmt: skip
