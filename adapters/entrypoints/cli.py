@@ -7,7 +7,13 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adapters.entrypoints import commands, inspect_command, projection_commands, streaming_commands
+from adapters.entrypoints import (
+    commands,
+    inspect_command,
+    operator_cli,
+    projection_commands,
+    streaming_commands,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -50,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="compare with the recorded events (exit 1 on divergence)")
     p.add_argument("--source", default="embedded", choices=["embedded", "kafka"], help="where the session is read from")
     p.add_argument("--prefix", help="Kafka topic prefix with --source kafka (default: $CSE_TOPIC_PREFIX or cse)")
+    p.add_argument("--config", type=Path, help="with --source kafka: the run configuration of a `cse worker` run "
+                                               "(SESSION = its target session): re-run the md topic with it")  # fmt: skip
     p.set_defaults(handler=streaming_commands.replay)
 
     p = sub.add_parser("export", help="export a session to Parquet")
@@ -70,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.schemas)
 
     streaming_commands.register(sub)
+    operator_cli.register(sub)
     return parser
 
 

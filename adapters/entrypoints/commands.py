@@ -7,11 +7,13 @@ import json
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tomllib
 from collections.abc import Mapping
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, TextIO
 
 from adapters.entrypoints.progress import ProgressBar
 from adapters.html_report import write_report
@@ -28,7 +30,7 @@ from application.backtest import run_backtest
 from application.ports import Venue
 from application.replay import ReplayReport, replay_session
 from application.run_config import RunConfig
-from application.session_run import RunParameters, market_data_streams
+from application.session_run import RunParameters, input_streams
 from domain.events import json_schemas
 
 TABULAR_PRESETS = tuple(sorted(PRESETS))
@@ -123,7 +125,20 @@ def backtest(args: argparse.Namespace) -> int:
     with open_log(settings) as log:
         summary = _backtest(settings, log, args.session, config, args.backtest_id, args.out)
     print(json.dumps({k: v for k, v in summary.items() if k != "legs"}, indent=2))
+    print_inventory(summary, sys.stderr)  # stdout stays one JSON document
     return 0
+
+
+def print_inventory(summary: Mapping[str, Any], out: TextIO) -> None:
+    """The end inventory and unhedged exposure as lines a trader reads first."""
+    inventory = summary["end_inventory"]
+    print("End inventory" + ("" if inventory else ": flat"), file=out)
+    for row in inventory:
+        print(f"  {row['venue']:16} {row['instrument']:12} {row['quantity']:>14} {row['asset']:6} "
+              f"at {row['mark']} = {row['notional']}", file=out)  # fmt: skip
+    for asset, values in summary["unhedged_exposure"].items():
+        print(f"  unhedged {asset}: net {values['net_quantity']} (gross {values['gross_quantity']}), "
+              f"net value {values['net_notional']}", file=out)  # fmt: skip
 
 
 def _backtest(
@@ -132,7 +147,7 @@ def _backtest(
 ) -> dict[str, object]:  # fmt: skip
     if session not in log.sessions():
         raise UserError(f"no session {session!r} in {settings.event_log_path}; import one first")
-    parameters = RunParameters(session, market_data_streams(log, session), config)
+    parameters = RunParameters(session, input_streams(log, session), config)
     session_id = backtest_id or f"{session}.bt-{parameters.config_hash}"
     total = sum(log.end_offset(session, s) for s in parameters.streams)
     bar = ProgressBar(total, f"backtest {session_id}")
@@ -144,8 +159,9 @@ def _backtest(
     result.summary["seconds"] = round(seconds, 3)
     result.summary["events_per_second"] = round((result.inputs + result.derived) / max(seconds, 1e-9))
     report_dir = out or settings.reports_dir / session_id
+    trips = [trip.as_dict() for trip in result.metrics.round_trips.trips]
     html = write_report(report_dir, f"Backtest {session_id}", result.summary, result.metrics.equity,
-                        result.metrics.spreads)  # fmt: skip
+                        result.metrics.spreads, trips)  # fmt: skip
     result.summary["report"] = str(html)
     return result.summary
 
@@ -223,6 +239,10 @@ def demo(args: argparse.Namespace) -> int:
         print(f"   {report.bad_row_count} rows refused, reported above by reason; counted, not hidden")
     config = load_run_config(SAMPLES / "spread-demo.toml")
     print("== 2/3 backtest: cross-venue spread strategy, spot vs USD-M perpetual as two venues")
+    charged = ", ".join(f"{v} {f.maker_bps}/{f.taker_bps}" for v, f in sorted(config.venues.items()))
+    assumed = ", ".join(f"{v} {bps}" for v, bps in sorted(config.strategy.taker_fee_bps.items()))
+    print(f"   venues charge Binance's published VIP 0 fees, maker/taker bps: {charged};")
+    print(f"   the strategy prices its edge with taker bps {assumed} (a high tier), so that it trades")
     with open_log(settings) as log:
         summary = _backtest(settings, log, "binance-btcusdt-20240808", config, None, None)
         print("== 3/3 replay --verify of the backtest session")
@@ -230,9 +250,11 @@ def demo(args: argparse.Namespace) -> int:
     _print_replay(replayed)
     print()
     print("Summary")
-    for key in ("session_id", "input_events", "derived_events", "opportunities", "trades", "pnl", "fees",
-                "max_drawdown_fraction", "fill_ratio", "hit_ratio", "events_per_second"):  # fmt: skip
-        print(f"  {key:22} {summary[key]}")
+    for key in ("session_id", "input_events", "derived_events", "opportunities", "pnl", "fees", "trades",
+                "hit_ratio", "round_trip_pnl", "max_drawdown_fraction", "performance_horizon", "fill_ratio",
+                "risk_rejections", "risk_rejections_by_rule", "events_per_second"):  # fmt: skip
+        print(f"  {key:22} {'n/a' if summary[key] is None else summary[key]}")
+    print_inventory(summary, sys.stdout)
     print(f"  {'backtest digest':22} {summary['digest']}")
     print(f"  {'replay digest':22} {replayed.replayed_digest}")
     print(f"  {'digests equal':22} {replayed.ok and replayed.replayed_digest == summary['digest']}")
