@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adapters.entrypoints import commands, projection_commands, streaming_commands
+from adapters.entrypoints import api_commands, commands, projection_commands, streaming_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -68,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.schemas)
 
     streaming_commands.register(sub)
+    api_commands.register(sub)
     return parser
 
 
