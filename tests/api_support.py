@@ -19,6 +19,7 @@ import websocket
 
 from adapters.api.app import create_app
 from adapters.api.keys import KeyStore, Role
+from adapters.api.services import ApiServices
 from adapters.entrypoints.api_commands import build_services
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
@@ -71,10 +72,12 @@ class Server:
 
 
 @contextmanager
-def running_server(settings: Settings, **app_options: Any) -> Iterator[Server]:
+def running_server(
+    settings: Settings, services: ApiServices | None = None, **app_options: Any
+) -> Iterator[Server]:
     store = KeyStore(settings.api_keys_path)
     keys = {role.name: store.create(role, f"test-{role.name}") for role in Role}
-    services = build_services(settings, "embedded", "embedded")
+    services = services or build_services(settings, "embedded", "embedded")
     app = create_app(services, **app_options)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, ws="wsproto", log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
