@@ -19,7 +19,7 @@ class LogFeed:
     """Each iterator opens its own read connection (SQLite connections are per thread; WAL lets readers run
     beside the writer)."""
 
-    def __init__(self, path: str | Path, poll_seconds: float = 0.1) -> None:
+    def __init__(self, path: str | Path, poll_seconds: float = 0.02) -> None:
         self.path = path
         self.poll_seconds = poll_seconds
 

@@ -34,8 +34,12 @@ class KafkaFeed:
                              for p in partitions_of(consumer, t)])  # fmt: skip
             wanted = session_id.encode()
             while True:
-                messages = await asyncio.to_thread(consumer.consume, 500, self.poll_seconds)
-                for msg in messages:
+                # poll returns at the first message (consume(n, timeout) would wait for n or the timeout),
+                # then whatever else has arrived is taken without waiting
+                first = await asyncio.to_thread(consumer.poll, self.poll_seconds)
+                if first is None:
+                    continue
+                for msg in [first, *consumer.consume(500, 0)]:
                     if msg.error() is not None:
                         continue
                     item = _item(header_map(msg.headers()), msg.value(), wanted)

@@ -79,7 +79,9 @@ def running_server(
     keys = {role.name: store.create(role, f"test-{role.name}") for role in Role}
     services = services or build_services(settings, "embedded", "embedded")
     app = create_app(services, **app_options)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, ws="wsproto", log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, ws="websockets-sansio", log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

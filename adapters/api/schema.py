@@ -14,7 +14,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
-from strawberry.extensions import AddValidationRules, MaskErrors
+from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, ValidationCache
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -363,7 +363,9 @@ def _should_mask(error: GraphQLError) -> bool:
 
 schema = strawberry.Schema(
     query=Query, mutation=Mutation, subscription=Subscription,
-    extensions=[lambda: AddValidationRules([CostAndDepthLimit]),
+    # parsing and validation (with the limits) are cached per query text: a dashboard sends the same few queries
+    extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256),
+                lambda: AddValidationRules([CostAndDepthLimit]),
                 lambda: MaskErrors(should_mask_error=_should_mask,
                                    error_message="internal error (details in the server log)")],
 )  # fmt: skip

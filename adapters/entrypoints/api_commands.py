@@ -79,7 +79,7 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(services, graphiql=args.dev, cors_origins=list(settings.api_cors_origins))
     logging.basicConfig(level=logging.INFO)
     uvicorn.run(app, host=args.host or settings.api_host, port=args.port or settings.api_port,
-                log_level="info", ws="wsproto")  # fmt: skip
+                log_level="info", ws="websockets-sansio")  # fmt: skip
     return 0
 
 
