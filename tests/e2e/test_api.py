@@ -206,3 +206,28 @@ def test_cli_api_key_create_stores_only_a_hash(tmp_path: Path) -> None:
     stored = (tmp_path / "api_keys.json").read_text()
     assert key.startswith("cse_") and key not in stored and key.split("_", 2)[2] not in stored
     assert (tmp_path / "api_keys.json").stat().st_mode & 0o077 == 0
+
+
+def test_cors_allows_only_the_configured_origins(tmp_path: Path) -> None:
+    import httpx
+
+    settings = sample_home(tmp_path, orders=2)
+    with running_server(settings, cors_origins=["https://desk.example"]) as srv:
+
+        def preflight(origin: str) -> httpx.Response:
+            return httpx.options(f"{srv.url}/graphql", headers={"origin": origin, "access-control-request-method": "POST",
+                                                                "access-control-request-headers": "authorization"})  # fmt: skip
+
+        allowed, refused = preflight("https://desk.example"), preflight("https://evil.example")
+    assert allowed.headers.get("access-control-allow-origin") == "https://desk.example"
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_a_dsn_password_never_appears_in_the_error(tmp_path: Path) -> None:
+    env = {"CSE_HOME": str(tmp_path), "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+           "CSE_PG_DSN": "postgresql+asyncpg://cse:s3cret-pw@127.0.0.1:1/cse"}  # fmt: skip
+    run = subprocess.run([sys.executable, "-m", "adapters.entrypoints.cli", "serve", "--target", "postgres"],
+                         capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "s3cret-pw" not in run.stdout + run.stderr
+    assert "***" in run.stderr and "127.0.0.1:1" in run.stderr

@@ -78,10 +78,10 @@ async function graphql(query, variables) {
 }
 
 async function refreshPositions() {
-  const r = await graphql("query($s:String!){positions(session:$s){venue asset quantity avgCost realizedPnl}}",
+  const r = await graphql("query($s:String!){positions(session:$s){account venue asset quantity avgCost realizedPnl}}",
     { s: session });
   const body = $("positions"); body.replaceChildren();
-  for (const p of r.data?.positions || []) body.appendChild(row([p.venue, p.asset, p.quantity, p.avgCost ?? "", p.realizedPnl]));
+  for (const p of r.data?.positions || []) body.appendChild(row([p.account, p.venue, p.asset, p.quantity, p.avgCost ?? "", p.realizedPnl]));
 }
 
 function connect() {
