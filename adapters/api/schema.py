@@ -197,6 +197,8 @@ async def _command(info: Info, role: Role, what: str, session: str,
 
     def append() -> EventBase:
         with ctx.services.open_log() as log:
+            if not log.streams(session):  # a mistyped id would otherwise start a session of its own
+                raise ApiError(f"{what}: no session {session!r} in the event log")
             return append_operator_command(log, session, time.time_ns(), lambda env: build(env, operator))
 
     try:

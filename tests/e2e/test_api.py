@@ -231,3 +231,11 @@ def test_a_dsn_password_never_appears_in_the_error(tmp_path: Path) -> None:
     assert run.returncode == 2, run.stdout + run.stderr
     assert "s3cret-pw" not in run.stdout + run.stderr
     assert "***" in run.stderr and "127.0.0.1:1" in run.stderr
+
+
+def test_a_command_for_an_unknown_session_is_refused_and_stores_nothing(server: Server) -> None:
+    body = server.post('mutation { startStrategy(session: "no-such-session", strategyId: "spread") { commandId } }',
+                       role="trader")  # fmt: skip
+    assert body["errors"][0]["message"] == "startStrategy: no session 'no-such-session' in the event log"
+    with SqliteEventLog(server.settings.event_log_path) as log:
+        assert "no-such-session" not in log.sessions()
