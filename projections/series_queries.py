@@ -48,22 +48,34 @@ class InfluxSeries:
     def __init__(self, client: InfluxHTTPClient, config: InfluxConfig) -> None:
         self.client = client
         self.config = config
+        self._tag_keys: dict[str, frozenset[str]] = {}
+
+    async def _tags_of(self, measurement: str) -> frozenset[str]:
+        """Which columns of a `SELECT *` are tags (InfluxDB returns tags and fields side by side)."""
+        if measurement not in self._tag_keys:
+            found = await self.client.query(
+                self.config.database, f"SHOW TAG KEYS FROM {self._source(measurement)}"
+            )
+            self._tag_keys[measurement] = frozenset(v[0] for s in found for v in s.values)
+        return self._tag_keys[measurement]
+
+    def _source(self, measurement: str) -> str:
+        return f"{quote_ident(self.config.retention_policy)}.{quote_ident(measurement)}"
 
     async def series(
         self, measurement: str, session_id: str, tags: Mapping[str, str], last: int
     ) -> list[Row]:
         wanted = {"session": session_id, **tags}
         where = " AND ".join(f"{quote_ident(k)} = '{_literal(v)}'" for k, v in sorted(wanted.items()))
-        q = (f"SELECT * FROM {quote_ident(self.config.retention_policy)}.{quote_ident(measurement)}"
-             f" WHERE {where} ORDER BY time DESC LIMIT {int(last)}")  # fmt: skip
+        q = f"SELECT * FROM {self._source(measurement)} WHERE {where} ORDER BY time DESC LIMIT {int(last)}"
+        tag_keys = await self._tags_of(measurement)
         rows: list[Row] = []
         for s in await self.client.query(self.config.database, q):
-            tag_keys = set(s.tags)
             for values in s.values:
                 point = dict(zip(s.columns, values, strict=True))
-                time_ns = point.pop("time")
-                fields = {k: v for k, v in point.items() if v is not None and k not in tag_keys}
-                rows.append({"time_ns": time_ns, "tags": {**wanted, **s.tags}, "fields": fields})
+                rows.append({"time_ns": point.pop("time"),
+                             "tags": {k: v for k, v in point.items() if k in tag_keys and v is not None},
+                             "fields": {k: v for k, v in point.items() if k not in tag_keys and v is not None}})  # fmt: skip
         rows.sort(key=lambda r: r["time_ns"])
         return rows
 
