@@ -16,6 +16,7 @@ from graphql import GraphQLError
 from pydantic import ValidationError
 from strawberry.extensions import AddValidationRules, MaskErrors, ParserCache, ValidationCache
 from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
 from adapters.api.jobs import RunState
@@ -23,6 +24,7 @@ from adapters.api.keys import Role
 from adapters.api.limits import DEFAULT_PAGE, MAX_PAGE, CostAndDepthLimit
 from adapters.api.services import ApiContext, ApiError
 from adapters.api.types import (
+    BIG_INT,
     BacktestRun,
     BigInt,
     CommandReceipt,
@@ -365,6 +367,7 @@ def _should_mask(error: GraphQLError) -> bool:
 
 schema = strawberry.Schema(
     query=Query, mutation=Mutation, subscription=Subscription,
+    config=StrawberryConfig(scalar_map={BigInt: BIG_INT}),
     # parsing and validation (with the limits) are cached per query text: a dashboard sends the same few queries
     extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256),
                 lambda: AddValidationRules([CostAndDepthLimit]),

@@ -17,13 +17,15 @@ from strawberry.types import Info
 from application.ports import LogRecord
 from application.read_queries import Cursor, Row
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
+BigInt = NewType("BigInt", int)
+BIG_INT = strawberry.scalar(
+    name="BigInt",
     serialize=str,
     parse_value=int,
     description="A 64-bit integer (nanoseconds since the epoch, offsets), as a string: JSON numbers lose digits"
     " past 2^53.",
 )
+"""The GraphQL scalar of `BigInt` (mapped in the schema's configuration)."""
 
 T = TypeVar("T")
 

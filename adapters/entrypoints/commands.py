@@ -12,7 +12,7 @@ from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from adapters.entrypoints.progress import ProgressBar
+from adapters.entrypoints.progress import Progress, ProgressBar
 from adapters.html_report import write_report
 from adapters.importers.binance_ws import import_binance_ws
 from adapters.importers.common import ImportReport
@@ -125,7 +125,7 @@ def backtest(args: argparse.Namespace) -> int:
 
 def _backtest(
     settings: Settings, log: SqliteEventLog, session: str, config: RunConfig, backtest_id: str | None,
-    out: Path | None, progress: Callable[[int, str], ProgressBar] = ProgressBar,
+    out: Path | None, progress: Callable[[int, str], Progress] = ProgressBar,
 ) -> dict[str, object]:  # fmt: skip
     if session not in log.sessions():
         raise UserError(f"no session {session!r} in {settings.event_log_path}; import one first")
