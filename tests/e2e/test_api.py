@@ -239,3 +239,19 @@ def test_a_command_for_an_unknown_session_is_refused_and_stores_nothing(server: 
     assert body["errors"][0]["message"] == "startStrategy: no session 'no-such-session' in the event log"
     with SqliteEventLog(server.settings.event_log_path) as log:
         assert "no-such-session" not in log.sessions()
+
+
+def test_ticks_per_instrument(server: Server) -> None:
+    query = "subscription($s: String!, $i: String) { ticks(session: $s, instrument: $i, replaySpeed: 0) { type data } }"
+    client = WsClient(server.url, server.keys["viewer"])
+    client.subscribe("btc", query, {"s": SESSION, "i": "BTCUSDT"})
+    btc = [p["data"]["ticks"] for p in client.until_complete("btc")]
+    client.subscribe("eth", query, {"s": SESSION, "i": "ETHUSDT"})
+    eth = client.until_complete("eth")
+    client.close()
+    expected = [r for r in _recorded(server) if r[3] in ("market.quote", "market.trade")]
+    assert len(btc) == len(expected) > 0 and eth == []
+    assert {(t["type"], t["data"]["instrument"]) for t in btc} <= {
+        ("market.quote", "BTCUSDT"),
+        ("market.trade", "BTCUSDT"),
+    }

@@ -67,6 +67,11 @@ def test_dashboard_shows_a_replayed_session(tmp_path: Path) -> None:
             }
             WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "positions").text != "")
             WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "admin").is_displayed())
+            driver.find_element("id", "kill").click()
+            WebDriverWait(driver, 10).until(
+                lambda d: d.find_element("id", "kill-result").text.startswith("command ")
+            )
+            command_id = driver.find_element("id", "kill-result").text.removeprefix("command ")
             driver.save_screenshot(str(tmp_path / "dashboard.png"))
         finally:
             driver.quit()
@@ -75,3 +80,8 @@ def test_dashboard_shows_a_replayed_session(tmp_path: Path) -> None:
     assert int(text["spread-count"]) == expected["spreads"] > 0
     assert Decimal(text["equity"]) == Decimal(expected["equity"])
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    with SqliteEventLog(settings.event_log_path) as log:  # the button appended the admin's command to the log
+        logged = [json.loads(s.record.payload) for s in log.read(SESSION, "commands")]
+    assert [(c["type"], c["envelope"]["event_id"]) for c in logged][-1:] == [
+        ("command.engage_kill_switch", command_id)
+    ]
