@@ -20,10 +20,19 @@ class Settings:
     )
     influx_url: str = field(default_factory=lambda: _env("CSE_INFLUX_URL", "http://127.0.0.1:8086"))
     influx_db: str = field(default_factory=lambda: _env("CSE_INFLUX_DB", "cse"))
+    api_host: str = field(default_factory=lambda: _env("CSE_API_HOST", "127.0.0.1"))
+    api_port: int = field(default_factory=lambda: int(_env("CSE_API_PORT", "8000")))
+    api_cors_origins: tuple[str, ...] = field(
+        default_factory=lambda: tuple(o.strip() for o in _env("CSE_API_CORS_ORIGINS", "").split(",") if o.strip())
+    )
 
     @property
     def event_log_path(self) -> Path:
         return Path(_env("CSE_EVENT_LOG", str(self.home / "events.sqlite")))
+
+    @property
+    def api_keys_path(self) -> Path:
+        return Path(_env("CSE_API_KEYS", str(self.home / "api_keys.json")))
 
     @property
     def reports_dir(self) -> Path:

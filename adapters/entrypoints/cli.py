@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from adapters.entrypoints import (
+    api_commands,
     commands,
     inspect_command,
     operator_cli,
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     streaming_commands.register(sub)
     operator_cli.register(sub)
+    api_commands.register(sub)
     return parser
 
 

@@ -9,13 +9,13 @@ import sqlite3
 import subprocess
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
 
-from adapters.entrypoints.progress import ProgressBar
+from adapters.entrypoints.progress import Progress, ProgressBar
 from adapters.html_report import write_report
 from adapters.importers.binance_ws import import_binance_ws
 from adapters.importers.common import ImportRefused, ImportReport
@@ -76,10 +76,17 @@ def simulated_venues(config: RunConfig) -> Mapping[str, Venue]:
 def load_run_config(path: Path) -> RunConfig:
     try:
         text = path.read_text()
-        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        return RunConfig.model_validate(with_fee_defaults(raw))
-    except (OSError, ValueError, KeyError) as exc:
+    except OSError as exc:
         raise UserError(f"config {path}: {exc}") from exc
+    return parse_run_config(text, str(path), json_format=path.suffix == ".json")
+
+
+def parse_run_config(text: str, where: str, *, json_format: bool = False) -> RunConfig:
+    try:
+        raw = json.loads(text) if json_format else tomllib.loads(text)
+        return RunConfig.model_validate(with_fee_defaults(raw))
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"config {where}: {exc}") from exc
 
 
 def import_files(args: argparse.Namespace) -> int:
@@ -143,14 +150,14 @@ def print_inventory(summary: Mapping[str, Any], out: TextIO) -> None:
 
 def _backtest(
     settings: Settings, log: SqliteEventLog, session: str, config: RunConfig, backtest_id: str | None,
-    out: Path | None,
+    out: Path | None, progress: Callable[[int, str], Progress] = ProgressBar,
 ) -> dict[str, object]:  # fmt: skip
     if session not in log.sessions():
         raise UserError(f"no session {session!r} in {settings.event_log_path}; import one first")
     parameters = RunParameters(session, input_streams(log, session), config)
     session_id = backtest_id or f"{session}.bt-{parameters.config_hash}"
     total = sum(log.end_offset(session, s) for s in parameters.streams)
-    bar = ProgressBar(total, f"backtest {session_id}")
+    bar = progress(total, f"backtest {session_id}")
     try:
         result = run_backtest(log, parameters, session_id, simulated_venues, code_version(), bar)
     except ValueError as exc:
@@ -259,4 +266,9 @@ def demo(args: argparse.Namespace) -> int:
     print(f"  {'replay digest':22} {replayed.replayed_digest}")
     print(f"  {'digests equal':22} {replayed.ok and replayed.replayed_digest == summary['digest']}")
     print(f"  {'report':22} {summary['report']}")
+    print()
+    print("Dashboard of this session (live replay in the browser):")
+    print(f"  CSE_HOME={home} cse project && CSE_HOME={home} cse api-key create --role admin")
+    print(f"  CSE_HOME={home} cse serve   # then open, with the key printed above:")
+    print(f"  http://127.0.0.1:{settings.api_port}/dashboard?session={summary['session_id']}&speed=20#key=<key>")
     return 0 if replayed.ok and replayed.replayed_digest == summary["digest"] else 1
