@@ -27,6 +27,6 @@ def test_demo_backtests_and_replays_identically(tmp_path: Path) -> None:
     metrics = json.loads((report.parent / "metrics.json").read_text())
     assert metrics["digest"] in run.stdout
     assert metrics["opportunities"] > 0 and metrics["trades"] > 0
-    assert metrics["input_events"] == 42_864  # 2 minutes of spot + USD-M messages, all imported
+    assert metrics["input_events"] == 42_866  # 2 minutes of spot + USD-M messages, all imported, + 2 InstrumentDefined
     for name in ("report.html", "equity.png", "drawdown.png", "spread.png"):
         assert (report.parent / name).stat().st_size > 1000
