@@ -24,6 +24,7 @@ from application.session_run import (
     run_inputs,
 )
 from domain.events import Digest, Envelope, EventBase, SessionEnded, SessionStarted, encode, input_event_id
+from domain.values import decimal_context
 
 BATCH_SIZE = 5_000
 
@@ -110,7 +111,8 @@ def run_backtest(
         writer.add(DERIVED_STREAM, session_id, event, payload)
         metrics.observe(event)
 
-    kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived)
+    with decimal_context():  # the metrics too: the caller's decimal context never changes a reported number
+        kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived)
     if not first_time:
         raise ValueError(f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}")
     last_chunk = merge.flush()
@@ -124,7 +126,8 @@ def run_backtest(
     )
     writer.add(SESSION_STREAM, session_id, ended)
     writer.flush()
-    summary = metrics.summary(Decimal(parameters.config.starting_equity))
+    with decimal_context():
+        summary = metrics.summary(Decimal(parameters.config.starting_equity))
     summary.update(session_id=session_id, digest=digest.hexdigest(), input_events=kernel.inputs,
                    derived_events=kernel.derived)  # fmt: skip
     return BacktestResult(session_id, digest.hexdigest(), kernel.inputs, kernel.derived, summary, metrics)

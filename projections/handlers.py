@@ -48,7 +48,7 @@ from domain.events import (
 )
 from domain.instruments import is_inverse, is_spot, position_after_fill, units
 from domain.portfolio import position_fee
-from domain.values import Side
+from domain.values import Side, decimal_context
 from projections.batch import Batch, Key, Row
 from projections.models import q18
 
@@ -141,15 +141,17 @@ async def on_transition_refused(b: Batch, e: OrderTransitionRefused, stored: Sto
 
 
 def apply_fill_to_position(position: Row, spec: InstrumentDefined, e: OrderFillEvent) -> None:
-    """domain.portfolio's position arithmetic on one position row (quantity, cost_basis, realized_pnl, fees)."""
-    signed = units(spec, e.quantity) if e.side is Side.BUY else -units(spec, e.quantity)
-    held, cost, realized = position_after_fill(position["quantity"], position["cost_basis"], signed, e.price,
-                                               is_inverse(spec))  # fmt: skip
-    position["quantity"] = held
-    position["cost_basis"] = cost
-    position["realized_pnl"] += realized
-    position["avg_cost"] = None if held == ZERO else q18(cost / held)
-    position["fees"] += position_fee(spec, e) or ZERO
+    """domain.portfolio's position arithmetic on one position row (quantity, cost_basis, realized_pnl, fees),
+    in the domain's Decimal context so it agrees with the portfolio to the last digit."""
+    with decimal_context():
+        signed = units(spec, e.quantity) if e.side is Side.BUY else -units(spec, e.quantity)
+        held, cost, realized = position_after_fill(position["quantity"], position["cost_basis"], signed, e.price,
+                                                   is_inverse(spec))  # fmt: skip
+        position["quantity"] = held
+        position["cost_basis"] = cost
+        position["realized_pnl"] += realized
+        position["avg_cost"] = None if held == ZERO else q18(cost / held)
+        position["fees"] += position_fee(spec, e) or ZERO
     position["fill_count"] += 1
 
 
