@@ -36,8 +36,10 @@ class TopicSpec:
 
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
-    TopicSpec(MD, "instrument (e.g. `BTCUSDT`)", ("market.quote", "market.trade", "market.book_snapshot",
-              "market.book_delta"), "recorded/live market data of every venue; input of the kernel"),
+    TopicSpec(MD, "instrument (e.g. `BTCUSDT`)", ("market.instrument_defined", "market.quote", "market.trade",
+              "market.book_snapshot", "market.book_delta"),
+              "recorded/live market data of every venue, each stream opened by its instrument's definition;"
+              " input of the kernel"),
     TopicSpec(COMMANDS, "account", ("command.*",), "order commands and operator commands"),
     TopicSpec(ORDERS, "account", ("order.*",), "order lifecycle events and fills from the venues"),
     TopicSpec(SIGNALS, "instrument", ("signal.*", "market.book_resync_needed"),
