@@ -142,11 +142,22 @@ def position_fee(spec: InstrumentDefined, fill: OrderFillEvent) -> Decimal | Non
     return None
 
 
+def position_asset(spec: InstrumentDefined, settlement_held: str | None) -> str:
+    """What a fill's position is kept under on its venue: the base asset for spot (one BTC holding), the
+    instrument for contracts. `settlement_held` is the currency of the spot position already held in that base
+    (None if none): spot bought in another quote currency (BTCUSDT, then BTCFDUSD) is kept apart under the
+    instrument, since one cost basis is in one currency."""
+    if is_spot(spec) and settlement_held in (None, spec.settlement):
+        return spec.base
+    return spec.instrument
+
+
 def apply_fill(state: PortfolioState, fill: OrderFillEvent, spec: InstrumentDefined) -> None:
     """Fold one (new, valid) fill on an instrument specified by `spec` into the state."""
     signed = units(spec, fill.quantity) if fill.side is Side.BUY else -units(spec, fill.quantity)
     spot = is_spot(spec)
-    key = (fill.venue, spec.base if spot else spec.instrument)
+    held = state.positions.get((fill.venue, spec.base))
+    key = (fill.venue, position_asset(spec, None if held is None else held.settlement))
     position = state.positions.get(key)
     if position is None:
         position = state.positions[key] = Position(fill.venue, key[1], spec)

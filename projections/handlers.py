@@ -46,8 +46,8 @@ from domain.events import (
     SessionStarted,
     SpreadOpportunityDetected,
 )
-from domain.instruments import is_inverse, is_spot, position_after_fill, units
-from domain.portfolio import position_fee
+from domain.instruments import is_inverse, position_after_fill, units
+from domain.portfolio import position_asset, position_fee
 from domain.values import Side, decimal_context
 from projections.batch import Batch, Key, Row
 from projections.models import q18
@@ -195,7 +195,10 @@ async def on_fill(b: Batch, e: OrderFillEvent, stored: StoredRecord) -> None:
     assert order is not None
     account = order["account"]
     spec = None if spec_row is None else _spec(spec_row)
-    asset = e.instrument if spec is None else spec.base if is_spot(spec) else spec.instrument
+    asset = e.instrument
+    if spec is not None:
+        held = await b.get("positions", (b.session_id, account, e.venue, spec.base))
+        asset = position_asset(spec, None if held is None else held["quote"])
     b.put("fills", {
         "session_id": b.session_id, "venue": e.venue, "venue_trade_id": e.venue_trade_id,
         "event_id": env.event_id, "order_id": e.order_id, "account": account, "instrument": e.instrument,

@@ -34,7 +34,7 @@ from domain.events import (
     decode,
     encode,
 )
-from domain.portfolio import PortfolioState, apply_fill, position_fee
+from domain.portfolio import PortfolioState, apply_fill, position_asset, position_fee
 from domain.values import Liquidity, OrderType, Side
 from projections.models import READ_MODEL_TABLES, TRACKING_TABLE, Base
 
@@ -251,8 +251,10 @@ def expected_read_models(log: EventLog, session_id: str) -> dict[str, Any]:
                 spec = specs.get((e.venue, e.instrument))
                 if spec is None:
                     continue  # recorded, but no position moves without a specification
-                apply_fill(portfolios.setdefault(account, PortfolioState()), e, spec)
-                key = (account, e.venue, spec.base if spec.kind == "spot" else spec.instrument)
+                portfolio = portfolios.setdefault(account, PortfolioState())
+                held = portfolio.positions.get((e.venue, spec.base))
+                key = (account, e.venue, position_asset(spec, None if held is None else held.settlement))
+                apply_fill(portfolio, e, spec)
                 fees[key] = fees.get(key, Decimal(0)) + (position_fee(spec, e) or Decimal(0))
                 fill_count[key] = fill_count.get(key, 0) + 1
             elif isinstance(e, SpreadOpportunityDetected):
