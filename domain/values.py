@@ -34,12 +34,12 @@ def canonical_amount(value: Decimal) -> str:
     """The one text of an amount in canonical JSON: plain notation (never an exponent), no trailing zeros after
     the point, no point for an integer, zero always `0` (never `-0`, `0.00`). Exact: no rounding, so
     `"0.050"`, `"0.05"` and `"5E-2"` all become `"0.05"` and `"1E-7"` becomes `"0.0000001"`."""
-    if not value:
-        return "0"
-    text = format(value, "f")  # plain notation with every digit; no context involved
+    text = str(value)  # exact, no context involved; scientific only for very small or large exponents
+    if "E" in text:
+        text = format(value, "f")  # plain notation, every digit
     if "." in text:
         text = text.rstrip("0").rstrip(".")
-    return text
+    return "0" if text == "-0" else text
 
 
 def _refuse_float(value: Any) -> Any:
