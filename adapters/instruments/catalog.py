@@ -23,7 +23,7 @@ _FIELDS = tuple(
     name for name in InstrumentDefined.model_fields if name not in ("type", "schema_version", "envelope")
 )
 _POSITIVE = ("contract_size", "tick_size", "lot_size")
-_NON_NEGATIVE = ("min_notional", "maker_fee_bps", "taker_fee_bps")
+_NON_NEGATIVE = ("min_notional", "taker_fee_bps")  # a maker fee may be negative: a rebate
 _PLACEHOLDER = Envelope(
     event_id="00000000-0000-0000-0000-000000000000", session_id="-", sequence=0, event_time_ns=0,
     ingest_time_ns=0, source="catalog",
