@@ -42,7 +42,9 @@ def test_a_hostile_caller_context_changes_no_derived_event(tmp_path: Path) -> No
         got = backtest(tmp_path / "hostile.sqlite")
         assert decimal.getcontext().prec == 8  # the caller's context is left as it was
     assert got == expected
-    assert any(b'"type":"order.filled"' in p for p in expected) and any(b"equity_sampled" in p for p in expected)
+    assert any(b'"type":"order.filled"' in p for p in expected) and any(
+        b"equity_sampled" in p for p in expected
+    )
 
 
 def test_the_domain_context_is_fixed_whatever_the_defaults() -> None:

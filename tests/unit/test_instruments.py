@@ -260,11 +260,15 @@ def test_coinm_capture_backtests_with_inverse_accounting(tmp_path: Path) -> None
     assert btc.price is not None and last.equity == btc.balance * btc.price
 
 
-def test_bitmex_xbtusd_is_the_inverse_btc_swap_not_xb_in_tusd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bitmex_xbtusd_is_the_inverse_btc_swap_not_xb_in_tusd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CSE_HOME", str(tmp_path))
     path = DATA / "nautilus_trader/tests/test_data/tardis/bitmex_trades_XBTUSD.csv"
     assert path.is_file(), f"recorded data missing: {path}"
-    assert main(["import", str(path), "--session", "x", "--format", "tardis-trades", "--venue", "bitmex"]) == 0
+    assert (
+        main(["import", str(path), "--session", "x", "--format", "tardis-trades", "--venue", "bitmex"]) == 0
+    )
     log = SqliteEventLog(tmp_path / "events.sqlite")
     spec = decode(next(iter(log.read("x", "md.bitmex.XBTUSD.trades"))).record.payload)
     assert isinstance(spec, InstrumentDefined)

@@ -289,7 +289,9 @@ def test_one_base_bought_in_two_quote_currencies_keeps_two_cost_bases() -> None:
     decider, state, c = start(cash=((VENUE, "USDT", D(1000)), (VENUE, "FDUSD", D(1000))))
     run(decider, state, spot(c, instrument="BTCFDUSD", quote="FDUSD"))
     run(decider, state, fill(c, Side.BUY, "1", "100", "0", "u1"))
-    run(decider, state, fill(c, Side.SELL, "1", "101", "0", "f1", instrument="BTCFDUSD", fee_currency="FDUSD"))
+    run(
+        decider, state, fill(c, Side.SELL, "1", "101", "0", "f1", instrument="BTCFDUSD", fee_currency="FDUSD")
+    )
     assert state.positions[(VENUE, "BTC")].cost == D(100)  # in USDT
     assert state.positions[(VENUE, "BTCFDUSD")].cost == D(-101)  # a short, in FDUSD
     assert state.cash == {(VENUE, "USDT"): D(900), (VENUE, "FDUSD"): D(1101)}
