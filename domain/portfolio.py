@@ -48,7 +48,7 @@ from domain.instruments import (
     units,
     unrealized_pnl,
 )
-from domain.values import Side, decimal_context
+from domain.values import Side, in_decimal_context
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -267,24 +267,24 @@ class PortfolioDecider:
         if self.config.sample_interval_ns <= 0:
             raise ValueError("sample_interval_ns must be positive")
 
+    @in_decimal_context
     def initial_state(self) -> PortfolioState:
         state = PortfolioState()
-        with decimal_context():
-            for venue, currency, amount in self.config.initial_cash:
-                state.cash[(venue, currency)] = state.cash.get((venue, currency), _ZERO) + amount
+        for venue, currency, amount in self.config.initial_cash:
+            state.cash[(venue, currency)] = state.cash.get((venue, currency), _ZERO) + amount
         return state
 
     def _bucket(self, event: EventBase) -> int:
         return event.envelope.event_time_ns // self.config.sample_interval_ns
 
+    @in_decimal_context
     def decide(self, state: PortfolioState, event: EventBase) -> list[EventBase]:
         if isinstance(event, EquitySampled):
             return []
         bucket = self._bucket(event)
         if state.last_sample_bucket is not None and bucket <= state.last_sample_bucket:
             return []
-        with decimal_context():
-            value = valuation(state, self.config.quote_currency)
+        value = valuation(state, self.config.quote_currency)
         return [
             EquitySampled(
                 envelope=derive_envelope(event.envelope, self.name, 0),
@@ -300,28 +300,28 @@ class PortfolioDecider:
             )
         ]
 
+    @in_decimal_context
     def evolve(self, state: PortfolioState, event: EventBase) -> PortfolioState:
         if isinstance(event, EquitySampled):
             return state
         bucket = self._bucket(event)
         if state.last_sample_bucket is None or bucket > state.last_sample_bucket:
             state.last_sample_bucket = bucket
-        with decimal_context():
-            if isinstance(event, QuoteTick):
-                if event.bid_price > _ZERO and event.ask_price >= event.bid_price:
-                    mid = (event.bid_price + event.ask_price) / _TWO
-                    state.marks[(event.venue, event.instrument)] = (mid, event.envelope.event_time_ns)
-            elif isinstance(event, InstrumentDefined):
-                state.specs[(event.venue, event.instrument)] = event
-            elif isinstance(event, OrderFillEvent):
-                fill_key = (event.venue, event.venue_trade_id)
-                if fill_key in state.seen_fills or event.quantity <= _ZERO or event.price <= _ZERO:
-                    return state
-                state.seen_fills.add(fill_key)
-                spec = state.specs.get((event.venue, event.instrument))
-                if spec is None:
-                    key = (event.venue, event.instrument)
-                    state.unaccounted[key] = state.unaccounted.get(key, 0) + 1
-                    return state
-                apply_fill(state, event, spec)
+        if isinstance(event, QuoteTick):
+            if event.bid_price > _ZERO and event.ask_price >= event.bid_price:
+                mid = (event.bid_price + event.ask_price) / _TWO
+                state.marks[(event.venue, event.instrument)] = (mid, event.envelope.event_time_ns)
+        elif isinstance(event, InstrumentDefined):
+            state.specs[(event.venue, event.instrument)] = event
+        elif isinstance(event, OrderFillEvent):
+            fill_key = (event.venue, event.venue_trade_id)
+            if fill_key in state.seen_fills or event.quantity <= _ZERO or event.price <= _ZERO:
+                return state
+            state.seen_fills.add(fill_key)
+            spec = state.specs.get((event.venue, event.instrument))
+            if spec is None:
+                key = (event.venue, event.instrument)
+                state.unaccounted[key] = state.unaccounted.get(key, 0) + 1
+                return state
+            apply_fill(state, event, spec)
         return state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from decimal import (
     ROUND_HALF_EVEN,
@@ -13,7 +14,8 @@ from decimal import (
     localcontext,
 )
 from enum import StrEnum
-from typing import Annotated, Any
+from functools import wraps
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
@@ -25,9 +27,24 @@ DECIMAL_CONTEXT = Context(
 spelled out so neither the caller's context nor a changed `decimal.DefaultContext` leaks into a result."""
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
 def decimal_context() -> AbstractContextManager[Context]:
     """`with decimal_context():` runs a block in DECIMAL_CONTEXT, whatever context the caller has set."""
     return localcontext(DECIMAL_CONTEXT)
+
+
+def in_decimal_context(function: Callable[P, R]) -> Callable[P, R]:
+    """Runs `function` (a decider's `decide` / `evolve`) in DECIMAL_CONTEXT."""
+
+    @wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with localcontext(DECIMAL_CONTEXT):
+            return function(*args, **kwargs)
+
+    return run
 
 
 def canonical_amount(value: Decimal) -> str:
