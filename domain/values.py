@@ -14,7 +14,7 @@ from decimal import (
     localcontext,
 )
 from enum import StrEnum
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
@@ -47,6 +47,7 @@ def in_decimal_context(function: Callable[P, R]) -> Callable[P, R]:
     return run
 
 
+@lru_cache(maxsize=1 << 16)  # prices repeat; equal amounts have one text, so a cache hit is always right
 def canonical_amount(value: Decimal) -> str:
     """The one text of an amount in canonical JSON: plain notation (never an exponent), no trailing zeros after
     the point, no point for an integer, zero always `0` (never `-0`, `0.00`). Exact: no rounding, so
