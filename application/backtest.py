@@ -69,6 +69,18 @@ def session_marker_envelope(session_id: str, index: int, time_ns: int, source: s
     )
 
 
+def _require_instrument_definitions(log: EventLog, parameters: RunParameters) -> None:
+    """Every market-data stream opens with its InstrumentDefined: without it the venue cannot check an order
+    and the portfolio cannot account a fill, so a session imported without one is refused, not guessed."""
+    for stream in parameters.streams:
+        first = next(iter(log.read(parameters.input_session, stream, 0)), None)
+        if first is not None and first.record.event_type != "market.instrument_defined":
+            raise ValueError(
+                f"stream {stream} of session {parameters.input_session!r} does not start with an InstrumentDefined"
+                " (imported before instruments were specified?); import its files again into a new session"
+            )
+
+
 def run_backtest(
     log: EventLog,
     parameters: RunParameters,
@@ -79,6 +91,7 @@ def run_backtest(
 ) -> BacktestResult:
     if log.end_offset(session_id, SESSION_STREAM) > 0:
         raise ValueError(f"session {session_id!r} already exists; choose another --id or replay it")
+    _require_instrument_definitions(log, parameters)
     writer = _BatchWriter(log, session_id)
     metrics = BacktestMetrics()
     digest = Digest()

@@ -275,3 +275,23 @@ def test_bitmex_xbtusd_is_the_inverse_btc_swap_not_xb_in_tusd(
     assert (spec.base, spec.quote, spec.settlement, spec.kind, spec.contract_size) == ("BTC", "USD", "BTC",
                                                                                         "inverse", 1)  # fmt: skip
     assert spec.maker_fee_bps == D("-2.5")  # a maker rebate
+
+
+def test_a_backtest_refuses_a_session_without_instrument_definitions(tmp_path: Path) -> None:
+    from adapters.entrypoints.commands import load_run_config, simulated_venues
+    from application.backtest import run_backtest
+    from application.ports import LogRecord
+    from application.session_run import RunParameters, market_data_streams
+    from domain.events import encode
+
+    config = Path(__file__).parents[2] / "deploy" / "samples" / "spread-demo.toml"
+    with SqliteEventLog(tmp_path / "events.sqlite") as log:
+        envelope = Envelope(event_id=input_event_id("old", "md.binance-spot.BTCUSDT", 0), session_id="old",
+                            sequence=0, event_time_ns=1, ingest_time_ns=1, source="test")  # fmt: skip
+        quote = QuoteTick(envelope=envelope, venue="binance-spot", instrument="BTCUSDT", bid_price=D(1),
+                          bid_size=D(1), ask_price=D(2), ask_size=D(1))  # fmt: skip
+        log.append("old", [LogRecord("md.binance-spot.BTCUSDT", "k", quote.type, 1, encode(quote))])
+        parameters = RunParameters("old", market_data_streams(log, "old"), load_run_config(config))
+        with pytest.raises(ValueError, match="md.binance-spot.BTCUSDT of session 'old' does not start with an"):
+            run_backtest(log, parameters, "bt", simulated_venues, "test")
+        assert log.streams("bt") == []  # nothing written
