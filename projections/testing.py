@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from application.ports import EventLog, LogRecord
+from application.session_run import MARKET_DATA_PREFIX
 from domain.events import (
     Envelope,
     EquitySampled,
@@ -213,7 +214,7 @@ def expected_read_models(log: EventLog, session_id: str) -> dict[str, Any]:
     session: dict[str, Any] = {}
     history = 0
     specs: dict[tuple[str, str], InstrumentDefined] = {}
-    streams = sorted(log.streams(session_id), key=lambda name: not name.startswith("md."))  # as the projector
+    streams = sorted(log.streams(session_id), key=lambda name: not name.startswith(MARKET_DATA_PREFIX))
     for stream in streams:
         for stored in log.read(session_id, stream):
             e = decode(stored.record.payload)
