@@ -292,6 +292,39 @@ def test_a_backtest_refuses_a_session_without_instrument_definitions(tmp_path: P
                           bid_size=D(1), ask_price=D(2), ask_size=D(1))  # fmt: skip
         log.append("old", [LogRecord("md.binance-spot.BTCUSDT", "k", quote.type, 1, encode(quote))])
         parameters = RunParameters("old", market_data_streams(log, "old"), load_run_config(config))
-        with pytest.raises(ValueError, match="md.binance-spot.BTCUSDT of session 'old' does not start with an"):
+        with pytest.raises(
+            ValueError, match="md.binance-spot.BTCUSDT of session 'old' does not start with an"
+        ):
             run_backtest(log, parameters, "bt", simulated_venues, "test")
         assert log.streams("bt") == []  # nothing written
+
+
+@pytest.mark.parametrize("capture", ["spot/btcusdt_20240808.gz", "usdm/btcusdt_20240808.gz",
+                                     "cm/btcusd_perp_20240808.gz"])  # fmt: skip
+def test_the_exchanges_own_data_sits_on_the_shipped_tick_and_lot(tmp_path: Path, capture: str) -> None:
+    """Truth nobody here wrote: every price Binance sent (depth, bookTicker, trades) is a multiple of the
+    shipped tick size, every traded and top-of-book size a multiple of the lot size. (A few spot depth levels
+    far from the touch hold sizes finer than today's lot: orders resting since an older step size.)"""
+    from domain.events import BookDelta, BookSnapshot, TradeTick
+
+    path = DATA / "hftbacktest" / capture
+    assert path.is_file(), f"recorded data missing: {path}"
+    log = SqliteEventLog(tmp_path / "events.sqlite")
+    import_binance_ws(log, "c", [path], code_version=lambda: "test", echo=None)
+    stream = log.streams("c")[0]  # md.<venue>.<instrument> sorts before "session"
+    events = [decode(r.record.payload) for r in log.read("c", stream)]
+    spec = events[0]
+    assert isinstance(spec, InstrumentDefined)
+    prices, sizes = [], []
+    for event in events[1:]:
+        if isinstance(event, BookDelta | BookSnapshot):
+            prices += [price for price, _ in (*event.bids, *event.asks)]
+        elif isinstance(event, QuoteTick):
+            prices += [event.bid_price, event.ask_price]
+            sizes += [event.bid_size, event.ask_size]
+        elif isinstance(event, TradeTick):
+            prices.append(event.price)
+            sizes.append(event.size)
+    assert len(prices) > 50_000 and len(sizes) > 20_000
+    assert [p for p in prices if p % spec.tick_size] == []
+    assert [s for s in sizes if s % spec.lot_size] == []
