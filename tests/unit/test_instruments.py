@@ -328,3 +328,30 @@ def test_the_exchanges_own_data_sits_on_the_shipped_tick_and_lot(tmp_path: Path,
     assert len(prices) > 50_000 and len(sizes) > 20_000
     assert [p for p in prices if p % spec.tick_size] == []
     assert [s for s in sizes if s % spec.lot_size] == []
+
+
+LEAN_QUOTES = sorted(p.relative_to(DATA) for p in (DATA / "quantconnect-lean").rglob("*_quote.zip"))
+
+
+def test_the_shared_lean_quote_files_are_all_there() -> None:
+    assert len(LEAN_QUOTES) >= 20, f"recorded Lean data missing under {DATA}"
+
+
+@pytest.mark.parametrize("relative", LEAN_QUOTES, ids=str)
+def test_every_lean_quote_sits_on_the_shipped_tick(tmp_path: Path, relative: Path) -> None:
+    """Every recorded bid/ask of every shared Lean quote file (Binance COIN-M and USD-M, Bybit inverse, linear
+    and spot, dYdX, Coinbase) is a multiple of the shipped tick size. Sizes too, except Coinbase's, which Lean
+    stored through floats (`0.060000000000000005`)."""
+    from adapters.importers.lean import import_lean_quotes, parse_path
+
+    info = parse_path(DATA / relative)
+    log = SqliteEventLog(tmp_path / "events.sqlite")
+    import_lean_quotes(log, "l", [DATA / relative], code_version=lambda: "test", echo=None)
+    spec, *quotes = (decode(r.record.payload) for r in log.read("l", f"md.{info.venue}.{info.instrument}"))
+    assert isinstance(spec, InstrumentDefined) and quotes
+    assert all(isinstance(q, QuoteTick) for q in quotes)
+    prices = [p for q in quotes if isinstance(q, QuoteTick) for p in (q.bid_price, q.ask_price)]
+    assert [p for p in prices if p % spec.tick_size] == []
+    if info.exchange != "coinbase":
+        sizes = [s for q in quotes if isinstance(q, QuoteTick) for s in (q.bid_size, q.ask_size)]
+        assert [s for s in sizes if s % spec.lot_size] == []
