@@ -23,7 +23,16 @@ from application.session_run import (
     VenueFactory,
     run_inputs,
 )
-from domain.events import Digest, Envelope, EventBase, SessionEnded, SessionStarted, encode, input_event_id
+from domain.events import (
+    Digest,
+    Envelope,
+    EquitySampled,
+    EventBase,
+    SessionEnded,
+    SessionStarted,
+    encode,
+    input_event_id,
+)
 from domain.values import decimal_context
 
 BATCH_SIZE = 5_000
@@ -69,6 +78,22 @@ def session_marker_envelope(session_id: str, index: int, time_ns: int, source: s
     )
 
 
+def describe_valuations(sample: EquitySampled) -> str:
+    """How the last equity sample valued each currency: converted at which recorded price, or not at all."""
+    parts = []
+    for v in sample.valuations:
+        if v.price is None:
+            parts.append(f"{v.currency} {v.balance}: not converted (no recorded {v.currency}/{sample.quote_currency}"
+                         " price), left out of equity")  # fmt: skip
+        elif v.currency == sample.quote_currency:
+            parts.append(f"{v.currency} {v.balance}")
+        else:
+            parts.append(f"{v.currency} {v.balance} at {v.price} ({v.price_instrument} mid) = {v.value}"
+                         f" {sample.quote_currency}")  # fmt: skip
+    parts += [f"fills on {name} not accounted (no InstrumentDefined)" for name in sample.unaccounted_fills]
+    return "; ".join(parts)
+
+
 def _require_instrument_definitions(log: EventLog, parameters: RunParameters) -> None:
     """Every market-data stream opens with its InstrumentDefined: without it the venue cannot check an order
     and the portfolio cannot account a fill, so a session imported without one is refused, not guessed."""
@@ -96,6 +121,7 @@ def run_backtest(
     metrics = BacktestMetrics()
     digest = Digest()
     first_time: list[int] = []
+    last_equity: list[EquitySampled] = []
     merge = MergeRecorder(session_id, parameters.streams)
 
     def on_input(stream: str, event: EventBase) -> None:
@@ -119,6 +145,8 @@ def run_backtest(
             progress(1)
 
     def on_derived(event: EventBase) -> None:
+        if isinstance(event, EquitySampled):
+            last_equity[:] = [event]
         payload = encode(event)
         digest.add(payload)
         writer.add(DERIVED_STREAM, session_id, event, payload)
@@ -143,4 +171,6 @@ def run_backtest(
         summary = metrics.summary(Decimal(parameters.config.starting_equity))
     summary.update(session_id=session_id, digest=digest.hexdigest(), input_events=kernel.inputs,
                    derived_events=kernel.derived)  # fmt: skip
+    if last_equity:
+        summary.update(currencies=describe_valuations(last_equity[0]))
     return BacktestResult(session_id, digest.hexdigest(), kernel.inputs, kernel.derived, summary, metrics)

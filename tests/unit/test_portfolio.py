@@ -295,3 +295,19 @@ def test_one_base_bought_in_two_quote_currencies_keeps_two_cost_bases() -> None:
     assert state.positions[(VENUE, "BTC")].cost == D(100)  # in USDT
     assert state.positions[(VENUE, "BTCFDUSD")].cost == D(-101)  # a short, in FDUSD
     assert state.cash == {(VENUE, "USDT"): D(900), (VENUE, "FDUSD"): D(1101)}
+
+
+def test_the_backtest_summary_says_what_was_converted_at_which_price() -> None:
+    from application.backtest import describe_valuations
+
+    cash = ((VENUE, "USDT", D(1000)), ("coinbase", "USD", D(500)), (COINM, "BTC", D(2)))
+    decider, state, c = start(report="USDT", cash=cash)
+    run(decider, state, fill(c, Side.BUY, "1", "100", "0", "x", instrument="XBTUSD"))
+    run(decider, state, quote(c, "60000", "60002", t=1))
+    (sample,) = run(decider, state, quote(c, "60000", "60002", t=61 * SEC))
+    assert isinstance(sample, EquitySampled)
+    assert describe_valuations(sample) == (
+        "BTC 2 at 60001 (binance-spot:BTCUSDT mid) = 120002 USDT; "
+        "USD 500: not converted (no recorded USD/USDT price), left out of equity; USDT 1000; "
+        "fills on binance-spot:XBTUSD not accounted (no InstrumentDefined)"
+    )
