@@ -41,6 +41,7 @@ from domain.events import (
     Envelope,
     Event,
     EventBase,
+    InstrumentDefined,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -51,7 +52,7 @@ from domain.events import (
     TradeTick,
     derive_envelope,
 )
-from domain.portfolio import InstrumentSpec, parse_instrument
+from domain.instruments import is_inverse, settlement_value, units
 from domain.values import BPS, Liquidity, OrderType, Side, TimeInForce
 
 _ZERO = Decimal(0)
@@ -82,16 +83,12 @@ class SimulatedVenueConfig:
     """Venue -> engine: an event that happens at the venue at t is released at t + this."""
     fees: Mapping[str, FeeSchedule] = field(default_factory=lambda: dict(DEFAULT_FEES))
     default_fees: FeeSchedule = FeeSchedule(Decimal(10), Decimal(10))
-    instruments: Mapping[str, InstrumentSpec] = field(default_factory=dict)
-    """Instrument -> (base, quote, multiplier) overrides; the quote is the fee currency."""
+    instruments: Mapping[str, InstrumentDefined] = field(default_factory=dict)
+    """Specifications known before the session's own InstrumentDefined events (which replace them)."""
 
     def fees_for(self, venue: str) -> FeeSchedule:
         found = self.fees.get(venue)
         return found if found is not None else self.default_fees
-
-    def spec(self, instrument: str) -> InstrumentSpec:
-        found = self.instruments.get(instrument)
-        return found if found is not None else parse_instrument(instrument)
 
 
 @dataclass(slots=True)
@@ -117,6 +114,7 @@ class SimulatedVenue:
             raise ValueError("latencies must not be negative")
         self.fees = self.config.fees_for(name)
         self.books: dict[str, L2Book] = {}
+        self.specs: dict[str, InstrumentDefined] = dict(self.config.instruments)
         self.resting: dict[uuid.UUID, RestingOrder] = {}
         """Working orders in arrival order (the order trades reach them)."""
         self._consumed: dict[str, dict[tuple[bool, Decimal], Decimal]] = {}
@@ -157,6 +155,9 @@ class SimulatedVenue:
         elif isinstance(event, BookSnapshot):
             if event.venue == self.name:
                 self._on_snapshot(event)
+        elif isinstance(event, InstrumentDefined):
+            if event.venue == self.name:
+                self.specs[event.instrument] = event
         return self._release(now)
 
     def drain(self, until_ns: int) -> list[Event]:
@@ -207,6 +208,9 @@ class SimulatedVenue:
         limit = command.limit_price
         if command.order_type is OrderType.LIMIT and (limit is None or limit <= _ZERO):
             self._reject(command, at_ns, "limit order needs a positive limit_price")
+            return
+        if command.instrument not in self.specs:
+            self._reject(command, at_ns, f"no InstrumentDefined for {command.instrument} on {self.name}")
             return
         if command.order_type is OrderType.MARKET:
             limit = None
@@ -264,9 +268,9 @@ class SimulatedVenue:
         at_ns: int,
     ) -> None:  # fmt: skip
         command = order.command
-        spec = self.config.spec(command.instrument)
+        spec = self.specs[command.instrument]
         bps = self.fees.maker_bps if liquidity is Liquidity.MAKER else self.fees.taker_bps
-        fee = price * quantity * spec.multiplier * bps / BPS
+        fee = settlement_value(units(spec, quantity), price, is_inverse(spec)) * bps / BPS
         order.remaining -= quantity
         order.filled += quantity
         self._trades += 1
@@ -277,7 +281,7 @@ class SimulatedVenue:
         def build(env: Envelope) -> Event:
             return cls(
                 envelope=env, order_id=command.order_id, venue=self.name, instrument=command.instrument,
-                side=command.side, price=price, quantity=quantity, fee=fee, fee_currency=spec.quote,
+                side=command.side, price=price, quantity=quantity, fee=fee, fee_currency=spec.settlement,
                 liquidity=liquidity, venue_trade_id=trade_id, cumulative_quantity=cumulative,
                 leaves_quantity=leaves,
             )  # fmt: skip

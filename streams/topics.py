@@ -36,9 +36,9 @@ class TopicSpec:
 
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
-    TopicSpec(MD, "instrument (e.g. `BTCUSDT`)", ("market.quote", "market.trade", "market.book_snapshot",
-              "market.book_delta", "command.* (sequenced operator commands)"),
-              "recorded/live market data of every venue and the operator commands merged into it; input of "
+    TopicSpec(MD, "instrument (e.g. `BTCUSDT`)", ("market.instrument_defined", "market.quote", "market.trade",
+              "market.book_snapshot", "market.book_delta", "command.* (sequenced operator commands)"),
+              "recorded/live market data of every venue (each stream opened by its instrument's definition) and the operator commands merged into it; input of "
               "the kernel"),
     TopicSpec(COMMANDS, "account", ("command.*",),
               "operator commands (stream `commands`, copied into every md partition by the worker's sequencer) "

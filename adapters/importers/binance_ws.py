@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.importers.common import FileError, ImportLog, ImportReport, ImportSink, RowError
+from adapters.instruments.catalog import InstrumentCatalog
 from domain.events import BookDelta, BookSnapshot, Envelope, EventBase, QuoteTick, TradeTick
 from domain.values import Side
 
@@ -92,12 +93,13 @@ def import_binance_ws(
     batch_size: int = 5_000,
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:
     """Import the captures, in the order given (give a venue's files in time order), into one session."""
     config = {"importer": SOURCE, "venue": venue}
     sink = ImportSink(
         log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo,
+        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
     )  # fmt: skip
     return sink.run(paths, lambda s, path: feed_file(s, path, venue=venue))
 

@@ -23,6 +23,9 @@ Conventions for every imported record:
   a spot stream) is refused whole;
 - the session's stream `session` starts with `SessionStarted(mode="import")`, stamped with the first
   record's time, then one `FilesImported` per import.
+- every market-data stream starts with the InstrumentDefined of its (venue, instrument), from the instrument
+  catalog (adapters.instruments), written just before the stream's first valid record and stamped with its
+  time; a symbol the catalog cannot specify stops the import (UnknownInstrument, nothing stored), never guessed;
 """
 
 from __future__ import annotations
@@ -43,12 +46,14 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from adapters.importers.validation import refusal
+from adapters.instruments.catalog import InstrumentCatalog, load_catalog
 from application.ports import EventLog, LogRecord
 from domain.events import (
     Envelope,
     EventBase,
     FilesImported,
     ImportedFile,
+    InstrumentDefined,
     SessionStarted,
     decode,
     encode,
@@ -231,8 +236,10 @@ class ImportSink:
         batch_size: int = 5_000,
         max_bad_rows_kept: int = 100,
         echo: Callable[[str], None] | None = print,
+        instruments: InstrumentCatalog | None = None,
     ) -> None:
         self.log = log
+        self.instruments = instruments if instruments is not None else load_catalog()
         self.session_id = session_id
         self.source = source
         self.batch_size = batch_size
@@ -360,13 +367,15 @@ class ImportSink:
                 line, "time goes backwards", f"in {stream}: {utc(time_ns)} < {utc(state.last_time_ns)}"
             )
             return False
-        if state.next_seq == 0:
-            self._stream_begins(stream, venue, instrument)
+        # A stream new to the session opens with its instrument's definition (sequence 0); an instrument the
+        # catalog cannot specify refuses the whole import here, before anything of it is committed.
+        define = self.instruments.definition(venue, instrument, file.name) if state.next_seq == 0 else None
+        sequence = state.next_seq + (define is not None)
         try:
             envelope = Envelope(
-                event_id=input_event_id(self.session_id, stream, state.next_seq),
+                event_id=input_event_id(self.session_id, stream, sequence),
                 session_id=self.session_id,
-                sequence=state.next_seq,
+                sequence=sequence,
                 event_time_ns=time_ns,
                 ingest_time_ns=ingest_ns,
                 source=self.source,
@@ -390,6 +399,9 @@ class ImportSink:
         file.records += 1
         file.by_stream[stream] += 1
         self.report.records += 1
+        if define is not None:
+            self._stream_begins(stream, define(envelope.model_copy(
+                update={"event_id": input_event_id(self.session_id, stream, 0), "sequence": 0})))  # fmt: skip
         self._push(stream, f"{venue}.{instrument}", event)
         return True
 
@@ -420,11 +432,11 @@ class ImportSink:
                                              " venue's files in time order, never overlapping, and files of"
                                              " different venues under different --venue", line)  # fmt: skip
 
-    def _stream_begins(self, stream: str, venue: str, instrument: str) -> None:
-        """A market-data stream new to the session gets its first record next: whatever must come before a
-        stream's data (its instrument definition) is pushed here, so it takes sequence 0."""
-        del venue, instrument  # the instrument definition will need them
+    def _stream_begins(self, stream: str, definition: InstrumentDefined) -> None:
+        """A market-data stream new to the session: its instrument's definition takes sequence 0."""
         self.report.new_streams.append(stream)
+        key = f"{definition.venue}.{definition.instrument}"
+        self._push(stream, key, definition)
 
     # -- writing -------------------------------------------------------------------------------------------
 

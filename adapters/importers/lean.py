@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.importers.common import FileError, ImportLog, ImportReport, ImportSink, RowError
+from adapters.instruments.catalog import InstrumentCatalog
 from domain.events import Envelope, EventBase, QuoteTick
 
 SOURCE = "import.lean"
@@ -85,6 +86,7 @@ def import_lean_quotes(
     batch_size: int = 5_000,
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:
     """Import quote-bar zips (in the order given) into one session."""
     for path in paths:
@@ -94,7 +96,7 @@ def import_lean_quotes(
     config = {"importer": SOURCE}
     sink = ImportSink(
         log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo,
+        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
     )  # fmt: skip
     return sink.run(paths, feed_file)
 

@@ -43,7 +43,7 @@ from domain.events.orders import (
     OrderRejected,
     OrderTransitionRefused,
 )
-from domain.events.portfolio import EquitySampled
+from domain.events.portfolio import CurrencyValuation, EquitySampled
 from domain.events.risk import (
     DrawdownBreached,
     DrawdownHaltReleased,
@@ -63,6 +63,7 @@ __all__ = [
     "BookResyncNeeded",
     "BookSnapshot",
     "CancelOrder",
+    "CurrencyValuation",
     "decode",
     "decode_mapping",
     "derive_envelope",

@@ -32,7 +32,7 @@ def test_demo_backtests_and_replays_identically(tmp_path: Path) -> None:
     assert metrics["trades"] == len(metrics["round_trips"]) and metrics["end_inventory"]
     assert metrics["unhedged_exposure"]["BTC"]["gross_quantity"] != "0"
     assert "End inventory" in run.stdout and "performance_horizon" in run.stdout
-    assert metrics["input_events"] == 42_864  # 2 minutes of spot + USD-M messages, all imported
+    assert metrics["input_events"] == 42_866  # 2 minutes of spot + USD-M messages, all imported, + 2 InstrumentDefined
     for name in ("report.html", "equity.png", "drawdown.png", "spread.png"):
         assert (report.parent / name).stat().st_size > 1000
     page = report.read_text()

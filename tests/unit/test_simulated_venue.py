@@ -13,6 +13,7 @@ from domain.events import (
     Envelope,
     Event,
     EventBase,
+    InstrumentDefined,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -44,6 +45,13 @@ class Feed:
         return Envelope(event_id=input_event_id("s", "x", self.seq), session_id="s", sequence=self.seq,
                         event_time_ns=t, ingest_time_ns=t, source="test")  # fmt: skip
 
+    def spec(self, venue: str) -> InstrumentDefined:
+        """The instrument's definition, which the importer writes before its market data."""
+        return InstrumentDefined(envelope=self.env(0), venue=venue, instrument=SYMBOL, base="BTC", quote="USDT",
+                                 settlement="USDT", kind="spot" if venue == VENUE else "linear", contract_size=1,
+                                 tick_size=D("0.01"), lot_size=D("0.00001"), min_notional=0, maker_fee_bps=10,
+                                 taker_fee_bps=10)  # fmt: skip
+
     def snapshot(self, t: int = T0, last: int = 100) -> BookSnapshot:
         return BookSnapshot(
             envelope=self.env(t), venue=VENUE, instrument=SYMBOL, last_update_id=last,
@@ -72,6 +80,7 @@ def fills(events: list[Event]) -> list[OrderFillEvent]:
 
 def test_market_order_walks_three_levels_with_latency() -> None:
     f, venue = Feed(), SimulatedVenue(VENUE)  # 5 ms each way, binance-spot taker 10 bps
+    venue.on_market(f.spec(venue.name))
     assert venue.on_market(f.snapshot()) == []
     assert venue.submit(f.order(T0, "2")) == []
     assert venue.drain(T0 + 9 * MS) == []  # arrives at +5 ms, reported at +10 ms
@@ -99,6 +108,7 @@ def test_market_order_walks_three_levels_with_latency() -> None:
 
 def test_order_sees_the_book_as_of_its_arrival() -> None:
     f, venue = Feed(), SimulatedVenue(VENUE)
+    venue.on_market(f.spec(venue.name))
     venue.on_market(f.snapshot())
     venue.submit(f.order(T0, "0.5"))
     venue.on_market(f.delta(T0 + 3 * MS, 101, asks=((D("100"), D("0")),)))  # before arrival: best ask gone
@@ -109,6 +119,7 @@ def test_order_sees_the_book_as_of_its_arrival() -> None:
 
 def test_ioc_partial_then_remainder_canceled_and_liquidity_not_taken_twice() -> None:
     f, venue = Feed(), SimulatedVenue(VENUE, SimulatedVenueConfig(order_latency_ns=0, response_latency_ns=0))
+    venue.on_market(f.spec(venue.name))
     venue.on_market(f.snapshot())
     out = venue.submit(f.order(T0, "3", kind=OrderType.LIMIT, price="100.5", tif=TimeInForce.IOC))
     assert [type(e) for e in out] == [OrderAccepted, OrderPartiallyFilled, OrderPartiallyFilled, OrderCanceled]
@@ -125,6 +136,7 @@ def test_ioc_partial_then_remainder_canceled_and_liquidity_not_taken_twice() -> 
 
 def test_limit_rests_then_fills_after_the_queue_ahead_is_consumed() -> None:
     f, venue = Feed(), SimulatedVenue(VENUE, SimulatedVenueConfig(order_latency_ns=0, response_latency_ns=0))
+    venue.on_market(f.spec(venue.name))
     venue.on_market(f.snapshot())
     out = venue.submit(f.order(T0, "1", kind=OrderType.LIMIT, price="99.5"))
     assert [type(e) for e in out] == [OrderAccepted]
@@ -147,6 +159,7 @@ def test_limit_rests_then_fills_after_the_queue_ahead_is_consumed() -> None:
 
 def test_level_decrease_shrinks_queue_and_cancel_stops_fills() -> None:
     f, venue = Feed(), SimulatedVenue(VENUE, SimulatedVenueConfig(order_latency_ns=2 * MS, response_latency_ns=0))
+    venue.on_market(f.spec(venue.name))
     venue.on_market(f.snapshot())
     venue.submit(f.order(T0, "1", kind=OrderType.LIMIT, price="99.5"))
     venue.drain(T0 + 2 * MS)
@@ -163,6 +176,7 @@ def test_level_decrease_shrinks_queue_and_cancel_stops_fills() -> None:
 
 def test_cancel_before_trade() -> None:
     f, venue = Feed(), SimulatedVenue(VENUE, SimulatedVenueConfig(order_latency_ns=0, response_latency_ns=0))
+    venue.on_market(f.spec(venue.name))
     venue.on_market(f.snapshot())
     venue.submit(f.order(T0, "1", kind=OrderType.LIMIT, price="99.5"))
     out = venue.submit(CancelOrder(envelope=f.env(T0 + 1), order_id=uuid.UUID(int=1), venue=VENUE, reason="x"))
@@ -172,6 +186,7 @@ def test_cancel_before_trade() -> None:
 
 def test_rejections_and_quote_only_books() -> None:
     f, venue = Feed(), SimulatedVenue("binance-usdm", SimulatedVenueConfig(order_latency_ns=0, response_latency_ns=0))
+    venue.on_market(f.spec(venue.name))
     order = f.order(T0, "1").model_copy(update={"venue": "binance-usdm"})
     out = venue.submit(order)
     assert [type(e) for e in out] == [OrderRejected] and "no market data" in out[0].reason  # type: ignore[attr-defined]
@@ -186,6 +201,7 @@ def test_rejections_and_quote_only_books() -> None:
 
 def run_script() -> list[bytes]:
     f, venue = Feed(), build_simulated_venues([VENUE])[VENUE]
+    venue.on_market(f.spec(venue.name))
     out: list[EventBase] = []
     out += venue.on_market(f.snapshot())
     out += venue.submit(f.order(T0, "1.2"))
