@@ -112,7 +112,9 @@ def run_backtest(
 
     kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived)
     if not first_time:
-        raise ValueError(f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}")
+        raise ValueError(
+            f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}"
+        )
     last_chunk = merge.flush()
     if last_chunk is not None:
         writer.add(MERGE_STREAM, session_id, last_chunk)
@@ -127,4 +129,7 @@ def run_backtest(
     summary = metrics.summary(Decimal(parameters.config.starting_equity))
     summary.update(session_id=session_id, digest=digest.hexdigest(), input_events=kernel.inputs,
                    derived_events=kernel.derived)  # fmt: skip
+    # How the simulated venues matched: e.g. orders matched against the exchange's top of book because the
+    # L2 book was out of sync or older than the ticker (docs/simulated-venue.md).
+    summary["venues"] = kernel.venue_counters()
     return BacktestResult(session_id, digest.hexdigest(), kernel.inputs, kernel.derived, summary, metrics)
