@@ -1,17 +1,29 @@
-"""L2 order books per (venue, instrument), kept in sync with Binance-style update ids.
+"""L2 order books per (venue, instrument), kept in sync exactly as Binance specifies.
 
-`BookDecider` is the decider (one instance holds every book); the functions below it are pure helpers that
-the simulated venue reuses on books it owns. Rules:
+`SyncedBook` is one venue+instrument book and the only place the sync rules live; `BookDecider` (one book per
+key, emits `BookResyncNeeded`) and the simulated venue both hold `SyncedBook`s. `SyncedBook.apply(event)`
+returns a `SyncOutcome`: applied, buffered, stale or out of sync (with the reason).
 
-* `BookSnapshot` replaces the book and remembers its `last_update_id` L.
-* The first delta after a snapshot: `final_update_id <= L` is stale and dropped; it is applied when
-  `first_update_id <= L + 1 <= final_update_id`; anything later is a gap.
-* Afterwards spot deltas need `first_update_id == previous final + 1`; futures deltas (those carrying
-  `previous_final_update_id`, Binance `pu`) need `previous_final_update_id == previous final`. A delta whose
-  `final_update_id` is not beyond the previous final is a stale duplicate and is dropped.
-* A gap, a delta that would cross (or lock) the book, or a level with a non-positive price or negative
-  quantity: `decide` emits one `BookResyncNeeded`; the book is then out of sync and ignores deltas until the
-  next snapshot, so it is never corrupted. A delta before any snapshot is reported the same way, once.
+Rules (Binance "how to manage a local order book correctly", spot and USD-M/COIN-M futures):
+
+* Until a snapshot is applied, and whenever the book is out of sync, deltas are buffered (at most
+  `max_buffered`; on overflow the oldest is dropped and counted in `buffer_overflows`: the next snapshot
+  then bridges only if it is newer than the dropped deltas, otherwise the bridge check below reports a gap
+  and the book waits for the following snapshot, it is never silently wrong).
+* `BookSnapshot` (lastUpdateId L) replaces the levels, then the buffered deltas are replayed in arrival order
+  under the rules below, exactly as if they arrived after it.
+* First delta after a snapshot. Spot: drop `u <= L`; the first applied must have `U <= L + 1 <= u`.
+  Futures (deltas carrying `pu`): drop `u < L`; the first applied must have `U <= L <= u`.
+* Afterwards spot deltas need `U == previous u + 1`; futures deltas need `pu == previous u` (futures ids are
+  not contiguous). A delta whose `u` is not beyond the last applied id is a duplicate and dropped (stale).
+* A gap, a delta that would cross or lock the book, a non-positive price or a negative quantity (in a delta
+  or a snapshot), or a crossed snapshot: the book goes OUT OF SYNC (one outcome carrying the reason, from
+  which `BookDecider` derives one `BookResyncNeeded`). The offending delta is not applied, so the levels are
+  the last good ones; it and every later delta are buffered, and the next snapshot rebuilds the book.
+* A snapshot older than what an in-sync book has already applied is stale and ignored.
+
+`applied_update_id` is the final id of the last applied snapshot or delta: the book's levels are the
+exchange's book exactly as of that update id (what Binance's bookTicker `u` refers to).
 
 Each side is a dict price -> quantity plus the prices sorted ascending (kept with bisect), so a level update
 costs a dict write and, when a level appears or disappears, one list insert or delete.
@@ -20,6 +32,8 @@ costs a dict write and, when a level appears or disappears, one list insert or d
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
@@ -36,6 +50,10 @@ from domain.events import (
 
 BookKey = tuple[str, str]
 """(venue, instrument)"""
+
+MAX_BUFFERED = 10_000
+"""Deltas kept while waiting for a snapshot: Binance futures send ~100 depth messages a second at most per
+symbol, so this covers well over a minute of snapshot latency."""
 
 _ZERO = Decimal(0)
 _TWO = Decimal(2)
@@ -109,30 +127,167 @@ class BookSide:
         return best
 
 
+class OutOfSyncCause(Enum):
+    GAP = "gap"
+    """An update id is missing (or the snapshot cannot be bridged to the buffered deltas)."""
+    CROSSED = "crossed"
+    """The delta would cross or lock the book, or the snapshot is crossed."""
+    INVALID = "invalid"
+    """A non-positive price or a negative quantity."""
+
+
+class SyncStatus(Enum):
+    APPLIED = "applied"
+    BUFFERED = "buffered"
+    """Kept until the next snapshot (no snapshot yet, or out of sync)."""
+    STALE = "stale"
+    """Already covered by the snapshot or a previous delta: dropped."""
+    OUT_OF_SYNC = "out_of_sync"
+    """This event put the book out of sync (reported once per loss of sync); see `reason`."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    status: SyncStatus
+    reason: str = ""
+    expected_update_id: int = 0
+    """OUT_OF_SYNC: the update id the book needed next."""
+    received_update_id: int = 0
+    """OUT_OF_SYNC: the first update id it got instead (a snapshot's lastUpdateId for a bad snapshot)."""
+    replayed: int = 0
+    """APPLIED snapshot: how many buffered deltas were applied on top of it."""
+    cause: OutOfSyncCause | None = None
+
+
+_APPLIED = SyncOutcome(SyncStatus.APPLIED)
+_BUFFERED = SyncOutcome(SyncStatus.BUFFERED)
+_STALE_OUTCOME = SyncOutcome(SyncStatus.STALE)
+
+AppliedHook = Callable[["SyncedBook", "BookSnapshot | BookDelta"], None]
+"""Called after each snapshot or delta is applied (buffered ones included), with the book as of it."""
+
+
 @dataclass(slots=True)
-class L2Book:
+class SyncedBook:
+    """One venue+instrument L2 book kept in sync with the exchange's update ids (rules: module docstring)."""
+
     venue: str
     instrument: str
     bids: BookSide = field(default_factory=lambda: BookSide(is_bid=True))
     asks: BookSide = field(default_factory=lambda: BookSide(is_bid=False))
-    last_update_id: int = 0
-    """The snapshot's lastUpdateId until the first delta applies, then the last applied final_update_id."""
+    applied_update_id: int = 0
+    """Final update id of the last applied snapshot or delta."""
     awaiting_first_delta: bool = True
     in_sync: bool = False
     has_snapshot: bool = False
     top_of_book_only: bool = False
     """Built from a QuoteTick (no L2 seen for this book): only the best level of each side is known."""
     deltas_applied: int = 0
+    max_buffered: int = MAX_BUFFERED
+    buffer: deque[BookDelta] = field(default_factory=deque)
+    buffer_overflows: int = 0
 
     def side(self, is_bid: bool) -> BookSide:
         return self.bids if is_bid else self.asks
 
+    def best_bid(self) -> Level | None:
+        price = self.bids.best()
+        return None if price is None else (price, self.bids.levels[price])
+
+    def best_ask(self) -> Level | None:
+        price = self.asks.best()
+        return None if price is None else (price, self.asks.levels[price])
+
+    def apply(self, event: BookSnapshot | BookDelta, on_applied: AppliedHook | None = None) -> SyncOutcome:
+        """Fold one snapshot or delta into the book under the sync rules."""
+        if isinstance(event, BookDelta):
+            return self._apply_delta(event, on_applied)
+        return self._apply_snapshot(event, on_applied)
+
+    def check(self, event: BookSnapshot | BookDelta) -> SyncOutcome:
+        """What `apply(event)` would return, without changing the book (for a decider's `decide`)."""
+        if isinstance(event, BookDelta):
+            if not self.in_sync:
+                return _BUFFERED
+            return _outcome(check_delta(self, event), event)
+        if self.in_sync and event.last_update_id < self.applied_update_id:
+            return _STALE_OUTCOME
+        # A snapshot is rare: replay it on a scratch book holding a copy of the buffer.
+        scratch = SyncedBook(self.venue, self.instrument, buffer=deque(self.buffer))
+        return scratch._apply_snapshot(event, None)
+
+    def mark_out_of_sync(self) -> None:
+        """Stop applying deltas (buffer them) until the next snapshot, e.g. on a reported disconnect."""
+        self.in_sync = False
+
+    def _buffer(self, delta: BookDelta) -> None:
+        if len(self.buffer) >= self.max_buffered:
+            self.buffer.popleft()
+            self.buffer_overflows += 1
+        self.buffer.append(delta)
+
+    def _apply_delta(self, delta: BookDelta, on_applied: AppliedHook | None) -> SyncOutcome:
+        if not self.in_sync:
+            self._buffer(delta)
+            return _BUFFERED
+        verdict = check_delta(self, delta)
+        if verdict.action is DeltaAction.APPLY:
+            apply_delta(self, delta)
+            if on_applied is not None:
+                on_applied(self, delta)
+            return _APPLIED
+        if verdict.action is DeltaAction.STALE:
+            return _STALE_OUTCOME
+        self.in_sync = False
+        self._buffer(delta)
+        return _outcome(verdict, delta)
+
+    def _apply_snapshot(self, snapshot: BookSnapshot, on_applied: AppliedHook | None) -> SyncOutcome:
+        problem = _snapshot_problem(snapshot)
+        if problem is not None:
+            self.in_sync = False
+            last = snapshot.last_update_id
+            return SyncOutcome(SyncStatus.OUT_OF_SYNC, problem[1], last, last, cause=problem[0])
+        if self.in_sync and snapshot.last_update_id < self.applied_update_id:
+            return _STALE_OUTCOME
+        apply_snapshot(self, snapshot)
+        if on_applied is not None:
+            on_applied(self, snapshot)
+        buffered, self.buffer = self.buffer, deque()
+        replayed = 0
+        while buffered:
+            delta = buffered.popleft()
+            verdict = check_delta(self, delta)
+            if verdict.action is DeltaAction.APPLY:
+                apply_delta(self, delta)
+                replayed += 1
+                if on_applied is not None:
+                    on_applied(self, delta)
+            elif verdict.action is DeltaAction.RESYNC:
+                self.in_sync = False
+                buffered.appendleft(delta)
+                self.buffer = buffered
+                outcome = _outcome(verdict, delta)
+                return SyncOutcome(
+                    SyncStatus.OUT_OF_SYNC,
+                    f"{outcome.reason} (replaying deltas buffered before snapshot {snapshot.last_update_id})",
+                    outcome.expected_update_id,
+                    outcome.received_update_id,
+                    replayed,
+                    outcome.cause,
+                )
+        return SyncOutcome(SyncStatus.APPLIED, replayed=replayed)
+
+
+L2Book = SyncedBook
+"""The former name, still used by `adapters/simulated_venue.py`."""
+
 
 @dataclass(slots=True)
 class BookState:
-    books: dict[BookKey, L2Book] = field(default_factory=dict)
+    books: dict[BookKey, SyncedBook] = field(default_factory=dict)
 
-    def book(self, venue: str, instrument: str) -> L2Book | None:
+    def book(self, venue: str, instrument: str) -> SyncedBook | None:
         return self.books.get((venue, instrument))
 
 
@@ -151,6 +306,11 @@ class DeltaVerdict:
     action: DeltaAction
     reason: str = ""
     expected_update_id: int = 0
+    cause: OutOfSyncCause | None = None
+
+
+def _resync(cause: OutOfSyncCause, reason: str, expected_update_id: int) -> DeltaVerdict:
+    return DeltaVerdict(DeltaAction.RESYNC, reason, expected_update_id, cause)
 
 
 _APPLY = DeltaVerdict(DeltaAction.APPLY)
@@ -160,99 +320,107 @@ _IGNORE = DeltaVerdict(DeltaAction.IGNORE)
 
 # ---- pure helpers ---------------------------------------------------------------------------------------
 
-
-def best_bid(book: L2Book) -> Level | None:
-    price = book.bids.best()
-    return None if price is None else (price, book.bids.levels[price])
+best_bid = SyncedBook.best_bid
+best_ask = SyncedBook.best_ask
 
 
-def best_ask(book: L2Book) -> Level | None:
-    price = book.asks.best()
-    return None if price is None else (price, book.asks.levels[price])
-
-
-def mid(book: L2Book) -> Decimal | None:
+def mid(book: SyncedBook) -> Decimal | None:
     bid, ask = book.bids.best(), book.asks.best()
     if bid is None or ask is None:
         return None
     return (bid + ask) / _TWO
 
 
-def depth(book: L2Book, n: int) -> tuple[list[Level], list[Level]]:
+def depth(book: SyncedBook, n: int) -> tuple[list[Level], list[Level]]:
     """Top `n` levels: (bids best first = descending, asks best first = ascending)."""
     return book.bids.top(n), book.asks.top(n)
 
 
-def is_crossed(book: L2Book) -> bool:
+def is_crossed(book: SyncedBook) -> bool:
     bid, ask = book.bids.best(), book.asks.best()
     return bid is not None and ask is not None and bid >= ask
 
 
-def _invalid_levels(levels: tuple[Level, ...], allow_zero: bool) -> str:
+def _invalid_levels(levels: tuple[Level, ...]) -> str:
     for price, quantity in levels:
         if price <= _ZERO:
             return f"non-positive price {price}"
-        if quantity < _ZERO or (not allow_zero and quantity == _ZERO):
-            return f"invalid quantity {quantity} at price {price}"
+        if quantity < _ZERO:
+            return f"negative quantity {quantity} at price {price}"
     return ""
+
+
+def _snapshot_problem(snapshot: BookSnapshot) -> tuple[OutOfSyncCause, str] | None:
+    reason = _invalid_levels(snapshot.bids) or _invalid_levels(snapshot.asks)
+    if reason:
+        return OutOfSyncCause.INVALID, f"invalid snapshot: {reason}"
+    bids = [p for p, q in snapshot.bids if q > _ZERO]
+    asks = [p for p, q in snapshot.asks if q > _ZERO]
+    if bids and asks and max(bids) >= min(asks):
+        return OutOfSyncCause.CROSSED, f"crossed snapshot: best bid {max(bids)} >= best ask {min(asks)}"
+    return None
 
 
 def check_snapshot(snapshot: BookSnapshot) -> str:
     """Why a snapshot cannot be used ('' when it can)."""
-    reason = _invalid_levels(snapshot.bids, True) or _invalid_levels(snapshot.asks, True)
-    if reason:
-        return f"invalid snapshot: {reason}"
-    bids = [p for p, q in snapshot.bids if q > _ZERO]
-    asks = [p for p, q in snapshot.asks if q > _ZERO]
-    if bids and asks and max(bids) >= min(asks):
-        return f"crossed snapshot: best bid {max(bids)} >= best ask {min(asks)}"
-    return ""
+    problem = _snapshot_problem(snapshot)
+    return "" if problem is None else problem[1]
 
 
-def check_delta(book: L2Book | None, delta: BookDelta) -> DeltaVerdict:
-    """What to do with `delta` on `book` (None: no book yet). Pure."""
-    if book is None or not book.has_snapshot:
-        if book is not None and not book.in_sync:
-            return _IGNORE
-        return DeltaVerdict(DeltaAction.RESYNC, "no snapshot yet", 0)
-    if not book.in_sync:
-        return _IGNORE
-    last = book.last_update_id
-    if delta.final_update_id <= last:
-        return _STALE
+_GAP = OutOfSyncCause.GAP
+
+
+def _sequence(book: SyncedBook, delta: BookDelta) -> DeltaVerdict | None:
+    """The id rules: None when `delta` is next in sequence, else STALE or RESYNC."""
+    last = book.applied_update_id
+    first, final, previous = delta.first_update_id, delta.final_update_id, delta.previous_final_update_id
     if book.awaiting_first_delta:
-        if not delta.first_update_id <= last + 1 <= delta.final_update_id:
-            return DeltaVerdict(
-                DeltaAction.RESYNC,
-                f"gap after snapshot: first delta must span {last + 1}, got {delta.first_update_id}"
-                f"..{delta.final_update_id}",
-                last + 1,
+        if previous is not None:  # futures: U <= L <= u
+            if final < last:
+                return _STALE
+            if first <= last <= final:
+                return None
+            return _resync(
+                _GAP, f"gap after snapshot: first delta must span {last}, got {first}..{final}", last
             )
-    elif delta.previous_final_update_id is not None:
-        if delta.previous_final_update_id != last:
-            return DeltaVerdict(
-                DeltaAction.RESYNC,
-                f"futures gap: pu {delta.previous_final_update_id} != previous final {last}",
-                last,
-            )
-    elif delta.first_update_id != last + 1:
-        return DeltaVerdict(
-            DeltaAction.RESYNC,
-            f"spot gap: first_update_id {delta.first_update_id} != previous final + 1 = {last + 1}",
-            last + 1,
+        if final <= last:  # spot: U <= L + 1 <= u
+            return _STALE
+        if first <= last + 1:
+            return None
+        return _resync(
+            _GAP, f"gap after snapshot: first delta must span {last + 1}, got {first}..{final}", last + 1
         )
+    if final <= last:
+        return _STALE  # a re-delivered delta carries nothing new
+    if previous is not None:
+        if previous == last:
+            return None
+        return _resync(_GAP, f"futures gap: pu {previous} != previous final {last}", last)
+    if first == last + 1:
+        return None
+    return _resync(_GAP, f"spot gap: first_update_id {first} != previous final + 1 = {last + 1}", last + 1)
+
+
+def check_delta(book: SyncedBook | None, delta: BookDelta) -> DeltaVerdict:
+    """What to do with `delta` on `book` (None: no book yet). Pure."""
+    if book is None or not book.in_sync:
+        return _IGNORE
+    verdict = _sequence(book, delta)
+    if verdict is not None:
+        return verdict
+    last = book.applied_update_id
     # One pass over the updates: validity, and bounds on the new best prices (removals only move a best
     # price away from the other side, so best bid <= max(current, highest new bid) and likewise for asks).
     bid_bound = book.bids.best()
     for price, quantity in delta.bids:
         if price <= _ZERO or quantity < _ZERO:
-            return DeltaVerdict(DeltaAction.RESYNC, f"invalid delta: bid {quantity} at {price}", last + 1)
+            return _resync(OutOfSyncCause.INVALID, f"invalid delta: bid {quantity} at {price}", last)
         if quantity and (bid_bound is None or price > bid_bound):
             bid_bound = price
     ask_bound = book.asks.best()
     for price, quantity in delta.asks:
         if price <= _ZERO or quantity < _ZERO:
-            return DeltaVerdict(DeltaAction.RESYNC, f"invalid delta: ask {quantity} at {price}", last + 1)
+            return _resync(OutOfSyncCause.INVALID, f"invalid delta: ask {quantity} at {price}", last)
         if quantity and (ask_bound is None or price < ask_bound):
             ask_bound = price
     if bid_bound is None or ask_bound is None or bid_bound < ask_bound:
@@ -260,24 +428,40 @@ def check_delta(book: L2Book | None, delta: BookDelta) -> DeltaVerdict:
     bid = book.bids.best_after(delta.bids) if delta.bids else book.bids.best()
     ask = book.asks.best_after(delta.asks) if delta.asks else book.asks.best()
     if bid is not None and ask is not None and bid >= ask:
-        return DeltaVerdict(
-            DeltaAction.RESYNC, f"delta would cross the book: best bid {bid} >= best ask {ask}", last + 1
+        return _resync(
+            OutOfSyncCause.CROSSED, f"delta would cross the book: best bid {bid} >= best ask {ask}", last
         )
     return _APPLY
 
 
-def apply_snapshot(book: L2Book, snapshot: BookSnapshot) -> None:
+def _outcome(verdict: DeltaVerdict, delta: BookDelta) -> SyncOutcome:
+    if verdict.action is DeltaAction.APPLY:
+        return _APPLIED
+    if verdict.action is DeltaAction.STALE:
+        return _STALE_OUTCOME
+    if verdict.action is DeltaAction.IGNORE:
+        return _BUFFERED
+    return SyncOutcome(
+        SyncStatus.OUT_OF_SYNC,
+        verdict.reason,
+        verdict.expected_update_id,
+        delta.first_update_id,
+        cause=verdict.cause,
+    )
+
+
+def apply_snapshot(book: SyncedBook, snapshot: BookSnapshot) -> None:
     """Replace the book with a (checked) snapshot."""
     book.bids.replace(snapshot.bids)
     book.asks.replace(snapshot.asks)
-    book.last_update_id = snapshot.last_update_id
+    book.applied_update_id = snapshot.last_update_id
     book.awaiting_first_delta = True
     book.in_sync = True
     book.has_snapshot = True
     book.top_of_book_only = False
 
 
-def apply_delta(book: L2Book, delta: BookDelta) -> None:
+def apply_delta(book: SyncedBook, delta: BookDelta) -> None:
     """Apply a delta that `check_delta` said to apply."""
     set_bid = book.bids.set_level
     for price, quantity in delta.bids:
@@ -285,12 +469,12 @@ def apply_delta(book: L2Book, delta: BookDelta) -> None:
     set_ask = book.asks.set_level
     for price, quantity in delta.asks:
         set_ask(price, quantity)
-    book.last_update_id = delta.final_update_id
+    book.applied_update_id = delta.final_update_id
     book.awaiting_first_delta = False
     book.deltas_applied += 1
 
 
-def apply_top_of_book(book: L2Book, quote: QuoteTick) -> bool:
+def apply_top_of_book(book: SyncedBook, quote: QuoteTick) -> bool:
     """Make the book the quote's top of book (for venues without L2). False (unchanged) if the quote is
     crossed or has a non-positive price."""
     if quote.bid_price <= _ZERO or quote.ask_price <= _ZERO or quote.bid_price >= quote.ask_price:
@@ -307,12 +491,13 @@ def apply_top_of_book(book: L2Book, quote: QuoteTick) -> bool:
 def mark_out_of_sync(state: BookState, venue: str, instrument: str) -> None:
     book = state.books.get((venue, instrument))
     if book is None:
-        book = state.books[(venue, instrument)] = L2Book(venue, instrument)
-    book.in_sync = False
+        book = state.books[(venue, instrument)] = SyncedBook(venue, instrument)
+    book.mark_out_of_sync()
 
 
 class BookDecider:
-    """Maintains every L2 book; emits `BookResyncNeeded` once per loss of sync."""
+    """Holds one `SyncedBook` per (venue, instrument); emits one `BookResyncNeeded` per loss of sync.
+    Other event types (instrument definitions, quotes, trades) are not consumed."""
 
     consumes = (BookDelta, BookSnapshot, BookResyncNeeded)
 
@@ -323,48 +508,32 @@ class BookDecider:
         return BookState()
 
     def decide(self, state: BookState, event: EventBase) -> list[EventBase]:
-        if isinstance(event, BookDelta):
-            verdict = check_delta(state.books.get((event.venue, event.instrument)), event)
-            if verdict.action is DeltaAction.RESYNC:
-                return [self._resync(event, event.venue, event.instrument, verdict.expected_update_id,
-                                     event.first_update_id, verdict.reason)]  # fmt: skip
-        elif isinstance(event, BookSnapshot):
-            reason = check_snapshot(event)
-            if reason:
-                return [self._resync(event, event.venue, event.instrument, event.last_update_id,
-                                     event.last_update_id, reason)]  # fmt: skip
-        return []
-
-    def _resync(
-        self, cause: EventBase, venue: str, instrument: str, expected: int, received: int, reason: str
-    ) -> BookResyncNeeded:
-        return BookResyncNeeded(
-            envelope=derive_envelope(cause.envelope, self.name, 0),
-            venue=venue,
-            instrument=instrument,
-            expected_update_id=expected,
-            received_first_update_id=received,
-            reason=reason,
-        )
+        if not isinstance(event, BookDelta | BookSnapshot):
+            return []
+        book = state.books.get((event.venue, event.instrument))
+        if book is None:
+            book = SyncedBook(event.venue, event.instrument)  # scratch: decide never mutates the state
+        outcome = book.check(event)
+        if outcome.status is not SyncStatus.OUT_OF_SYNC:
+            return []
+        return [
+            BookResyncNeeded(
+                envelope=derive_envelope(event.envelope, self.name, 0),
+                venue=event.venue,
+                instrument=event.instrument,
+                expected_update_id=outcome.expected_update_id,
+                received_first_update_id=outcome.received_update_id,
+                reason=outcome.reason,
+            )
+        ]
 
     def evolve(self, state: BookState, event: EventBase) -> BookState:
-        if isinstance(event, BookDelta):
-            key = (event.venue, event.instrument)
-            book = state.books.get(key)
-            verdict = check_delta(book, event)
-            if verdict.action is DeltaAction.APPLY and book is not None:
-                apply_delta(book, event)
-            elif verdict.action is DeltaAction.RESYNC:
-                mark_out_of_sync(state, event.venue, event.instrument)
-        elif isinstance(event, BookSnapshot):
+        if isinstance(event, BookDelta | BookSnapshot):
             key = (event.venue, event.instrument)
             book = state.books.get(key)
             if book is None:
-                book = state.books[key] = L2Book(event.venue, event.instrument)
-            if check_snapshot(event):
-                book.in_sync = False
-            else:
-                apply_snapshot(book, event)
+                book = state.books[key] = SyncedBook(event.venue, event.instrument)
+            book.apply(event)
         elif isinstance(event, BookResyncNeeded):
             mark_out_of_sync(state, event.venue, event.instrument)
         return state

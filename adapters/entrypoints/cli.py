@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adapters.entrypoints import commands, projection_commands, streaming_commands
+from adapters.entrypoints import commands, inspect_command, projection_commands, streaming_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--stream", action="append", help="only these streams (repeatable)")
     p.set_defaults(handler=commands.export)
+
+    inspect_command.register(sub)
 
     p = sub.add_parser("sessions", help="list the sessions of the event log with their streams and sizes")
     p.set_defaults(handler=commands.sessions)

@@ -69,7 +69,7 @@ def test_snapshot_then_delta_by_hand() -> None:
     assert best_ask(book) == (D("100.5"), D("2.5"))
     assert mid(book) == D("100.15")
     assert depth(book, 2) == ([(D("99.8"), D("0.7")), (D("99.5"), D("2"))], [(D("100.5"), D("2.5")), (D("101"), D("3"))])
-    assert book.last_update_id == 103
+    assert book.applied_update_id == 103
 
 
 def test_stale_deltas_are_dropped_and_first_delta_may_straddle() -> None:
@@ -140,11 +140,11 @@ def test_delta_that_removes_the_best_ask_and_adds_a_bid_below_the_next_is_fine()
     assert best_bid(book) == (D("100.7"), D("1")) and best_ask(book) == (D("101"), D("3"))
 
 
-def test_delta_before_any_snapshot_and_crossed_snapshot() -> None:
+def test_delta_before_any_snapshot_is_buffered_and_crossed_snapshot_reported() -> None:
     decider, state = BookDecider(), BookState()
-    out = run(decider, state, delta(1, 1, 2))
-    assert len(out) == 1 and out[0].reason == "no snapshot yet"  # type: ignore[attr-defined]
+    assert run(decider, state, delta(1, 1, 2)) == []  # buffered until the snapshot, not an error
     assert run(decider, state, delta(2, 3, 4)) == []
+    assert len(the_book(state).buffer) == 2 and not the_book(state).in_sync
     bad = snapshot(3, 10, lv(("101", "1")), lv(("100", "1")))
     out = run(decider, state, bad)
     assert len(out) == 1 and "crossed snapshot" in out[0].reason  # type: ignore[attr-defined]
@@ -178,3 +178,16 @@ def test_book_never_crossed_and_matches_a_naive_model(updates: list[tuple[list[t
         for price, qty in asks:
             model_asks.pop(price, None) if qty == 0 else model_asks.__setitem__(price, qty)
         assert book.bids.levels == model_bids and book.asks.levels == model_asks
+
+
+def test_decider_buffers_deltas_that_arrive_before_the_snapshot() -> None:
+    # The capture's order: depth messages first, then the REST snapshot (L = 105) they bridge.
+    decider, state = BookDecider(), BookState()
+    assert run(decider, state, delta(1, 95, 100, bids=lv(("100.0", "9")))) == []  # stale once the snapshot is in
+    assert run(decider, state, delta(2, 101, 106, bids=lv(("100.0", "4")))) == []  # straddles L + 1 = 106
+    assert run(decider, state, base_snapshot(3, 105)) == []
+    book = the_book(state)
+    assert book.in_sync and book.applied_update_id == 106
+    assert best_bid(book) == (D("100.0"), D("4"))
+    assert run(decider, state, delta(4, 107, 107, bids=lv(("100.0", "5")))) == []
+    assert best_bid(book) == (D("100.0"), D("5"))
