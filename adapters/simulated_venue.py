@@ -28,7 +28,7 @@ from adapters.venue_rules import (
     settlement_value,
 )
 from application.run_config import QueueModelName
-from domain.book import DeltaAction, L2Book, apply_delta, apply_snapshot, check_delta, check_snapshot
+from domain.book import SyncedBook, SyncStatus
 from domain.events import (
     BookDelta,
     BookSnapshot,
@@ -91,7 +91,7 @@ class _Market:
     """What the venue knows of one instrument."""
 
     spec: InstrumentDefined | None = None
-    book: L2Book | None = None
+    book: SyncedBook | None = None
     book_time_ns: int = -1
     """Receive time of the last change applied to the book."""
     quote: QuoteTick | None = None
@@ -105,7 +105,7 @@ class _Market:
         if not book.in_sync or not book.has_snapshot:
             return FALLBACK_OUT_OF_SYNC
         if quote.venue_update_id is not None:  # the exchange's own ordering: ids, not clocks
-            return FALLBACK_STALE if quote.venue_update_id > book.last_update_id else ""
+            return FALLBACK_STALE if quote.venue_update_id > book.applied_update_id else ""
         return FALLBACK_STALE if quote.envelope.event_time_ns > self.book_time_ns else ""
 
     def levels(self, bids: bool, reason: str) -> Iterator[Level]:
@@ -398,22 +398,12 @@ class SimulatedVenue:
                 return False  # an unusable ticker is ignored (the book decider reports bad data)
             market.quote = event
             return True
-        if isinstance(event, BookSnapshot):
-            book = market.book = market.book or L2Book(self.name, event.instrument)
-            if check_snapshot(event):
-                book.in_sync = False
-                return True
-            apply_snapshot(book, event)
-        else:
-            known = market.book
-            verdict = check_delta(known, event)
-            if verdict.action is DeltaAction.RESYNC:
-                known = market.book = known or L2Book(self.name, event.instrument)
-                known.in_sync = False
-                return True
-            if verdict.action is not DeltaAction.APPLY or known is None:
-                return False
-            apply_delta(known, event)
+        book = market.book = market.book or SyncedBook(self.name, event.instrument)
+        status = book.apply(event).status
+        if status is SyncStatus.OUT_OF_SYNC:
+            return True  # matching falls back to the ticker from now on
+        if status is not SyncStatus.APPLIED:
+            return False
         market.book_time_ns = event.envelope.event_time_ns
         return True
 
