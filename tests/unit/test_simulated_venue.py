@@ -11,7 +11,9 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
 from adapters.simulated_venue import (
     FALLBACK_OUT_OF_SYNC,
     FALLBACK_STALE,
@@ -20,6 +22,7 @@ from adapters.simulated_venue import (
     build_simulated_venues,
 )
 from application.engine import Kernel
+from application.run_config import RunConfig
 from domain.events import (
     BookDelta,
     BookSnapshot,
@@ -214,8 +217,8 @@ def test_fill_then_hedge_round_trip_costs_both_latencies() -> None:
     for event in (spot.instrument(), usdm.instrument(), spot.snapshot(), usdm.snapshot()):
         kernel.feed(event)
     order = spot.order(T0, "0.5")
-    kernel.feed(order)  # the kernel only sends what passed risk: send it by hand, at local time T0
-    kernel._cascade(venues[VENUE].submit(order))  # noqa: SLF001
+    kernel.feed(order)  # the kernel sends an order once it passed risk: at local time T0
+    kernel.feed(RiskCheckPassed(envelope=spot.env(T0), order_id=order.order_id))
     kernel.feed(usdm.trade(T0 + 100 * MS, "50", "0.1", Side.SELL))  # far below the book: touches nothing
     spot_fill = next(e for e in out if isinstance(e, OrderFilled) and e.venue == VENUE)
     hedge = next(e for e in out if isinstance(e, PlaceOrder))
@@ -400,6 +403,19 @@ def test_inverse_contract_fees_are_in_the_settlement_coin() -> None:
     fill = fills(out)[0]
     # value 2 x 100 / 99.5 BTC; binance-coinm is not in the default fee table: 10 bps
     assert (fill.fee, fill.fee_currency) == (D(200) / D("99.5") * 10 / 10_000, "BTC")
+
+
+def test_queue_model_is_chosen_in_the_run_configuration() -> None:
+    assert SimulatedVenue(VENUE, SimulatedVenueConfig(queue_model="prob_log")).queue_model.name == "prob_log"
+    with pytest.raises(ValueError, match="unknown queue model 'fifo'"):
+        SimulatedVenue(VENUE, SimulatedVenueConfig(queue_model="fifo"))  # type: ignore[arg-type]
+    config = load_run_config(SAMPLES / "spread-demo.toml")
+    assert config.queue_model == "risk_averse"  # the conservative default
+    assert simulated_venues(config.model_copy(update={"queue_model": "prob_power3"}))[
+        VENUE
+    ].queue_model.name == ("prob_power3")
+    with pytest.raises(ValidationError, match="queue_model"):
+        RunConfig.model_validate({**config.model_dump(), "queue_model": "fifo"})
 
 
 def run_script() -> list[bytes]:
