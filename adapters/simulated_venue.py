@@ -220,8 +220,9 @@ class SimulatedVenue:
         return self._release(until_ns)
 
     def counters(self) -> dict[str, Any]:
-        """What the run's report shows of this venue: taker matches that fell back to the ticker, by reason."""
-        return {"fallbacks": dict(sorted(self.fallbacks.items()))}
+        """What the run's report shows of this venue: orders accepted, and how many of them were matched
+        against the exchange's top of book instead of the L2 book, by reason."""
+        return {"orders_accepted": self._orders, "fallbacks": dict(sorted(self.fallbacks.items()))}
 
     # ---- scheduling -----------------------------------------------------------------------------------
 

@@ -326,7 +326,7 @@ def test_falls_back_to_the_ticker_when_the_book_is_out_of_sync() -> None:
     # only the ticker's 0.3 at 101.5 is known: the rest of the market order finds nothing
     assert [type(e) for e in out] == [OrderAccepted, OrderPartiallyFilled, OrderCanceled]
     assert legs(out) == [(D("101.5"), D("0.3"))]
-    assert venue.counters() == {"fallbacks": {FALLBACK_OUT_OF_SYNC: 1}}
+    assert venue.counters() == {"orders_accepted": 1, "fallbacks": {FALLBACK_OUT_OF_SYNC: 1}}
 
 
 def test_falls_back_to_the_ticker_when_the_book_is_older() -> None:
@@ -335,13 +335,13 @@ def test_falls_back_to_the_ticker_when_the_book_is_older() -> None:
     out = venue.submit(f.order(T0 + 2, "1"))
     # the ticker's level first, then the (in sync, older) book beyond it: 0.4 at 100.5, 0.6 at 101
     assert legs(out) == [(D("100.5"), D("0.4")), (D("101"), D("0.6"))]
-    assert venue.counters() == {"fallbacks": {FALLBACK_STALE: 1}}
+    assert venue.counters() == {"orders_accepted": 1, "fallbacks": {FALLBACK_STALE: 1}}
     # once the book has applied the ticker's update id, the book is matched against again
     venue.on_market(f.delta(T0 + 3, 101, asks=((D("100"), D("0")), (D("100.5"), D("1.4")))))
     assert legs(venue.submit(f.order(T0 + 4, "0.5", n=2))) == [
         (D("100.5"), D("0.5"))
     ]  # 1.4 recorded, 0.4 ours
-    assert venue.counters() == {"fallbacks": {FALLBACK_STALE: 1}}
+    assert venue.counters() == {"orders_accepted": 2, "fallbacks": {FALLBACK_STALE: 1}}
 
 
 # ---- instrument rules, with the venue's own reasons -----------------------------------------------------------
