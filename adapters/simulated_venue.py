@@ -98,43 +98,44 @@ class _Market:
 
     def fallback_reason(self) -> str:
         """Why the L2 book must not be matched against now ('' if it may). No L2 book at all (a venue
-        recorded with quotes only) is not a fallback: the ticker is then all the venue has."""
+        recorded with tickers only) is not a fallback: the ticker is then all the venue has."""
         book, quote = self.book, self.quote
-        if book is None or quote is None:
+        if book is None:
             return ""
-        if not book.in_sync or not book.has_snapshot:
+        if not book.in_sync:
             return FALLBACK_OUT_OF_SYNC
+        if quote is None:
+            return ""
         if quote.venue_update_id is not None:  # the exchange's own ordering: ids, not clocks
             return FALLBACK_STALE if quote.venue_update_id > book.applied_update_id else ""
         return FALLBACK_STALE if quote.envelope.event_time_ns > self.book_time_ns else ""
 
     def levels(self, bids: bool, reason: str) -> Iterator[Level]:
-        """The side's recorded liquidity, best first, as the venue holds it: the L2 book, or with a
-        fallback `reason` the ticker's level and then (book in sync but stale) the book's levels beyond it."""
+        """The side's recorded liquidity, best first, as the venue holds it: the L2 book; with a fallback
+        `reason` the ticker's level, then (the book in sync but older) the book's levels beyond it; with no
+        L2 book at all, the ticker. An out-of-sync book is never used."""
         book, quote = self.book, self.quote
+        beyond: Decimal | None = None
         if quote is not None and (book is None or reason):
-            price, size = (quote.bid_price, quote.bid_size) if bids else (quote.ask_price, quote.ask_size)
-            if price > _ZERO and size > _ZERO:
-                yield price, size
-            if book is None or not book.in_sync:
-                return
-            side = book.side(bids)
-            for level in _walk(side.prices, bids):
-                if level < price if bids else level > price:
-                    yield level, side.levels[level]
+            beyond, size = (quote.bid_price, quote.bid_size) if bids else (quote.ask_price, quote.ask_size)
+            if size > _ZERO:
+                yield beyond, size
+        if book is None or not book.in_sync:
             return
-        if book is not None:
-            side = book.side(bids)
-            for level in _walk(side.prices, bids):
+        side = book.side(bids)
+        for level in _walk(side.prices, bids):
+            if beyond is None or (level < beyond if bids else level > beyond):
                 yield level, side.levels[level]
 
-    def quantity_at(self, bids: bool, price: Decimal, reason: str) -> Decimal:
+    def quantity_at(self, bids: bool, price: Decimal, reason: str) -> Decimal | None:
+        """Recorded quantity at `price` on a side; None when what the venue holds does not reach that deep
+        (an out-of-sync book behind the ticker, or a price beyond the known levels)."""
         for level, size in self.levels(bids, reason):
             if level == price:
                 return size
             if level < price if bids else level > price:
                 return _ZERO
-        return _ZERO
+        return None
 
 
 def _walk(prices: list[Decimal], bids: bool) -> Iterator[Decimal]:
@@ -150,8 +151,8 @@ class RestingOrder:
     remaining: Decimal
     filled: Decimal = _ZERO
     queue: QueuePosition = field(default_factory=lambda: QueuePosition(_ZERO))
-    level_quantity: Decimal = _ZERO
-    """Recorded quantity at the order's price when the queue model last saw it."""
+    level_quantity: Decimal | None = None
+    """Recorded quantity at the order's price when the queue model last saw it (None: not known yet)."""
 
     @property
     def price(self) -> Decimal:
@@ -294,7 +295,8 @@ class SimulatedVenue:
         if best is None and (
             command.order_type is OrderType.MARKET or command.time_in_force is TimeInForce.IOC
         ):
-            return f"no market data for {command.instrument} on {self.name} (nothing to take)"
+            why = f"{reason}, no ticker" if reason else "no market data"
+            return f"nothing to take for {command.instrument} on {self.name} ({why})"
         return ""
 
     def _arrive(self, command: PlaceOrder, at_ns: int) -> None:
@@ -324,7 +326,7 @@ class SimulatedVenue:
                        reason=f"IOC remainder canceled: no more liquidity{detail}")  # fmt: skip
             return
         order.level_quantity = market.quantity_at(order.is_buy, order.price, reason)
-        order.queue = QueuePosition(order.level_quantity)
+        order.queue = QueuePosition(order.level_quantity or _ZERO)
         self.resting[command.order_id] = order
 
     def _take(
@@ -419,10 +421,14 @@ class SimulatedVenue:
         reason = market.fallback_reason()
         for order in orders:
             level = market.quantity_at(order.is_buy, order.price, reason)
-            if level != order.level_quantity:
+            if level is None or level == order.level_quantity:
+                continue
+            if order.level_quantity is None:  # first sight of the level: we are behind all of it
+                order.queue.front = level
+            else:
                 self.queue_model.depth(order.queue, order.level_quantity, level)
                 order.queue.front = max(order.queue.front, _ZERO)  # cancellations never fill us
-                order.level_quantity = level
+            order.level_quantity = level
         for order in _priority(orders):
             crossing = self._take(market, instrument, order.is_buy, order.price, order.remaining, reason)
             quantity = sum((q for _, q in crossing), _ZERO)

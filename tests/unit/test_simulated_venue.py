@@ -329,6 +329,19 @@ def test_falls_back_to_the_ticker_when_the_book_is_out_of_sync() -> None:
     assert venue.counters() == {"orders_accepted": 1, "fallbacks": {FALLBACK_OUT_OF_SYNC: 1}}
 
 
+def test_an_out_of_sync_book_is_never_matched_against() -> None:
+    f, venue = ready()
+    venue.submit(f.limit(T0, "1", "99", n=9))  # rests behind the 5 bid at 99
+    venue.on_market(f.delta(T0 + 1, 105, asks=((D("99.5"), D("3")),)))  # gap, and no ticker to fall back to
+    assert venue.resting[uuid.UUID(int=9)].queue.front == D("5")  # an unknown level is not an empty one
+    assert reason(venue.submit(f.order(T0 + 2, "0.5"))) == (
+        "nothing to take for BTCUSDT on binance-spot (book out of sync, no ticker)"
+    )
+    venue.on_market(f.snapshot(T0 + 3, last=200))  # rebuilt at the next snapshot
+    assert legs(venue.submit(f.order(T0 + 4, "0.5", n=2))) == [(D("100"), D("0.5"))]
+    assert venue.counters() == {"orders_accepted": 2, "fallbacks": {}}
+
+
 def test_falls_back_to_the_ticker_when_the_book_is_older() -> None:
     f, venue = ready()
     venue.on_market(f.quote(T0 + 1, "99.5", "2", "100.5", "0.4", update_id=101))  # newer than the book (100)
@@ -355,7 +368,9 @@ def reason(events: list[Event]) -> str:
 def test_instrument_rules_reject_with_the_venues_reasons() -> None:
     f, venue = Feed(), SimulatedVenue(VENUE, INSTANT)
     venue.on_market(f.snapshot())
-    assert reason(venue.submit(f.order(T0, "1", n=1))).startswith("Invalid symbol. (no instrument definition")
+    assert reason(venue.submit(f.order(T0, "1", n=1))) == (
+        "Invalid symbol. (no instrument definition for BTCUSDT on binance-spot)"
+    )
     venue.on_market(f.instrument(min_notional=D(20)))
     assert reason(venue.submit(f.limit(T0, "1", "99.2", n=2))).startswith("Filter failure: PRICE_FILTER")
     assert reason(venue.submit(f.limit(T0, "1.05", "99", n=3))).startswith("Filter failure: LOT_SIZE")
