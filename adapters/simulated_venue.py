@@ -25,7 +25,6 @@ from adapters.venue_rules import (
     WOULD_TAKE,
     filter_failure,
     floor_to_lot,
-    settlement_value,
 )
 from application.run_config import QueueModelName
 from domain.book import SyncedBook, SyncStatus
@@ -47,6 +46,7 @@ from domain.events import (
     TradeTick,
     derive_envelope,
 )
+from domain.instruments import is_inverse, settlement_value, units
 from domain.values import BPS, Liquidity, OrderType, Side, TimeInForce
 
 _ZERO = Decimal(0)
@@ -75,6 +75,8 @@ class SimulatedVenueConfig:
     fees: Mapping[str, FeeSchedule] = field(default_factory=lambda: dict(DEFAULT_FEES))
     default_fees: FeeSchedule = FeeSchedule(Decimal(10), Decimal(10))
     queue_model: QueueModelName = "risk_averse"
+    instruments: Mapping[str, InstrumentDefined] = field(default_factory=dict)
+    """Specifications known before the session's own InstrumentDefined events (which replace them)."""
 
     def fees_for(self, venue: str) -> FeeSchedule:
         found = self.fees.get(venue)
@@ -172,7 +174,9 @@ class SimulatedVenue:
             raise ValueError("latencies must not be negative")
         self.fees = self.config.fees_for(name)
         self.queue_model = QueueModel(self.config.queue_model)
-        self.markets: dict[str, _Market] = {}
+        self.markets: dict[str, _Market] = {
+            instrument: _Market(spec=spec) for instrument, spec in sorted(self.config.instruments.items())
+        }
         self.resting: dict[uuid.UUID, RestingOrder] = {}
         """Working orders in arrival order."""
         self.positions: dict[tuple[str, str], Decimal] = {}
@@ -364,7 +368,7 @@ class SimulatedVenue:
         spec = self.markets[command.instrument].spec
         assert spec is not None  # orders are only accepted for defined instruments
         bps = self.fees.maker_bps if liquidity is Liquidity.MAKER else self.fees.taker_bps
-        fee = settlement_value(spec, price, quantity) * bps / BPS
+        fee = settlement_value(units(spec, quantity), price, is_inverse(spec)) * bps / BPS
         order.remaining -= quantity
         order.filled += quantity
         key = (command.account, command.instrument)

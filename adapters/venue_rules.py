@@ -12,28 +12,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from domain.events import InstrumentDefined, PlaceOrder
+from domain.instruments import notional
 
 _ZERO = Decimal(0)
 
 UNKNOWN_SYMBOL = "Invalid symbol."
 WOULD_TAKE = "Order would immediately match and take."
 REDUCE_ONLY_REJECTED = "ReduceOnly Order is rejected."
-
-
-def settlement_value(spec: InstrumentDefined, price: Decimal, quantity: Decimal) -> Decimal:
-    """Value of `quantity` at `price` in the settlement currency: price x quantity x contract size for spot
-    and linear contracts; for inverse contracts (a contract is `contract_size` quote units) quantity x
-    contract size / price, in the base coin."""
-    if spec.kind == "inverse":
-        return quantity * spec.contract_size / price
-    return price * quantity * spec.contract_size
-
-
-def quote_value(spec: InstrumentDefined, price: Decimal, quantity: Decimal) -> Decimal:
-    """Value in the quote currency (what the minimum notional is stated in)."""
-    if spec.kind == "inverse":
-        return quantity * spec.contract_size
-    return price * quantity * spec.contract_size
 
 
 def filter_failure(spec: InstrumentDefined, order: PlaceOrder, price: Decimal | None) -> str:
@@ -50,9 +35,9 @@ def filter_failure(spec: InstrumentDefined, order: PlaceOrder, price: Decimal | 
             f"Filter failure: LOT_SIZE (quantity {order.quantity} is not a multiple of step {spec.lot_size})"
         )
     if spec.min_notional > _ZERO and price is not None and not order.reduce_only:
-        notional = quote_value(spec, price, order.quantity)
-        if notional < spec.min_notional:
-            return f"Filter failure: NOTIONAL (notional {notional} is below the minimum {spec.min_notional})"
+        value = notional(spec, order.quantity, price)
+        if value < spec.min_notional:
+            return f"Filter failure: NOTIONAL (notional {value} is below the minimum {spec.min_notional})"
     return ""
 
 

@@ -13,7 +13,8 @@ Per input event, in a fixed phase order:
    (book, strategy, risk, orders, portfolio); each derived event is reported to `on_derived`;
 4. execution: an order command whose risk check passed is sent to its venue; a cancel goes straight there.
 Nothing here reads a wall clock or iterates an unordered collection, so the same inputs give the same
-derived events, byte for byte.
+derived events, byte for byte. Every step runs in the domain's one Decimal context (`decimal_context`), so a
+caller's `decimal.getcontext()` never changes a result.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from domain.events import (
     RiskCheckRejected,
     derive_envelope,
 )
+from domain.values import decimal_context
 
 EXECUTION_SOURCE = "execution"
 
@@ -103,12 +105,13 @@ class Kernel:
 
     def feed(self, event: EventBase) -> None:
         time_ns = event.envelope.event_time_ns
-        self.release_due(time_ns)
-        self.clock.advance_to(time_ns)
-        self.inputs += 1
-        for venue in self._venues:
-            self._cascade(venue.on_market(event))
-        self._cascade((event,), inputs=1)
+        with decimal_context():
+            self._release_due(time_ns)
+            self.clock.advance_to(time_ns)
+            self.inputs += 1
+            for venue in self._venues:
+                self._cascade(venue.on_market(event))
+            self._cascade((event,), inputs=1)
 
     def feed_all(self, events: Iterable[EventBase]) -> None:
         for event in events:
@@ -116,6 +119,10 @@ class Kernel:
 
     def release_due(self, until_ns: int) -> None:
         """Run every venue event due up to `until_ns`, earliest first (ties: venue name order)."""
+        with decimal_context():
+            self._release_due(until_ns)
+
+    def _release_due(self, until_ns: int) -> None:
         while True:
             due: list[tuple[int, int, EventBase]] = []
             for index, venue in enumerate(self._venues):

@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from contextlib import AbstractContextManager
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+
+DECIMAL_CONTEXT = Context(
+    prec=34, rounding=ROUND_HALF_EVEN, Emin=-999_999, Emax=999_999, capitals=1, clamp=0, flags=[],
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)  # fmt: skip
+"""The one arithmetic context of the domain (IEEE decimal128 precision, banker's rounding). Every field is
+spelled out so neither the caller's context nor a changed `decimal.DefaultContext` leaks into a result."""
+
+
+def decimal_context() -> AbstractContextManager[Context]:
+    """`with decimal_context():` runs a block in DECIMAL_CONTEXT, whatever context the caller has set."""
+    return localcontext(DECIMAL_CONTEXT)
+
+
+def canonical_amount(value: Decimal) -> str:
+    """The one text of an amount in canonical JSON: plain notation (never an exponent), no trailing zeros after
+    the point, no point for an integer, zero always `0` (never `-0`, `0.00`). Exact: no rounding, so
+    `"0.050"`, `"0.05"` and `"5E-2"` all become `"0.05"` and `"1E-7"` becomes `"0.0000001"`."""
+    if not value:
+        return "0"
+    text = format(value, "f")  # plain notation with every digit; no context involved
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
 
 
 def _refuse_float(value: Any) -> Any:
@@ -16,8 +49,13 @@ def _refuse_float(value: Any) -> Any:
     return value
 
 
-Amount = Annotated[Decimal, BeforeValidator(_refuse_float)]
-"""Any price, quantity, fee or cash amount. Finite: pydantic's Decimal refuses NaN and infinities itself."""
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_refuse_float),
+    PlainSerializer(canonical_amount, return_type=str, when_used="json"),
+]
+"""Any price, quantity, fee or cash amount. Finite: pydantic's Decimal refuses NaN and infinities itself.
+In JSON it is a string in the normal form of `canonical_amount`."""
 
 
 class Side(StrEnum):

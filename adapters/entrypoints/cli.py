@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--venue", help="venue name override")
     p.add_argument("--instrument", help="instrument override (tabular formats)")
+    p.add_argument(
+        "--instruments", action="append", type=Path, metavar="FILE",
+        help="your own instrument specification file (TOML, layout of adapters/instruments/specs.toml); its"
+        " entries extend and replace the shipped ones (repeatable)",
+    )  # fmt: skip
     p.set_defaults(handler=commands.import_files)
 
     p = sub.add_parser("backtest", help="run a strategy over a recorded session; the run is a session of its own")

@@ -18,6 +18,12 @@ from adapters.importers.binance_ws import import_binance_ws
 from adapters.importers.common import ImportReport
 from adapters.importers.lean import import_lean_quotes
 from adapters.importers.tabular import PRESETS, import_preset
+from adapters.instruments.catalog import (
+    InstrumentCatalog,
+    SpecificationFileError,
+    UnknownInstrument,
+    load_catalog,
+)
 from adapters.parquet_export import export_session
 from adapters.settings import Settings
 from adapters.simulated_venue import FeeSchedule, SimulatedVenueConfig, build_simulated_venues
@@ -81,16 +87,28 @@ def load_run_config(path: Path) -> RunConfig:
 
 
 def import_files(args: argparse.Namespace) -> int:
-    report = _import(Settings(), args.paths, args.session, args.format, args.venue, args.instrument)
+    report = _import(Settings(), args.paths, args.session, args.format, args.venue, args.instrument,
+                     args.instruments or [])  # fmt: skip
     return 0 if report.records else 1
 
 
 def _import(
-    settings: Settings, paths: list[Path], session: str, fmt: str, venue: str | None, instrument: str | None
-) -> ImportReport:
+    settings: Settings, paths: list[Path], session: str, fmt: str, venue: str | None, instrument: str | None,
+    spec_files: list[Path] | None = None,
+) -> ImportReport:  # fmt: skip
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise UserError(f"no such file: {', '.join(missing)}")
+    try:
+        return _import_with(settings, paths, session, fmt, venue, instrument, load_catalog(spec_files or []))
+    except (SpecificationFileError, UnknownInstrument) as exc:  # a file-level refusal, not a traceback
+        raise UserError(str(exc)) from exc
+
+
+def _import_with(
+    settings: Settings, paths: list[Path], session: str, fmt: str, venue: str | None, instrument: str | None,
+    catalog: InstrumentCatalog,
+) -> ImportReport:  # fmt: skip
     if fmt == "auto":
         suffixes = {p.suffix for p in paths}
         if suffixes == {".gz"}:
@@ -101,11 +119,12 @@ def _import(
             raise UserError(f"cannot tell the format of {sorted(suffixes)}; pass --format")
     with open_log(settings) as log:
         if fmt == "binance-ws":
-            return import_binance_ws(log, session, paths, code_version=code_version, venue=venue)
+            return import_binance_ws(log, session, paths, code_version=code_version, venue=venue,
+                                     instruments=catalog)  # fmt: skip
         if fmt == "lean-quotes":
-            return import_lean_quotes(log, session, paths, code_version=code_version)
+            return import_lean_quotes(log, session, paths, code_version=code_version, instruments=catalog)
         return import_preset(log, session, paths, fmt, code_version=code_version, venue=venue,
-                             instrument=instrument)  # fmt: skip
+                             instrument=instrument, instruments=catalog)  # fmt: skip
 
 
 def backtest(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.importers.common import ImportReport, ImportSink, file_sha256
+from adapters.instruments.catalog import InstrumentCatalog
 from application.ports import EventLog
 from domain.events import BookDelta, BookSnapshot, Envelope, EventBase, QuoteTick, TradeTick
 from domain.values import Side
@@ -60,6 +61,7 @@ def import_binance_ws(
     batch_size: int = 5_000,
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:
     """Import the captures, in the order given (give a venue's files in time order), into one session."""
     config = {
@@ -69,7 +71,7 @@ def import_binance_ws(
     }
     sink = ImportSink(
         log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo,
+        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
     )  # fmt: skip
     for path in paths:
         feed_file(sink, path, venue=venue)

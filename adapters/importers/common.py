@@ -10,6 +10,9 @@ Conventions for every imported record:
   order gives the same ids;
 - times must not go backwards within a stream (the merge refuses unsorted streams); a row that would is
   reported as a bad row, like unparseable or invalid rows. A bad row never stops the import;
+- every market-data stream starts with the InstrumentDefined of its (venue, instrument), from the instrument
+  catalog (adapters.instruments), written just before the stream's first valid record and stamped with its
+  time; a symbol the catalog cannot specify stops the import (UnknownInstrument), never guessed;
 - the session's stream `session` starts with `SessionStarted(mode="import")`, written in the same
   transaction as the first batch, stamped with the first record's time (so a re-import is byte-identical).
 """
@@ -26,6 +29,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from adapters.instruments.catalog import InstrumentCatalog, load_catalog
 from application.ports import EventLog, LogRecord
 from domain.events import Envelope, EventBase, SessionStarted, encode, input_event_id
 
@@ -115,8 +119,10 @@ class ImportSink:
         batch_size: int = 5_000,
         max_bad_rows_kept: int = 100,
         echo: Callable[[str], None] | None = print,
+        instruments: InstrumentCatalog | None = None,
     ) -> None:
         self.log = log
+        self.instruments = instruments if instruments is not None else load_catalog()
         self.session_id = session_id
         self.source = source
         self.batch_size = batch_size
@@ -162,6 +168,10 @@ class ImportSink:
         seq = self._next.get(stream)
         if seq is None:
             seq = self._open_stream(stream)
+        define = None
+        if seq == 0:  # a new stream: its first record (sequence 0) is the instrument's definition
+            define = self.instruments.definition(venue, instrument, file)
+            seq = 1
         last = self._last_time[stream]
         if time_ns < last:
             self.bad(file, line, f"time goes backwards in {stream}: {time_ns} < previous {last}")
@@ -183,6 +193,10 @@ class ImportSink:
         self._last_time[stream] = time_ns
         if self._session_pending:
             self._add_session_started(time_ns)
+        if define is not None:
+            definition = define(envelope.model_copy(update={"event_id": input_event_id(self.session_id, stream, 0),
+                                                           "sequence": 0}))  # fmt: skip
+            self._push(stream, f"{venue}.{instrument}", 0, definition)
         self._push(stream, f"{venue}.{instrument}", seq, event)
         return True
 

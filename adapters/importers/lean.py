@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from adapters.importers.common import ImportReport, ImportSink, file_sha256
+from adapters.instruments.catalog import InstrumentCatalog
 from application.ports import EventLog
 from domain.events import Envelope, EventBase, QuoteTick
 
@@ -78,6 +79,7 @@ def import_lean_quotes(
     batch_size: int = 5_000,
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:
     """Import quote-bar zips (in the order given) into one session."""
     infos = [parse_path(p) for p in paths]
@@ -89,7 +91,7 @@ def import_lean_quotes(
     config = {"importer": SOURCE, "files": [{"name": str(p.name), "sha256": file_sha256(p)} for p in paths]}
     sink = ImportSink(
         log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo,
+        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
     )  # fmt: skip
     for path in paths:
         feed_file(sink, path)

@@ -32,6 +32,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from adapters.importers.common import ImportReport, ImportSink, file_sha256
+from adapters.instruments.catalog import InstrumentCatalog
 from application.ports import EventLog
 from domain.events import Envelope, EventBase, QuoteTick, TradeTick
 from domain.values import Side
@@ -97,6 +98,7 @@ def import_table(
     batch_size: int = 5_000,
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:
     config = {
         "importer": SOURCE, "columns": asdict(columns), "venue": venue, "instrument": instrument,
@@ -104,7 +106,7 @@ def import_table(
     }  # fmt: skip
     sink = ImportSink(
         log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo,
+        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
     )  # fmt: skip
     for path in paths:
         feed_file(sink, path, columns=columns, venue=venue, instrument=instrument, batch_rows=batch_size)
@@ -114,11 +116,12 @@ def import_table(
 def import_preset(
     log: EventLog, session_id: str, paths: Sequence[Path], preset: str, *, code_version: Callable[[], str],
     venue: str | None = None, instrument: str | None = None, echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:  # fmt: skip
     p = PRESETS[preset]
     return import_table(
         log, session_id, paths, columns=p.columns, venue=venue or p.venue, instrument=instrument,
-        code_version=code_version, echo=echo,
+        code_version=code_version, echo=echo, instruments=instruments,
     )  # fmt: skip
 
 

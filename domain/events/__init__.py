@@ -41,7 +41,7 @@ from domain.events.orders import (
     OrderRejected,
     OrderTransitionRefused,
 )
-from domain.events.portfolio import EquitySampled
+from domain.events.portfolio import CurrencyValuation, EquitySampled
 from domain.events.risk import (
     DrawdownBreached,
     KillSwitchEngaged,
@@ -54,7 +54,7 @@ from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 __all__ = [
     "EVENT_TYPES", "BookDelta", "BookResyncNeeded", "BookSnapshot", "CancelOrder", "Digest", "DrawdownBreached",
-    "EngageKillSwitch", "Envelope", "InstrumentDefined", "EquitySampled", "Event", "EventBase", "EventDecodeError", "KillSwitchEngaged",
+    "CurrencyValuation", "EngageKillSwitch", "Envelope", "InstrumentDefined", "EquitySampled", "Event", "EventBase", "EventDecodeError", "KillSwitchEngaged",
     "KillSwitchReleased", "Level", "ModelScored", "OrderAccepted", "OrderCanceled", "OrderEvent", "OrderExpired",
     "OrderFillEvent", "OrderFilled", "OrderPartiallyFilled", "OrderRejected", "OrderTransitionRefused",
     "PlaceOrder", "QuoteTick", "ReleaseKillSwitch", "RiskCheckPassed", "RiskCheckRejected", "SessionEnded",

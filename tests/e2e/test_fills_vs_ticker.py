@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 from bisect import bisect_left
-from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,12 @@ from adapters.simulated_venue import SimulatedVenue, SimulatedVenueConfig
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest
 from application.engine import Kernel
-from application.ports import Venue
-from application.run_config import RunConfig
 from application.session_run import DERIVED_STREAM, SESSION_STREAM, RunParameters, market_data_streams
 from domain.events import (
     BookDelta,
     BookSnapshot,
     CancelOrder,
-    Envelope,
     EventBase,
-    InstrumentDefined,
     OrderFillEvent,
     PlaceOrder,
     QuoteTick,
@@ -43,7 +38,6 @@ from domain.events import (
     TradeTick,
     decode,
     derive_envelope,
-    input_event_id,
 )
 from domain.values import Liquidity, OrderType, Side
 
@@ -53,28 +47,6 @@ CAPTURES = [
     SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
     SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz",
 ]
-# Binance exchangeInfo for BTCUSDT on 2024-08-08 (PRICE_FILTER tickSize, LOT_SIZE stepSize, (MIN_)NOTIONAL).
-SPECS = {
-    "binance-spot": dict(quote="USDT", settlement="USDT", kind="spot", tick_size="0.01", lot_size="0.00001",
-                         min_notional="5", maker_fee_bps="10", taker_fee_bps="10"),
-    "binance-usdm": dict(quote="USDT", settlement="USDT", kind="linear", tick_size="0.1", lot_size="0.001",
-                         min_notional="100", maker_fee_bps="2", taker_fee_bps="5"),
-}  # fmt: skip
-
-
-def defined_venues(config: RunConfig) -> Mapping[str, Venue]:
-    """The demo's venues, told the instruments' specifications up front. The importer writes the same
-    `InstrumentDefined` as the first record of every market-data stream (issue 10 item 4); this makes the
-    test independent of that change: a second identical definition changes nothing."""
-    venues = simulated_venues(config)
-    for name, spec in SPECS.items():
-        envelope = Envelope(event_id=input_event_id("spec", name, 0), session_id="spec", sequence=0,
-                            event_time_ns=0, ingest_time_ns=0, source="test")  # fmt: skip
-        fields: dict[str, Any] = {k: Decimal(v) if k.endswith(("size", "notional", "bps")) else v
-                                  for k, v in spec.items()}  # fmt: skip
-        venues[name].on_market(InstrumentDefined(envelope=envelope, venue=name, instrument="BTCUSDT", base="BTC",
-                                                 contract_size=Decimal(1), **fields))  # fmt: skip
-    return venues
 
 
 def read(log: SqliteEventLog, session: str, stream: str) -> list[EventBase]:
@@ -87,7 +59,7 @@ def test_no_taker_fill_is_better_than_the_recorded_ticker_at_arrival(tmp_path: P
         parameters = RunParameters(
             "demo", market_data_streams(log, "demo"), load_run_config(SAMPLES / "spread-demo.toml")
         )
-        result = run_backtest(log, parameters, "demo.bt", defined_venues, "test")
+        result = run_backtest(log, parameters, "demo.bt", simulated_venues, "test")
 
         started = next(e for e in read(log, "demo.bt", SESSION_STREAM) if isinstance(e, SessionStarted))
         latency = json.loads(started.parameters)["config"]["order_latency_ns"]
@@ -120,13 +92,8 @@ def test_no_taker_fill_is_better_than_the_recorded_ticker_at_arrival(tmp_path: P
 
 DATA = Path(os.environ.get("CSE_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
 PROBE_EVERY_NS = 2_000_000_000
-CAPTURE_SPECS = {  # venue folder -> (venue, instrument, spec fields, probe quantity)
-    "spot": ("binance-spot", "BTCUSDT", {**SPECS["binance-spot"], "contract_size": "1"}, "0.001"),
-    "usdm": ("binance-usdm", "BTCUSDT", {**SPECS["binance-usdm"], "contract_size": "1"}, "0.002"),
-    "cm": ("binance-coinm", "BTCUSD_PERP", dict(quote="USD", settlement="BTC", kind="inverse", contract_size="100",
-                                                tick_size="0.1", lot_size="1", min_notional="0", maker_fee_bps="2",
-                                                taker_fee_bps="5"), "1"),
-}  # fmt: skip
+PROBES = {"spot": ("binance-spot", "0.001"), "usdm": ("binance-usdm", "0.002"), "cm": ("binance-coinm", "1")}
+"""Venue folder -> (venue, quantity of each probe order: above the venue's minimum notional, one lot on COIN-M)."""
 
 
 class Prober:
@@ -180,21 +147,13 @@ def _justifies_maker_fill(event: EventBase, fill: OrderFillEvent) -> bool:
     return False
 
 
-@pytest.mark.parametrize("folder", sorted(CAPTURE_SPECS))
+@pytest.mark.parametrize("folder", sorted(PROBES))
 def test_probe_fills_on_every_shared_capture_are_ones_the_market_allowed(tmp_path: Path, folder: str) -> None:
-    venue_name, instrument, spec, quantity = CAPTURE_SPECS[folder]
+    venue_name, quantity = PROBES[folder]
     paths = sorted((DATA / "hftbacktest" / folder).glob("*.gz"))
     assert paths, f"no Binance captures under {DATA / 'hftbacktest' / folder}"
     config = SimulatedVenueConfig()  # 5 ms each way
-    venue = SimulatedVenue(venue_name, config)
-    envelope = Envelope(event_id=input_event_id("spec", venue_name, 0), session_id="spec", sequence=0,
-                        event_time_ns=0, ingest_time_ns=0, source="test")  # fmt: skip
-    fields: dict[str, Any] = {
-        k: Decimal(v) if k.endswith(("size", "notional", "bps")) else v for k, v in spec.items()
-    }
-    venue.on_market(
-        InstrumentDefined(envelope=envelope, venue=venue_name, instrument=instrument, base="BTC", **fields)
-    )
+    venue = SimulatedVenue(venue_name, config)  # the instrument's definition comes first in the md stream
     derived: list[EventBase] = []
     with SqliteEventLog(tmp_path / "events.db") as log:
         import_binance_ws(log, folder, paths, code_version=lambda: "test", echo=None)

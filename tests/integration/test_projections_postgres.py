@@ -88,6 +88,9 @@ async def test_handler_crash_mid_batch_rolls_back_the_whole_batch(
 
     registry["order.filled"] = failing_fill
     crashing = SqlProjector(engine, log, batch_size=500, registry=registry)
+    for stream in log.streams(SESSION):  # the instruments' definitions first, as project_session does
+        if stream.startswith("md."):
+            await crashing.project_stream(SESSION, stream)
     with pytest.raises(RuntimeError, match="killed mid-batch"):
         await crashing.project_stream(SESSION, "derived")
     assert await crashing.last_offset(SESSION, "derived") == 999

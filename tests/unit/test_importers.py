@@ -7,6 +7,7 @@ import io
 import json
 import zipfile
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +20,15 @@ from adapters.importers.tabular import PRESETS, import_preset, import_table
 from adapters.parquet_export import export_session
 from adapters.sqlite_event_log import SqliteEventLog
 from application.merge import merge_pairs
-from domain.events import BookSnapshot, QuoteTick, SessionStarted, TradeTick, decode, input_event_id
+from domain.events import (
+    BookSnapshot,
+    InstrumentDefined,
+    QuoteTick,
+    SessionStarted,
+    TradeTick,
+    decode,
+    input_event_id,
+)
 from domain.values import Side
 
 pytestmark = pytest.mark.unit
@@ -61,10 +70,16 @@ def test_binance_captures_match_the_readme(
     depth, quotes, trades, snapshots = counts
     expected = {"market.book_delta": depth, "market.quote": quotes, "market.trade": trades}
     expected["market.book_snapshot"] = snapshots
+    expected["market.instrument_defined"] = 1
     assert report.bad_row_count == 0
     assert types_in(log, "s", stream) == expected
     assert log.streams("s") == [stream, SESSION_STREAM]
-    assert report.records == sum(counts) + 1
+    assert report.records == sum(counts) + 2  # + InstrumentDefined + SessionStarted
+    first, second = (decode(r.record.payload) for _, r in zip(range(2), log.read("s", stream), strict=False))
+    assert (
+        isinstance(first, InstrumentDefined) and first.envelope.event_time_ns == second.envelope.event_time_ns
+    )
+    assert f"md.{first.venue}.{first.instrument}" == stream
 
     started = decode(next(iter(log.read("s", SESSION_STREAM))).record.payload)
     assert isinstance(started, SessionStarted)
@@ -88,14 +103,14 @@ def test_spot_message_mapping(log: SqliteEventLog) -> None:
     import_binance_ws(log, "s", [HFT / "spot/btcusdt_20240808.gz"], code_version=version, echo=None)
     events = [
         decode(r.record.payload)
-        for _, r in zip(range(12), log.read("s", "md.binance-spot.BTCUSDT"), strict=False)
-    ]
+        for _, r in zip(range(13), log.read("s", "md.binance-spot.BTCUSDT"), strict=False)
+    ][1:]  # after the InstrumentDefined
     # line 1: depth; line 3: bookTicker u=50093239212; line 4: trade m=true (buyer maker -> aggressor SELL)
     assert events[0].type == "market.book_delta"
     assert events[0].first_update_id == 50093239189 and events[0].final_update_id == 50093239202  # type: ignore[attr-defined]
     quote = events[2]
     assert isinstance(quote, QuoteTick) and quote.venue_update_id == 50093239212
-    assert str(quote.bid_price) == "61837.63000000"
+    assert quote.bid_price == Decimal("61837.63")
     trade = events[3]
     assert (
         isinstance(trade, TradeTick)
@@ -112,7 +127,7 @@ def test_two_days_continue_one_stream(log: SqliteEventLog) -> None:
     import_binance_ws(log, "s", paths[:1], code_version=version, echo=None)
     report = import_binance_ws(log, "s", paths[1:], code_version=version, echo=None)
     assert report.bad_row_count == 0 and report.records == 58_325  # no second SessionStarted
-    assert log.end_offset("s", "md.binance-spot.BTCUSDT") == 41_249 + 58_325  # every line, snapshot included
+    assert log.end_offset("s", "md.binance-spot.BTCUSDT") == 1 + 41_249 + 58_325  # definition + every line
     assert log.end_offset("s", SESSION_STREAM) == 1
 
 
@@ -147,7 +162,7 @@ def test_corrupted_capture_reports_bad_lines_and_keeps_going(tmp_path: Path, log
     assert "bad receive time" in got[51]
     assert "unsupported stream kind" in got[61]
     assert report.bad_row_count == 6
-    assert log.end_offset("s", "md.binance-spot.BTCUSDT") == 194
+    assert log.end_offset("s", "md.binance-spot.BTCUSDT") == 1 + 194
     assert "bad rows: 6" in report.summary()
 
 
@@ -167,8 +182,8 @@ def test_lean_quote_bars_at_bar_end(log: SqliteEventLog) -> None:
     report = import_lean_quotes(log, "s", [path], code_version=version, echo=None)
     assert report.bad_row_count == 0
     stream = "md.binance-cryptofuture.BTCUSD"
-    assert log.end_offset("s", stream) == 1_104
-    first = decode(next(iter(log.read("s", stream))).record.payload)
+    assert log.end_offset("s", stream) == 1 + 1_104
+    first = decode(log.read("s", stream, 1).__next__().record.payload)
     assert isinstance(first, QuoteTick)
     # 0,17203.9,17207.5,17203.9,17207.5,1565,17204,17207.6,17204,17207.6,221 -> stamped at 00:01:00
     assert first.envelope.event_time_ns == 1_670_889_600_000_000_000 + 60_000_000_000
@@ -193,7 +208,7 @@ def test_lean_bad_rows(tmp_path: Path, log: SqliteEventLog) -> None:
         z.writestr("data.csv", "\n".join(rows) + "\n")
     report = import_lean_quotes(log, "s", [path], code_version=version, echo=None)
     assert [r.line for r in report.bad_rows] == [2, 3, 4]
-    assert log.end_offset("s", "md.bybit-cryptofuture.BTCUSD") == 2
+    assert log.end_offset("s", "md.bybit-cryptofuture.BTCUSD") == 1 + 2
 
 
 NAUTILUS = DATA / "nautilus_trader/tests/test_data"
@@ -207,21 +222,22 @@ def test_tabular_presets(log: SqliteEventLog) -> None:
     tardis = import_preset(log, "t", [NAUTILUS / "tardis_legacy/quotes.csv"], "tardis-quotes",
                            code_version=version, echo=None)  # fmt: skip
     assert quotes.bad_row_count == trades.bad_row_count == tardis.bad_row_count == 0
-    assert log.end_offset("n", "md.binance-spot.BTCUSDT.quotes") == 451
-    assert log.end_offset("n", "md.binance-spot.BTCUSDT.trades") == 2_001
-    assert log.end_offset("t", "md.binance-usdm.BTCUSDT.quotes") == 9_999
-    first = decode(next(iter(log.read("n", "md.binance-spot.BTCUSDT.quotes"))).record.payload)
+    # each stream starts with the instrument's definition
+    assert log.end_offset("n", "md.binance-spot.BTCUSDT.quotes") == 1 + 451
+    assert log.end_offset("n", "md.binance-spot.BTCUSDT.trades") == 1 + 2_001
+    assert log.end_offset("t", "md.binance-usdm.BTCUSDT.quotes") == 1 + 9_999
+    first = decode(log.read("n", "md.binance-spot.BTCUSDT.quotes", 1).__next__().record.payload)
     assert isinstance(first, QuoteTick)  # floats in the parquet come back as their shortest decimal text
     assert (str(first.bid_price), str(first.ask_size)) == ("39432.99", "0.066851")
     assert first.envelope.event_time_ns == 1_610_064_001_076_000_000
-    trade = decode(next(iter(log.read("n", "md.binance-spot.BTCUSDT.trades"))).record.payload)
+    trade = decode(log.read("n", "md.binance-spot.BTCUSDT.trades", 1).__next__().record.payload)
     assert isinstance(trade, TradeTick) and trade.aggressor_side is Side.SELL  # buyer_maker True
     # the two streams interleave through the merge
     sources = {
         s: ((r.record.event_time_ns, r) for r in log.read("n", s))
         for s in ["md.binance-spot.BTCUSDT.quotes", "md.binance-spot.BTCUSDT.trades"]
     }
-    assert sum(1 for _ in merge_pairs(sources, sorted(sources))) == 2_452
+    assert sum(1 for _ in merge_pairs(sources, sorted(sources))) == 2 + 2_452
 
 
 def test_tabular_csv_bad_rows_have_line_numbers(tmp_path: Path, log: SqliteEventLog) -> None:
@@ -235,26 +251,27 @@ def test_tabular_csv_bad_rows_have_line_numbers(tmp_path: Path, log: SqliteEvent
         "x,BTCUSDT,5,500,5,sell,100,0.1\n"
         "x,BTCUSDT,6,6000,6,sell,100,0.2\n"
     )
-    report = import_table(log, "s", [path], columns=PRESETS["tardis-trades"].columns, venue="v",
+    report = import_table(log, "s", [path], columns=PRESETS["tardis-trades"].columns, venue="binance-usdm",
                           code_version=version, echo=None)  # fmt: skip
     assert [r.line for r in report.bad_rows] == [3, 4, 5, 6]
-    assert log.end_offset("s", "md.v.BTCUSDT.trades") == 2
+    assert log.end_offset("s", "md.binance-usdm.BTCUSDT.trades") == 1 + 2
 
 
 def test_export_round_trip(tmp_path: Path, log: SqliteEventLog) -> None:
     import_binance_ws(log, "s", [HFT / "spot/btcusdt_20240808.gz"], code_version=version, echo=None)
     out = tmp_path / "s.parquet"
     rows = export_session(log, "s", out, chunk_rows=7_000)
-    assert rows == 41_250
+    assert rows == 41_251
     frame = pl.read_parquet(out)
     assert frame.height == rows
     assert frame.group_by("type").len().sort("type").to_dicts() == [
         {"type": "market.book_delta", "len": 3_451}, {"type": "market.book_snapshot", "len": 1},
-        {"type": "market.quote", "len": 28_040}, {"type": "market.trade", "len": 9_757},
+        {"type": "market.instrument_defined", "len": 1}, {"type": "market.quote", "len": 28_040},
+        {"type": "market.trade", "len": 9_757},
         {"type": "session.started", "len": 1},
     ]  # fmt: skip
     quotes = frame.filter(pl.col("type") == "market.quote")
-    assert quotes["bid_price"][0] == "61837.63000000" and quotes["venue"][0] == "binance-spot"
+    assert quotes["bid_price"][0] == "61837.63" and quotes["venue"][0] == "binance-spot"
     assert json.loads(quotes["payload"][0])["venue_update_id"] == 50093239212
     only = export_session(log, "s", tmp_path / "one.parquet", streams=[SESSION_STREAM])
     assert only == 1

@@ -397,6 +397,17 @@ def test_instrument_rules_reject_with_the_venues_reasons() -> None:
     assert reason(venue.submit(f.order(T0, "0.5", n=11))).startswith("Duplicate order sent.")
 
 
+def test_specifications_given_up_front_are_replaced_by_the_sessions_own() -> None:
+    f = Feed()
+    venue = SimulatedVenue(
+        VENUE, SimulatedVenueConfig(0, 0, instruments={SYMBOL: f.instrument(lot_size=D(1))})
+    )
+    venue.on_market(f.snapshot())
+    assert reason(venue.submit(f.order(T0, "0.5"))).startswith("Filter failure: LOT_SIZE")
+    venue.on_market(f.instrument())  # lot 0.1
+    assert legs(venue.submit(f.order(T0, "0.5", n=2))) == [(D("100"), D("0.5"))]
+
+
 def test_inverse_contract_fees_are_in_the_settlement_coin() -> None:
     f, venue = Feed("binance-coinm"), SimulatedVenue("binance-coinm", INSTANT)
     venue.on_market(
@@ -416,8 +427,8 @@ def test_inverse_contract_fees_are_in_the_settlement_coin() -> None:
     out = venue.submit(f.order(T0, "2", Side.SELL))  # 2 contracts of 100 USD at 99.5
     assert legs(out) == [(D("99.5"), D("2"))]
     fill = fills(out)[0]
-    # value 2 x 100 / 99.5 BTC; binance-coinm is not in the default fee table: 10 bps
-    assert (fill.fee, fill.fee_currency) == (D(200) / D("99.5") * 10 / 10_000, "BTC")
+    # value 2 x 100 / 99.5 = 2.010050251256 BTC (to 1e-12); binance-coinm is not in the default fee table: 10 bps
+    assert (fill.fee, fill.fee_currency) == (D("0.002010050251256"), "BTC")
 
 
 def test_queue_model_is_chosen_in_the_run_configuration() -> None:
