@@ -402,7 +402,7 @@ class SimulatedVenue:
         market = self._market(event.instrument)
         if isinstance(event, QuoteTick):
             if event.bid_price <= _ZERO or event.ask_price <= _ZERO or event.bid_price >= event.ask_price:
-                return False  # an unusable ticker is ignored (the book decider reports bad data)
+                return False  # a crossed or non-positive ticker cannot be matched against: ignored
             market.quote = event
             return True
         book = market.book = market.book or SyncedBook(self.name, event.instrument)
