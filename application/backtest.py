@@ -200,4 +200,7 @@ def run_backtest(
                    derived_events=kernel.derived)  # fmt: skip
     if last_equity:
         summary.update(currencies=describe_valuations(last_equity[0]))
+    # How the simulated venues matched: e.g. orders matched against the exchange's top of book because the
+    # L2 book was out of sync or older than the ticker (docs/simulated-venue.md).
+    summary["venues"] = kernel.venue_counters()
     return BacktestResult(session_id, digest.hexdigest(), kernel.inputs, kernel.derived, summary, metrics)

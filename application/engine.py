@@ -1,7 +1,13 @@
 """The kernel: one event loop for backtest, replay and live; only the clock and the venues change.
 
+Two clocks (as in hftbacktest): the engine runs on the local clock, the time it receives things (recorded
+market data's receive time); a venue acts on its own clock. A venue stamps each order event with the local
+time the engine learns of it (venue time + response latency; the venue time is in `exchange_time_ns`), so
+what the deciders derive from it (a hedge after a fill) is stamped and sent at that time and reaches the
+venue one order latency later: a round trip costs both latencies.
+
 Per input event, in a fixed phase order:
-1. venue events that fall due up to the input's event time are released (simulated latency), in time order;
+1. venue events whose local time is up to the input's event time are released, earliest first;
 2. venue matching: each venue (in name order) sees the market event and may fill resting orders;
 3. the input, then every event derived from it, runs breadth-first through the deciders in their order
    (book, strategy, risk, orders, portfolio); each derived event is reported to `on_derived`;
@@ -128,6 +134,10 @@ class Kernel:
                 self.clock.advance_to(time_ns)
                 self._cascade((venue_event,))
 
+    def venue_counters(self) -> dict[str, Any]:
+        """Each venue's counters (`Venue.counters`), by venue name, for the run's report."""
+        return {venue.name: dict(venue.counters()) for venue in self._venues}
+
     def _cascade(self, roots: Iterable[EventBase], inputs: int = 0) -> None:
         queue = deque(roots)
         while queue:
@@ -166,7 +176,9 @@ class Kernel:
             return self._submit(event, event.venue, event)
         return []
 
-    def _submit(self, command: PlaceOrder | CancelOrder, venue_name: str, cause: EventBase) -> list[EventBase]:
+    def _submit(
+        self, command: PlaceOrder | CancelOrder, venue_name: str, cause: EventBase
+    ) -> list[EventBase]:
         venue = self._venue_by_name.get(venue_name)
         if venue is not None:
             return venue.submit(command)

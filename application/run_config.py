@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -14,6 +14,10 @@ from domain.portfolio import PortfolioConfig, PortfolioDecider
 from domain.risk import RiskDecider
 from domain.spread_strategy import SpreadStrategy, SpreadStrategyConfig
 from domain.values import Amount, RiskLimits
+
+QueueModelName = Literal["risk_averse", "prob_power2", "prob_power3", "prob_log"]
+"""How the simulated venue estimates a resting order's queue position (docs/simulated-venue.md)."""
+QUEUE_MODELS: tuple[str, ...] = get_args(QueueModelName)
 
 
 class VenueFees(BaseModel):
@@ -43,6 +47,7 @@ class RunConfig(BaseModel):
     risk: RiskLimits = RiskLimits()
     order_latency_ns: int = Field(default=5_000_000, ge=0)
     response_latency_ns: int = Field(default=5_000_000, ge=0)
+    queue_model: QueueModelName = "risk_averse"
     equity_sample_interval_ns: int = Field(default=60_000_000_000, gt=0)
 
     @model_validator(mode="before")

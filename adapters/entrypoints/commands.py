@@ -74,6 +74,7 @@ def simulated_venues(config: RunConfig) -> Mapping[str, Venue]:
     venue_config = SimulatedVenueConfig(
         order_latency_ns=config.order_latency_ns,
         response_latency_ns=config.response_latency_ns,
+        queue_model=config.queue_model,
         fees={name: FeeSchedule(f.maker_bps, f.taker_bps) for name, f in config.venues.items()},
     )
     return build_simulated_venues(sorted(config.venues), venue_config)

@@ -24,6 +24,8 @@ class PlaceOrder(EventBase):
     quantity: Amount = Field(gt=0)
     limit_price: Amount | None = None
     reduce_only: bool = False
+    post_only: bool = False
+    """Maker only (Binance LIMIT_MAKER / GTX): refused by the venue if it would take on arrival."""
     leg_group_id: uuid.UUID | None = None
     """Groups the legs of one spread trade, so a failed leg can be hedged or unwound."""
     legs_in_group: int = Field(default=1, ge=1)
