@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-unit services services-stop lint bench schemas clean
+.PHONY: install demo test test-unit services services-stop lint bench schemas clean browser graphql-schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -20,11 +20,18 @@ demo: install
 	$(BIN)/cse demo
 
 # Starts the real servers it needs (and stops only what it started), then runs every test group.
-test: install
+test: install browser
 	bash deploy/local/with-services.sh $(BIN)/python -m pytest tests
 
 test-unit: install
 	$(BIN)/python -m pytest -m unit tests
+
+# Debian's chromium + chromedriver for the dashboard's browser test (tests/e2e/test_dashboard_browser.py).
+browser:
+	bash deploy/local/browser.sh
+
+graphql-schema: install
+	$(BIN)/cse serve --print-schema > docs/graphql/schema.graphql
 
 services:
 	bash deploy/local/services.sh start

@@ -7,6 +7,8 @@ Mapping of log streams to topics and keys (`streams.topics.route`):
 - `derived` (and any other stream) -> by event type: `signal.*`/`market.*` -> `{prefix}.signals` (key
   instrument), `command.*` -> `.commands`, `order.*` -> `.orders`, `risk.*` -> `.risk`, `portfolio.*` ->
   `.portfolio` (key account).
+  The operator commands' stream `commands` is read from `.commands` alone (a `cse command` looks up the
+  next sequence there, without scanning the other topics).
 Each message carries its log position in headers (`cse-session`, `cse-stream`, `cse-offset`, ...;
 see `streams.serialization`), so a session is a set of (stream, offset) -> record over shared topics.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 
+from application.operator_commands import COMMANDS_STREAM
 from application.ports import LogRecord, StoredRecord, Tracer
 from streams.kafka_io import EventProducer, scan
 from streams.serialization import (
@@ -38,7 +41,7 @@ from streams.serialization import (
     to_message,
     with_traceparent,
 )
-from streams.topics import MD, SESSION, Topics, route
+from streams.topics import COMMANDS, MD, SESSION, Topics, route
 
 
 class KafkaEventLog:
@@ -93,6 +96,8 @@ class KafkaEventLog:
             return [self.topics.name(MD)]
         if stream == "session":
             return [self.topics.name(SESSION)]
+        if stream == COMMANDS_STREAM:  # operator commands: all command.*, so all on the commands topic
+            return [self.topics.name(COMMANDS)]
         return self.topics.derived()
 
     def _records(
@@ -110,7 +115,7 @@ class KafkaEventLog:
     def read(self, session_id: str, stream: str, from_offset: int = 0) -> Iterator[StoredRecord]:
         wanted = stream.encode()
         topics = self._topic_of_stream(session_id, stream)
-        single_partition = len(topics) == 1  # md.* / session: one key, one partition, already in order
+        single_partition = stream.startswith("md.") or stream == "session"  # one key: one partition, in order
         found: dict[int, StoredRecord] = {}
         last = from_offset - 1
         for headers, value in self._records(topics, session_id):

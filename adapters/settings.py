@@ -11,10 +11,10 @@ in step.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 SECRETS_DIR = Path("/run/secrets")
@@ -54,8 +54,17 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="log level of the services")
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP collector for traces, e.g. `http://otel-collector:4318`; unset: tracing off")
     trace_sample_ratio: float = Field(1.0, ge=0.0, le=1.0, description="share of traces kept when tracing is on (decided on the trace id, so every hop agrees)")
+    api_host: str = Field("127.0.0.1", description="listen address of `cse serve`")
+    api_port: int = Field(8000, ge=1, le=65535, description="port of `cse serve`")
+    api_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), description="origins allowed to call the API from a browser, comma-separated (none: same origin only)")
+    api_keys: Path | None = Field(None, description="API keys file (hashed); default `$CSE_HOME/api_keys.json`")
 
-    @field_validator("event_log", "otlp_endpoint", "influx_shard_duration", "worker_session_timeout_s", "pg_password", mode="before")
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return tuple(o.strip() for o in value.split(",") if o.strip()) if isinstance(value, str) else value
+
+    @field_validator("event_log", "api_keys", "otlp_endpoint", "influx_shard_duration", "worker_session_timeout_s", "pg_password", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -63,6 +72,10 @@ class Settings(BaseSettings):
     @property
     def event_log_path(self) -> Path:
         return self.event_log if self.event_log is not None else self.home / "events.sqlite"
+
+    @property
+    def api_keys_path(self) -> Path:
+        return self.api_keys if self.api_keys is not None else self.home / "api_keys.json"
 
     @property
     def reports_dir(self) -> Path:

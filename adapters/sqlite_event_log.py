@@ -11,12 +11,18 @@ record of the batch is in the log or none is, and `append` returns (the acknowle
   since the last checkpoint); the database stays consistent (never a partial batch, never corruption).
 - synchronous=FULL (`durability="full"`): the WAL is fsynced at every commit, so an acknowledged batch
   also survives power loss, at the cost of one fsync per append (batch your appends).
+
+Several appends can be grouped into one transaction with `transaction()` (an import: all of its files or
+nothing): inside it an append is only a savepoint, and the acknowledgement is the COMMIT at the block's end.
+A crash or an exception before then leaves the log exactly as it was. The write lock is held for the whole
+block, so other writers wait (up to the 10 s busy timeout); readers are never blocked (WAL).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
@@ -77,6 +83,7 @@ class SqliteEventLog:
         self._db.execute(f"PRAGMA synchronous = {'FULL' if durability == 'full' else 'NORMAL'}")
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.executescript(_SCHEMA)
+        self._in_transaction = False
 
     # -- EventLog ------------------------------------------------------------------------------------------
 
@@ -85,7 +92,8 @@ class SqliteEventLog:
         if not records:
             return []
         db = self._db
-        db.execute("BEGIN IMMEDIATE")  # take the write lock first, so next offsets cannot race
+        # Take the write lock first, so next offsets cannot race; inside `transaction()` it is already held.
+        db.execute("SAVEPOINT append" if self._in_transaction else "BEGIN IMMEDIATE")
         try:
             next_offset: dict[str, int] = {}
             offsets: list[int] = []
@@ -99,11 +107,33 @@ class SqliteEventLog:
                 rows.append((session_id, r.stream, offset, r.key, r.event_type, r.event_time_ns, r.payload))
             db.executemany(_INSERT, rows)
             db.executemany(_UPSERT_STREAM, [(session_id, s, n) for s, n in next_offset.items()])
-            db.execute("COMMIT")
+            db.execute("RELEASE append" if self._in_transaction else "COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if self._in_transaction:
+                db.execute("ROLLBACK TO append")
+                db.execute("RELEASE append")
+            else:
+                db.execute("ROLLBACK")
             raise
         return offsets
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make every append of the block one transaction: committed when the block ends normally, rolled
+        back (nothing of it stored) when it raises. Reads inside the block see its own appends."""
+        if self._in_transaction:
+            raise RuntimeError("transactions do not nest")
+        self._db.execute("BEGIN IMMEDIATE")
+        self._in_transaction = True
+        try:
+            yield
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        finally:
+            self._in_transaction = False
 
     def read(self, session_id: str, stream: str, from_offset: int = 0) -> Iterator[StoredRecord]:
         """Stream one stream in offset order, `read_chunk` rows per query (keyset paging: no long read

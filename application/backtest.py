@@ -16,6 +16,7 @@ from application.metrics import BacktestMetrics
 from application.ports import EventLog, LogRecord
 from application.session_run import (
     DERIVED_STREAM,
+    MARKET_DATA_PREFIX,
     MERGE_STREAM,
     SESSION_STREAM,
     MergeRecorder,
@@ -23,7 +24,17 @@ from application.session_run import (
     VenueFactory,
     run_inputs,
 )
-from domain.events import Digest, Envelope, EventBase, SessionEnded, SessionStarted, encode, input_event_id
+from domain.events import (
+    Digest,
+    Envelope,
+    EquitySampled,
+    EventBase,
+    SessionEnded,
+    SessionStarted,
+    encode,
+    input_event_id,
+)
+from domain.values import decimal_context
 
 BATCH_SIZE = 5_000
 
@@ -68,6 +79,57 @@ def session_marker_envelope(session_id: str, index: int, time_ns: int, source: s
     )
 
 
+class MissingInputData(ValueError):
+    """The input session lacks market data the run configuration names: the run would trade on nothing."""
+
+
+def check_inputs(log: EventLog, parameters: RunParameters) -> None:
+    """Refuse a run whose configuration names a venue without market data of the strategy's instrument in
+    the input session (streams `md.<venue>.<instrument>`, or its `.quotes` / `.trades` parts)."""
+    config = parameters.config
+    instrument = config.strategy.instrument
+    wanted = {venue: f"{MARKET_DATA_PREFIX}{venue}.{instrument}" for venue in config.venues}
+    missing = [
+        venue for venue, stream in sorted(wanted.items())
+        if not any(s == stream or s.startswith(stream + ".") for s in parameters.streams)
+    ]  # fmt: skip
+    if not missing:
+        return
+    has = ", ".join(
+        f"{s} ({log.end_offset(parameters.input_session, s):,} records)" for s in parameters.streams
+    )
+    raise MissingInputData(
+        f"session {parameters.input_session!r} has no market data of {instrument} (strategy.instrument) on "
+        f"{', '.join(missing)} (configured venues); it has: {has or 'no market data at all'}"
+    )
+def describe_valuations(sample: EquitySampled) -> str:
+    """How the last equity sample valued each currency: converted at which recorded price, or not at all."""
+    parts = []
+    for v in sample.valuations:
+        if v.price is None:
+            parts.append(f"{v.currency} {v.balance}: not converted (no recorded {v.currency}/{sample.quote_currency}"
+                         " price), left out of equity")  # fmt: skip
+        elif v.currency == sample.quote_currency:
+            parts.append(f"{v.currency} {v.balance}")
+        else:
+            parts.append(f"{v.currency} {v.balance} at {v.price} ({v.price_instrument} mid) = {v.value}"
+                         f" {sample.quote_currency}")  # fmt: skip
+    parts += [f"fills on {name} not accounted (no InstrumentDefined)" for name in sample.unaccounted_fills]
+    return "; ".join(parts)
+
+
+def _require_instrument_definitions(log: EventLog, parameters: RunParameters) -> None:
+    """Every market-data stream opens with its InstrumentDefined: without it the venue cannot check an order
+    and the portfolio cannot account a fill, so a session imported without one is refused, not guessed."""
+    for stream in parameters.streams:
+        first = next(iter(log.read(parameters.input_session, stream, 0)), None)
+        if first is not None and first.record.event_type != "market.instrument_defined":
+            raise ValueError(
+                f"stream {stream} of session {parameters.input_session!r} does not start with an InstrumentDefined"
+                " (imported before instruments were specified?); import its files again into a new session"
+            )
+
+
 def run_backtest(
     log: EventLog,
     parameters: RunParameters,
@@ -78,10 +140,13 @@ def run_backtest(
 ) -> BacktestResult:
     if log.end_offset(session_id, SESSION_STREAM) > 0:
         raise ValueError(f"session {session_id!r} already exists; choose another --id or replay it")
+    check_inputs(log, parameters)
+    _require_instrument_definitions(log, parameters)
     writer = _BatchWriter(log, session_id)
     metrics = BacktestMetrics()
     digest = Digest()
     first_time: list[int] = []
+    last_equity: list[EquitySampled] = []
     merge = MergeRecorder(session_id, parameters.streams)
 
     def on_input(stream: str, event: EventBase) -> None:
@@ -105,14 +170,19 @@ def run_backtest(
             progress(1)
 
     def on_derived(event: EventBase) -> None:
+        if isinstance(event, EquitySampled):
+            last_equity[:] = [event]
         payload = encode(event)
         digest.add(payload)
         writer.add(DERIVED_STREAM, session_id, event, payload)
         metrics.observe(event)
 
-    kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived)
+    with decimal_context():  # the metrics too: the caller's decimal context never changes a reported number
+        kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived)
     if not first_time:
-        raise ValueError(f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}")
+        raise ValueError(
+            f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}"
+        )
     last_chunk = merge.flush()
     if last_chunk is not None:
         writer.add(MERGE_STREAM, session_id, last_chunk)
@@ -124,7 +194,13 @@ def run_backtest(
     )
     writer.add(SESSION_STREAM, session_id, ended)
     writer.flush()
-    summary = metrics.summary(Decimal(parameters.config.starting_equity))
+    with decimal_context():
+        summary = metrics.summary(Decimal(parameters.config.starting_equity))
     summary.update(session_id=session_id, digest=digest.hexdigest(), input_events=kernel.inputs,
                    derived_events=kernel.derived)  # fmt: skip
+    if last_equity:
+        summary.update(currencies=describe_valuations(last_equity[0]))
+    # How the simulated venues matched: e.g. orders matched against the exchange's top of book because the
+    # L2 book was out of sync or older than the ticker (docs/simulated-venue.md).
+    summary["venues"] = kernel.venue_counters()
     return BacktestResult(session_id, digest.hexdigest(), kernel.inputs, kernel.derived, summary, metrics)

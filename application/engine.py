@@ -1,13 +1,20 @@
 """The kernel: one event loop for backtest, replay and live; only the clock and the venues change.
 
+Two clocks (as in hftbacktest): the engine runs on the local clock, the time it receives things (recorded
+market data's receive time); a venue acts on its own clock. A venue stamps each order event with the local
+time the engine learns of it (venue time + response latency; the venue time is in `exchange_time_ns`), so
+what the deciders derive from it (a hedge after a fill) is stamped and sent at that time and reaches the
+venue one order latency later: a round trip costs both latencies.
+
 Per input event, in a fixed phase order:
-1. venue events that fall due up to the input's event time are released (simulated latency), in time order;
+1. venue events whose local time is up to the input's event time are released, earliest first;
 2. venue matching: each venue (in name order) sees the market event and may fill resting orders;
 3. the input, then every event derived from it, runs breadth-first through the deciders in their order
    (book, strategy, risk, orders, portfolio); each derived event is reported to `on_derived`;
 4. execution: an order command whose risk check passed is sent to its venue; a cancel goes straight there.
 Nothing here reads a wall clock or iterates an unordered collection, so the same inputs give the same
-derived events, byte for byte.
+derived events, byte for byte. Every step runs in the domain's one Decimal context (`decimal_context`), so a
+caller's `decimal.getcontext()` never changes a result.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from domain.events import (
     RiskCheckRejected,
     derive_envelope,
 )
+from domain.values import decimal_context
 
 EXECUTION_SOURCE = "execution"
 
@@ -97,12 +105,13 @@ class Kernel:
 
     def feed(self, event: EventBase) -> None:
         time_ns = event.envelope.event_time_ns
-        self.release_due(time_ns)
-        self.clock.advance_to(time_ns)
-        self.inputs += 1
-        for venue in self._venues:
-            self._cascade(venue.on_market(event))
-        self._cascade((event,), inputs=1)
+        with decimal_context():
+            self._release_due(time_ns)
+            self.clock.advance_to(time_ns)
+            self.inputs += 1
+            for venue in self._venues:
+                self._cascade(venue.on_market(event))
+            self._cascade((event,), inputs=1)
 
     def feed_all(self, events: Iterable[EventBase]) -> None:
         for event in events:
@@ -110,6 +119,10 @@ class Kernel:
 
     def release_due(self, until_ns: int) -> None:
         """Run every venue event due up to `until_ns`, earliest first (ties: venue name order)."""
+        with decimal_context():
+            self._release_due(until_ns)
+
+    def _release_due(self, until_ns: int) -> None:
         while True:
             due: list[tuple[int, int, EventBase]] = []
             for index, venue in enumerate(self._venues):
@@ -120,6 +133,10 @@ class Kernel:
             for time_ns, _, venue_event in due:
                 self.clock.advance_to(time_ns)
                 self._cascade((venue_event,))
+
+    def venue_counters(self) -> dict[str, Any]:
+        """Each venue's counters (`Venue.counters`), by venue name, for the run's report."""
+        return {venue.name: dict(venue.counters()) for venue in self._venues}
 
     def _cascade(self, roots: Iterable[EventBase], inputs: int = 0) -> None:
         queue = deque(roots)
@@ -159,7 +176,9 @@ class Kernel:
             return self._submit(event, event.venue, event)
         return []
 
-    def _submit(self, command: PlaceOrder | CancelOrder, venue_name: str, cause: EventBase) -> list[EventBase]:
+    def _submit(
+        self, command: PlaceOrder | CancelOrder, venue_name: str, cause: EventBase
+    ) -> list[EventBase]:
         venue = self._venue_by_name.get(venue_name)
         if venue is not None:
             return venue.submit(command)

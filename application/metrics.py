@@ -2,28 +2,49 @@
 
 Money sums stay Decimal; ratios (Sharpe, Sortino, hit ratio, slippage in bps) are floats because they are
 statistics, not money.
+
+- Trades are round trips (`application.round_trips`: FIFO per venue and instrument, fees included); the hit
+  ratio is the share of round trips with a positive PnL after fees, None when there is none.
+- End inventory: the position per (venue, instrument) with its asset, in the instrument's units and in base
+  units (contracts times their size; an inverse contract's size is in quote, so its base value depends on
+  the mark), marked at the last mid of that venue/instrument; unhedged exposure: per asset, the net base
+  quantity over all venues and its value (a spread long on one venue and short on another nets to zero;
+  what does not net is the risk left). Instrument specs come from `InstrumentDefined`; without one, an
+  instrument is spot-like (one base unit per unit traded) and its asset is parsed from its name.
+- Risk rejections are counted per rule.
+- Sharpe/Sortino: from one-minute returns (last equity sample of each minute), annualised by
+  sqrt(minutes per year), and only with at least `MIN_RETURNS` of them; otherwise None with a note saying
+  how many returns over how long there were. The horizon is stated either way.
+- Drawdown: one pass over the equity samples with a running peak (`drawdown_series`), O(n).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from application.round_trips import RoundTripBook
 from domain.events import (
     EquitySampled,
     EventBase,
+    InstrumentDefined,
     OrderFillEvent,
     PlaceOrder,
     QuoteTick,
     RiskCheckRejected,
     SpreadOpportunityDetected,
 )
+from domain.portfolio import parse_instrument
 from domain.values import ZERO
 
+MINUTE_NS = 60_000_000_000
 MINUTES_PER_YEAR = 365 * 24 * 60
+MIN_RETURNS = 60
+"""One-minute returns needed before a Sharpe/Sortino is reported (an hour): fewer say nothing annualisable."""
 
 
 @dataclass
@@ -50,31 +71,25 @@ class LegStats:
 
 
 @dataclass
-class _Group:
-    cash: Decimal = ZERO
-    net_quantity: Decimal = ZERO
-    instrument: str = ""
-    venue: str = ""
-
-
-@dataclass
 class BacktestMetrics:
     """Feed it every event of a run (`observe`), then read `summary()`."""
 
     equity: list[tuple[int, Decimal]] = field(default_factory=list)
     spreads: list[tuple[int, float]] = field(default_factory=list)
     opportunities: int = 0
-    risk_rejections: int = 0
+    rejections_by_rule: dict[str, int] = field(default_factory=dict)
     fees: Decimal = ZERO
     legs: dict[str, LegStats] = field(default_factory=dict)
+    round_trips: RoundTripBook = field(default_factory=RoundTripBook)
     _mids: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    _specs: dict[tuple[str, str], InstrumentDefined] = field(default_factory=dict)
     _arrival_mid: dict[uuid.UUID, Decimal] = field(default_factory=dict)
-    _order_group: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
-    _groups: dict[uuid.UUID, _Group] = field(default_factory=dict)
 
     def observe(self, event: EventBase) -> None:
         if isinstance(event, QuoteTick):
             self._mids[(event.venue, event.instrument)] = (event.bid_price + event.ask_price) / 2
+        elif isinstance(event, InstrumentDefined):
+            self._specs[(event.venue, event.instrument)] = event
         elif isinstance(event, SpreadOpportunityDetected):
             self.opportunities += 1
             self.spreads.append((event.envelope.event_time_ns, float(event.gross_edge_bps)))
@@ -85,7 +100,7 @@ class BacktestMetrics:
         elif isinstance(event, EquitySampled):
             self.equity.append((event.envelope.event_time_ns, event.equity))
         elif isinstance(event, RiskCheckRejected):
-            self.risk_rejections += 1
+            self.rejections_by_rule[event.rule] = self.rejections_by_rule.get(event.rule, 0) + 1
 
     def _on_order(self, order: PlaceOrder) -> None:
         leg = self.legs.setdefault(order.venue, LegStats())
@@ -94,82 +109,153 @@ class BacktestMetrics:
         mid = self._mids.get((order.venue, order.instrument))
         if mid is not None:
             self._arrival_mid[order.order_id] = mid
-        if order.leg_group_id is not None:
-            self._order_group[order.order_id] = order.leg_group_id
 
     def _on_fill(self, fill: OrderFillEvent) -> None:
+        # A fee charged in the base asset is valued at the fill price, as the portfolio does.
+        fee = (
+            fill.fee * fill.price
+            if fill.fee_currency == self._base(fill.venue, fill.instrument)
+            else fill.fee
+        )
         leg = self.legs.setdefault(fill.venue, LegStats())
         leg.filled_quantity += fill.quantity
         leg.notional += fill.price * fill.quantity
-        leg.fees += fill.fee
-        self.fees += fill.fee
+        leg.fees += fee
+        self.fees += fee
         mid = self._arrival_mid.get(fill.order_id)
         if mid:
             slip = float((fill.price - mid) / mid) * 10_000 * fill.side.sign
             leg.slippage_bps_weighted += slip * float(fill.quantity)
-        group_id = self._order_group.get(fill.order_id)
-        if group_id is not None:
-            group = self._groups.setdefault(group_id, _Group(instrument=fill.instrument, venue=fill.venue))
-            group.cash -= fill.side.sign * fill.price * fill.quantity + fill.fee
-            group.net_quantity += fill.side.sign * fill.quantity
+        spec = self._specs.get((fill.venue, fill.instrument))
+        if spec is None:
+            self.round_trips.add(fill, fee)
+        else:
+            self.round_trips.add(fill, fee, spec.contract_size, spec.kind == "inverse")
+
+    def _base(self, venue: str, instrument: str) -> str:
+        spec = self._specs.get((venue, instrument))
+        return spec.base if spec is not None else parse_instrument(instrument).base
+
+    def _in_base(self, venue: str, instrument: str, quantity: Decimal, mark: Decimal) -> Decimal:
+        """Base units of `quantity` of the instrument (contracts of an inverse one valued at `mark`)."""
+        spec = self._specs.get((venue, instrument))
+        if spec is None:
+            return quantity
+        if spec.kind == "inverse":
+            return quantity * spec.contract_size / mark if mark else ZERO
+        return quantity * spec.contract_size
+
+    def end_inventory(self) -> list[dict[str, str]]:
+        """Open positions per (venue, instrument), in name order, marked at the last mid (cost if none)."""
+        rows = []
+        for venue, instrument in sorted(self.round_trips.lots):
+            quantity = self.round_trips.open_quantity(venue, instrument)
+            if quantity == 0:
+                continue
+            lots = self.round_trips.lots[(venue, instrument)]
+            mark = self._mids.get((venue, instrument), lots[-1].price)
+            base = self._in_base(venue, instrument, quantity, mark)
+            rows.append({"venue": venue, "instrument": instrument, "asset": self._base(venue, instrument),
+                         "quantity": str(quantity), "base_quantity": str(base), "mark": str(mark),
+                         "notional": str(base * mark)})  # fmt: skip
+        return rows
 
     def summary(self, starting_equity: Decimal) -> dict[str, Any]:
         final = self.equity[-1][1] if self.equity else starting_equity
-        returns = _minute_returns(self.equity)
         traded = sum((leg.notional for leg in self.legs.values()), ZERO)
         ordered = sum((leg.ordered_quantity for leg in self.legs.values()), ZERO)
         filled = sum((leg.filled_quantity for leg in self.legs.values()), ZERO)
-        group_pnls = [self._group_pnl(g) for g in self._groups.values()]
+        trips = self.round_trips.trips
+        realized = sum((t.pnl for t in trips), ZERO)
+        inventory = self.end_inventory()
+        sharpe, sortino, horizon = risk_adjusted(self.equity)
         return {
             "starting_equity": str(starting_equity),
             "final_equity": str(final),
             "pnl": str(final - starting_equity),
             "fees": str(self.fees),
-            "sharpe_annualized": _sharpe(returns, downside_only=False),
-            "sortino_annualized": _sharpe(returns, downside_only=True),
-            "max_drawdown_fraction": _max_drawdown(self.equity),
+            "end_inventory": inventory,
+            "unhedged_exposure": unhedged_exposure(inventory),
+            "trades": len(trips),
+            "hit_ratio": sum(1 for t in trips if t.pnl > 0) / len(trips) if trips else None,
+            "round_trip_pnl": str(realized),
+            "avg_pnl_per_trade": str(realized / len(trips)) if trips else None,
+            "sharpe_annualized": sharpe,
+            "sortino_annualized": sortino,
+            "performance_horizon": horizon,
+            "max_drawdown_fraction": max_drawdown(self.equity),
             "turnover": str(traded),
             "turnover_over_equity": float(traded / starting_equity) if starting_equity else 0.0,
             "opportunities": self.opportunities,
-            "trades": len(group_pnls),
-            "hit_ratio": sum(1 for p in group_pnls if p > 0) / len(group_pnls) if group_pnls else 0.0,
             "fill_ratio": float(filled / ordered) if ordered else 0.0,
-            "risk_rejections": self.risk_rejections,
+            "risk_rejections": sum(self.rejections_by_rule.values()),
+            "risk_rejections_by_rule": dict(sorted(self.rejections_by_rule.items())),
             "equity_samples": len(self.equity),
             "legs": {venue: self.legs[venue].as_dict() for venue in sorted(self.legs)},
         }
 
-    def _group_pnl(self, group: _Group) -> Decimal:
-        # An imbalance left open is marked at the last mid of the venue it was traded on.
-        mid = self._mids.get((group.venue, group.instrument), ZERO)
-        return group.cash + group.net_quantity * mid
+
+def unhedged_exposure(inventory: Iterable[dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Per asset: net and gross quantity over all venues, and the net value at each venue's mark."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for row in inventory:
+        quantity, notional = Decimal(row["base_quantity"]), Decimal(row["notional"])
+        asset = out.setdefault(
+            row["asset"], {"net_quantity": ZERO, "gross_quantity": ZERO, "net_notional": ZERO}
+        )
+        asset["net_quantity"] += quantity
+        asset["gross_quantity"] += abs(quantity)
+        asset["net_notional"] += notional
+    return {name: {k: str(v) for k, v in values.items()} for name, values in sorted(out.items())}
 
 
-def _minute_returns(equity: list[tuple[int, Decimal]]) -> list[float]:
+def drawdown_series(equity: Iterable[tuple[int, Decimal]]) -> list[float]:
+    """Drawdown from the running peak at each sample, as a fraction of that peak (0 at a new peak)."""
+    series: list[float] = []
+    peak: Decimal | None = None
+    for _, value in equity:
+        peak = value if peak is None or value > peak else peak
+        series.append(float((peak - value) / peak) if peak > 0 else 0.0)
+    return series
+
+
+def max_drawdown(equity: Iterable[tuple[int, Decimal]]) -> float:
+    return max(drawdown_series(equity), default=0.0)
+
+
+def minute_returns(equity: list[tuple[int, Decimal]]) -> list[float]:
     """Returns between the last equity sample of consecutive minutes (samples may be finer than a minute)."""
     last_of_minute: dict[int, Decimal] = {}
     for time_ns, value in equity:  # in event-time order, so the dict keeps minutes in order
-        last_of_minute[time_ns // 60_000_000_000] = value
+        last_of_minute[time_ns // MINUTE_NS] = value
     values = [float(e) for e in last_of_minute.values()]
     return [(b - a) / a for a, b in zip(values, values[1:], strict=False) if a]
 
 
-def _sharpe(returns: list[float], downside_only: bool) -> float:
-    if len(returns) < 2:
-        return 0.0
+def risk_adjusted(equity: list[tuple[int, Decimal]]) -> tuple[float | None, float | None, str]:
+    """(Sharpe, Sortino, horizon): both None, and the horizon says why, below `MIN_RETURNS` returns."""
+    returns = minute_returns(equity)
+    span = _duration(equity[-1][0] - equity[0][0]) if equity else "0s"
+    if len(returns) < MIN_RETURNS:
+        return None, None, (f"n/a: {len(returns)} one-minute returns over {span} "
+                            f"(Sharpe/Sortino need at least {MIN_RETURNS})")  # fmt: skip
+    horizon = f"annualised from {len(returns)} one-minute returns over {span}"
+    return _ratio(returns, downside_only=False), _ratio(returns, downside_only=True), horizon
+
+
+def _ratio(returns: list[float], downside_only: bool) -> float | None:
     mean = sum(returns) / len(returns)
     deviations = [min(r, 0.0) for r in returns] if downside_only else [r - mean for r in returns]
     variance = sum(d * d for d in deviations) / (len(returns) - (0 if downside_only else 1))
     if variance <= 0:
-        return 0.0
+        return None  # no variation (or no loss, for Sortino): the ratio is undefined, not infinite
     return mean / math.sqrt(variance) * math.sqrt(MINUTES_PER_YEAR)
 
 
-def _max_drawdown(equity: list[tuple[int, Decimal]]) -> float:
-    peak = None
-    worst = 0.0
-    for _, value in equity:
-        peak = value if peak is None or value > peak else peak
-        if peak:
-            worst = max(worst, float((peak - value) / peak))
-    return worst
+def _duration(ns: int) -> str:
+    seconds = ns // 1_000_000_000
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days}d"] * bool(days) + [f"{hours}h"] * bool(hours) + [f"{minutes}m"] * bool(minutes)
+    return "".join(parts) + f"{secs}s"

@@ -66,7 +66,9 @@ class Venue(Protocol):
     """Where order commands go and order events come from: the simulated venue or a live exchange adapter.
 
     `on_market` lets a simulated venue match against recorded data; a live venue ignores it.
-    Returned events are already stamped; a live venue reports asynchronously via `drain`."""
+    Returned events are already stamped with the time the engine learns of them (the local clock; when they
+    happened at the venue is in the order events' `exchange_time_ns`); a live venue reports asynchronously
+    via `drain`."""
 
     name: str
 
@@ -75,6 +77,11 @@ class Venue(Protocol):
     def on_market(self, event: EventBase) -> list[EventBase]: ...
 
     def drain(self, until_ns: int) -> list[EventBase]: ...
+
+    def counters(self) -> Mapping[str, Any]:
+        """What the run's report should show of how the venue worked (e.g. a simulated venue's fallbacks
+        to the exchange's top of book); JSON-ready, deterministic."""
+        ...
 
 
 class EventFeed(Protocol):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -15,29 +15,39 @@ from domain.risk import RiskDecider
 from domain.spread_strategy import SpreadStrategy, SpreadStrategyConfig
 from domain.values import Amount, RiskLimits
 
+QueueModelName = Literal["risk_averse", "prob_power2", "prob_power3", "prob_log"]
+"""How the simulated venue estimates a resting order's queue position (docs/simulated-venue.md)."""
+QUEUE_MODELS: tuple[str, ...] = get_args(QueueModelName)
+
 
 class VenueFees(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     maker_bps: Amount
-    taker_bps: Amount
+    """Negative for a maker rebate."""
+    taker_bps: Amount = Field(ge=0)
 
 
 class RunConfig(BaseModel):
     """One run. `venues` names every venue with its fees; the strategy's taker fees default to them, so the
-    strategy prices its edge with the fees the venue will charge."""
+    strategy prices its edge with the fees the venue will charge.
+
+    Validated as a whole before anything runs: unknown keys, wrong enum values (the error lists the allowed
+    ones), non-positive limits and the cross-field checks below fail with a message naming the field, since
+    each of them would otherwise make a run trade nothing, or something else than meant, without a word."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     account: str = "default"
     quote_currency: str = "USDT"
-    starting_equity: Amount = Decimal("100000")
+    starting_equity: Amount = Field(default=Decimal("100000"), gt=0)
     """Split evenly across the venues as quote-currency cash."""
-    venues: dict[str, VenueFees]
+    venues: dict[str, VenueFees] = Field(min_length=1)
     strategy: SpreadStrategyConfig
     risk: RiskLimits = RiskLimits()
     order_latency_ns: int = Field(default=5_000_000, ge=0)
     response_latency_ns: int = Field(default=5_000_000, ge=0)
+    queue_model: QueueModelName = "risk_averse"
     equity_sample_interval_ns: int = Field(default=60_000_000_000, gt=0)
 
     @model_validator(mode="before")
@@ -50,17 +60,25 @@ class RunConfig(BaseModel):
         strategy.setdefault("account", data.get("account", "default"))
         strategy.setdefault("venues", list(venues))
         if "taker_fee_bps" not in strategy:
-            strategy["taker_fee_bps"] = {
-                name: (fees.taker_bps if isinstance(fees, VenueFees) else fees["taker_bps"])
-                for name, fees in venues.items()
-            }
+            # A venue without taker_bps gets no entry here: the venues' own validation names the missing field.
+            taker = {name: fees.taker_bps if isinstance(fees, VenueFees) else dict(fees).get("taker_bps")
+                     for name, fees in venues.items()}  # fmt: skip
+            strategy["taker_fee_bps"] = {name: fee for name, fee in taker.items() if fee is not None}
         return {**data, "strategy": strategy}
 
     @model_validator(mode="after")
-    def _venues_known(self) -> RunConfig:
-        unknown = [v for v in self.strategy.venues if v not in self.venues]
+    def _cross_checks(self) -> RunConfig:
+        strategy = self.strategy
+        unknown = [v for v in strategy.venues if v not in self.venues]
         if unknown:
-            raise ValueError(f"strategy venues {unknown} have no [venues] entry with fees")
+            raise ValueError(f"strategy.venues {unknown} have no [venues] entry with fees")
+        if strategy.account != self.account:
+            # Risk runs for the run's account only: the strategy's orders would never be checked, and the run
+            # would stall after its first signal.
+            raise ValueError(
+                f"strategy.account {strategy.account!r} is not the run's account {self.account!r}; "
+                "leave strategy.account out or set it to the run's account"
+            )
         return self
 
     def initial_cash(self) -> tuple[tuple[str, str, Decimal], ...]:

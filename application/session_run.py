@@ -19,6 +19,7 @@ from typing import Any
 
 from application.engine import Kernel
 from application.merge import Merged, merge_pairs
+from application.operator_commands import COMMANDS_STREAM
 from application.ports import EventLog, StoredRecord, Venue
 from application.run_config import RunConfig, build_deciders
 from domain.events import Envelope, EventBase, InputsMerged, decode, input_event_id
@@ -58,6 +59,14 @@ class RunParameters:
 
 def market_data_streams(log: EventLog, session_id: str) -> tuple[str, ...]:
     return tuple(s for s in log.streams(session_id) if s.startswith(MARKET_DATA_PREFIX))
+
+
+def input_streams(log: EventLog, session_id: str) -> tuple[str, ...]:
+    """What a run over `session_id` reads: its operator commands (when it has any), then its market data.
+    The commands come first so that a command and a tick at the same event time resolve command first: an
+    operator's kill switch at T stops what the tick at T would have triggered."""
+    commands = (COMMANDS_STREAM,) if log.end_offset(session_id, COMMANDS_STREAM) else ()
+    return commands + market_data_streams(log, session_id)
 
 
 def merged_inputs(log: EventLog, session_id: str, streams: tuple[str, ...]) -> Iterator[Merged[tuple[int, StoredRecord]]]:

@@ -34,7 +34,7 @@ from domain.events import (
     PlaceOrder,
     derive_envelope,
 )
-from domain.values import OrderType, Side, TimeInForce
+from domain.values import OrderType, Side, TimeInForce, in_decimal_context
 
 _ZERO = Decimal(0)
 
@@ -162,6 +162,7 @@ class OrdersDecider:
     def initial_state(self) -> OrdersState:
         return OrdersState()
 
+    @in_decimal_context
     def decide(self, state: OrdersState, event: EventBase) -> list[EventBase]:
         if not isinstance(event, PlaceOrder | OrderEvent):
             return []
@@ -180,6 +181,7 @@ class OrdersDecider:
             )
         ]
 
+    @in_decimal_context
     def evolve(self, state: OrdersState, event: EventBase) -> OrdersState:
         if not isinstance(event, PlaceOrder | OrderEvent):
             return state

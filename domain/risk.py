@@ -1,64 +1,91 @@
 """Pre-trade risk for one account: every PlaceOrder of the account gets RiskCheckPassed or RiskCheckRejected.
 
-Rules, checked in this fixed order; the first that fails names itself in `rule` with its `limit` and
-`actual` numbers (all amounts in the instrument's quote currency, positions in base units):
+Exposure in flight. An order counts from the moment risk passes it (in `evolve` of its PlaceOrder, so the
+next order of the same cascade already sees it) until it is terminal (filled, rejected, canceled, expired).
+Such a "working" order counts with its unfilled quantity. Per (venue, instrument), with P the filled
+position, WB / WS the unfilled quantity of working buys / sells:
+    long bound  = P + WB   (the position if every working buy fills and no sell does)
+    short bound = P - WS
+Groups. The legs of one spread (`legs_in_group` > 1, same `leg_group_id`) are judged together when the last
+one arrives: each leg is checked with the earlier legs counted as working; if one fails, every leg of the
+group is rejected (the failing one with its rule, the others with rule "spread_pair" and the failing leg's
+numbers), so one leg never goes out alone. A group left incomplete (any other event arrives first) is
+rejected with rule "incomplete_group".
 
- 1. "kill_switch"          kill switch engaged (limit 0, actual 1).
- 2. "drawdown_halt"        a drawdown breach with action "halt" is active: every new order is refused
-                           (limit = max_drawdown_fraction, actual = drawdown at the last equity sample).
-    "drawdown_reduce_only" a breach with action "reduce_only" is active: only an order that shrinks the
-                           existing position on its venue/instrument passes, i.e. opposite side and quantity
-                           <= |position| (limit = |position| if the side reduces else 0, actual = quantity).
- 3. "reduce_only"          the order itself is reduce_only but would not shrink the position (same numbers).
+Rules, in this fixed order; the first that fails names itself in `rule` with `limit` and `actual`
+(amounts in the instrument's quote currency, positions in base units):
+
+ 1. "kill_switch"          the global or this account's switch is engaged (limit 0, actual 1). A leg
+                           repair passes when the limits' `repairs_under_kill_switch` is on. A "leg
+                           repair" here is an order marked `repair` that only takes off its leg group's
+                           own imbalance: the group's filled net, less what the group's working repairs
+                           already take off (anything else marked `repair` is an ordinary order).
+ 2. "drawdown_halt"        a latched breach with action "halt" (limit = max_drawdown_fraction, actual =
+                           the drawdown at the last equity sample). Leg repairs pass: they take risk off.
+    "drawdown_reduce_only" a latched breach with action "reduce_only": only an order that shrinks the
+                           position passes: quantity <= reducible, where reducible = |P| less the working
+                           orders already reducing it, for an order against the position, else 0
+                           (limit = reducible, actual = quantity). Leg repairs pass.
+ 3. "reduce_only"          the order itself is reduce_only and quantity > reducible (same numbers).
  4. "invalid_order"        a limit order without a limit price (limit 0, actual 0).
-    "no_reference_price"   a market order with no mid yet for its venue/instrument (limit 0, actual 0).
- 5. "max_order_notional"   quantity * price > max_order_notional; price = limit price, or the last mid
-                           of the venue/instrument for a market order.
- 6. "max_position"         |position after the order| > max_position_per_asset_venue, assuming the order
-                           fills; positions are per (venue, instrument). An order that shrinks |position|
-                           passes even above the limit (so hedge/unwind legs can always get out).
- 7. "max_gross_exposure"   sum over (venue, instrument) of |position| * mark after the order >
-                           max_gross_exposure, and the order raises it (one that lowers it passes). Mark =
-                           the order's price for its own key (before and after), else the last mid, else
-                           the last fill price.
- 8. "max_open_orders"      open orders + 1 > max_open_orders (open = passed and not yet terminal).
- 9. "no_reference_price"   a limit order with no mid yet: the collar cannot be checked.
-    "price_collar"         |limit price - mid| / mid * 10_000 > price_collar_bps (actual rounded to 0.0001).
+    "no_reference_price"   a market order with no quote for its venue/instrument (limit 0, actual 0).
+ 5. "max_order_notional"   the order's notional > max_order_notional. A limit order: quantity x limit price.
+                           A market order: what it would pay walking the book it is sent to (`walk`): the
+                           top level (price and size of the last quote), and beyond that size the worst
+                           price the collar allows (mid +/- price_collar_bps), never better than the top.
+                           Risk reads the top level from QuoteTick, which every venue feed has (bookTicker,
+                           quote bars); the L2 book is not rebuilt here a second time.
+ 6. "max_position"         the bound on the order's side after it (long bound + quantity for a buy, short
+                           bound - quantity for a sell) ends on the order's side beyond the limit:
+                           limit = max_position_per_asset_venue, actual = |bound after|. So two working buys
+                           of 8 make 16 against 10, and a sell of 19 from +10 is measured as |-9|. An order
+                           that leaves its bound on the other side of zero (it only reduces) passes, even
+                           above the limit, so positions can always be brought back.
+ 7. "max_gross_exposure"   sum over (venue, instrument), in sorted order, of max(|long bound|, |short bound|)
+                           x mark, after the order > max_gross_exposure, and the order raises it. Mark = the
+                           order's price for its own key, else the mid, else the last fill price.
+ 8. "max_open_orders"      working orders (and earlier legs of the group) + 1 > max_open_orders.
+ 9. "no_reference_price"   a limit order with no quote yet: the collar cannot be checked.
+    "price_collar"         |limit price - mid| / mid x 10_000 > price_collar_bps (actual rounded to 0.0001).
 10. "order_rate"           orders passed on the venue in the last second of event time (t > now - 1 s),
-                           plus this one, > max_orders_per_venue_per_second.
+                           earlier legs of the group, plus this one, > max_orders_per_venue_per_second.
 
-State. Positions come from OrderPartiallyFilled/OrderFilled of this account's orders (orders known from
-its PlaceOrder), deduplicated by (venue, venue_trade_id). Open orders: added on RiskCheckPassed, removed
-on OrderFilled/OrderRejected/OrderCanceled/OrderExpired. Mids from QuoteTick ((bid + ask) / 2).
+Positions come from OrderPartiallyFilled/OrderFilled of this account's orders, deduplicated by (venue,
+venue_trade_id). Mids and top levels from QuoteTick.
 
-Kill switch. EngageKillSwitch -> KillSwitchEngaged, ReleaseKillSwitch -> KillSwitchReleased, only when the
-state changes (a repeated command is a no-op). UpdateRiskLimits replaces the limits as a whole.
+Operator commands (`account` None: every account, else that account only):
+  * EngageKillSwitch -> KillSwitchEngaged and one CancelOrder per working order not yet asked to cancel;
+    new orders are refused from then on. There are two switches, global and this account's; an order is
+    refused while either is engaged. ReleaseKillSwitch releases its own scope -> KillSwitchReleased
+    (`still_engaged` when the other scope still is). A command that changes nothing emits nothing.
+  * UpdateRiskLimits replaces the limits as a whole.
+  * ReleaseDrawdownHalt lifts a latched breach -> DrawdownHaltReleased; the peak restarts at the last
+    equity sample, so the drawdown is measured from the release.
 
 Drawdown. On EquitySampled for the account: peak = max(previous peak, equity); drawdown = (peak - equity)
-/ peak. When drawdown >= max_drawdown_fraction and no breach is active, DrawdownBreached is emitted once,
-with the limits' drawdown_action ("halt" or "reduce_only"; anything else is treated as "halt", the safe
-side). The breach, and its restriction, lasts until a later sample's drawdown is below the limit again;
-a new breach after that is reported again.
-  * halt: every new order is rejected (rule "drawdown_halt"), including reducing ones; operators flatten
-    by hand or lift the halt with UpdateRiskLimits (a larger max_drawdown_fraction) and a new sample.
-  * reduce_only: only orders that shrink an existing position on their venue/instrument pass (rule
-    "drawdown_reduce_only"); they then go through every other rule as usual.
+/ peak. When drawdown >= max_drawdown_fraction and no breach is latched, DrawdownBreached is emitted once
+with the limits' drawdown_action, and the breach stays latched, whatever later samples show, until an
+operator releases it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Literal
 
 from domain.events import (
+    CancelOrder,
     DrawdownBreached,
+    DrawdownHaltReleased,
     EngageKillSwitch,
     EquitySampled,
     EventBase,
     KillSwitchEngaged,
     KillSwitchReleased,
+    Level,
     OrderCanceled,
     OrderExpired,
     OrderFilled,
@@ -66,19 +93,22 @@ from domain.events import (
     OrderRejected,
     PlaceOrder,
     QuoteTick,
+    ReleaseDrawdownHalt,
     ReleaseKillSwitch,
     RiskCheckPassed,
     RiskCheckRejected,
     UpdateRiskLimits,
+    applies_to,
 )
 from domain.events import (
     derive_envelope as _derive,
 )
-from domain.values import BPS, ZERO, OrderType, RiskLimits
+from domain.values import BPS, ZERO, DrawdownAction, OrderType, RiskLimits, Side
 
 _CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
 _BPS_QUANTUM = Decimal("0.0001")
 _FRACTION_QUANTUM = Decimal("0.0000000001")
+_TWO = Decimal(2)
 RATE_WINDOW_NS = 1_000_000_000
 
 Key = tuple[str, str]
@@ -86,23 +116,48 @@ Key = tuple[str, str]
 
 
 @dataclass
+class Working:
+    """An order that passed risk and is not terminal yet."""
+
+    order: PlaceOrder
+    filled: Decimal = ZERO
+    cancel_sent: bool = False
+
+    @property
+    def leaves(self) -> Decimal:
+        return self.order.quantity - self.filled
+
+
+@dataclass
 class RiskState:
     limits: RiskLimits
-    kill_switch: bool = False
+    global_kill: bool = False
+    account_kill: bool = False
     positions: dict[Key, Decimal] = field(default_factory=dict)
     last_fill_price: dict[Key, Decimal] = field(default_factory=dict)
-    mids: dict[Key, Decimal] = field(default_factory=dict)
+    quotes: dict[Key, QuoteTick] = field(default_factory=dict)
+    """Latest usable quote (positive prices) per key: the mid and the top level a market order walks."""
     orders: dict[uuid.UUID, PlaceOrder] = field(default_factory=dict)
-    """This account's orders, by id (to attribute fills and checks)."""
-    open_orders: dict[uuid.UUID, None] = field(default_factory=dict)
-    """Ordered set of open order ids."""
+    """This account's orders, by id (to attribute fills)."""
+    working: dict[uuid.UUID, Working] = field(default_factory=dict)
+    """Passed and not terminal, in the order they passed."""
+    held: list[PlaceOrder] = field(default_factory=list)
+    """Earlier legs of a group waiting for its last leg."""
+    group_net: dict[uuid.UUID, Decimal] = field(default_factory=dict)
+    """Leg group -> filled buys minus sells of its orders, while not zero: what a repair may take off."""
     seen_trades: set[tuple[str, str]] = field(default_factory=set)
     """(venue, venue_trade_id) of applied fills; membership tests only, never iterated."""
     passed_times: dict[str, list[int]] = field(default_factory=dict)
     """Venue -> event times of orders passed within the rate window."""
     peak_equity: Decimal | None = None
+    last_equity: Decimal | None = None
     drawdown: Decimal = ZERO
-    breach_action: Literal["halt", "reduce_only"] | None = None
+    breach_action: DrawdownAction | None = None
+    """Latched until an operator releases it."""
+
+    @property
+    def kill_switch(self) -> bool:
+        return self.global_kill or self.account_kill
 
 
 @dataclass(frozen=True)
@@ -113,13 +168,39 @@ class _Rejection:
     detail: str
 
 
+@dataclass(frozen=True)
+class _Exposure:
+    """One (venue, instrument): filled position and unfilled working quantity per side."""
+
+    position: Decimal
+    working_buy: Decimal
+    working_sell: Decimal
+
+    def bound(self, side: Side) -> Decimal:
+        return self.position + self.working_buy if side is Side.BUY else self.position - self.working_sell
+
+    def worst(self) -> Decimal:
+        return max(abs(self.bound(Side.BUY)), abs(self.bound(Side.SELL)))
+
+    def reducible(self, side: Side) -> Decimal:
+        """How much an order on `side` can still shrink the position, net of working orders doing so."""
+        if self.position * side.sign >= 0:
+            return ZERO
+        already = self.working_buy if side is Side.BUY else self.working_sell
+        return max(abs(self.position) - already, ZERO)
+
+    def with_order(self, side: Side, quantity: Decimal) -> _Exposure:
+        if side is Side.BUY:
+            return _Exposure(self.position, self.working_buy + quantity, self.working_sell)
+        return _Exposure(self.position, self.working_buy, self.working_sell + quantity)
+
+
 class RiskDecider:
     """Decider for one account; `name` defaults to f"risk.{account}"."""
 
     consumes = (
-        QuoteTick, PlaceOrder, RiskCheckPassed, OrderPartiallyFilled, OrderFilled, OrderRejected, OrderCanceled,
-        OrderExpired, EngageKillSwitch, ReleaseKillSwitch, KillSwitchEngaged, KillSwitchReleased,
-        UpdateRiskLimits, EquitySampled, DrawdownBreached,
+        QuoteTick, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected, OrderCanceled, OrderExpired,
+        EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, ReleaseDrawdownHalt, EquitySampled,
     )  # fmt: skip
 
     def __init__(self, account: str, limits: RiskLimits | None = None, name: str | None = None) -> None:
@@ -134,235 +215,400 @@ class RiskDecider:
 
     def decide(self, state: RiskState, event: EventBase) -> list[EventBase]:
         with localcontext(_CTX):  # the caller's decimal context never changes a result
-            return self._decide(state, event)
+            out = self._incomplete_group(state, event)
+            return out + self._decide(state, event)
+
+    def _incomplete_group(self, state: RiskState, event: EventBase) -> list[EventBase]:
+        if not self._breaks_group(state, event):
+            return []
+        rejection = _Rejection(
+            "incomplete_group", Decimal(state.held[0].legs_in_group), Decimal(len(state.held)),
+            "the other legs of the group never arrived",
+        )  # fmt: skip
+        return [self._verdict(order, rejection) for order in state.held]
+
+    def _breaks_group(self, state: RiskState, event: EventBase) -> bool:
+        if not state.held:
+            return False
+        if isinstance(event, PlaceOrder):
+            return event.account == self.account and event.leg_group_id != state.held[0].leg_group_id
+        return True
 
     def _decide(self, state: RiskState, event: EventBase) -> list[EventBase]:
         if isinstance(event, PlaceOrder):
             if event.account != self.account:
                 return []
-            rejection = self._check(state, event)
-            envelope = _derive(event.envelope, self.name, 0)
-            if rejection is None:
-                return [RiskCheckPassed(envelope=envelope, order_id=event.order_id)]
+            held = [] if self._breaks_group(state, event) else state.held
+            return [self._verdict(order, rejection) for order, rejection in self._judge(state, held, event)]
+        if isinstance(event, EngageKillSwitch | ReleaseKillSwitch) and applies_to(
+            event.account, self.account
+        ):
+            return self._on_kill_switch(state, event)
+        if isinstance(event, ReleaseDrawdownHalt) and applies_to(event.account, self.account):
+            if state.breach_action is None:
+                return []
             return [
-                RiskCheckRejected(
-                    envelope=envelope,
-                    order_id=event.order_id,
-                    rule=rejection.rule,
-                    limit=rejection.limit,
-                    actual=rejection.actual,
-                    detail=rejection.detail,
+                DrawdownHaltReleased(
+                    envelope=_derive(event.envelope, self.name, 0),
+                    account=self.account,
+                    reason=event.reason,
+                    operator=event.operator,
+                    peak_equity=state.last_equity,
                 )
             ]
-        if isinstance(event, EngageKillSwitch) and not state.kill_switch:
-            return [KillSwitchEngaged(envelope=_derive(event.envelope, self.name, 0), reason=event.reason)]
-        if isinstance(event, ReleaseKillSwitch) and state.kill_switch:
-            return [KillSwitchReleased(envelope=_derive(event.envelope, self.name, 0), reason=event.reason)]
         if isinstance(event, EquitySampled) and event.account == self.account:
             return self._on_equity(state, event)
         return []
 
-    def _on_equity(self, state: RiskState, event: EquitySampled) -> list[EventBase]:
-        limits = state.limits
-        peak = event.equity if state.peak_equity is None else max(state.peak_equity, event.equity)
-        if state.breach_action is not None or peak <= 0:
+    def _verdict(self, order: PlaceOrder, rejection: _Rejection | None) -> EventBase:
+        envelope = _derive(order.envelope, self.name, 0)
+        if rejection is None:
+            return RiskCheckPassed(envelope=envelope, order_id=order.order_id)
+        return RiskCheckRejected(
+            envelope=envelope,
+            order_id=order.order_id,
+            rule=rejection.rule,
+            limit=rejection.limit,
+            actual=rejection.actual,
+            detail=rejection.detail,
+        )
+
+    def _judge(
+        self, state: RiskState, held: list[PlaceOrder], order: PlaceOrder
+    ) -> list[tuple[PlaceOrder, _Rejection | None]]:
+        """Verdicts due on `order`: none while its group waits for more legs, else one per leg (all or none)."""
+        grouped = order.leg_group_id is not None and order.legs_in_group > 1
+        legs = [*held, order] if grouped else [order]
+        if grouped and len(legs) < order.legs_in_group:
             return []
-        with localcontext(_CTX):
-            if peak - event.equity < limits.max_drawdown_fraction * peak:
+        accepted: list[PlaceOrder] = []
+        for leg in legs:
+            rejection = _check(state, leg, accepted)
+            if rejection is not None:
+                return [(other, rejection if other is leg else _partner(leg, rejection)) for other in legs]
+            accepted.append(leg)
+        return [(leg, None) for leg in legs]
+
+    def _on_kill_switch(
+        self, state: RiskState, event: EngageKillSwitch | ReleaseKillSwitch
+    ) -> list[EventBase]:
+        scope: Literal["global", "account"] = "global" if event.account is None else "account"
+        engaged = state.global_kill if scope == "global" else state.account_kill
+        other = state.account_kill if scope == "global" else state.global_kill
+        envelope = _derive(event.envelope, self.name, 0)
+        if isinstance(event, ReleaseKillSwitch):
+            if not engaged:
                 return []
-            fraction = ((peak - event.equity) / peak).quantize(_FRACTION_QUANTUM)
+            return [KillSwitchReleased(envelope=envelope, reason=event.reason, account=self.account, scope=scope,
+                                       still_engaged=other)]  # fmt: skip
+        if engaged:
+            return []
+        out: list[EventBase] = [
+            KillSwitchEngaged(envelope=envelope, reason=event.reason, account=self.account, scope=scope)
+        ]
+        for working in state.working.values():
+            if not working.cancel_sent:
+                out.append(
+                    CancelOrder(
+                        envelope=_derive(event.envelope, self.name, len(out)),
+                        order_id=working.order.order_id,
+                        venue=working.order.venue,
+                        reason=f"kill switch: {event.reason}",
+                    )
+                )
+        return out
+
+    def _on_equity(self, state: RiskState, event: EquitySampled) -> list[EventBase]:
+        if state.breach_action is not None:
+            return []
+        limits = state.limits
+        peak, drawdown = _drawdown(state.peak_equity, event.equity)
+        if not _breached(peak, event.equity, limits.max_drawdown_fraction):
+            return []
         return [
             DrawdownBreached(
                 envelope=_derive(event.envelope, self.name, 0),
                 peak_equity=peak,
                 equity=event.equity,
-                drawdown_fraction=fraction,
+                drawdown_fraction=drawdown,
                 limit_fraction=limits.max_drawdown_fraction,
-                action=_action(limits.drawdown_action),
+                action="halt" if limits.drawdown_action is DrawdownAction.HALT else "reduce_only",
+                account=self.account,
             )
         ]
-
-    def _check(self, state: RiskState, order: PlaceOrder) -> _Rejection | None:
-        limits = state.limits
-        key = (order.venue, order.instrument)
-        position = state.positions.get(key, ZERO)
-        signed = order.quantity * order.side.sign
-        reducible = abs(position) if position * order.side.sign < 0 else ZERO
-        now = order.envelope.event_time_ns
-
-        if state.kill_switch:
-            return _Rejection("kill_switch", ZERO, Decimal(1), "kill switch engaged")
-        if state.breach_action == "halt":
-            return _Rejection(
-                "drawdown_halt",
-                limits.max_drawdown_fraction,
-                state.drawdown,
-                "drawdown breach: trading halted",
-            )
-        if state.breach_action == "reduce_only" and order.quantity > reducible:
-            return _Rejection(
-                "drawdown_reduce_only",
-                reducible,
-                order.quantity,
-                f"drawdown breach: only reducing orders; position {position} on {order.venue}",
-            )
-        if order.reduce_only and order.quantity > reducible:
-            return _Rejection(
-                "reduce_only",
-                reducible,
-                order.quantity,
-                f"would not reduce position {position} on {order.venue}",
-            )
-        mid = state.mids.get(key)
-        if order.order_type is OrderType.LIMIT:
-            if order.limit_price is None:
-                return _Rejection("invalid_order", ZERO, ZERO, "limit order without limit_price")
-            price: Decimal = order.limit_price
-        else:
-            if mid is None:
-                return _Rejection(
-                    "no_reference_price", ZERO, ZERO, f"no mid for {order.instrument} on {order.venue}"
-                )
-            price = mid
-        with localcontext(_CTX):
-            notional = order.quantity * price
-            if notional > limits.max_order_notional:
-                return _Rejection(
-                    "max_order_notional", limits.max_order_notional, notional, f"{order.quantity} x {price}"
-                )
-            after = position + signed
-            if abs(after) > limits.max_position_per_asset_venue and abs(after) >= abs(position):
-                return _Rejection(
-                    "max_position",
-                    limits.max_position_per_asset_venue,
-                    abs(after),
-                    f"position {position} -> {after} on {order.venue} {order.instrument}",
-                )
-            before_exposure, after_exposure = _gross_exposure(state, key, after, price)
-            if after_exposure > limits.max_gross_exposure and after_exposure > before_exposure:
-                return _Rejection(
-                    "max_gross_exposure",
-                    limits.max_gross_exposure,
-                    after_exposure,
-                    f"gross exposure {before_exposure} -> {after_exposure}",
-                )
-            open_after = len(state.open_orders) + 1
-            if open_after > limits.max_open_orders:
-                return _Rejection("max_open_orders", Decimal(limits.max_open_orders), Decimal(open_after), "")
-            if order.order_type is OrderType.LIMIT:
-                if mid is None or mid <= 0:
-                    return _Rejection(
-                        "no_reference_price", ZERO, ZERO, f"no mid for {order.instrument} on {order.venue}"
-                    )
-                deviation = abs(price - mid) * BPS / mid
-                if deviation > limits.price_collar_bps:
-                    return _Rejection(
-                        "price_collar",
-                        limits.price_collar_bps,
-                        deviation.quantize(_BPS_QUANTUM),
-                        f"limit {price} vs mid {mid}",
-                    )
-        recent = sum(1 for t in state.passed_times.get(order.venue, ()) if t > now - RATE_WINDOW_NS)
-        if recent + 1 > limits.max_orders_per_venue_per_second:
-            return _Rejection(
-                "order_rate",
-                Decimal(limits.max_orders_per_venue_per_second),
-                Decimal(recent + 1),
-                f"orders on {order.venue} in the last second",
-            )
-        return None
 
     # ------------------------------------------------------------------ evolve
 
     def evolve(self, state: RiskState, event: EventBase) -> RiskState:
         with localcontext(_CTX):
+            if self._breaks_group(state, event):
+                state.held = []
             return self._evolve(state, event)
 
     def _evolve(self, state: RiskState, event: EventBase) -> RiskState:
         if isinstance(event, QuoteTick):
             if event.bid_price > 0 and event.ask_price > 0:
-                with localcontext(_CTX):
-                    state.mids[(event.venue, event.instrument)] = (event.bid_price + event.ask_price) / 2
+                state.quotes[(event.venue, event.instrument)] = event
         elif isinstance(event, PlaceOrder):
             if event.account == self.account:
-                state.orders.setdefault(event.order_id, event)
-        elif isinstance(event, RiskCheckPassed):
-            order = state.orders.get(event.order_id)
-            if order is not None:
-                state.open_orders[event.order_id] = None
-                now = event.envelope.event_time_ns
-                times = [t for t in state.passed_times.get(order.venue, []) if t > now - RATE_WINDOW_NS]
-                times.append(now)
-                state.passed_times[order.venue] = times
+                self._apply_order(state, event)
         elif isinstance(event, OrderPartiallyFilled | OrderFilled):
             self._apply_fill(state, event)
         elif isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
-            state.open_orders.pop(event.order_id, None)
-        elif isinstance(event, KillSwitchEngaged):
-            state.kill_switch = True
-        elif isinstance(event, KillSwitchReleased):
-            state.kill_switch = False
+            state.working.pop(event.order_id, None)
+        elif isinstance(event, EngageKillSwitch | ReleaseKillSwitch):
+            if applies_to(event.account, self.account):
+                engaged = isinstance(event, EngageKillSwitch)
+                if event.account is None:
+                    state.global_kill = engaged
+                else:
+                    state.account_kill = engaged
+                if engaged:  # decide asked the venues to cancel every working order
+                    for working in state.working.values():
+                        working.cancel_sent = True
         elif isinstance(event, UpdateRiskLimits):
-            state.limits = event.limits
+            if applies_to(event.account, self.account):
+                state.limits = event.limits
+        elif isinstance(event, ReleaseDrawdownHalt):
+            if applies_to(event.account, self.account) and state.breach_action is not None:
+                state.breach_action = None
+                state.peak_equity = state.last_equity
+                state.drawdown = ZERO
         elif isinstance(event, EquitySampled):
             if event.account == self.account:
                 self._apply_equity(state, event)
-        elif isinstance(event, DrawdownBreached):
-            # Only our own breach: other accounts' risk deciders emit theirs under their own name.
-            if event.envelope.source == self.name:
-                state.breach_action = event.action
         return state
+
+    def _apply_order(self, state: RiskState, order: PlaceOrder) -> None:
+        state.orders.setdefault(order.order_id, order)
+        verdicts = self._judge(state, state.held, order)
+        if not verdicts:
+            state.held.append(order)
+            return
+        state.held = []
+        now = order.envelope.event_time_ns
+        for leg, rejection in verdicts:
+            if rejection is None:
+                state.working[leg.order_id] = Working(leg)
+                times = [t for t in state.passed_times.get(leg.venue, []) if t > now - RATE_WINDOW_NS]
+                times.append(now)
+                state.passed_times[leg.venue] = times
 
     def _apply_fill(self, state: RiskState, event: OrderPartiallyFilled | OrderFilled) -> None:
         if event.order_id not in state.orders:
             return
-        if isinstance(event, OrderFilled):
-            state.open_orders.pop(event.order_id, None)
         trade = (event.venue, event.venue_trade_id)
-        if trade in state.seen_trades:
-            return
-        state.seen_trades.add(trade)
-        key = (event.venue, event.instrument)
-        state.positions[key] = state.positions.get(key, ZERO) + event.quantity * event.side.sign
-        state.last_fill_price[key] = event.price
+        if trade not in state.seen_trades:
+            state.seen_trades.add(trade)
+            key = (event.venue, event.instrument)
+            state.positions[key] = state.positions.get(key, ZERO) + event.quantity * event.side.sign
+            state.last_fill_price[key] = event.price
+            group = state.orders[event.order_id].leg_group_id
+            if group is not None:
+                net = state.group_net.get(group, ZERO) + event.quantity * event.side.sign
+                if net == 0:  # balanced again: nothing to remember
+                    state.group_net.pop(group, None)
+                else:
+                    state.group_net[group] = net
+            working = state.working.get(event.order_id)
+            if working is not None:
+                working.filled += event.quantity
+        if isinstance(event, OrderFilled):
+            state.working.pop(event.order_id, None)
 
     def _apply_equity(self, state: RiskState, event: EquitySampled) -> None:
-        peak = event.equity if state.peak_equity is None else max(state.peak_equity, event.equity)
-        state.peak_equity = peak
-        if peak <= 0:
-            state.drawdown = ZERO
-            return
-        with localcontext(_CTX):
-            state.drawdown = ((peak - event.equity) / peak).quantize(_FRACTION_QUANTUM)
-            below = peak - event.equity < state.limits.max_drawdown_fraction * peak
-        if below:
-            state.breach_action = None
+        state.peak_equity, state.drawdown = _drawdown(state.peak_equity, event.equity)
+        state.last_equity = event.equity
+        if state.breach_action is None and _breached(
+            state.peak_equity, event.equity, state.limits.max_drawdown_fraction
+        ):
+            state.breach_action = state.limits.drawdown_action
 
 
-def _action(value: str) -> Literal["halt", "reduce_only"]:
-    return "reduce_only" if value == "reduce_only" else "halt"
+def _drawdown(peak: Decimal | None, equity: Decimal) -> tuple[Decimal, Decimal]:
+    """(new peak, drawdown fraction from it) after an equity sample; 0 while the peak is not positive."""
+    new_peak = equity if peak is None else max(peak, equity)
+    if new_peak <= 0:
+        return new_peak, ZERO
+    return new_peak, ((new_peak - equity) / new_peak).quantize(_FRACTION_QUANTUM)
+
+
+def _repairs_its_group(state: RiskState, order: PlaceOrder) -> bool:
+    """Whether a repair order only takes off its leg group's own imbalance (filled net of the group, less
+    what working repairs of the group already take off); only then does it get a repair's passes."""
+    if order.leg_group_id is None:
+        return False
+    net = state.group_net.get(order.leg_group_id, ZERO)
+    for working in state.working.values():
+        other = working.order
+        if other.leg_group_id == order.leg_group_id and other.repair:
+            net += working.leaves * other.side.sign
+    return net * order.side.sign < 0 and order.quantity <= abs(net)
+
+
+def _breached(peak: Decimal, equity: Decimal, limit: Decimal) -> bool:
+    """Drawdown >= limit, tested exactly (no division, no rounding)."""
+    return peak > 0 and peak - equity >= limit * peak
+
+
+def _partner(failed: PlaceOrder, rejection: _Rejection) -> _Rejection:
+    return _Rejection(
+        "spread_pair", rejection.limit, rejection.actual,
+        f"leg {failed.side} {failed.quantity} on {failed.venue} refused by {rejection.rule}"
+        + (f" ({rejection.detail})" if rejection.detail else ""),
+    )  # fmt: skip
+
+
+def _exposure(state: RiskState, key: Key, extra: Sequence[PlaceOrder]) -> _Exposure:
+    buy = sell = ZERO
+    for working in state.working.values():
+        order = working.order
+        if (order.venue, order.instrument) == key:
+            if order.side is Side.BUY:
+                buy += working.leaves
+            else:
+                sell += working.leaves
+    for order in extra:
+        if (order.venue, order.instrument) == key:
+            if order.side is Side.BUY:
+                buy += order.quantity
+            else:
+                sell += order.quantity
+    return _Exposure(state.positions.get(key, ZERO), buy, sell)
+
+
+def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> _Rejection | None:
+    """The first rule `order` breaks, with `extra` (earlier legs of its group) counted as working."""
+    limits = state.limits
+    key = (order.venue, order.instrument)
+    exposure = _exposure(state, key, extra)
+    reducible = exposure.reducible(order.side)
+    where = f"{order.venue} {order.instrument}"
+
+    repair = order.repair and _repairs_its_group(state, order)
+    if state.kill_switch and not (repair and limits.repairs_under_kill_switch):
+        scope = "global" if state.global_kill else "account"
+        return _Rejection("kill_switch", ZERO, Decimal(1), f"kill switch engaged ({scope})")
+    if state.breach_action is DrawdownAction.HALT and not repair:
+        return _Rejection("drawdown_halt", limits.max_drawdown_fraction, state.drawdown,
+                          "drawdown breach: trading halted until an operator releases it")  # fmt: skip
+    if state.breach_action is DrawdownAction.REDUCE_ONLY and not repair and order.quantity > reducible:
+        return _Rejection("drawdown_reduce_only", reducible, order.quantity,
+                          f"drawdown breach: only reducing orders; position {exposure.position} on {where}")  # fmt: skip
+    if order.reduce_only and order.quantity > reducible:
+        return _Rejection("reduce_only", reducible, order.quantity,
+                          f"would not reduce position {exposure.position} on {where} "
+                          f"(working buys {exposure.working_buy}, sells {exposure.working_sell})")  # fmt: skip
+    quote = state.quotes.get(key)
+    if order.order_type is OrderType.LIMIT:
+        if order.limit_price is None:
+            return _Rejection("invalid_order", ZERO, ZERO, "limit order without limit_price")
+        price: Decimal = order.limit_price
+        notional = order.quantity * price
+        how = f"{order.quantity} x {price}"
+    else:
+        if quote is None:
+            return _Rejection("no_reference_price", ZERO, ZERO, f"no quote for {where}")
+        notional, how = market_notional(quote, order.side, order.quantity, limits.price_collar_bps)
+        price = notional / order.quantity
+    if notional > limits.max_order_notional:
+        return _Rejection("max_order_notional", limits.max_order_notional, notional, how)
+
+    after = exposure.with_order(order.side, order.quantity)
+    bound = after.bound(order.side)
+    if bound * order.side.sign > 0 and abs(bound) > limits.max_position_per_asset_venue:
+        return _Rejection(
+            "max_position", limits.max_position_per_asset_venue, abs(bound),
+            f"position {exposure.position}, working buys {exposure.working_buy} / sells "
+            f"{exposure.working_sell}, then {order.side} {order.quantity} -> {bound} on {where}",
+        )  # fmt: skip
+    before_gross, after_gross = _gross_exposure(state, key, exposure, after, price, extra)
+    if after_gross > limits.max_gross_exposure and after_gross > before_gross:
+        return _Rejection("max_gross_exposure", limits.max_gross_exposure, after_gross,
+                          f"gross exposure {before_gross} -> {after_gross}, working orders included")  # fmt: skip
+
+    open_after = len(state.working) + len(extra) + 1
+    if open_after > limits.max_open_orders:
+        return _Rejection("max_open_orders", Decimal(limits.max_open_orders), Decimal(open_after),
+                          "working orders, this one included")  # fmt: skip
+    if order.order_type is OrderType.LIMIT:
+        if quote is None:
+            return _Rejection("no_reference_price", ZERO, ZERO, f"no quote for {where}")
+        mid = _mid(quote)
+        deviation = abs(price - mid) * BPS / mid
+        if deviation > limits.price_collar_bps:
+            return _Rejection("price_collar", limits.price_collar_bps, deviation.quantize(_BPS_QUANTUM),
+                              f"limit {price} vs mid {mid}")  # fmt: skip
+    now = order.envelope.event_time_ns
+    recent = sum(1 for t in state.passed_times.get(order.venue, ()) if t > now - RATE_WINDOW_NS)
+    recent += sum(1 for leg in extra if leg.venue == order.venue)
+    if recent + 1 > limits.max_orders_per_venue_per_second:
+        return _Rejection("order_rate", Decimal(limits.max_orders_per_venue_per_second), Decimal(recent + 1),
+                          f"orders on {order.venue} in the last second")  # fmt: skip
+    return None
+
+
+def market_notional(
+    quote: QuoteTick, side: Side, quantity: Decimal, collar_bps: Decimal
+) -> tuple[Decimal, str]:
+    """What a market order pays walking the book it is sent to (notional, and how it was valued). The levels
+    known are the quote's top level; beyond its size the order is valued at the collar's worst price (mid
+    -/+ collar), never better than the top, since a thinner book could only be worse."""
+    if side is Side.BUY:
+        top: Level = (quote.ask_price, quote.ask_size)
+    else:
+        top = (quote.bid_price, quote.bid_size)
+    collar = _mid(quote) * (BPS + collar_bps * side.sign) / BPS
+    beyond = max(collar, top[0]) if side is Side.BUY else min(collar, top[0])
+    return walk([top], quantity, beyond)
+
+
+def walk(levels: Sequence[Level], quantity: Decimal, beyond: Decimal) -> tuple[Decimal, str]:
+    """Notional of taking `quantity` from `levels` (price, size), best first; what the levels do not hold is
+    valued at `beyond`. With the full depth of a synced book this is the exact walk."""
+    notional, left, parts = ZERO, quantity, []
+    for price, size in levels:
+        if left <= 0:
+            break
+        taken = min(left, size)
+        notional += taken * price
+        left -= taken
+        parts.append(f"{taken} x {price}")
+    if left > 0:
+        notional += left * beyond
+        parts.append(f"{left} beyond the known depth x {beyond}")
+    return notional, " + ".join(parts)
+
+
+def _mid(quote: QuoteTick) -> Decimal:
+    return (quote.bid_price + quote.ask_price) / _TWO
 
 
 def _gross_exposure(
-    state: RiskState, key: Key, position_after: Decimal, price: Decimal
+    state: RiskState,
+    key: Key,
+    before: _Exposure,
+    after: _Exposure,
+    price: Decimal,
+    extra: Sequence[PlaceOrder],
 ) -> tuple[Decimal, Decimal]:
-    """Gross exposure (sum of |position| * mark) before and after the order, over keys in sorted order."""
-    before = after = ZERO
-    keys = sorted(state.positions) if key in state.positions else sorted([*state.positions, key])
-    for k in keys:
-        position = state.positions.get(k, ZERO)
-        if k == key:
-            before += abs(position) * price
-            after += abs(position_after) * price
-        else:
-            exposure = abs(position) * _mark(state, k, price)
-            before += exposure
-            after += exposure
-    return before, after
+    """Gross exposure (sum of worst |bound| x mark) before and after the order, over keys in sorted order."""
+    keys = {k for k in state.positions} | {
+        (w.order.venue, w.order.instrument) for w in state.working.values()
+    }
+    keys |= {(leg.venue, leg.instrument) for leg in extra}
+    keys.discard(key)
+    total_before = before.worst() * price
+    total_after = after.worst() * price
+    for k in sorted(keys):
+        exposure = _exposure(state, k, extra).worst() * _mark(state, k, price)
+        total_before += exposure
+        total_after += exposure
+    return total_before, total_after
 
 
 def _mark(state: RiskState, key: Key, order_price: Decimal) -> Decimal:
-    mid = state.mids.get(key)
-    if mid is not None:
-        return mid
+    quote = state.quotes.get(key)
+    if quote is not None:
+        return _mid(quote)
     return state.last_fill_price.get(key, order_price)

@@ -21,29 +21,39 @@ is below `min_size` (or zero) nothing fires.
 Orders. On a trade it emits SpreadOpportunityDetected and two IOC limit PlaceOrder commands at the quoted
 prices: index 0 buys on B at ask_B, index 1 sells on S at bid_S. Ids are reproducible anywhere:
 opportunity_id = uuid5(cause event id, f"{name}:opportunity"); leg order id = uuid5(opportunity_id,
-f"leg:{index}"); the repair order (see below) is leg 2; `leg_group_id` = opportunity_id.
+f"leg:{index}"); repair k (0-based, see below) is leg 2 + k; `leg_group_id` = opportunity_id.
 
-Legs. The strategy follows its own orders through OrderPartiallyFilled/OrderFilled (filled quantity =
+Legs. Both legs carry `legs_in_group=2`: risk judges them together, so either both go out or neither does.
+The strategy follows its own orders through OrderPartiallyFilled/OrderFilled (filled quantity =
 cumulative_quantity, so duplicates are harmless), OrderRejected/OrderCanceled/OrderExpired (terminal), and
-RiskCheckRejected (the leg never went out: terminal, unfilled). When both legs are terminal with different
-filled quantities, one market (IOC) order repairs the imbalance, per `on_leg_failure`:
-  * "hedge": trade the missing quantity on the OTHER leg's venue in that leg's direction (the buy filled
-    more: sell the difference on S; the sell filled more: buy the difference on B);
-  * "unwind": undo the excess on the leg that filled more, on its own venue (reduce_only=True).
-Repairs are sent even while the strategy is stopped. A group stops counting as in flight when both legs are
-terminal and either they filled equally or the repair order is terminal (whatever it filled: there is no
-second repair; a residual shows up in the portfolio and risk views).
+RiskCheckRejected (the order never went out: terminal, unfilled).
 
-Events for orders of groups already complete are ignored (the group's accounting is closed).
+Leg failure. When every order of a group is terminal and the group's net filled quantity (buys minus sells,
+repairs included) is not zero, one market IOC repair order (`repair=True`, so it passes a drawdown halt)
+takes the imbalance |net| off, on the first venue of the policy's list where neither risk nor the venue has
+refused an order of this group:
+  * "hedge":  the venue of the leg that filled less (do what it failed to do), then the strategy's other
+              venues in config order, then the venue of the leg that filled more (unwind);
+  * "unwind": the venue of the leg that filled more (undo its excess), then the other venues, then the venue
+              of the leg that filled less.
+The repair is never reduce_only: its size is measured against the group's own fills, not the venue's net
+position (which an earlier opposite position may have brought to zero). A repair that fills partly, expires
+or is refused leads to the next one for what is left, up to `max_repair_attempts` repairs. When the budget
+is spent, or every venue refused, the strategy emits LegExposureUnresolved (venue and side of the excess,
+size, age since the group's first fill, attempts) and stops (as after StopStrategy) until an operator
+starts it again; the group is closed. So an imbalance is always either repaired or reported.
+Repairs are sent even while the strategy is stopped. A group stays in flight until its net is zero with
+every order terminal, or it was reported unresolved.
 
-StartStrategy/StopStrategy with this strategy_id toggle `started`. Invalid quotes (non-positive prices,
-negative sizes) are ignored for signals; nothing here raises on input.
+StartStrategy/StopStrategy toggle `started` when they name this strategy (or none) and this strategy's
+account (or none). Invalid quotes (non-positive prices, negative sizes) are ignored for signals; nothing here
+raises on input.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Literal
 
@@ -51,6 +61,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.events import (
     EventBase,
+    LegExposureUnresolved,
     OrderCanceled,
     OrderExpired,
     OrderFilled,
@@ -62,6 +73,7 @@ from domain.events import (
     SpreadOpportunityDetected,
     StartStrategy,
     StopStrategy,
+    applies_to,
     derive_envelope,
 )
 from domain.values import BPS, ZERO, Amount, OrderType, Side, TimeInForce
@@ -93,6 +105,8 @@ class SpreadStrategyConfig(BaseModel):
     max_legs_in_flight: int = Field(default=1, ge=0)
     """Most leg groups (spread trades) open at once; a group is open until its legs (and repair) end."""
     on_leg_failure: Literal["hedge", "unwind"] = "hedge"
+    max_repair_attempts: int = Field(default=3, ge=1)
+    """Repair orders a failed group may send before it is reported unresolved and the strategy stops."""
     started: bool = True
 
     @model_validator(mode="after")
@@ -102,6 +116,9 @@ class SpreadStrategyConfig(BaseModel):
         missing = [v for v in self.venues if v not in self.taker_fee_bps]
         if missing:
             raise ValueError(f"taker_fee_bps missing for venues {missing}")
+        if self.min_size > self.max_order_quantity:
+            raise ValueError(f"min_size {self.min_size} is above max_order_quantity {self.max_order_quantity}: "
+                             "the strategy could never trade")  # fmt: skip
         return self
 
 
@@ -112,6 +129,8 @@ class Leg:
     side: Side
     filled: Decimal = ZERO
     terminal: bool = False
+    refused: bool = False
+    """Refused by risk or by the venue: not a place to send this group's repair."""
 
 
 @dataclass
@@ -119,10 +138,26 @@ class LegGroup:
     group_id: uuid.UUID
     buy: Leg
     sell: Leg
-    repair: Leg | None = None
+    repairs: list[Leg] = field(default_factory=list)
+    first_fill_ns: int | None = None
+    repair_due: bool = False
+    """A repair order (or the unresolved report) was decided and has not come back through evolve yet."""
 
     def legs(self) -> list[Leg]:
-        return [self.buy, self.sell] if self.repair is None else [self.buy, self.sell, self.repair]
+        return [self.buy, self.sell, *self.repairs]
+
+    @property
+    def net(self) -> Decimal:
+        """Filled buys minus filled sells over every order of the group: the exposure it leaves."""
+        return sum((leg.filled * leg.side.sign for leg in self.legs()), ZERO)
+
+    @property
+    def settled(self) -> bool:
+        return all(leg.terminal for leg in self.legs())
+
+    def copy(self) -> LegGroup:
+        return replace(self, buy=replace(self.buy), sell=replace(self.sell),
+                       repairs=[replace(leg) for leg in self.repairs])  # fmt: skip
 
 
 @dataclass
@@ -161,7 +196,7 @@ class SpreadStrategy:
 
     consumes = (
         QuoteTick, SpreadOpportunityDetected, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected,
-        OrderCanceled, OrderExpired, RiskCheckRejected, StartStrategy, StopStrategy,
+        OrderCanceled, OrderExpired, RiskCheckRejected, StartStrategy, StopStrategy, LegExposureUnresolved,
     )  # fmt: skip
 
     def __init__(self, config: SpreadStrategyConfig, name: str | None = None) -> None:
@@ -234,6 +269,7 @@ class SpreadStrategy:
                 quantity=best.quantity,
                 limit_price=price,
                 leg_group_id=opportunity_id,
+                legs_in_group=len(legs),
             )
             for index, (venue, side, price) in enumerate(legs)
         ]
@@ -286,37 +322,67 @@ class SpreadStrategy:
     def _on_order_event(self, state: SpreadState, event: EventBase, order_id: uuid.UUID) -> list[EventBase]:
         group_id = state.order_groups.get(order_id)
         group = None if group_id is None else state.groups.get(group_id)
-        if group is None or group.repair is not None:
+        if group is None or group.repair_due:
             return []
-        buy, sell = _applied(group.buy, event), _applied(group.sell, event)
-        if not (buy.terminal and sell.terminal) or buy.filled == sell.filled:
+        after = _group_after(group, event)
+        if not after.settled or after.net == 0:
             return []
-        excess = abs(buy.filled - sell.filled)
-        buy_filled_more = buy.filled > sell.filled
-        if self.config.on_leg_failure == "hedge":
-            # Do what the short leg failed to do, on its venue.
-            venue, side = (sell.venue, Side.SELL) if buy_filled_more else (buy.venue, Side.BUY)
-            reduce_only = False
-        else:
-            # Take back what the long leg did, on its venue.
-            venue, side = (buy.venue, Side.SELL) if buy_filled_more else (sell.venue, Side.BUY)
-            reduce_only = True
+        cfg = self.config
+        envelope = derive_envelope(event.envelope, self.name, 0)
+        side = Side.SELL if after.net > 0 else Side.BUY
+        venue = self._repair_venue(after, side)
+        attempts = len(after.repairs)
+        if venue is None or attempts >= cfg.max_repair_attempts:
+            last = after.repairs[-1] if after.repairs else None
+            why = (f"{attempts} repair orders sent (budget {cfg.max_repair_attempts})" if venue is not None
+                   else "every venue refused this group's orders")  # fmt: skip
+            if last is not None:
+                why += f"; the last, on {last.venue}, filled {last.filled}"
+            exposed = after.buy if after.net > 0 else after.sell
+            first_fill = after.first_fill_ns if after.first_fill_ns is not None else envelope.event_time_ns
+            return [
+                LegExposureUnresolved(
+                    envelope=envelope,
+                    strategy_id=cfg.strategy_id,
+                    account=cfg.account,
+                    leg_group_id=group.group_id,
+                    instrument=cfg.instrument,
+                    venue=exposed.venue,
+                    side=side.opposite,
+                    quantity=abs(after.net),
+                    age_ns=envelope.event_time_ns - first_fill,
+                    attempts=attempts,
+                    reason=why,
+                )
+            ]
         return [
             PlaceOrder(
-                envelope=derive_envelope(event.envelope, self.name, 0),
-                order_id=leg_order_id(group.group_id, REPAIR_LEG_INDEX),
-                account=self.config.account,
-                strategy_id=self.config.strategy_id,
+                envelope=envelope,
+                order_id=leg_order_id(group.group_id, REPAIR_LEG_INDEX + attempts),
+                account=cfg.account,
+                strategy_id=cfg.strategy_id,
                 venue=venue,
-                instrument=self.config.instrument,
+                instrument=cfg.instrument,
                 side=side,
                 order_type=OrderType.MARKET,
                 time_in_force=TimeInForce.IOC,
-                quantity=excess,
-                reduce_only=reduce_only,
+                quantity=abs(after.net),
                 leg_group_id=group.group_id,
+                repair=True,
             )
         ]
+
+    def _repair_venue(self, group: LegGroup, side: Side) -> str | None:
+        """Where the next repair goes (trading `side`): the policy's order, skipping refused venues."""
+        short = group.sell if side is Side.SELL else group.buy  # the leg that did too little on `side`
+        long = group.buy if side is Side.SELL else group.sell  # the leg whose excess is to be undone
+        others = [v for v in self.config.venues if v not in (short.venue, long.venue)]
+        if self.config.on_leg_failure == "hedge":
+            order = [short.venue, *others, long.venue]
+        else:
+            order = [long.venue, *others, short.venue]
+        refused = {leg.venue for leg in group.legs() if leg.refused}  # membership only
+        return next((venue for venue in order if venue not in refused), None)
 
     # ------------------------------------------------------------------ evolve
 
@@ -346,10 +412,10 @@ class SpreadStrategy:
             if (
                 owner is not None
                 and event.strategy_id == cfg.strategy_id
-                and event.order_id == leg_order_id(owner.group_id, REPAIR_LEG_INDEX)
-                and owner.repair is None
+                and event.order_id == leg_order_id(owner.group_id, REPAIR_LEG_INDEX + len(owner.repairs))
             ):
-                owner.repair = Leg(event.order_id, event.venue, event.side)
+                owner.repairs.append(Leg(event.order_id, event.venue, event.side))
+                owner.repair_due = False
                 state.order_groups[event.order_id] = owner.group_id
         elif isinstance(
             event, OrderPartiallyFilled | OrderFilled | OrderRejected | OrderCanceled | OrderExpired
@@ -357,8 +423,12 @@ class SpreadStrategy:
             self._apply_to_group(state, event, event.order_id)
         elif isinstance(event, RiskCheckRejected):
             self._apply_to_group(state, event, event.order_id)
-        elif isinstance(event, StartStrategy | StopStrategy):
+        elif isinstance(event, LegExposureUnresolved):
             if event.strategy_id == cfg.strategy_id:
+                self._close(state, event.leg_group_id)
+                state.started = False
+        elif isinstance(event, StartStrategy | StopStrategy):
+            if event.strategy_id in (None, cfg.strategy_id) and applies_to(event.account, cfg.account):
                 state.started = isinstance(event, StartStrategy)
         return state
 
@@ -367,33 +437,35 @@ class SpreadStrategy:
         group = None if group_id is None else state.groups.get(group_id)
         if group is None:
             return
-        for leg in group.legs():
-            if leg.order_id == order_id:
-                updated = _applied(leg, event)
-                leg.filled, leg.terminal = updated.filled, updated.terminal
-        if _complete(group):
-            del state.groups[group.group_id]
+        after = _group_after(group, event)
+        if after.settled and after.net == 0:
+            self._close(state, after.group_id)
+            return
+        if after.settled and not group.repair_due:
+            after.repair_due = True  # decide has just sent a repair or the unresolved report
+        state.groups[after.group_id] = after
+
+    @staticmethod
+    def _close(state: SpreadState, group_id: uuid.UUID) -> None:
+        group = state.groups.pop(group_id, None)
+        if group is not None:
             for leg in group.legs():
                 state.order_groups.pop(leg.order_id, None)
 
 
-def _applied(leg: Leg, event: EventBase) -> Leg:
-    """The leg as it is after `event` (a copy; the event may concern another order)."""
+def _group_after(group: LegGroup, event: EventBase) -> LegGroup:
+    """A copy of the group with `event` applied to the order it concerns."""
+    after = group.copy()
     order_id = getattr(event, "order_id", None)
-    if order_id != leg.order_id:
-        return Leg(leg.order_id, leg.venue, leg.side, leg.filled, leg.terminal)
-    filled, terminal = leg.filled, leg.terminal
-    if isinstance(event, OrderPartiallyFilled | OrderFilled):
-        filled = max(filled, event.cumulative_quantity)
-        terminal = terminal or isinstance(event, OrderFilled)
-    else:  # rejected, canceled, expired, or refused by risk
-        terminal = True
-    return Leg(leg.order_id, leg.venue, leg.side, filled, terminal)
-
-
-def _complete(group: LegGroup) -> bool:
-    if not (group.buy.terminal and group.sell.terminal):
-        return False
-    if group.buy.filled == group.sell.filled:
-        return True
-    return group.repair is not None and group.repair.terminal
+    for leg in after.legs():
+        if leg.order_id != order_id:
+            continue
+        if isinstance(event, OrderPartiallyFilled | OrderFilled):
+            leg.filled = max(leg.filled, event.cumulative_quantity)
+            leg.terminal = leg.terminal or isinstance(event, OrderFilled)
+            if after.first_fill_ns is None:
+                after.first_fill_ns = event.envelope.event_time_ns
+        else:  # rejected, canceled, expired, or refused by risk
+            leg.terminal = True
+            leg.refused = leg.refused or isinstance(event, RiskCheckRejected | OrderRejected)
+    return after

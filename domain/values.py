@@ -2,11 +2,62 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from enum import StrEnum
-from typing import Annotated, Any
+from functools import lru_cache, wraps
+from typing import Annotated, Any, ParamSpec, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+
+DECIMAL_CONTEXT = Context(
+    prec=34, rounding=ROUND_HALF_EVEN, Emin=-999_999, Emax=999_999, capitals=1, clamp=0, flags=[],
+    traps=[InvalidOperation, DivisionByZero, Overflow],
+)  # fmt: skip
+"""The one arithmetic context of the domain (IEEE decimal128 precision, banker's rounding). Every field is
+spelled out so neither the caller's context nor a changed `decimal.DefaultContext` leaks into a result."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def decimal_context() -> AbstractContextManager[Context]:
+    """`with decimal_context():` runs a block in DECIMAL_CONTEXT, whatever context the caller has set."""
+    return localcontext(DECIMAL_CONTEXT)
+
+
+def in_decimal_context(function: Callable[P, R]) -> Callable[P, R]:
+    """Runs `function` (a decider's `decide` / `evolve`) in DECIMAL_CONTEXT."""
+
+    @wraps(function)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with localcontext(DECIMAL_CONTEXT):
+            return function(*args, **kwargs)
+
+    return run
+
+
+@lru_cache(maxsize=1 << 16)  # prices repeat; equal amounts have one text, so a cache hit is always right
+def canonical_amount(value: Decimal) -> str:
+    """The one text of an amount in canonical JSON: plain notation (never an exponent), no trailing zeros after
+    the point, no point for an integer, zero always `0` (never `-0`, `0.00`). Exact: no rounding, so
+    `"0.050"`, `"0.05"` and `"5E-2"` all become `"0.05"` and `"1E-7"` becomes `"0.0000001"`."""
+    text = str(value)  # exact, no context involved; scientific only for very small or large exponents
+    if "E" in text:
+        text = format(value, "f")  # plain notation, every digit
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _refuse_float(value: Any) -> Any:
@@ -16,8 +67,13 @@ def _refuse_float(value: Any) -> Any:
     return value
 
 
-Amount = Annotated[Decimal, BeforeValidator(_refuse_float)]
-"""Any price, quantity, fee or cash amount. Finite: pydantic's Decimal refuses NaN and infinities itself."""
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_refuse_float),
+    PlainSerializer(canonical_amount, return_type=str, when_used="json"),
+]
+"""Any price, quantity, fee or cash amount. Finite: pydantic's Decimal refuses NaN and infinities itself.
+In JSON it is a string in the normal form of `canonical_amount`."""
 
 
 class Side(StrEnum):
@@ -48,19 +104,32 @@ class Liquidity(StrEnum):
     TAKER = "taker"
 
 
+class DrawdownAction(StrEnum):
+    HALT = "halt"
+    """Refuse every new order except leg repairs."""
+    REDUCE_ONLY = "reduce_only"
+    """Only orders that shrink a position (and leg repairs) pass."""
+
+
 class RiskLimits(BaseModel):
-    """Pre-trade limits; amounts in the quote currency of the instrument unless named otherwise."""
+    """Pre-trade limits; amounts in the quote currency of the instrument unless named otherwise. Every limit
+    is positive: a zero or negative limit is a configuration mistake (it would refuse everything), so it is
+    refused with the field's name rather than silently stalling a run."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_order_notional: Amount = Decimal("100000")
-    max_position_per_asset_venue: Amount = Decimal("10")
-    max_gross_exposure: Amount = Decimal("1000000")
-    max_open_orders: int = 20
-    price_collar_bps: Amount = Decimal("50")
-    max_orders_per_venue_per_second: int = 50
-    max_drawdown_fraction: Amount = Decimal("0.05")
-    drawdown_action: str = "halt"  # "halt": refuse every order; "reduce_only": only orders that shrink a position
+    max_order_notional: Amount = Field(default=Decimal("100000"), gt=0)
+    max_position_per_asset_venue: Amount = Field(default=Decimal("10"), gt=0)
+    max_gross_exposure: Amount = Field(default=Decimal("1000000"), gt=0)
+    max_open_orders: int = Field(default=20, gt=0)
+    price_collar_bps: Amount = Field(default=Decimal("50"), gt=0)
+    max_orders_per_venue_per_second: int = Field(default=50, gt=0)
+    max_drawdown_fraction: Amount = Field(default=Decimal("0.05"), gt=0, le=1)
+    drawdown_action: DrawdownAction = DrawdownAction.HALT
+    repairs_under_kill_switch: bool = False
+    """Whether a leg repair (hedge/unwind of a failed spread leg) may still go out while the kill switch is
+    engaged. Off by default: the kill switch means nothing leaves; an operator who would rather flatten a
+    naked leg automatically turns it on."""
 
 
 ZERO = Decimal(0)

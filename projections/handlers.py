@@ -6,10 +6,14 @@ through the batch. Every handler is idempotent on natural ids: an order event wh
 known, ... changes nothing. With the tracking offset this gives exactly-once even if the same event is
 delivered again under another offset.
 
-Positions follow domain.portfolio's accounting (asset = base of the instrument via `parse_instrument`;
-signed quantity and cost basis; realized PnL against the average cost; a fee in the base asset valued at the
-fill price). The one difference: a pro-rata cost (partial reduce) and the average cost are rounded to 18
-places (models.q18), the scale the tables store, so a batch boundary never changes a digit.
+Positions follow domain.portfolio's accounting of the instrument's specification, read from the
+`instruments` table (filled from InstrumentDefined, the first record of each market-data stream; the projector
+projects market-data streams before the others): asset = base (spot) or the instrument (contracts); signed
+units and cost basis in the settlement currency via domain.instruments.position_after_fill (inverse
+contracts in the settlement coin); fees per domain.portfolio.position_fee. A fill on an instrument without a
+specification is recorded (fills, order history) but moves no position, and its history row says so, as the
+portfolio's `unaccounted_fills` does. The average cost is rounded to 18 places (models.q18), the scale the
+tables store.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from domain.events import (
     DrawdownBreached,
     EquitySampled,
     EventBase,
+    InstrumentDefined,
     KillSwitchEngaged,
     KillSwitchReleased,
     OrderAccepted,
@@ -41,8 +46,9 @@ from domain.events import (
     SessionStarted,
     SpreadOpportunityDetected,
 )
-from domain.portfolio import parse_instrument, position_after_fill
-from domain.values import Side
+from domain.instruments import is_inverse, position_after_fill, units
+from domain.portfolio import position_asset, position_fee
+from domain.values import Side, decimal_context
 from projections.batch import Batch, Key, Row
 from projections.models import q18
 
@@ -134,18 +140,34 @@ async def on_transition_refused(b: Batch, e: OrderTransitionRefused, stored: Sto
     await _order_step(b, e, stored, None, detail=detail)
 
 
-def apply_fill_to_position(
-    position: Row, side: Side, quantity: Decimal, price: Decimal, fee: Decimal
-) -> None:
-    """domain.portfolio's position arithmetic on one position row (quantity, cost_basis, realized_pnl, fees)."""
-    signed = quantity if side is Side.BUY else -quantity
-    held, cost, realized = position_after_fill(position["quantity"], position["cost_basis"], signed, price)
-    position["quantity"] = held
-    position["cost_basis"] = cost
-    position["realized_pnl"] += realized
-    position["avg_cost"] = None if held == ZERO else q18(cost / held)
-    position["fees"] += fee
+def apply_fill_to_position(position: Row, spec: InstrumentDefined, e: OrderFillEvent) -> None:
+    """domain.portfolio's position arithmetic on one position row (quantity, cost_basis, realized_pnl, fees),
+    in the domain's Decimal context so it agrees with the portfolio to the last digit."""
+    with decimal_context():
+        signed = units(spec, e.quantity) if e.side is Side.BUY else -units(spec, e.quantity)
+        held, cost, realized = position_after_fill(position["quantity"], position["cost_basis"], signed, e.price,
+                                                   is_inverse(spec))  # fmt: skip
+        position["quantity"] = held
+        position["cost_basis"] = cost
+        position["realized_pnl"] += realized
+        position["avg_cost"] = None if held == ZERO else q18(cost / held)
+        position["fees"] += position_fee(spec, e) or ZERO
     position["fill_count"] += 1
+
+
+def _spec(row: Row) -> InstrumentDefined:
+    fields = {k: v for k, v in row.items() if k not in ("session_id", "event_time_ns")}
+    return InstrumentDefined.model_construct(**fields)
+
+
+async def on_instrument_defined(b: Batch, e: InstrumentDefined, stored: StoredRecord) -> None:
+    b.put("instruments", {
+        "session_id": b.session_id, "venue": e.venue, "instrument": e.instrument, "base": e.base,
+        "quote": e.quote, "settlement": e.settlement, "kind": e.kind, "contract_size": e.contract_size,
+        "tick_size": e.tick_size, "lot_size": e.lot_size, "min_notional": e.min_notional,
+        "maker_fee_bps": e.maker_fee_bps, "taker_fee_bps": e.taker_fee_bps,
+        "event_time_ns": e.envelope.event_time_ns,
+    })  # fmt: skip
 
 
 async def on_fill(b: Batch, e: OrderFillEvent, stored: StoredRecord) -> None:
@@ -156,6 +178,7 @@ async def on_fill(b: Batch, e: OrderFillEvent, stored: StoredRecord) -> None:
     if await b.exists("fills", fill_key):
         await _order_step(b, e, stored, None, detail=f"duplicate fill {e.venue_trade_id} ignored")
         return
+    spec_row = await b.get("instruments", (b.session_id, e.venue, e.instrument))
     order = await b.get("orders", (e.order_id,))
     notional = (order["notional"] if order else ZERO) + e.price * e.quantity
     fees = (order["fees"] if order else ZERO) + e.fee
@@ -167,25 +190,30 @@ async def on_fill(b: Batch, e: OrderFillEvent, stored: StoredRecord) -> None:
     }  # fmt: skip
     if order is None or not order["instrument"]:
         changes.update(instrument=e.instrument, side=e.side.value)
-    order = await _order_step(b, e, stored, status, changes)
+    detail = "" if spec_row else f"no InstrumentDefined for {e.venue}:{e.instrument}: position not updated"
+    order = await _order_step(b, e, stored, status, changes, detail)
     assert order is not None
     account = order["account"]
-    spec = parse_instrument(e.instrument)
+    spec = None if spec_row is None else _spec(spec_row)
+    asset = e.instrument
+    if spec is not None:
+        held = await b.get("positions", (b.session_id, account, e.venue, spec.base))
+        asset = position_asset(spec, None if held is None else held["quote"])
     b.put("fills", {
         "session_id": b.session_id, "venue": e.venue, "venue_trade_id": e.venue_trade_id,
         "event_id": env.event_id, "order_id": e.order_id, "account": account, "instrument": e.instrument,
-        "asset": spec.base, "side": e.side.value, "price": e.price, "quantity": e.quantity, "fee": e.fee,
+        "asset": asset, "side": e.side.value, "price": e.price, "quantity": e.quantity, "fee": e.fee,
         "fee_currency": e.fee_currency, "liquidity": e.liquidity.value, "event_time_ns": env.event_time_ns,
     })  # fmt: skip
-    pos_key = (b.session_id, account, e.venue, spec.base)
+    if spec is None:
+        return
+    pos_key = (b.session_id, account, e.venue, asset)
     position = await b.get("positions", pos_key) or {
-        "session_id": b.session_id, "account": account, "venue": e.venue, "asset": spec.base,
-        "quote": spec.quote, "instrument": e.instrument, "quantity": ZERO, "cost_basis": ZERO,
+        "session_id": b.session_id, "account": account, "venue": e.venue, "asset": asset,
+        "quote": spec.settlement, "instrument": e.instrument, "quantity": ZERO, "cost_basis": ZERO,
         "avg_cost": None, "realized_pnl": ZERO, "fees": ZERO, "fill_count": 0, "updated_ns": env.event_time_ns,
     }  # fmt: skip
-    quantity = e.quantity * spec.multiplier
-    fee = e.fee * e.price if e.fee_currency == spec.base else e.fee
-    apply_fill_to_position(position, e.side, quantity, e.price, fee)
+    apply_fill_to_position(position, spec, e)
     position["instrument"] = e.instrument
     position["updated_ns"] = max(position["updated_ns"], env.event_time_ns)
     b.put("positions", position)
@@ -325,6 +353,7 @@ async def on_equity(b: Batch, e: EquitySampled, stored: StoredRecord) -> None:
 
 
 REGISTRY: dict[str, Handler] = {
+    "market.instrument_defined": on_instrument_defined,
     "command.place_order": on_place_order,
     "command.cancel_order": on_cancel_order,
     "order.accepted": on_order_accepted,

@@ -159,9 +159,32 @@ class Fill(Base):
     __table_args__ = (Index(None, "order_id"),)
 
 
+class InstrumentRow(Base):
+    """The specification of each instrument of a session, from its InstrumentDefined (latest wins)."""
+
+    __tablename__ = "instruments"
+    session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    venue: Mapped[str] = mapped_column(String(100), primary_key=True)
+    instrument: Mapped[str] = mapped_column(String(100), primary_key=True)
+    base: Mapped[str] = mapped_column(String(20))
+    quote: Mapped[str] = mapped_column(String(20))
+    settlement: Mapped[str] = mapped_column(String(20))
+    kind: Mapped[str] = mapped_column(String(16))
+    contract_size: Mapped[Decimal] = mapped_column(Money)
+    tick_size: Mapped[Decimal] = mapped_column(Money)
+    lot_size: Mapped[Decimal] = mapped_column(Money)
+    min_notional: Mapped[Decimal] = mapped_column(Money)
+    maker_fee_bps: Mapped[Decimal] = mapped_column(Money)
+    taker_fee_bps: Mapped[Decimal] = mapped_column(Money)
+    event_time_ns: Mapped[int] = mapped_column(BigInteger)
+
+
 class PositionRow(Base):
-    """Position per (session, account, venue, asset), folded from fills like domain.portfolio: signed quantity,
-    signed cost basis, average cost = cost / quantity, realized PnL against the average cost, fees in quote."""
+    """Position per (session, account, venue, asset), folded from fills like domain.portfolio (asset = base for
+    spot, the instrument for contracts): signed quantity in units (base units; quote-currency units for inverse
+    contracts), signed cost basis in the settlement currency (`quote` column), average cost = cost / quantity
+    (for inverse contracts: settlement coin per unit, the reciprocal of the entry price), realized PnL against
+    the average cost, fees in the settlement currency (domain.portfolio.position_fee)."""
 
     __tablename__ = "positions"
     session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
@@ -349,7 +372,7 @@ class ProjectionDeadLetter(Base):
 
 
 READ_MODEL_TABLES: tuple[str, ...] = (
-    "orders", "order_events", "fills", "positions", "signals", "latest_spreads", "risk_state", "risk_events",
+    "orders", "order_events", "fills", "instruments", "positions", "signals", "latest_spreads", "risk_state", "risk_events",
     "sessions", "equity_samples",
 )  # fmt: skip
 """The tables the SQL projector writes (and the rebuild recreates), besides `projection_tracking`."""

@@ -42,6 +42,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from application.ports import EventLog, StoredRecord
+from application.session_run import MARKET_DATA_PREFIX
 from domain.events import EventBase, EventDecodeError, decode
 from projections import handlers as default_handlers
 from projections.batch import Batch, upsert_statement
@@ -346,9 +347,11 @@ class SqlProjector(TrackedProjection):
         return total
 
     async def project_session(self, session_id: str, streams: list[str] | None = None) -> int:
-        """Every stream of the session, one after the other (each stream has its own tracking row)."""
+        """Every stream of the session, one after the other (each stream has its own tracking row); the
+        market-data streams first, so every instrument's definition is in before a fill needs it."""
         total = 0
-        for stream in streams if streams is not None else self.log.streams(session_id):
+        chosen = streams if streams is not None else self.log.streams(session_id)
+        for stream in sorted(chosen, key=lambda name: not name.startswith(MARKET_DATA_PREFIX)):
             total += await self.project_stream(session_id, stream)
         return total
 

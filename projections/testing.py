@@ -13,10 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from application.ports import EventLog, LogRecord
+from application.session_run import MARKET_DATA_PREFIX
 from domain.events import (
     Envelope,
     EquitySampled,
     EventBase,
+    InstrumentDefined,
     KillSwitchEngaged,
     OrderAccepted,
     OrderCanceled,
@@ -33,7 +35,7 @@ from domain.events import (
     decode,
     encode,
 )
-from domain.portfolio import PortfolioState, apply_fill, parse_instrument
+from domain.portfolio import PortfolioState, apply_fill, position_asset, position_fee
 from domain.values import Liquidity, OrderType, Side
 from projections.models import READ_MODEL_TABLES, TRACKING_TABLE, Base
 
@@ -76,6 +78,11 @@ def build_sample_session(log: EventLog, session_id: str, *, orders: int = 120, q
     t = start_ns
     w.add("session", SessionStarted(envelope=w.env(t), mode="backtest", config_hash="c0ffee", model_hash="m1",
                                     code_version="test", parameters='{"x":1}'))  # fmt: skip
+    for venue in VENUES:
+        w.add(f"md.{venue}.{INSTRUMENT}", InstrumentDefined(
+            envelope=w.env(t), venue=venue, instrument=INSTRUMENT, base="BTC", quote="USDT", settlement="USDT",
+            kind="spot", contract_size=1, tick_size=Decimal("0.01"), lot_size=Decimal("0.00001"), min_notional=5,
+            maker_fee_bps=10, taker_fee_bps=10))  # fmt: skip
     mid = Decimal("60000")
     last_fill: OrderFillEvent | None = None
     for i in range(orders):
@@ -206,10 +213,14 @@ def expected_read_models(log: EventLog, session_id: str) -> dict[str, Any]:
     risk = {"rejections": 0, "passed": 0, "kill": False}
     session: dict[str, Any] = {}
     history = 0
-    for stream in log.streams(session_id):
+    specs: dict[tuple[str, str], InstrumentDefined] = {}
+    streams = sorted(log.streams(session_id), key=lambda name: not name.startswith(MARKET_DATA_PREFIX))
+    for stream in streams:
         for stored in log.read(session_id, stream):
             e = decode(stored.record.payload)
-            if isinstance(e, PlaceOrder):
+            if isinstance(e, InstrumentDefined):
+                specs[(e.venue, e.instrument)] = e
+            elif isinstance(e, PlaceOrder):
                 accounts[e.order_id] = e.account
                 orders[e.order_id] = {"status": "new", "filled": Decimal(0), "notional": Decimal(0),
                                       "fees": Decimal(0), "account": e.account}  # fmt: skip
@@ -238,12 +249,14 @@ def expected_read_models(log: EventLog, session_id: str) -> dict[str, Any]:
                 o["notional"] += e.price * e.quantity
                 o["fees"] += e.fee
                 account = accounts[e.order_id]
-                spec = parse_instrument(e.instrument)
-                apply_fill(portfolios.setdefault(account, PortfolioState()), e, spec)
-                key = (account, e.venue, spec.base)
-                fees[key] = fees.get(key, Decimal(0)) + (
-                    e.fee * e.price if e.fee_currency == spec.base else e.fee
-                )
+                spec = specs.get((e.venue, e.instrument))
+                if spec is None:
+                    continue  # recorded, but no position moves without a specification
+                portfolio = portfolios.setdefault(account, PortfolioState())
+                held = portfolio.positions.get((e.venue, spec.base))
+                key = (account, e.venue, position_asset(spec, None if held is None else held.settlement))
+                apply_fill(portfolio, e, spec)
+                fees[key] = fees.get(key, Decimal(0)) + (position_fee(spec, e) or Decimal(0))
                 fill_count[key] = fill_count.get(key, 0) + 1
             elif isinstance(e, SpreadOpportunityDetected):
                 signals.add(e.opportunity_id)

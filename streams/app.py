@@ -19,6 +19,9 @@ default is 60 s; `CSE_WORKER_SESSION_TIMEOUT_S` (or `settings={"broker_session_t
 (tests use 8 s; keep it well above the heartbeat interval, 3 s, and above any event-loop stall: a
 re-run yields to the loop every `YIELD_EVERY` messages so heartbeats keep going).
 
+Operator commands: a second agent, the sequencer, copies each operator command of `{prefix}.commands` into
+every md partition (`streams.sequencer`), where the kernels apply it at its place in the partition.
+
 `cse worker --config FILE` runs `build_app(...)` in a faust Worker.
 """
 
@@ -34,9 +37,10 @@ import faust
 
 from application.run_config import RunConfig
 from application.session_run import VenueFactory
-from streams.kafka_io import read_partition
+from streams.kafka_io import read_partition, topic_partitions
+from streams.sequencer import sequenced, to_forward
 from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, OutMessage
-from streams.topics import Topics
+from streams.topics import COMMANDS, Topics
 from streams.worker import Instruments, PartitionKernels, in_message
 
 log = logging.getLogger(__name__)
@@ -172,6 +176,26 @@ def build_app(
                     highwater = app.consumer.highwater(message.tp)
                     if highwater is not None:
                         instruments.lag(message.topic, partition, max(0, highwater - offset - 1))
+
+    commands = app.topic(topics.name(COMMANDS), allow_empty=True, **raw)
+    md_partitions: list[int] = []
+
+    @app.agent(commands, name="sequencer")
+    async def sequence_commands(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            incoming = in_message(message.topic, message.partition, message.offset, message.key, message.value,
+                                  message.headers)  # fmt: skip
+            if not to_forward(incoming.headers):
+                continue
+            if not md_partitions:
+                md_partitions.extend(await asyncio.to_thread(topic_partitions, bootstrap, topics.md))
+            headers = sequenced(list(incoming.headers.items()))
+            sent = [await md.send(key=incoming.key, value=incoming.value, headers=headers, partition=p)
+                    for p in md_partitions]  # fmt: skip
+            await asyncio.gather(*sent)  # in every partition before the command's offset is committed
+            log.info("sequenced operator command %s into %s partitions %s",
+                     incoming.headers.get("cse-event-id", b"?").decode(), topics.md, md_partitions)  # fmt: skip
 
     app.cse_settle = settle  # type: ignore[attr-defined]
     return app, kernels

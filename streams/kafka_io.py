@@ -147,6 +147,14 @@ def scan(bootstrap: str, topics: Iterable[str], batch: int = 2_000, timeout: flo
         consumer.close()
 
 
+def topic_partitions(bootstrap: str, topic: str) -> list[int]:
+    consumer = make_consumer(bootstrap)
+    try:
+        return partitions_of(consumer, topic)
+    finally:
+        consumer.close()
+
+
 def read_partition(
     bootstrap: str, topic: str, partition: int, end: int, start: int = 0, timeout: float = 60.0
 ) -> list[Message]:

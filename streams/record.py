@@ -6,6 +6,8 @@ kernel consumes. So each instrument partition of `{prefix}.md` holds its venues'
 records in exactly the order the embedded engine would feed them. Then the other streams (`session`,
 `derived`) follow. After the market data, one control record per instrument (empty value, header
 `cse-control: end-of-session`) tells the worker to release the venue events still due at the end.
+The session's operator commands (stream `commands`) are part of that merge: each goes, at its place, into
+every md partition (or the pinned one) and to the commands topic, marked sequenced (`streams.sequencer`).
 With `pace`, market data is published at the recorded pace (`pace`=1.0 real time, 2.0 twice as fast).
 Records keep their SQLite offsets, so publishing a session twice duplicates nothing a reader keeps.
 `partition` pins the session's market data (and its control records) to one md partition instead of the
@@ -19,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.kafka_event_log import KafkaEventLog
+from application.operator_commands import COMMANDS_STREAM
 from application.ports import EventLog
-from application.session_run import market_data_streams, session_inputs
+from application.session_run import input_streams, session_inputs
+from streams.sequencer import publish_command
 from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, H_SESSION, to_message
 
 
@@ -47,8 +51,9 @@ def record_session(
     partition: int | None = None,
 ) -> RecordResult:
     started = time.perf_counter()
-    streams = market_data_streams(source, session_id)
+    streams = input_streams(source, session_id)
     instruments: list[str] = []
+    md_partitions: list[int] = []
     first_ns: int | None = None
     inputs = 0
     for stream, stored in session_inputs(source, session_id, streams):
@@ -63,13 +68,19 @@ def record_session(
             if delay > 0:
                 target.producer.flush()
                 time.sleep(delay)
-        if partition is None:
+        if stream == COMMANDS_STREAM:
+            if not md_partitions:
+                md_partitions = [partition] if partition is not None else list(
+                    range(target.producer.partitions_for(target.topics.md)))  # fmt: skip
+            publish_command(target.producer, target.topics.md, target.topics.name("commands"),
+                            to_message(session_id, stored, target.account), md_partitions)  # fmt: skip
+        elif partition is None:
             target.publish(session_id, (stored,), flush=False)
         else:
             msg = to_message(session_id, stored, target.account)
             target.producer.produce(target.topics.md, msg.value, msg.key, msg.headers, partition=partition)
-        instrument = stream.split(".")[2]
-        if instrument not in instruments:
+        instrument = stream.split(".")[2] if stream != COMMANDS_STREAM else None
+        if instrument is not None and instrument not in instruments:
             instruments.append(instrument)
         inputs += 1
         if progress is not None:

@@ -36,9 +36,13 @@ class TopicSpec:
 
 
 TOPIC_SPECS: tuple[TopicSpec, ...] = (
-    TopicSpec(MD, "instrument (e.g. `BTCUSDT`)", ("market.quote", "market.trade", "market.book_snapshot",
-              "market.book_delta"), "recorded/live market data of every venue; input of the kernel"),
-    TopicSpec(COMMANDS, "account", ("command.*",), "order commands and operator commands"),
+    TopicSpec(MD, "instrument (e.g. `BTCUSDT`)", ("market.instrument_defined", "market.quote", "market.trade",
+              "market.book_snapshot", "market.book_delta", "command.* (sequenced operator commands)"),
+              "recorded/live market data of every venue (each stream opened by its instrument's definition) and the operator commands merged into it; input of "
+              "the kernel"),
+    TopicSpec(COMMANDS, "account", ("command.*",),
+              "operator commands (stream `commands`, copied into every md partition by the worker's sequencer) "
+              "and the order commands the kernels derive"),
     TopicSpec(ORDERS, "account", ("order.*",), "order lifecycle events and fills from the venues"),
     TopicSpec(SIGNALS, "instrument", ("signal.*", "market.book_resync_needed"),
               "strategy signals and book resync requests derived from market data"),

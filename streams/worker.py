@@ -15,6 +15,15 @@ it, or, with no usable snapshot (none yet, or written by other code or config), 
 offset 0. Re-run inputs publish their outputs again (byte-identical, dropped downstream by event id);
 inputs before the restored offset are skipped.
 
+Operator commands (`cse command ... --sink kafka`) reach the kernels through the md topic: the sequencer
+(`streams.app`) copies each one from the commands topic into EVERY md partition, and `cse record` writes a
+session's commands there in its merge order. A partition is thus the recorded merge of market data and
+commands: the kernels feed a command where it sits, so a re-run or a replay of the partition sees it at the
+same place. A copy whose (session, commands offset) a run has already fed is skipped (at-least-once
+forwarding); one for a session with no kernel yet on the partition is held and fed just before that
+session's first market-data record there, so a partition that never carries the session's data creates no
+kernel for it.
+
 Limit: parity with the embedded engine needs all instruments of a session in one partition (the sample has
 one instrument); instruments on different partitions run in separate kernels with separate portfolios.
 """
@@ -31,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from application.engine import Kernel
+from application.operator_commands import COMMANDS_STREAM
 from application.run_config import RunConfig, build_deciders
 from application.session_run import DERIVED_STREAM, RunParameters, VenueFactory, restamp
 from domain.events import EventBase, encode
@@ -87,6 +97,8 @@ class _Run:
     target: str
     derived: int = 0
     pending: list[EventBase] = field(default_factory=list)
+    commands_fed: set[int] = field(default_factory=set)
+    """Offsets (in the session's commands stream) of the commands fed; membership tests only."""
 
     def __post_init__(self) -> None:
         self.kernel.attach(self.pending.append)
@@ -122,6 +134,8 @@ class PartitionKernels:
         self.target_session = target_session or default_target(config)
         self._runs: dict[tuple[str, int], _Run] = {}
         self._next_offset: dict[int, int] = {}
+        self._held: dict[tuple[str, int], list[tuple[int, EventBase]]] = {}
+        """Commands for (session, partition) waiting for the session's first market data there."""
         self.inputs = 0
         self.dead_letters = 0
         self.rebuilds = 0
@@ -136,10 +150,12 @@ class PartitionKernels:
 
     def snapshot(self, partition: int) -> bytes:
         """The partition's kernels and next input offset; taken between inputs (nothing pending)."""
-        runs = [(key[0], run.kernel, run.target, run.derived) for key, run in sorted(self._runs.items())
+        runs = [(key[0], run.kernel, run.target, run.derived, sorted(run.commands_fed))
+                for key, run in sorted(self._runs.items()) if key[1] == partition]  # fmt: skip
+        held = [(key[0], items) for key, items in sorted(self._held.items(), key=lambda kv: kv[0])
                 if key[1] == partition]  # fmt: skip
         body = {"code_version": self.code_version, "config_hash": self._config_hash(),
-                "next_offset": self.next_offset(partition), "runs": runs}  # fmt: skip
+                "next_offset": self.next_offset(partition), "runs": runs, "held": held}  # fmt: skip
         return SNAPSHOT_MAGIC + zlib.compress(pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
     def restore(self, partition: int, blob: bytes) -> int | None:
@@ -159,8 +175,10 @@ class PartitionKernels:
             return None
         self._drop(partition)
         self.restores += 1
-        for session, kernel, target, derived in body["runs"]:
-            self._runs[(session, partition)] = _Run(kernel, target, derived)
+        for session, kernel, target, derived, fed in body["runs"]:
+            self._runs[(session, partition)] = _Run(kernel, target, derived, commands_fed=set(fed))
+        for session, items in body["held"]:
+            self._held[(session, partition)] = list(items)
         self._next_offset[partition] = body["next_offset"]
         return int(body["next_offset"])
 
@@ -175,6 +193,8 @@ class PartitionKernels:
     def _drop(self, partition: int) -> None:
         for key in [k for k in self._runs if k[1] == partition]:
             del self._runs[key]
+        for key in [k for k in self._held if k[1] == partition]:
+            del self._held[key]
         self._next_offset.pop(partition, None)
 
     def _run(self, session: str, partition: int) -> _Run:
@@ -220,10 +240,34 @@ class PartitionKernels:
             key, value, headers = dead_letter(msg.value, msg.key, list(msg.headers.items()), reason, msg.topic,
                                               msg.partition, msg.offset)  # fmt: skip
             return [OutMessage(DLQ, key or b"", value, headers)]
-        run = self._run(session, msg.partition)
-        run.kernel.feed(restamp(event, run.target, stored.record.stream))
+        stream = stored.record.stream
+        if stream == COMMANDS_STREAM:
+            return self._command(session, msg.partition, stored.offset, event)
+        run = self._runs.get((session, msg.partition))
+        if run is None:
+            run = self._run(session, msg.partition)
+            for offset, command in self._held.pop((session, msg.partition), []):
+                self._feed_command(run, offset, command)
+        run.kernel.feed(restamp(event, run.target, stream))
         self.inputs += 1
         return self._drain(run)
+
+    def _command(self, session: str, partition: int, offset: int, command: EventBase) -> list[OutMessage]:
+        run = self._runs.get((session, partition))
+        if run is None:
+            held = self._held.setdefault((session, partition), [])
+            if all(o != offset for o, _ in held):
+                held.append((offset, command))
+            return []
+        self._feed_command(run, offset, command)
+        return self._drain(run)
+
+    def _feed_command(self, run: _Run, offset: int, command: EventBase) -> None:
+        if offset in run.commands_fed:
+            return  # a second copy of a command already fed (the sequencer forwards at least once)
+        run.commands_fed.add(offset)
+        run.kernel.feed(restamp(command, run.target, COMMANDS_STREAM))
+        self.inputs += 1
 
     def process_all(self, messages: Iterable[InMessage]) -> list[OutMessage]:
         out: list[OutMessage] = []

@@ -7,7 +7,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from adapters.entrypoints import commands, inspect_command, projection_commands, streaming_commands
+from adapters.entrypoints import (
+    api_commands,
+    commands,
+    inspect_command,
+    operator_cli,
+    projection_commands,
+    streaming_commands,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--venue", help="venue name override")
     p.add_argument("--instrument", help="instrument override (tabular formats)")
+    p.add_argument(
+        "--instruments", action="append", type=Path, metavar="FILE",
+        help="your own instrument specification file (TOML, layout of adapters/instruments/specs.toml); its"
+        " entries extend and replace the shipped ones (repeatable)",
+    )  # fmt: skip
     p.set_defaults(handler=commands.import_files)
 
     p = sub.add_parser("backtest", help="run a strategy over a recorded session; the run is a session of its own")
@@ -50,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true", help="compare with the recorded events (exit 1 on divergence)")
     p.add_argument("--source", default="embedded", choices=["embedded", "kafka"], help="where the session is read from")
     p.add_argument("--prefix", help="Kafka topic prefix with --source kafka (default: $CSE_TOPIC_PREFIX or cse)")
+    p.add_argument("--config", type=Path, help="with --source kafka: the run configuration of a `cse worker` run "
+                                               "(SESSION = its target session): re-run the md topic with it")  # fmt: skip
     p.set_defaults(handler=streaming_commands.replay)
 
     p = sub.add_parser("export", help="export a session to Parquet")
@@ -70,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.schemas)
 
     streaming_commands.register(sub)
+    operator_cli.register(sub)
+    api_commands.register(sub)
     return parser
 
 

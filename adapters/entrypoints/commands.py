@@ -5,19 +5,28 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sqlite3
 import subprocess
+import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any, TextIO
 
-from adapters.entrypoints.progress import ProgressBar
+from adapters.entrypoints.progress import Progress, ProgressBar
 from adapters.html_report import write_report
 from adapters.importers.binance_ws import import_binance_ws
-from adapters.importers.common import ImportReport
+from adapters.importers.common import ImportRefused, ImportReport
 from adapters.importers.lean import import_lean_quotes
 from adapters.importers.tabular import PRESETS, import_preset
+from adapters.instruments.catalog import (
+    InstrumentCatalog,
+    SpecificationFileError,
+    UnknownInstrument,
+    load_catalog,
+)
 from adapters.parquet_export import export_session
 from adapters.settings import Settings
 from adapters.simulated_venue import FeeSchedule, SimulatedVenueConfig, build_simulated_venues
@@ -27,7 +36,7 @@ from application.backtest import run_backtest
 from application.ports import Venue
 from application.replay import ReplayReport, replay_session
 from application.run_config import RunConfig
-from application.session_run import RunParameters, market_data_streams
+from application.session_run import RunParameters, input_streams
 from domain.events import json_schemas
 
 TABULAR_PRESETS = tuple(sorted(PRESETS))
@@ -65,6 +74,7 @@ def simulated_venues(config: RunConfig) -> Mapping[str, Venue]:
     venue_config = SimulatedVenueConfig(
         order_latency_ns=config.order_latency_ns,
         response_latency_ns=config.response_latency_ns,
+        queue_model=config.queue_model,
         fees={name: FeeSchedule(f.maker_bps, f.taker_bps) for name, f in config.venues.items()},
     )
     return build_simulated_venues(sorted(config.venues), venue_config)
@@ -73,23 +83,42 @@ def simulated_venues(config: RunConfig) -> Mapping[str, Venue]:
 def load_run_config(path: Path) -> RunConfig:
     try:
         text = path.read_text()
-        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        return RunConfig.model_validate(with_fee_defaults(raw))
-    except (OSError, ValueError, KeyError) as exc:
+    except OSError as exc:
         raise UserError(f"config {path}: {exc}") from exc
+    return parse_run_config(text, str(path), json_format=path.suffix == ".json")
+
+
+def parse_run_config(text: str, where: str, *, json_format: bool = False) -> RunConfig:
+    try:
+        raw = json.loads(text) if json_format else tomllib.loads(text)
+        return RunConfig.model_validate(with_fee_defaults(raw))
+    except (ValueError, KeyError) as exc:
+        raise UserError(f"config {where}: {exc}") from exc
 
 
 def import_files(args: argparse.Namespace) -> int:
-    report = _import(Settings(), args.paths, args.session, args.format, args.venue, args.instrument)
-    return 0 if report.records else 1
+    report = _import(Settings(), args.paths, args.session, args.format, args.venue, args.instrument,
+                     args.instruments or [])  # fmt: skip
+    return 0 if report.records else 1  # an import that stores nothing is refused before this
 
 
 def _import(
-    settings: Settings, paths: list[Path], session: str, fmt: str, venue: str | None, instrument: str | None
-) -> ImportReport:
+    settings: Settings, paths: list[Path], session: str, fmt: str, venue: str | None, instrument: str | None,
+    spec_files: list[Path] | None = None,
+) -> ImportReport:  # fmt: skip
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise UserError(f"no such file: {', '.join(missing)}")
+    try:
+        return _import_with(settings, paths, session, fmt, venue, instrument, load_catalog(spec_files or []))
+    except (SpecificationFileError, UnknownInstrument) as exc:  # a file-level refusal, not a traceback
+        raise UserError(str(exc)) from exc
+
+
+def _import_with(
+    settings: Settings, paths: list[Path], session: str, fmt: str, venue: str | None, instrument: str | None,
+    catalog: InstrumentCatalog,
+) -> ImportReport:  # fmt: skip
     if fmt == "auto":
         suffixes = {p.suffix for p in paths}
         if suffixes == {".gz"}:
@@ -98,13 +127,23 @@ def _import(
             fmt = "lean-quotes"
         else:
             raise UserError(f"cannot tell the format of {sorted(suffixes)}; pass --format")
-    with open_log(settings) as log:
-        if fmt == "binance-ws":
-            return import_binance_ws(log, session, paths, code_version=code_version, venue=venue)
-        if fmt == "lean-quotes":
-            return import_lean_quotes(log, session, paths, code_version=code_version)
-        return import_preset(log, session, paths, fmt, code_version=code_version, venue=venue,
-                             instrument=instrument)  # fmt: skip
+    if instrument is not None and fmt in ("binance-ws", "lean-quotes"):
+        raise UserError(f"--instrument applies to tabular formats; {fmt} files name their instrument")
+    if venue is not None and fmt == "lean-quotes":
+        raise UserError("--venue does not apply to lean-quotes: the venue is the path's <exchange>-<market>")
+    try:
+        with open_log(settings) as log:
+            if fmt == "binance-ws":
+                return import_binance_ws(log, session, paths, code_version=code_version, venue=venue,
+                                         instruments=catalog)  # fmt: skip
+            if fmt == "lean-quotes":
+                return import_lean_quotes(log, session, paths, code_version=code_version, instruments=catalog)
+            return import_preset(log, session, paths, fmt, code_version=code_version, venue=venue,
+                                 instrument=instrument, instruments=catalog)  # fmt: skip
+    except ImportRefused as exc:
+        raise UserError(f"{exc}; nothing was imported into session {session!r}") from exc
+    except sqlite3.OperationalError as exc:
+        raise UserError(f"event log {settings.event_log_path}: {exc}; nothing was imported") from exc
 
 
 def backtest(args: argparse.Namespace) -> int:
@@ -113,19 +152,32 @@ def backtest(args: argparse.Namespace) -> int:
     with open_log(settings) as log:
         summary = _backtest(settings, log, args.session, config, args.backtest_id, args.out)
     print(json.dumps({k: v for k, v in summary.items() if k != "legs"}, indent=2))
+    print_inventory(summary, sys.stderr)  # stdout stays one JSON document
     return 0
+
+
+def print_inventory(summary: Mapping[str, Any], out: TextIO) -> None:
+    """The end inventory and unhedged exposure as lines a trader reads first."""
+    inventory = summary["end_inventory"]
+    print("End inventory" + ("" if inventory else ": flat"), file=out)
+    for row in inventory:
+        print(f"  {row['venue']:16} {row['instrument']:12} {row['quantity']:>14} {row['asset']:6} "
+              f"at {row['mark']} = {row['notional']}", file=out)  # fmt: skip
+    for asset, values in summary["unhedged_exposure"].items():
+        print(f"  unhedged {asset}: net {values['net_quantity']} (gross {values['gross_quantity']}), "
+              f"net value {values['net_notional']}", file=out)  # fmt: skip
 
 
 def _backtest(
     settings: Settings, log: SqliteEventLog, session: str, config: RunConfig, backtest_id: str | None,
-    out: Path | None,
+    out: Path | None, progress: Callable[[int, str], Progress] = ProgressBar,
 ) -> dict[str, object]:  # fmt: skip
     if session not in log.sessions():
         raise UserError(f"no session {session!r} in {settings.event_log_path}; import one first")
-    parameters = RunParameters(session, market_data_streams(log, session), config)
+    parameters = RunParameters(session, input_streams(log, session), config)
     session_id = backtest_id or f"{session}.bt-{parameters.config_hash}"
     total = sum(log.end_offset(session, s) for s in parameters.streams)
-    bar = ProgressBar(total, f"backtest {session_id}")
+    bar = progress(total, f"backtest {session_id}")
     try:
         result = run_backtest(log, parameters, session_id, simulated_venues, code_version(), bar)
     except ValueError as exc:
@@ -134,8 +186,9 @@ def _backtest(
     result.summary["seconds"] = round(seconds, 3)
     result.summary["events_per_second"] = round((result.inputs + result.derived) / max(seconds, 1e-9))
     report_dir = out or settings.reports_dir / session_id
+    trips = [trip.as_dict() for trip in result.metrics.round_trips.trips]
     html = write_report(report_dir, f"Backtest {session_id}", result.summary, result.metrics.equity,
-                        result.metrics.spreads)  # fmt: skip
+                        result.metrics.spreads, trips)  # fmt: skip
     result.summary["report"] = str(html)
     return result.summary
 
@@ -205,12 +258,18 @@ def demo(args: argparse.Namespace) -> int:
     settings = Settings(home=home)
     captures = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
                 SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]  # fmt: skip
-    print("== 1/3 import: two minutes of Binance BTCUSDT spot and USD-M websocket captures (MIT, hftbacktest)")
+    print(
+        "== 1/3 import: two minutes of Binance BTCUSDT spot and USD-M websocket captures (MIT, hftbacktest)"
+    )
     report = _import(settings, captures, "binance-btcusdt-20240808", "binance-ws", None, None)
     if report.bad_row_count:
-        print(f"   {report.bad_row_count} bad rows reported above; they are counted, not hidden")
+        print(f"   {report.bad_row_count} rows refused, reported above by reason; counted, not hidden")
     config = load_run_config(SAMPLES / "spread-demo.toml")
     print("== 2/3 backtest: cross-venue spread strategy, spot vs USD-M perpetual as two venues")
+    charged = ", ".join(f"{v} {f.maker_bps}/{f.taker_bps}" for v, f in sorted(config.venues.items()))
+    assumed = ", ".join(f"{v} {bps}" for v, bps in sorted(config.strategy.taker_fee_bps.items()))
+    print(f"   venues charge Binance's published VIP 0 fees, maker/taker bps: {charged};")
+    print(f"   the strategy prices its edge with taker bps {assumed} (a high tier), so that it trades")
     with open_log(settings) as log:
         summary = _backtest(settings, log, "binance-btcusdt-20240808", config, None, None)
         print("== 3/3 replay --verify of the backtest session")
@@ -218,11 +277,18 @@ def demo(args: argparse.Namespace) -> int:
     _print_replay(replayed)
     print()
     print("Summary")
-    for key in ("session_id", "input_events", "derived_events", "opportunities", "trades", "pnl", "fees",
-                "max_drawdown_fraction", "fill_ratio", "hit_ratio", "events_per_second"):  # fmt: skip
-        print(f"  {key:22} {summary[key]}")
+    for key in ("session_id", "input_events", "derived_events", "opportunities", "pnl", "fees", "trades",
+                "hit_ratio", "round_trip_pnl", "max_drawdown_fraction", "performance_horizon", "fill_ratio",
+                "risk_rejections", "risk_rejections_by_rule", "events_per_second"):  # fmt: skip
+        print(f"  {key:22} {'n/a' if summary[key] is None else summary[key]}")
+    print_inventory(summary, sys.stdout)
     print(f"  {'backtest digest':22} {summary['digest']}")
     print(f"  {'replay digest':22} {replayed.replayed_digest}")
     print(f"  {'digests equal':22} {replayed.ok and replayed.replayed_digest == summary['digest']}")
     print(f"  {'report':22} {summary['report']}")
+    print()
+    print("Dashboard of this session (live replay in the browser):")
+    print(f"  CSE_HOME={home} cse project && CSE_HOME={home} cse api-key create --role admin")
+    print(f"  CSE_HOME={home} cse serve   # then open, with the key printed above:")
+    print(f"  http://127.0.0.1:{settings.api_port}/dashboard?session={summary['session_id']}&speed=20#key=<key>")
     return 0 if replayed.ok and replayed.replayed_digest == summary["digest"] else 1

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Protocol
+
+
+class Progress(Protocol):
+    """What a run reports its progress to: counts of events done, then `close` (returns seconds taken)."""
+
+    def __call__(self, count: int) -> None: ...
+
+    def close(self) -> float: ...
 
 
 class ProgressBar:

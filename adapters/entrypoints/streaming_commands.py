@@ -128,14 +128,20 @@ def replay(args: argparse.Namespace) -> int:
     if not session:
         raise commands.UserError("which session? pass SESSION or --session S")
     args.session = session
+    if getattr(args, "config", None) is not None and args.source != "kafka":
+        raise commands.UserError("--config replays a `cse worker` run: use it with --source kafka")
     if args.source != "kafka":
         return commands.replay(args)
     from adapters.kafka_event_log import KafkaEventLog
-    from streams.replay import replay_from_kafka
+    from streams.replay import replay_from_kafka, verify_worker_run
 
     kafka = KafkaEventLog(Settings().kafka_bootstrap, _topics(getattr(args, "prefix", None)))
     try:
-        report = replay_from_kafka(kafka, session, commands.simulated_venues, commands.code_version())
+        if getattr(args, "config", None) is not None:
+            config = commands.load_run_config(args.config)
+            report = verify_worker_run(kafka, session, config, commands.simulated_venues)
+        else:
+            report = replay_from_kafka(kafka, session, commands.simulated_venues, commands.code_version())
     except ValueError as exc:
         raise commands.UserError(str(exc)) from exc
     commands._print_replay(report)

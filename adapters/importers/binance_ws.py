@@ -13,9 +13,14 @@ like the live system. The exchange's own stamp (E, ms) is kept in the payload as
 message has one. A line whose receive time is below the
 previous one of its stream is reported as a bad row, not reordered.
 
-Venue: from the folder (`spot` -> binance-spot, `usdm` -> binance-usdm, `cm` -> binance-coinm) unless given.
+Venue: `venue=` (`--venue`) if given, else the feed the content shows (`feed_of`: spot, USD-M or COIN-M),
+which must agree with the folder when the folder is one of `spot`, `usdm`, `cm`. The feed is recorded per
+file, and a stream never takes files of two feeds (a USD-M capture under the spot capture's `--venue` is
+refused, see `common`).
 Instrument: the stream symbol upper-cased (BTCUSDT, BTCUSD_PERP); the snapshot, which has no stream, uses its
 `symbol` field if present, else the file name before the date (`btcusd_perp_20240808.gz` -> BTCUSD_PERP).
+Errors: a line that is not a message we read is a refused row; a file that is not gzip, truncated or corrupt
+is refused whole (and with it the whole import).
 """
 
 from __future__ import annotations
@@ -23,26 +28,54 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections.abc import Callable, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from adapters.importers.common import ImportReport, ImportSink, file_sha256
-from application.ports import EventLog
+from adapters.importers.common import FileError, ImportLog, ImportReport, ImportSink, RowError
+from adapters.instruments.catalog import InstrumentCatalog
 from domain.events import BookDelta, BookSnapshot, Envelope, EventBase, QuoteTick, TradeTick
 from domain.values import Side
 
 FOLDER_VENUES = {"spot": "binance-spot", "usdm": "binance-usdm", "cm": "binance-coinm"}
 SOURCE = "import.binance_ws"
+FEED_PROBE_LINES = 2_000
+"""Lines read ahead to find a message that shows the feed (a depth update or a bookTicker)."""
 
 
-def venue_for(path: Path) -> str:
-    try:
-        return FOLDER_VENUES[path.parent.name]
-    except KeyError:
-        raise ValueError(
-            f"{path}: cannot tell the venue from folder {path.parent.name!r}; pass venue="
-        ) from None
+def feed_of(path: Path) -> str | None:
+    """Which Binance feed a capture is, from its first depth update or bookTicker: COIN-M messages carry the
+    pair (`ps`), USD-M depth updates carry `pu` and USD-M bookTickers an event type `e`; spot has neither."""
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in islice(fh, FEED_PROBE_LINES):
+            try:
+                message = json.loads(line.partition(" ")[2])
+                kind = message["stream"].partition("@")[2]
+                data = message["data"]
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if not isinstance(data, dict) or not (kind.startswith("depth") or kind == "bookTicker"):
+                continue
+            if "ps" in data:
+                return "binance-coinm"
+            futures_mark = "pu" if kind.startswith("depth") else "e"
+            return "binance-usdm" if futures_mark in data else "binance-spot"
+    return None
+
+
+def venue_for(path: Path, feed: str | None) -> str:
+    folder = FOLDER_VENUES.get(path.parent.name)
+    if folder is not None and feed is not None and folder != feed:
+        raise FileError(
+            path, f"its folder says {folder} but its messages are {feed}'s; pass --venue to name it"
+        )
+    venue = folder or feed
+    if venue is None:
+        raise FileError(path, f"cannot tell the venue (folder {path.parent.name!r}, no depth update or "
+                              f"bookTicker in the first {FEED_PROBE_LINES} lines); pass --venue")  # fmt: skip
+    return venue
 
 
 def instrument_for(path: Path) -> str:
@@ -51,7 +84,7 @@ def instrument_for(path: Path) -> str:
 
 
 def import_binance_ws(
-    log: EventLog,
+    log: ImportLog,
     session_id: str,
     paths: Sequence[Path],
     *,
@@ -60,55 +93,60 @@ def import_binance_ws(
     batch_size: int = 5_000,
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:
     """Import the captures, in the order given (give a venue's files in time order), into one session."""
-    config = {
-        "importer": SOURCE,
-        "venue": venue,
-        "files": [{"name": p.name, "sha256": file_sha256(p)} for p in paths],
-    }
+    config = {"importer": SOURCE, "venue": venue}
     sink = ImportSink(
         log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo,
+        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
     )  # fmt: skip
-    for path in paths:
-        feed_file(sink, path, venue=venue)
-    return sink.finish()
+    return sink.run(paths, lambda s, path: feed_file(s, path, venue=venue))
 
 
 def feed_file(sink: ImportSink, path: Path, *, venue: str | None = None) -> None:
-    """Parse one capture into `sink` (several importers may share one sink, hence one session)."""
-    file = sink.add_file(path)
-    venue = venue or venue_for(path)
-    file_instrument = instrument_for(path)
-    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for line_no, line in enumerate(fh, 1):
-            head, _, body = line.rstrip("\n").partition(" ")
-            try:
-                receive_ns = int(head)
-                if receive_ns < 0:
-                    raise ValueError("negative")
-            except ValueError:
-                sink.bad(file, line_no, f"bad receive time {head[:30]!r}")
-                continue
-            try:
-                message = json.loads(body)
-            except json.JSONDecodeError as exc:
-                sink.bad(file, line_no, f"invalid JSON: {exc.msg} at column {exc.colno}")
-                continue
-            try:
-                instrument, build = _parse(message, venue, file_instrument)
-            except _Unsupported as exc:
-                sink.bad(file, line_no, str(exc))
-                continue
-            sink.add(
-                file=file, line=line_no, venue=venue, instrument=instrument,
-                time_ns=receive_ns, ingest_ns=receive_ns, build=build,
-            )  # fmt: skip
+    """Parse one capture into `sink` (inside `ImportSink.run`)."""
+    line_no = 0
+    try:
+        feed = feed_of(path)
+        if feed is not None:
+            sink.begin_file(feed)
+        venue = venue or venue_for(path, feed)
+        file_instrument = instrument_for(path)
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+            for line_no, line in enumerate(fh, 1):
+                _feed_line(sink, line_no, line, venue, file_instrument)
+    except gzip.BadGzipFile as exc:
+        raise FileError(path, f"not a gzip file ({exc}); see docs/import-formats.md") from exc
+    except (EOFError, zlib.error) as exc:
+        raise FileError(path, f"truncated or corrupt gzip after line {line_no} ({exc})") from exc
 
 
-class _Unsupported(Exception):
-    pass
+def _feed_line(sink: ImportSink, line_no: int, line: str, venue: str, file_instrument: str) -> None:
+    head, _, body = line.rstrip("\n").partition(" ")
+    try:
+        receive_ns = int(head)
+        if receive_ns < 0:
+            raise ValueError("negative")
+    except ValueError:
+        sink.refuse(line_no, "bad receive time", repr(head[:30]))
+        return
+    try:
+        message = json.loads(body)
+    except json.JSONDecodeError as exc:
+        sink.refuse(line_no, "invalid JSON", f"{exc.msg} at column {exc.colno}")
+        return
+    try:
+        instrument, build = _parse(message, venue, file_instrument)
+    except RowError as exc:
+        sink.refuse(line_no, exc.reason, exc.detail)
+        return
+    sink.add(line=line_no, venue=venue, instrument=instrument, time_ns=receive_ns, ingest_ns=receive_ns,
+             build=build)  # fmt: skip
+
+
+def _unsupported(detail: str) -> RowError:
+    return RowError("unsupported message", detail)
 
 
 Builder = Callable[[Envelope], EventBase]
@@ -116,12 +154,12 @@ Builder = Callable[[Envelope], EventBase]
 
 def _parse(message: Any, venue: str, file_instrument: str) -> tuple[str, Builder]:
     if not isinstance(message, dict):
-        raise _Unsupported(f"not a JSON object: {type(message).__name__}")
+        raise _unsupported(f"not a JSON object: {type(message).__name__}")
     if "stream" in message:
         stream = message["stream"]
         data = message.get("data")
         if not isinstance(stream, str) or "@" not in stream or not isinstance(data, dict):
-            raise _Unsupported("combined-stream envelope without a '<symbol>@<kind>' stream or a data object")
+            raise _unsupported("combined-stream envelope without a '<symbol>@<kind>' stream or a data object")
         symbol, _, kind = stream.partition("@")
         instrument = symbol.upper()
         if kind.startswith("depth"):
@@ -130,12 +168,12 @@ def _parse(message: Any, venue: str, file_instrument: str) -> tuple[str, Builder
             return instrument, _quote(data, venue, instrument)
         if kind == "trade":
             return instrument, _trade(data, venue, instrument)
-        raise _Unsupported(f"unsupported stream kind {kind!r}")
+        raise _unsupported(f"unsupported stream kind {kind!r}")
     if "lastUpdateId" in message:
         snap_symbol = message.get("symbol")
         instrument = snap_symbol.upper() if isinstance(snap_symbol, str) else file_instrument
         return instrument, _snapshot(message, venue, instrument)
-    raise _Unsupported("neither a combined-stream message nor a depth snapshot")
+    raise _unsupported("neither a combined-stream message nor a depth snapshot")
 
 
 def _exchange_time(d: dict[str, Any]) -> int | None:
@@ -176,7 +214,7 @@ def _trade(d: dict[str, Any], venue: str, instrument: str) -> Builder:
     def build(env: Envelope) -> EventBase:
         maker = d["m"]
         if not isinstance(maker, bool):
-            raise ValueError(f"m (buyer is maker) must be a boolean, got {maker!r}")
+            raise RowError("invalid fields", f"m (buyer is maker) must be a boolean, got {maker!r}")
         return TradeTick(
             envelope=env, venue=venue, instrument=instrument, price=d["p"], size=d["q"],
             aggressor_side=Side.SELL if maker else Side.BUY, venue_trade_id=str(d["t"]),

@@ -1,17 +1,31 @@
-"""What every importer shares: stamping envelopes, batching appends, refusing time going backwards, and
-the bad-row report. An importer only parses its format and calls `ImportSink.add` / `ImportSink.bad`.
+"""What every importer shares: one atomic, idempotent import per call, stamping envelopes, refusing rows
+(counted by reason) and files (one clear error naming the file). An importer only parses its format, inside
+`ImportSink.run`, calling `ImportSink.add` / `ImportSink.refuse` per row and raising `FileError` for a file.
+
+Atomic: an import is one transaction of the event log (`SqliteEventLog.transaction`). It is committed only
+when every file was read to its end; any file-level error (truncated or unreadable file, missing columns,
+a file with no valid row, a file overlapping the data already in its stream...) rolls all of it back: the
+session is exactly as before, and the command exits non-zero.
+
+Idempotent: every import ends with a `FilesImported` event (stream `session`) listing its files by sha256,
+committed with the records. A file whose sha256 is listed already is refused before anything is read.
 
 Conventions for every imported record:
 - one stream per (venue, instrument): `md.{venue}.{instrument}`, so the depth, quotes and trades of one
   capture keep their recorded order; sources that split kinds into separate files (tabular) use
   `md.{venue}.{instrument}.{quotes|trades}` and leave the interleaving to the merge. Key: `{venue}.{instrument}`;
-- `envelope.sequence` is the record's offset in its stream (continuing across files of the same session),
-  and the event id is `input_event_id(session, stream, sequence)`: importing the same files again in the same
-  order gives the same ids;
-- times must not go backwards within a stream (the merge refuses unsorted streams); a row that would is
-  reported as a bad row, like unparseable or invalid rows. A bad row never stops the import;
-- the session's stream `session` starts with `SessionStarted(mode="import")`, written in the same
-  transaction as the first batch, stamped with the first record's time (so a re-import is byte-identical).
+- `envelope.sequence` is the record's offset in its stream (continuing across files and imports), and the
+  event id is `input_event_id(session, stream, sequence)`;
+- times never go backwards within a stream. Inside a file, a row that would is refused (counted); a file
+  whose first row in a stream is older than what the stream already holds (files out of order, overlapping,
+  or of another venue under the same `--venue`) is refused whole;
+- a stream holds the data of one feed: a file whose content says it is another feed (a USD-M capture into
+  a spot stream) is refused whole;
+- the session's stream `session` starts with `SessionStarted(mode="import")`, stamped with the first
+  record's time, then one `FilesImported` per import.
+- every market-data stream starts with the InstrumentDefined of its (venue, instrument), from the instrument
+  catalog (adapters.instruments), written just before the stream's first valid record and stamped with its
+  time; a symbol the catalog cannot specify stops the import (UnknownInstrument, nothing stored), never guessed;
 """
 
 from __future__ import annotations
@@ -19,19 +33,66 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import zipfile
+import zlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import ValidationError
 
+from adapters.importers.validation import refusal
+from adapters.instruments.catalog import InstrumentCatalog, load_catalog
 from application.ports import EventLog, LogRecord
-from domain.events import Envelope, EventBase, SessionStarted, encode, input_event_id
+from domain.events import (
+    Envelope,
+    EventBase,
+    FilesImported,
+    ImportedFile,
+    InstrumentDefined,
+    SessionStarted,
+    decode,
+    encode,
+    input_event_id,
+)
 
 SESSION_STREAM = "session"
 ROW_ERRORS: tuple[type[Exception], ...] = (KeyError, IndexError, TypeError, ValueError, ArithmeticError)
 """What a malformed row raises while being parsed (ValidationError is a ValueError)."""
+READ_ERRORS: tuple[type[Exception], ...] = (OSError, EOFError, zlib.error, zipfile.BadZipFile, ValueError)
+"""What reading a file raises when the file itself is bad (truncated, not of the format, unreadable); any
+of these escaping a format's parser becomes a `FileError` naming the file."""
+
+
+class ImportLog(EventLog, Protocol):
+    """An event log that can group appends into one transaction (an import is all or nothing)."""
+
+    def transaction(self) -> AbstractContextManager[None]: ...
+
+
+class ImportRefused(Exception):
+    """The import stored nothing; the message says why in one line."""
+
+
+class FileError(ImportRefused):
+    """A file cannot be imported: the message names it (and the line where that applies)."""
+
+    def __init__(self, file: str | Path, problem: str, line: int | None = None) -> None:
+        where = f"{file}, line {line}" if line else str(file)
+        super().__init__(f"{where}: {problem}")
+
+
+class RowError(ValueError):
+    """A row refused by a format's own rule, with the reason it is counted under."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
 
 
 def market_stream(venue: str, instrument: str, part: str | None = None) -> str:
@@ -40,13 +101,27 @@ def market_stream(venue: str, instrument: str, part: str | None = None) -> str:
     return f"md.{venue}.{instrument}" if part is None else f"md.{venue}.{instrument}.{part}"
 
 
-def describe_error(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """(reason, detail) of a row error."""
+    if isinstance(exc, RowError):
+        return exc.reason, exc.detail
     if isinstance(exc, ValidationError):
         parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3]]
-        return "invalid fields: " + "; ".join(parts)
+        return "invalid fields", "; ".join(parts)
     if isinstance(exc, KeyError):
-        return f"missing field {exc.args[0]!r}"
-    return f"{type(exc).__name__}: {exc}"
+        return "missing field", repr(exc.args[0])
+    return "invalid value", f"{type(exc).__name__}: {exc}"
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def utc(time_ns: int) -> str:
+    """A time for messages: ISO 8601 UTC with nanoseconds."""
+    seconds, nanos = divmod(time_ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
 
 
 def file_sha256(path: Path) -> str:
@@ -69,17 +144,44 @@ class BadRow:
     line: int
     """1-based line (text formats) or data row (Parquet) number."""
     reason: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.file}, line {self.line}: {self.reason}" + (f": {self.detail}" if self.detail else "")
+
+
+@dataclass
+class FileReport:
+    name: str
+    sha256: str
+    feed: str = ""
+    records: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    """Refused rows by reason."""
+    by_stream: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def refused_rows(self) -> int:
+        return sum(self.refused.values())
+
+    def summary(self) -> str:
+        feed = f" ({self.feed})" if self.feed else ""
+        text = f"  {self.name}{feed}: {self.records} records, {self.refused_rows} rows refused"
+        return text + "".join(f"; {n} x {reason}" for reason, n in _by_count(self.refused))
 
 
 @dataclass
 class ImportReport:
     session_id: str
-    files: list[str] = field(default_factory=list)
+    files: list[FileReport] = field(default_factory=list)
     records: int = 0
+    """Market-data records stored (the session markers are not counted)."""
     by_type: Counter[str] = field(default_factory=Counter)
     by_stream: Counter[str] = field(default_factory=Counter)
+    new_streams: list[str] = field(default_factory=list)
+    """Streams this import started (the session had no record in them before)."""
     bad_rows: list[BadRow] = field(default_factory=list)
-    """The first `max_bad_rows_kept` bad rows; `bad_row_count` counts all of them."""
+    """The first `max_bad_rows_kept` refused rows; `bad_row_count` counts all of them."""
     bad_row_count: int = 0
     bad_by_reason: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
@@ -91,63 +193,159 @@ class ImportReport:
     def summary(self) -> str:
         lines = [
             f"import {self.session_id}: {self.records} records from {len(self.files)} file(s)"
-            f" in {self.seconds:.2f}s ({self.events_per_second:,.0f} events/s); bad rows: {self.bad_row_count}",
+            f" in {self.seconds:.2f}s ({self.events_per_second:,.0f} events/s); rows refused: {self.bad_row_count}",
             "  by type: " + ", ".join(f"{k}={v}" for k, v in sorted(self.by_type.items())),
         ]
-        for reason, n in self.bad_by_reason.most_common(5):
-            lines.append(f"  bad: {n} x {reason}")
-        for row in self.bad_rows[:5]:
-            lines.append(f"  bad row {row.file}:{row.line}: {row.reason}")
+        lines += [f.summary() for f in self.files]
+        lines += [f"  refused: {n} x {reason}" for reason, n in _by_count(self.bad_by_reason)]
+        lines += [f"  refused row {row}" for row in self.bad_rows[:5]]
         return "\n".join(lines)
 
 
+def _by_count(counts: Counter[str]) -> list[tuple[str, int]]:
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+
+@dataclass
+class _Stream:
+    """One stream as this import sees it: where it continues and what it already holds."""
+
+    next_seq: int
+    last_time_ns: int
+    holder: str
+    """Where its last record came from: a file of this import, or "an earlier import"."""
+    feed: str
+
+
+Parser = Callable[["ImportSink", Path], None]
+
+
 class ImportSink:
-    """Collects the events of one import session and appends them to the log in batches."""
+    """One import into one session: `run` reads the files through a format's parser and commits them all at
+    once; the parser calls `begin_file` (optional, to declare what the file's content says it is), `add` for
+    each row that makes an event and `refuse` for each row that does not."""
 
     def __init__(
         self,
-        log: EventLog,
+        log: ImportLog,
         session_id: str,
         *,
         source: str,
-        config: Mapping[str, object],
+        config: Mapping[str, object],  # what it was asked (importer, venue, mapping); run() adds the files
         code_version: Callable[[], str],
         batch_size: int = 5_000,
         max_bad_rows_kept: int = 100,
         echo: Callable[[str], None] | None = print,
+        instruments: InstrumentCatalog | None = None,
     ) -> None:
         self.log = log
+        self.instruments = instruments if instruments is not None else load_catalog()
         self.session_id = session_id
         self.source = source
         self.batch_size = batch_size
         self.max_bad_rows_kept = max_bad_rows_kept
         self.echo = echo
         self.report = ImportReport(session_id)
-        self._config_hash = config_hash(config)
+        self._config = config
+        self._config_hash = ""
         self._code_version = code_version
-        self._session_pending = log.end_offset(session_id, SESSION_STREAM) == 0
-        self._next: dict[str, int] = {}
-        self._last_time: dict[str, int] = {}
+        self._session_pending = False
+        self._streams: dict[str, _Stream] = {}
+        self._recorded_feeds: dict[str, tuple[str, str]] = {}
+        self._file: FileReport | None = None
+        self._line = 0
+        self._last_time_ns = 0
         self._batch: list[LogRecord] = []
         self._expected: list[tuple[str, int]] = []
         self._started = time.perf_counter()
 
-    def add_file(self, path: Path) -> str:
-        name = str(path)
-        self.report.files.append(name)
-        return name
+    # -- the import ----------------------------------------------------------------------------------------
 
-    def bad(self, file: str, line: int, reason: str) -> None:
+    def run(self, paths: Sequence[Path], parse: Parser) -> ImportReport:
+        """Import `paths` in the order given, all or nothing. Raises `ImportRefused` (nothing stored)."""
+        hashes = [self._sha256(p) for p in paths]
+        for i, sha in enumerate(hashes):
+            if sha in hashes[:i]:
+                raise FileError(paths[i], f"same content as {paths[hashes.index(sha)]} (sha256 {sha[:12]}...); "
+                                          "give each file once")  # fmt: skip
+        files = [{"name": p.name, "sha256": sha} for p, sha in zip(paths, hashes, strict=True)]
+        self._config_hash = config_hash({**self._config, "files": files})
+        with self.log.transaction():
+            known = self._load_session()
+            for path, sha in zip(paths, hashes, strict=True):
+                if sha in known:
+                    raise FileError(path, f"already imported into session {self.session_id!r} (as {known[sha]},"
+                                          f" sha256 {sha[:12]}...); importing it again would duplicate its records")  # fmt: skip
+            for path, sha in zip(paths, hashes, strict=True):
+                self._read_file(path, sha, parse)
+            self._push_files_imported()
+            self.flush()
+        self.report.seconds = time.perf_counter() - self._started
+        if self.echo is not None:
+            self.echo(self.report.summary())
+        return self.report
+
+    def _read_file(self, path: Path, sha: str, parse: Parser) -> None:
+        self._file = FileReport(str(path), sha)
+        self._line = 0
+        self.report.files.append(self._file)
+        try:
+            parse(self, path)
+        except FileError:
+            raise
+        except READ_ERRORS as exc:
+            where = f" after line {self._line}" if self._line else ""
+            raise FileError(path, f"cannot read{where}: {type(exc).__name__}: {one_line(exc)}") from exc
+        if self._file.records == 0 and not self._file.refused:
+            raise FileError(path, "no data rows (empty file)")
+        if self._file.records == 0:
+            reasons = ", ".join(f"{n} x {r}" for r, n in _by_count(self._file.refused))
+            raise FileError(path, f"no valid row: all {self._file.refused_rows} refused ({reasons})")
+
+    @staticmethod
+    def _sha256(path: Path) -> str:
+        try:
+            return file_sha256(path)
+        except OSError as exc:
+            raise FileError(path, f"cannot read: {exc.strerror or one_line(exc)}") from exc
+
+    def _load_session(self) -> dict[str, str]:
+        """Read what the session already holds: its files (sha256 -> name) and each stream's feed."""
+        known: dict[str, str] = {}
+        self._session_pending = self.log.end_offset(self.session_id, SESSION_STREAM) == 0
+        for stored in self.log.read(self.session_id, SESSION_STREAM):
+            event = decode(stored.record.payload)
+            if isinstance(event, SessionStarted) and event.mode != "import":
+                raise ImportRefused(f"session {self.session_id!r} is a {event.mode} session, not an import; "
+                                    "import into a new session id")  # fmt: skip
+            if isinstance(event, FilesImported):
+                for f in event.files:
+                    known[f.sha256] = f.name
+                    for stream in f.streams:
+                        self._recorded_feeds[stream] = (f.feed, f.name)
+        return known
+
+    # -- what a parser calls -------------------------------------------------------------------------------
+
+    def begin_file(self, feed: str) -> None:
+        """Declare what the file being read is, from its content (`binance-spot`, an exchange column...)."""
+        assert self._file is not None, "called outside run()"
+        self._file.feed = feed
+
+    def refuse(self, line: int, reason: str, detail: str = "") -> None:
+        """Count a row that makes no event, by reason."""
+        assert self._file is not None, "called outside run()"
+        self._line = line
+        self._file.refused[reason] += 1
         report = self.report
         report.bad_row_count += 1
-        report.bad_by_reason[reason.split(":")[0][:80]] += 1
+        report.bad_by_reason[reason] += 1
         if len(report.bad_rows) < self.max_bad_rows_kept:
-            report.bad_rows.append(BadRow(file, line, reason))
+            report.bad_rows.append(BadRow(self._file.name, line, reason, detail))
 
     def add(
         self,
         *,
-        file: str,
         line: int,
         venue: str,
         instrument: str,
@@ -157,43 +355,90 @@ class ImportSink:
         part: str | None = None,
     ) -> bool:
         """Stamp and buffer one event; `build` makes it from its envelope and may raise a row error.
-        Returns False (and records a bad row) if the row is refused."""
+        Returns False (and counts the row as refused) if the row is refused."""
+        file = self._file
+        assert file is not None, "called outside run()"
+        self._line = line
         stream = market_stream(venue, instrument, part)
-        seq = self._next.get(stream)
-        if seq is None:
-            seq = self._open_stream(stream)
-        last = self._last_time[stream]
-        if time_ns < last:
-            self.bad(file, line, f"time goes backwards in {stream}: {time_ns} < previous {last}")
+        state = self._streams.get(stream) or self._open_stream(stream)
+        first_of_file = stream not in file.by_stream
+        if time_ns < state.last_time_ns and not first_of_file:
+            self.refuse(
+                line, "time goes backwards", f"in {stream}: {utc(time_ns)} < {utc(state.last_time_ns)}"
+            )
             return False
+        # A stream new to the session opens with its instrument's definition (sequence 0); an instrument the
+        # catalog cannot specify refuses the whole import here, before anything of it is committed.
+        define = self.instruments.definition(venue, instrument, file.name) if state.next_seq == 0 else None
+        sequence = state.next_seq + (define is not None)
         try:
             envelope = Envelope(
-                event_id=input_event_id(self.session_id, stream, seq),
+                event_id=input_event_id(self.session_id, stream, sequence),
                 session_id=self.session_id,
-                sequence=seq,
+                sequence=sequence,
                 event_time_ns=time_ns,
                 ingest_time_ns=ingest_ns,
                 source=self.source,
             )
             event = build(envelope)
         except ROW_ERRORS as exc:
-            self.bad(file, line, describe_error(exc))
+            self.refuse(line, *describe_error(exc))
             return False
-        self._next[stream] = seq + 1
-        self._last_time[stream] = time_ns
+        refused = refusal(event)
+        if refused is not None:
+            self.refuse(line, *refused)
+            return False
+        if first_of_file:
+            self._check_file_fits(stream, state, time_ns, line)
         if self._session_pending:
-            self._add_session_started(time_ns)
-        self._push(stream, f"{venue}.{instrument}", seq, event)
+            self._push_session_started(time_ns)
+        state.last_time_ns = time_ns
+        state.holder = file.name
+        state.feed = state.feed or file.feed
+        self._last_time_ns = max(self._last_time_ns, time_ns)
+        file.records += 1
+        file.by_stream[stream] += 1
+        self.report.records += 1
+        if define is not None:
+            self._stream_begins(stream, define(envelope.model_copy(
+                update={"event_id": input_event_id(self.session_id, stream, 0), "sequence": 0})))  # fmt: skip
+        self._push(stream, f"{venue}.{instrument}", event)
         return True
 
-    def finish(self) -> ImportReport:
-        if self._session_pending:
-            self._add_session_started(0)
-        self.flush()
-        self.report.seconds = time.perf_counter() - self._started
-        if self.echo is not None:
-            self.echo(self.report.summary())
-        return self.report
+    # -- streams -------------------------------------------------------------------------------------------
+
+    def _open_stream(self, stream: str) -> _Stream:
+        """The stream as the session holds it: continue after its last record (an earlier import's)."""
+        seq = self.log.end_offset(self.session_id, stream)
+        last = 0
+        if seq > 0:
+            for stored in self.log.read(self.session_id, stream, seq - 1):
+                last = stored.record.event_time_ns
+        feed, holder = self._recorded_feeds.get(stream, ("", "an earlier import"))
+        state = self._streams[stream] = _Stream(seq, last, holder if seq else "", feed)
+        return state
+
+    def _check_file_fits(self, stream: str, state: _Stream, time_ns: int, line: int) -> None:
+        """The first valid row of a file in a stream: the file must be of the stream's feed and begin where
+        the stream ends (files of one venue in time order, not overlapping)."""
+        assert self._file is not None
+        feed = self._file.feed
+        if feed and state.feed and feed != state.feed:
+            raise FileError(self._file.name, f"a {feed} file, but {stream} already holds {state.feed} data"
+                                             f" (from {state.holder}); import each venue under its own --venue")  # fmt: skip
+        if time_ns < state.last_time_ns:
+            raise FileError(self._file.name, f"starts at {utc(time_ns)} in {stream}, before the end of the data it"
+                                             f" already holds from {state.holder} ({utc(state.last_time_ns)}): give a"
+                                             " venue's files in time order, never overlapping, and files of"
+                                             " different venues under different --venue", line)  # fmt: skip
+
+    def _stream_begins(self, stream: str, definition: InstrumentDefined) -> None:
+        """A market-data stream new to the session: its instrument's definition takes sequence 0."""
+        self.report.new_streams.append(stream)
+        key = f"{definition.venue}.{definition.instrument}"
+        self._push(stream, key, definition)
+
+    # -- writing -------------------------------------------------------------------------------------------
 
     def flush(self) -> None:
         if not self._batch:
@@ -207,39 +452,53 @@ class ImportSink:
         self._batch = []
         self._expected = []
 
-    def _open_stream(self, stream: str) -> int:
-        seq = self.log.end_offset(self.session_id, stream)
-        self._next[stream] = seq
-        last = 0
-        if seq > 0:  # continue a stream from an earlier import: time must not go back across files either
-            for stored in self.log.read(self.session_id, stream, seq - 1):
-                last = stored.record.event_time_ns
-        self._last_time[stream] = last
-        return seq
-
-    def _add_session_started(self, time_ns: int) -> None:
-        self._session_pending = False
-        envelope = Envelope(
-            event_id=input_event_id(self.session_id, SESSION_STREAM, 0),
+    def _session_envelope(self, time_ns: int) -> Envelope:
+        seq = self._streams[SESSION_STREAM].next_seq
+        return Envelope(
+            event_id=input_event_id(self.session_id, SESSION_STREAM, seq),
             session_id=self.session_id,
-            sequence=0,
+            sequence=seq,
             event_time_ns=time_ns,
             ingest_time_ns=time_ns,
             source=self.source,
         )
+
+    def _push_session_started(self, time_ns: int) -> None:
+        self._session_pending = False
+        self._open_stream(SESSION_STREAM)
         event = SessionStarted(
-            envelope=envelope,
+            envelope=self._session_envelope(time_ns),
             mode="import",
             config_hash=self._config_hash,
             model_hash="",
             code_version=self._code_version(),
         )
-        self._push(SESSION_STREAM, self.session_id, 0, event)
+        self._push(SESSION_STREAM, self.session_id, event)
 
-    def _push(self, stream: str, key: str, seq: int, event: EventBase) -> None:
+    def _push_files_imported(self) -> None:
+        """Stamped with the import's last record time (never the wall clock: a re-import is identical)."""
+        if SESSION_STREAM not in self._streams:
+            self._open_stream(SESSION_STREAM)
+        files = tuple(
+            ImportedFile(
+                name=Path(f.name).name,
+                sha256=f.sha256,
+                feed=f.feed,
+                records=f.records,
+                refused_rows=f.refused_rows,
+                streams=tuple(sorted(f.by_stream)),
+            )  # fmt: skip
+            for f in self.report.files
+        )
+        event = FilesImported(envelope=self._session_envelope(self._last_time_ns), importer=self.source,
+                              files=files)  # fmt: skip
+        self._push(SESSION_STREAM, self.session_id, event)
+
+    def _push(self, stream: str, key: str, event: EventBase) -> None:
+        state = self._streams[stream]
         self._batch.append(LogRecord(stream, key, event.type, event.envelope.event_time_ns, encode(event)))
-        self._expected.append((stream, seq))
-        self.report.records += 1
+        self._expected.append((stream, state.next_seq))
+        state.next_seq += 1
         self.report.by_type[event.type] += 1
         self.report.by_stream[stream] += 1
         if len(self._batch) >= self.batch_size:

@@ -11,6 +11,7 @@ Decisions:
 - Trade bars (`*_trade.zip`) are NOT imported: an OHLCV bar is not a trade (no aggressor side, no trade id),
   and a made-up TradeTick would feed fake prints to the simulated venue. `import_lean_quotes` refuses them.
 - Time column: ms of day of the file's date (second/minute), or `YYYYMMDD HH:mm` (hour/daily).
+- Feed (see `common`): `lean:{market}/{exchange}`, so two exchanges never share a stream.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adapters.importers.common import ImportReport, ImportSink, file_sha256
-from application.ports import EventLog
+from adapters.importers.common import FileError, ImportLog, ImportReport, ImportSink, RowError
+from adapters.instruments.catalog import InstrumentCatalog
 from domain.events import Envelope, EventBase, QuoteTick
 
 SOURCE = "import.lean"
@@ -59,18 +60,25 @@ def parse_path(path: Path) -> LeanFile:
     stem = path.name.removesuffix(".zip")
     head, _, kind = stem.rpartition("_")
     parts = path.parts
-    if parts[-2] in BAR_NS:  # hour/daily: <market>/<exchange>/<resolution>/<symbol>_<kind>.zip
+    if (
+        len(parts) >= 4 and parts[-2] in BAR_NS
+    ):  # hour/daily: <market>/<exchange>/<resolution>/<symbol>_<kind>.zip
         market, exchange, resolution = parts[-4], parts[-3], parts[-2]
         return LeanFile(market, exchange, resolution, head, None, kind)
-    if parts[-3] in BAR_NS:  # second/minute: .../<resolution>/<symbol>/<YYYYMMDD>_<kind>.zip
+    if (
+        len(parts) >= 5 and parts[-3] in BAR_NS
+    ):  # second/minute: .../<resolution>/<symbol>/<YYYYMMDD>_<kind>.zip
         market, exchange, resolution, symbol = parts[-5], parts[-4], parts[-3], parts[-2]
-        day = datetime.strptime(head, "%Y%m%d").replace(tzinfo=UTC)
+        try:
+            day = datetime.strptime(head, "%Y%m%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise FileError(path, f"{head!r} is not a YYYYMMDD date (Lean <date>_<kind>.zip)") from None
         return LeanFile(market, exchange, resolution, symbol, int(day.timestamp()) * 1_000_000_000, kind)
-    raise ValueError(f"{path}: not a Lean <market>/<exchange>/<resolution>/... data path")
+    raise FileError(path, "not a Lean <market>/<exchange>/<resolution>/... data path")
 
 
 def import_lean_quotes(
-    log: EventLog,
+    log: ImportLog,
     session_id: str,
     paths: Sequence[Path],
     *,
@@ -78,50 +86,51 @@ def import_lean_quotes(
     batch_size: int = 5_000,
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:
     """Import quote-bar zips (in the order given) into one session."""
-    infos = [parse_path(p) for p in paths]
-    for path, info in zip(paths, infos, strict=True):
-        if info.kind != "quote":
-            raise ValueError(
-                f"{path}: only quote bars are imported ({info.kind} bars are not ticks; see module doc)"
-            )
-    config = {"importer": SOURCE, "files": [{"name": str(p.name), "sha256": file_sha256(p)} for p in paths]}
+    for path in paths:
+        if parse_path(path).kind != "quote":
+            raise FileError(path, f"only quote bars are imported ({parse_path(path).kind} bars are not ticks:"
+                                  " no side, no trade id; see docs/import-formats.md)")  # fmt: skip
+    config = {"importer": SOURCE}
     sink = ImportSink(
         log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo,
+        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
     )  # fmt: skip
-    for path in paths:
-        feed_file(sink, path)
-    return sink.finish()
+    return sink.run(paths, feed_file)
 
 
 def feed_file(sink: ImportSink, path: Path) -> None:
     info = parse_path(path)
     bar_ns = BAR_NS[info.resolution]
-    file = sink.add_file(path)
-    with zipfile.ZipFile(path) as archive:
+    sink.begin_file(f"lean:{info.market}/{info.exchange}")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise FileError(path, f"not a zip file ({exc})") from exc
+    with archive:
         members = [m for m in archive.namelist() if not m.endswith("/")]
         if len(members) != 1:
-            raise ValueError(f"{path}: expected one CSV in the zip, found {members}")
+            raise FileError(path, f"expected one CSV in the zip, found {members}")
         with archive.open(members[0]) as raw:
             for line_no, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8", errors="replace"), 1):
                 fields = line.strip().split(",")
                 if fields == [""]:
-                    sink.bad(file, line_no, "empty line")
+                    sink.refuse(line_no, "empty line")
                     continue
                 if len(fields) != QUOTE_FIELDS:
-                    sink.bad(file, line_no, f"expected {QUOTE_FIELDS} fields, got {len(fields)}")
+                    sink.refuse(
+                        line_no, "wrong field count", f"expected {QUOTE_FIELDS} fields, got {len(fields)}"
+                    )
                     continue
                 try:
                     bar_end = _open_time_ns(fields[0], info.day_ns) + bar_ns
                 except ValueError as exc:
-                    sink.bad(file, line_no, f"bad bar time {fields[0]!r}: {exc}")
+                    sink.refuse(line_no, "bad bar time", f"{fields[0]!r}: {exc}")
                     continue
-                sink.add(
-                    file=file, line=line_no, venue=info.venue, instrument=info.instrument,
-                    time_ns=bar_end, ingest_ns=bar_end, build=_quote(fields, info),
-                )  # fmt: skip
+                sink.add(line=line_no, venue=info.venue, instrument=info.instrument, time_ns=bar_end,
+                         ingest_ns=bar_end, build=_quote(fields, info))  # fmt: skip
 
 
 def _open_time_ns(value: str, day_ns: int | None) -> int:
@@ -138,7 +147,7 @@ def _quote(f: list[str], info: LeanFile) -> Callable[[Envelope], EventBase]:
     def build(env: Envelope) -> EventBase:
         for index, name in ((4, "bid_close"), (5, "last_bid_size"), (9, "ask_close"), (10, "last_ask_size")):
             if not f[index]:
-                raise ValueError(f"{name} is empty (one-sided bar)")
+                raise RowError("one-sided bar", f"{name} is empty")
         return QuoteTick(
             envelope=env, venue=info.venue, instrument=info.instrument,
             bid_price=f[4], bid_size=f[5], ask_price=f[9], ask_size=f[10],

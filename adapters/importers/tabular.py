@@ -14,8 +14,12 @@ Streams: `md.{venue}.{instrument}.quotes` / `.trades` (each file is sorted on it
 interleaves them). Time: `time` gives event time = ingest time; for Tardis the preset uses `local_timestamp` (when the
 recorder saw the message, like the Binance captures), not the exchange `timestamp`.
 Instrument: `instrument=` if given, else the `instrument` column with "/" and "-" removed, upper-cased
-(`BTC/USDT` -> `BTCUSDT`). Line numbers in bad rows: CSV = physical line (header is line 1),
+(`BTC/USDT` -> `BTCUSDT`). Line numbers in refused rows: CSV = physical line (header is line 1),
 Parquet = 1-based data row.
+Feed (see `common`): the `exchange` column's value where the mapping has one (Tardis files do), so files of
+two exchanges never share a stream; a file with rows of two exchanges is refused.
+File-level errors (the whole import is refused): an empty file, a missing column, a file that is not CSV
+or Parquet, no valid row.
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from adapters.importers.common import ImportReport, ImportSink, file_sha256
-from application.ports import EventLog
+from adapters.importers.common import FileError, ImportLog, ImportReport, ImportSink, RowError
+from adapters.instruments.catalog import InstrumentCatalog
 from domain.events import Envelope, EventBase, QuoteTick, TradeTick
 from domain.values import Side
 
@@ -51,6 +55,7 @@ class QuoteColumns:
     ask_price: str
     ask_size: str
     instrument: str | None = None
+    exchange: str | None = None
     kind: Literal["quotes"] = "quotes"
 
 
@@ -65,6 +70,7 @@ class TradeColumns:
     side_is: Literal["aggressor", "buyer_maker"]
     """`aggressor`: buy/sell of the taker; `buyer_maker`: true means the aggressor sold."""
     instrument: str | None = None
+    exchange: str | None = None
     kind: Literal["trades"] = "trades"
 
 
@@ -80,13 +86,13 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "nautilus-quotes": Preset(QuoteColumns("timestamp", "ms", "bid", "bid_size", "ask", "ask_size", "symbol"), "binance-spot"),
     "nautilus-trades": Preset(TradeColumns("timestamp", "ms", "price", "quantity", "trade_id", "buyer_maker", "buyer_maker"), "binance-spot"),
-    "tardis-quotes": Preset(QuoteColumns("local_timestamp", "us", "bid_price", "bid_amount", "ask_price", "ask_amount", "symbol"), "binance-usdm"),
-    "tardis-trades": Preset(TradeColumns("local_timestamp", "us", "price", "amount", "id", "side", "aggressor", "symbol"), "binance-usdm"),
+    "tardis-quotes": Preset(QuoteColumns("local_timestamp", "us", "bid_price", "bid_amount", "ask_price", "ask_amount", "symbol", "exchange"), "binance-usdm"),
+    "tardis-trades": Preset(TradeColumns("local_timestamp", "us", "price", "amount", "id", "side", "aggressor", "symbol", "exchange"), "binance-usdm"),
 }  # fmt: skip
 
 
 def import_table(
-    log: EventLog,
+    log: ImportLog,
     session_id: str,
     paths: Sequence[Path],
     *,
@@ -97,28 +103,30 @@ def import_table(
     batch_size: int = 5_000,
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:
-    config = {
-        "importer": SOURCE, "columns": asdict(columns), "venue": venue, "instrument": instrument,
-        "files": [{"name": p.name, "sha256": file_sha256(p)} for p in paths],
-    }  # fmt: skip
+    config = {"importer": SOURCE, "columns": asdict(columns), "venue": venue, "instrument": instrument}
     sink = ImportSink(
         log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo,
+        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
     )  # fmt: skip
-    for path in paths:
-        feed_file(sink, path, columns=columns, venue=venue, instrument=instrument, batch_rows=batch_size)
-    return sink.finish()
+    return sink.run(
+        paths,
+        lambda s, path: feed_file(
+            s, path, columns=columns, venue=venue, instrument=instrument, batch_rows=batch_size
+        ),
+    )
 
 
 def import_preset(
-    log: EventLog, session_id: str, paths: Sequence[Path], preset: str, *, code_version: Callable[[], str],
+    log: ImportLog, session_id: str, paths: Sequence[Path], preset: str, *, code_version: Callable[[], str],
     venue: str | None = None, instrument: str | None = None, echo: Callable[[str], None] | None = print,
+    instruments: InstrumentCatalog | None = None,
 ) -> ImportReport:  # fmt: skip
     p = PRESETS[preset]
     return import_table(
         log, session_id, paths, columns=p.columns, venue=venue or p.venue, instrument=instrument,
-        code_version=code_version, echo=echo,
+        code_version=code_version, echo=echo, instruments=instruments,
     )  # fmt: skip
 
 
@@ -127,31 +135,41 @@ def feed_file(
     batch_rows: int = 5_000,
 ) -> None:  # fmt: skip
     if instrument is None and columns.instrument is None:
-        raise ValueError(f"{path}: the mapping has no instrument column; pass instrument=")
-    file = sink.add_file(path)
+        raise FileError(path, "the column mapping has no instrument column; pass --instrument")
     is_csv = path.suffix.lower() != ".parquet"
+    names = _needed(columns)
+    header = _header(path) if is_csv else pq.ParquetFile(path).schema_arrow.names
+    missing = [n for n in names if n not in header]
+    if missing:
+        raise FileError(path, f"missing column(s) {', '.join(missing)}; the file has {', '.join(header) or 'none'}"
+                              " (see docs/import-formats.md)", 1 if is_csv else None)  # fmt: skip
     first_line = 2 if is_csv else 1
     row_index = 0
-    for batch in _batches(path, batch_rows):
+    exchange: str | None = None
+    for batch in _batches(path, header, batch_rows):
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
-        names = _needed(columns)
-        missing = [n for n in names if n not in frame.columns]
-        if missing:
-            raise ValueError(f"{path}: no column(s) {missing}; has {frame.columns}")
         frame = frame.with_columns(_time_ns(frame, columns.time, columns.time_unit).alias(_T))
         for row in frame.select([_T, *names]).iter_rows(named=True):
             line = first_line + row_index
             row_index += 1
+            if columns.exchange is not None:
+                value = str(row[columns.exchange])
+                if exchange is None:
+                    exchange = value
+                    sink.begin_file(value)
+                elif value != exchange:
+                    raise FileError(path, f"rows of two exchanges ({exchange}, then {value}); import each"
+                                          " exchange's rows separately, under its own --venue", line)  # fmt: skip
             time_ns = row[_T]
             if time_ns is None or time_ns < 0:
-                sink.bad(file, line, f"bad time {columns.time}={row[columns.time]!r}")
+                sink.refuse(line, "bad time", f"{columns.time}={row[columns.time]!r}")
                 continue
             inst = instrument
             if inst is None:
                 raw_inst = row[columns.instrument] if columns.instrument else None
                 if not raw_inst:
-                    sink.bad(file, line, "no instrument (column empty and instrument= not given)")
+                    sink.refuse(line, "no instrument", "column empty and --instrument not given")
                     continue
                 inst = str(raw_inst).replace("/", "").replace("-", "").upper()
             build = (
@@ -159,15 +177,22 @@ def feed_file(
                 if isinstance(columns, QuoteColumns)
                 else _trade(row, columns, venue, inst)
             )
-            sink.add(file=file, line=line, venue=venue, instrument=inst, time_ns=time_ns, ingest_ns=time_ns, build=build, part=columns.kind)  # fmt: skip
+            sink.add(line=line, venue=venue, instrument=inst, time_ns=time_ns, ingest_ns=time_ns, build=build,
+                     part=columns.kind)  # fmt: skip
 
 
-def _batches(path: Path, rows: int) -> Iterator[pa.RecordBatch]:
+def _header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        header = next(csv.reader(fh), None)
+    if header is None:
+        raise FileError(path, "empty file (no header line)")
+    return header
+
+
+def _batches(path: Path, header: list[str], rows: int) -> Iterator[pa.RecordBatch]:
     if path.suffix.lower() == ".parquet":
         yield from pq.ParquetFile(path).iter_batches(batch_size=rows)
         return
-    with open(path, newline="", encoding="utf-8") as fh:
-        header = next(csv.reader(fh))
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=1 << 20),
@@ -181,8 +206,7 @@ def _needed(c: Columns) -> list[str]:
         names = [c.time, c.bid_price, c.bid_size, c.ask_price, c.ask_size]
     else:
         names = [c.time, c.price, c.size, c.trade_id, c.side]
-    if c.instrument:
-        names.append(c.instrument)
+    names += [name for name in (c.instrument, c.exchange) if name]
     return list(dict.fromkeys(names))
 
 
@@ -197,7 +221,7 @@ def _time_ns(frame: pl.DataFrame, name: str, unit: TimeUnit) -> pl.Expr:
 
 def _money(value: Any, name: str) -> Any:
     if value is None or value == "":
-        raise ValueError(f"{name} is empty")
+        raise RowError("empty field", name)
     if isinstance(value, float):
         return repr(value)
     return value
@@ -222,19 +246,19 @@ def _side(value: Any, c: TradeColumns) -> Side:
             return Side.BUY
         if text in ("sell", "s"):
             return Side.SELL
-        raise ValueError(f"{c.side}={value!r} is not buy/sell")
+        raise RowError("bad side", f"{c.side}={value!r} is not buy/sell")
     if text in _TRUE:
         return Side.SELL  # the buyer was the maker, so the aggressor sold
     if text in _FALSE:
         return Side.BUY
-    raise ValueError(f"{c.side}={value!r} is not a boolean")
+    raise RowError("bad side", f"{c.side}={value!r} is not a boolean")
 
 
 def _trade(row: dict[str, Any], c: TradeColumns, venue: str, inst: str) -> Callable[[Envelope], EventBase]:
     def build(env: Envelope) -> EventBase:
         trade_id = row[c.trade_id]
         if trade_id is None or trade_id == "":
-            raise ValueError(f"{c.trade_id} is empty")
+            raise RowError("empty field", c.trade_id)
         return TradeTick(
             envelope=env, venue=venue, instrument=inst, price=_money(row[c.price], c.price),
             size=_money(row[c.size], c.size), aggressor_side=_side(row[c.side], c), venue_trade_id=str(trade_id),

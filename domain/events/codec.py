@@ -1,7 +1,9 @@
 """Canonical JSON for events: the bytes that are logged, sent on Kafka and digested.
 
 Canonical means: fields in declaration order (fixed by the class, not by a dict built at run time),
-no insignificant whitespace, Decimal as a string, UUIDs lowercase. Decoding refuses unknown types and
+no insignificant whitespace, UUIDs lowercase, every amount (`domain.values.Amount`) a JSON string in one
+normal form (`domain.values.canonical_amount`: plain notation, no exponent, no trailing zeros, `0` for any
+zero), so equal amounts are equal bytes however a source wrote them. Decoding refuses unknown types and
 versions newer than the code, and upcasts older versions through registered steps.
 """
 
@@ -19,6 +21,7 @@ from domain.events.commands import (
     CancelOrder,
     EngageKillSwitch,
     PlaceOrder,
+    ReleaseDrawdownHalt,
     ReleaseKillSwitch,
     StartStrategy,
     StopStrategy,
@@ -41,26 +44,30 @@ from domain.events.orders import (
     OrderRejected,
     OrderTransitionRefused,
 )
-from domain.events.portfolio import EquitySampled
+from domain.events.portfolio import EquitySampled, upcast_equity_sampled_v1
 from domain.events.risk import (
     DrawdownBreached,
+    DrawdownHaltReleased,
     KillSwitchEngaged,
     KillSwitchReleased,
+    LegExposureUnresolved,
     RiskCheckPassed,
     RiskCheckRejected,
 )
-from domain.events.session import InputsMerged, SessionEnded, SessionStarted
+from domain.events.session import FilesImported, InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
 
 EVENT_CLASSES: tuple[type[EventBase], ...] = (
     QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded, InstrumentDefined,
     SpreadOpportunityDetected, ModelScored,
     PlaceOrder, CancelOrder, EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, StartStrategy, StopStrategy,
+    ReleaseDrawdownHalt,
     OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
     OrderTransitionRefused,
     RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
+    DrawdownHaltReleased, LegExposureUnresolved,
     EquitySampled,
-    SessionStarted, InputsMerged, SessionEnded,
+    SessionStarted, InputsMerged, SessionEnded, FilesImported,
 )  # fmt: skip
 
 Event = Annotated[
@@ -68,12 +75,13 @@ Event = Annotated[
         QuoteTick, TradeTick, BookSnapshot, BookDelta, BookResyncNeeded, InstrumentDefined,
         SpreadOpportunityDetected, ModelScored,
         PlaceOrder, CancelOrder, EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, StartStrategy,
-        StopStrategy,
+        StopStrategy, ReleaseDrawdownHalt,
         OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
         OrderTransitionRefused,
         RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
+        DrawdownHaltReleased, LegExposureUnresolved,
         EquitySampled,
-        SessionStarted, InputsMerged, SessionEnded,
+        SessionStarted, InputsMerged, SessionEnded, FilesImported,
     ],  # fmt: skip
     Field(discriminator="type"),
 ]
@@ -84,7 +92,9 @@ _EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(Event)
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 # (type, from_version) -> step to from_version + 1. Filled as schemas evolve; the chain must reach current.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("portfolio.equity_sampled", 1): upcast_equity_sampled_v1,
+}
 
 
 class EventDecodeError(ValueError):

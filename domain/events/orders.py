@@ -10,8 +10,12 @@ from domain.values import Amount, Liquidity, Side
 
 
 class OrderEvent(EventBase):
+    """`envelope.event_time_ns` is when the engine learns of the event (the local clock: the venue's time
+    plus the response latency); `exchange_time_ns` is when it happened at the venue, where a venue says so."""
+
     order_id: uuid.UUID
     venue: str
+    exchange_time_ns: int | None = None
 
 
 class OrderAccepted(OrderEvent):

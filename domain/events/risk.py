@@ -6,7 +6,7 @@ import uuid
 from typing import Literal
 
 from domain.events.base import EventBase
-from domain.values import Amount
+from domain.values import Amount, Side
 
 
 class RiskCheckPassed(EventBase):
@@ -24,13 +24,22 @@ class RiskCheckRejected(EventBase):
 
 
 class KillSwitchEngaged(EventBase):
+    """`account`: the account whose risk engaged it ("" in sessions recorded before accounts were named);
+    `scope`: "global" (an EngageKillSwitch for every account) or "account" (for this account only)."""
+
     type: Literal["risk.kill_switch_engaged"] = "risk.kill_switch_engaged"
     reason: str
+    account: str = ""
+    scope: Literal["global", "account"] = "global"
 
 
 class KillSwitchReleased(EventBase):
     type: Literal["risk.kill_switch_released"] = "risk.kill_switch_released"
     reason: str
+    account: str = ""
+    scope: Literal["global", "account"] = "global"
+    still_engaged: bool = False
+    """True when the switch of the other scope stays engaged, so orders are still refused."""
 
 
 class DrawdownBreached(EventBase):
@@ -40,3 +49,36 @@ class DrawdownBreached(EventBase):
     drawdown_fraction: Amount
     limit_fraction: Amount
     action: Literal["halt", "reduce_only"]
+    account: str = ""
+
+
+class DrawdownHaltReleased(EventBase):
+    """An operator lifted the latched breach of `account`; the peak restarts at `peak_equity`."""
+
+    type: Literal["risk.drawdown_halt_released"] = "risk.drawdown_halt_released"
+    account: str
+    reason: str
+    operator: str
+    peak_equity: Amount | None
+    """The last equity sample, the new peak (None: no sample yet)."""
+
+
+class LegExposureUnresolved(EventBase):
+    """A spread trade left a one-sided position that the strategy could not repair within its budget of
+    attempts. The strategy has stopped; an operator must flatten `quantity` (`side` says the exposure:
+    "buy" = long) and start it again."""
+
+    type: Literal["risk.leg_exposure_unresolved"] = "risk.leg_exposure_unresolved"
+    strategy_id: str
+    account: str
+    leg_group_id: uuid.UUID
+    instrument: str
+    venue: str
+    """Where the unmatched fills sit (the leg that filled more)."""
+    side: Side
+    quantity: Amount
+    age_ns: int
+    """Event time since the group's first fill."""
+    attempts: int
+    """Repair orders sent."""
+    reason: str

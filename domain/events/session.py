@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from domain.events.base import EventBase
 
 
@@ -34,3 +36,28 @@ class SessionEnded(EventBase):
     input_events: int
     derived_events: int
     digest: str
+
+
+class ImportedFile(BaseModel):
+    """One file of an import: identified by its content (`sha256`), not its name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    sha256: str
+    feed: str
+    """What the file's content says it is (e.g. `binance-usdm` for a capture whose depth updates carry `pu`),
+    empty when the format does not say: a stream never mixes files of two feeds."""
+    records: int
+    refused_rows: int
+    streams: tuple[str, ...]
+
+
+class FilesImported(EventBase):
+    """One completed import into the session (stream `session`), written in the same transaction as its
+    records: the session holds exactly the records of the files listed by these events, and an importer
+    refuses a file whose sha256 is already listed (importing the same file twice stores nothing)."""
+
+    type: Literal["session.files_imported"] = "session.files_imported"
+    importer: str
+    files: tuple[ImportedFile, ...]

@@ -90,6 +90,8 @@ async def test_handler_crash_mid_batch_rolls_back_the_whole_batch(
 
     registry["order.filled"] = failing_fill
     crashing = SqlProjector(engine, log, batch_size=500, registry=registry)
+    definitions = [s for s in log.streams(SESSION) if s.startswith("md.")]  # first, as project_session does
+    await crashing.project_session(SESSION, definitions)
     with pytest.raises(RuntimeError, match="killed mid-batch"):
         await crashing.project_stream(SESSION, "derived")
     assert await crashing.last_offset(SESSION, "derived") == 999
@@ -128,6 +130,8 @@ async def test_postgres_restart_during_projection_loses_and_duplicates_nothing(
     registry["order.accepted"] = slow_accept
     projector = SqlProjector(engine, log, batch_size=100, registry=registry, metrics=projection_metrics(),
                              backoff=Backoff(initial=0.05, cap=1.0, max_elapsed=120))  # fmt: skip
+    definitions = [s for s in log.streams(SESSION) if s.startswith("md.")]  # first, as project_session does
+    await SqlProjector(engine, log, batch_size=100).project_session(SESSION, definitions)
     task = asyncio.create_task(projector.project_stream(SESSION, "derived"))
     while projector.batches_committed < 3:
         assert not task.done(), "projection finished before the restart"

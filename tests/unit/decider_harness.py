@@ -1,4 +1,6 @@
-"""Runs one decider the way the kernel does (decide, evolve, derived events fed back), for rule tests."""
+"""Runs deciders the way the kernel does (decide, evolve, derived events fed back breadth first), for rule
+tests. With several deciders, each event goes through all of them in their order, as in the kernel; there is
+no venue: tests play the venue's answers by hand."""
 
 from __future__ import annotations
 
@@ -10,10 +12,20 @@ from domain.events import Envelope, EventBase, input_event_id
 
 
 class DeciderHarness:
-    def __init__(self, decider: Decider[Any]) -> None:
+    def __init__(self, decider: Decider[Any], *others: Decider[Any]) -> None:
         self.decider = decider
-        self.state: Any = decider.initial_state()
+        self.deciders = [decider, *others]
+        self.states: list[Any] = [d.initial_state() for d in self.deciders]
         self.seq = 0
+
+    @property
+    def state(self) -> Any:
+        """The first decider's state."""
+        return self.states[0]
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self.states[0] = value
 
     def env(self, t_ns: int = 0) -> Envelope:
         """The envelope of the next input, at event time `t_ns`."""
@@ -22,13 +34,14 @@ class DeciderHarness:
                         event_time_ns=t_ns, ingest_time_ns=t_ns, source="test")  # fmt: skip
 
     def feed(self, event: EventBase) -> list[EventBase]:
-        """Every event derived from `event`, breadth first, with the state updated as the kernel would."""
+        """Every event derived from `event`, breadth first, with the states updated as the kernel would."""
         out: list[EventBase] = []
         queue: deque[EventBase] = deque([event])
         while queue:
             current = queue.popleft()
-            derived = self.decider.decide(self.state, current)
-            self.state = self.decider.evolve(self.state, current)
-            out.extend(derived)
-            queue.extend(derived)
+            for index, decider in enumerate(self.deciders):
+                derived = decider.decide(self.states[index], current)
+                self.states[index] = decider.evolve(self.states[index], current)
+                out.extend(derived)
+                queue.extend(derived)
         return out

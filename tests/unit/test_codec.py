@@ -17,17 +17,22 @@ from domain.events import (
     BookResyncNeeded,
     BookSnapshot,
     CancelOrder,
+    CurrencyValuation,
     Digest,
     DrawdownBreached,
+    DrawdownHaltReleased,
     EngageKillSwitch,
     Envelope,
     EquitySampled,
     EventBase,
     EventDecodeError,
+    FilesImported,
+    ImportedFile,
     InputsMerged,
     InstrumentDefined,
     KillSwitchEngaged,
     KillSwitchReleased,
+    LegExposureUnresolved,
     ModelScored,
     OrderAccepted,
     OrderCanceled,
@@ -38,6 +43,7 @@ from domain.events import (
     OrderTransitionRefused,
     PlaceOrder,
     QuoteTick,
+    ReleaseDrawdownHalt,
     ReleaseKillSwitch,
     RiskCheckPassed,
     RiskCheckRejected,
@@ -111,6 +117,7 @@ SAMPLES: list[EventBase] = [
     UpdateRiskLimits(envelope=ENV, limits=RiskLimits(max_order_notional=D("5000")), operator="ops"),
     StartStrategy(envelope=ENV, strategy_id="s1", operator="ops"),
     StopStrategy(envelope=ENV, strategy_id="s1", operator="ops"),
+    ReleaseDrawdownHalt(envelope=ENV, reason="r", operator="ops", account="acc"),
     OrderAccepted(envelope=ENV, order_id=OID, venue="A", venue_order_id="v-1"),
     OrderRejected(envelope=ENV, order_id=OID, venue="A", reason="insufficient balance"),
     OrderPartiallyFilled(envelope=ENV, **{**FILL, "leaves_quantity": D("0.5")}),
@@ -126,11 +133,22 @@ SAMPLES: list[EventBase] = [
     KillSwitchReleased(envelope=ENV, reason="r"),
     DrawdownBreached(envelope=ENV, peak_equity=D("1000"), equity=D("900"), drawdown_fraction=D("0.1"),
                      limit_fraction=D("0.1"), action="halt"),
+    DrawdownHaltReleased(envelope=ENV, account="acc", reason="r", operator="ops", peak_equity=D("900")),
+    LegExposureUnresolved(envelope=ENV, strategy_id="s1", account="acc", leg_group_id=OID, instrument="BTC-USDT",
+                          venue="A", side=Side.BUY, quantity=D("0.5"), age_ns=5, attempts=3, reason="x"),
     EquitySampled(envelope=ENV, account="acc", quote_currency="USDT", equity=D("1000.5"), cash=D("900"),
-                  realized_pnl=D("10"), unrealized_pnl=D("-2.5"), fees=D("1.25")),
+                  realized_pnl=D("10"), unrealized_pnl=D("-2.5"), fees=D("1.25"),
+                  valuations=(CurrencyValuation(currency="BTC", balance=D("0.01"), price=D("60000.5"),
+                                                price_instrument="A:BTC-USDT", value=D("600.005")),
+                              CurrencyValuation(currency="USD", balance=D("5"), price=None, price_instrument="",
+                                                value=None)),
+                  unaccounted_fills=("B:XBTUSD",)),
     SessionStarted(envelope=ENV, mode="backtest", config_hash="c", model_hash="m", code_version="v"),
     SessionEnded(envelope=ENV, input_events=10, derived_events=20, digest="d" * 64),
     InputsMerged(envelope=ENV, streams=("md.a.X", "md.b.X"), first_input=0, runs=((0, 3), (1, 1), (0, 2))),
+    FilesImported(envelope=ENV, importer="import.binance_ws", files=(
+        ImportedFile(name="btcusdt_20240808.gz", sha256="5" * 64, feed="binance-spot", records=41249, refused_rows=2,
+                     streams=("md.binance-spot.BTCUSDT",)),)),
 ]  # fmt: skip
 
 
@@ -244,3 +262,60 @@ def test_digest_is_order_sensitive_and_counts() -> None:
     b.add_events(reversed(SAMPLES[:2]))
     assert a.count == b.count == 2
     assert a.hexdigest() != b.hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("written", "canonical"),
+    [
+        ("0.050", "0.05"), ("0.05", "0.05"), ("5E-2", "0.05"), ("0.5E-1", "0.05"),
+        ("1E-7", "0.0000001"), ("1e-7", "0.0000001"), ("1E+2", "100"), ("100.00", "100"), ("100", "100"),
+        ("30000.10", "30000.1"), ("-12.3400", "-12.34"), ("-0", "0"), ("-0.000", "0"), ("0E-8", "0"),
+        ("0E+3", "0"), ("0.0000", "0"), ("-1E-30", "-0.000000000000000000000000000001"),
+        ("1.23456789012345678901234567890123456789", "1.23456789012345678901234567890123456789"),
+        ("123456789012345678901234567890123456789", "123456789012345678901234567890123456789"),
+    ],
+)  # fmt: skip
+def test_every_amount_has_one_normal_form(written: str, canonical: str) -> None:
+    """Plain notation, no exponent, no trailing zeros, integers without a point, any zero as "0", exact."""
+    quote = QuoteTick(envelope=ENV, venue="A", instrument="X", bid_price=D(written), bid_size=written,
+                      ask_price=D("2"), ask_size=D("1"))  # fmt: skip
+    raw = json.loads(encode(quote))
+    assert raw["bid_price"] == raw["bid_size"] == canonical
+    assert D(canonical) == D(written)  # the same amount, never rounded
+    # decoding any spelling and encoding again gives the normal form
+    assert json.loads(encode(decode(json.dumps(_raw(quote, bid_price=written)))))["bid_price"] == canonical
+
+
+def test_equal_amounts_are_equal_bytes_and_digests_whatever_the_source_wrote() -> None:
+    def snapshot(a: str, b: str) -> BookSnapshot:
+        return BookSnapshot(envelope=ENV, venue="A", instrument="X", last_update_id=1, bids=((D(a), D(b)),),
+                            asks=())  # fmt: skip
+
+    one, other = snapshot("61837.63000000", "0.05000"), snapshot("61837.63", "5E-2")
+    assert encode(one) == encode(other)
+    assert json.loads(encode(one))["bids"] == [["61837.63", "0.05"]]
+    a, b = Digest(), Digest()
+    a.add_events([one])
+    b.add_events([other])
+    assert a.hexdigest() == b.hexdigest()
+
+
+def test_the_normal_form_ignores_the_callers_decimal_context() -> None:
+    import decimal
+
+    event = SAMPLES[0]
+    expected = encode(event)
+    with decimal.localcontext() as hostile:
+        hostile.prec = 3
+        hostile.traps[decimal.Inexact] = True
+        hostile.traps[decimal.Rounded] = True
+        assert encode(event) == expected
+        assert encode(decode(expected)) == expected
+
+
+def test_equity_sampled_v1_is_upcast_with_no_valuations() -> None:
+    v1 = _raw(next(e for e in SAMPLES if isinstance(e, EquitySampled)), schema_version=1)
+    del v1["valuations"], v1["unaccounted_fills"]
+    event = decode(json.dumps(v1))
+    assert isinstance(event, EquitySampled) and event.schema_version == 2
+    assert event.valuations == () and event.unaccounted_fills == ()

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
+from adapters.entrypoints.cli import build_parser
 from tests.deploy_files import ROOT, alert_exprs, dashboard_exprs, exported_names, metric_names_in
 
 pytestmark = pytest.mark.unit
@@ -44,6 +45,27 @@ def test_the_schema_check_catches_a_mistake() -> None:
     doc["services"]["worker"]["deploy"]["update_config"]["order"] = "whenever"
     doc["services"]["api"]["healthcheck_"] = {}
     assert len(list(jsonschema.Draft7Validator(SCHEMA).iter_errors(doc))) >= 2
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_every_cse_service_runs_an_existing_subcommand_with_existing_flags(name: str) -> None:
+    services = _cse_services(_load(name))
+    assert {"worker", "projector", "api", "topics"} <= set(services)
+    parser = build_parser()
+    for service, spec in services.items():
+        command = spec["command"]
+        try:
+            args = parser.parse_args(command)
+        except SystemExit as exc:  # argparse reports the unknown subcommand or flag on stderr
+            raise AssertionError(
+                f"{name}: service {service}: `cse {' '.join(command)}` does not parse"
+            ) from exc
+        config = getattr(args, "config", None)
+        if config is not None:  # the run configuration it names is mounted into the container
+            mounts = [str(v) for v in spec.get("volumes", [])] + [
+                str(c.get("target")) for c in spec.get("configs", [])
+            ]
+            assert any(str(config) in m for m in mounts), f"{service}: {config} is not mounted"
 
 
 def test_swarm_stack_has_production_settings() -> None:

@@ -117,6 +117,8 @@ async def test_interrupted_projection_resumes_to_the_same_state(
 
     registry["order.filled"] = failing_fill
     crashing = SqlProjector(engine, log, batch_size=100, registry=registry)
+    definitions = [s for s in log.streams(SESSION) if s.startswith("md.")]  # first, as project_session does
+    await crashing.project_session(SESSION, definitions)
     with pytest.raises(RuntimeError, match="crash inside a handler"):
         await crashing.project_stream(SESSION, "derived")
     # Every batch before the failing one committed, the failing one left no trace.
@@ -166,7 +168,7 @@ async def test_timeseries_sink_idempotent_and_resumable(engine: AsyncEngine, log
     projector = TimeseriesProjector(engine, log, sink, name="timeseries", batch_records=300)
     assert await projector.project_session(SESSION) == log.count(SESSION)
     mids = await sink.query("mid", {"session": SESSION, "venue": "binance"})
-    quotes = [r for r in log.read(SESSION, "md.binance.BTCUSDT")]
+    quotes = [r for r in log.read(SESSION, "md.binance.BTCUSDT") if r.record.event_type == "market.quote"]
     assert len(mids) == len(quotes)
     before = await dump(engine, with_tracking=False), await sink.query("fills"), await sink.query("equity")
     # Forget the progress (as after a crash between the write and the tracking update): rewriting changes nothing.
@@ -222,7 +224,7 @@ async def test_undecodable_records_are_set_aside_and_the_projections_go_on(
               LogRecord("derived", "k", "risk.check_passed", t, b"\xff not json")]  # fmt: skip
     first = log.append(SESSION, poison)[0]
     log.append(SESSION, [r.record for r in derived[-40:]])  # valid records after the poison
-    quote = next(log.read(SESSION, "md.binance.BTCUSDT"))
+    quote = next(r for r in log.read(SESSION, "md.binance.BTCUSDT") if r.record.event_type == "market.quote")
     bad_quote = log.append(SESSION, [quote.record._replace(payload=b'{"type": "market.quote"}')])[0]
 
     projector = SqlProjector(engine, log, batch_size=64)
@@ -268,3 +270,68 @@ async def test_the_migrations_create_exactly_the_models(engine: AsyncEngine) -> 
         diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
     version_table = [d for d in diff if d[0] == "remove_table" and d[1].name == "projections_alembic_version"]
     assert len(version_table) == 1 and [d for d in diff if d not in version_table] == []
+
+
+async def test_inverse_positions_are_in_the_settlement_coin_and_unspecified_fills_move_nothing(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """COIN-M BTCUSD_PERP long 10 x 100 USD at 60,000, closed at 61,000: the position row holds 1000 USD units,
+    cost 1000/60000 BTC, and realizes 1000/60000 - 1000/61000 BTC (each value to 1e-12), like the portfolio.
+    A fill on an instrument nobody defined is recorded but moves no position, and its history says why."""
+    import uuid
+    from decimal import Decimal as D
+
+    from domain.events import (
+        InstrumentDefined,
+        OrderAccepted,
+        OrderFilled,
+        PlaceOrder,
+        RiskCheckPassed,
+        SessionEnded,
+        SessionStarted,
+    )
+    from domain.values import Liquidity, OrderType, Side
+    from projections.testing import SampleWriter
+
+    with SqliteEventLog(tmp_path / "inverse.sqlite") as log:
+        w = SampleWriter(log, "inv")
+        w.add("session", SessionStarted(envelope=w.env(1), mode="backtest", config_hash="c", model_hash="",
+                                        code_version="t"))  # fmt: skip
+        w.add("md.binance-coinm.BTCUSD_PERP", InstrumentDefined(
+            envelope=w.env(1), venue="binance-coinm", instrument="BTCUSD_PERP", base="BTC", quote="USD",
+            settlement="BTC", kind="inverse", contract_size=100, tick_size=D("0.1"), lot_size=1, min_notional=0,
+            maker_fee_bps=2, taker_fee_bps=5))  # fmt: skip
+        for n, (instrument, side, price) in enumerate([("BTCUSD_PERP", Side.BUY, "60000"),
+                                                       ("BTCUSD_PERP", Side.SELL, "61000"),
+                                                       ("XBTUSD", Side.BUY, "60000")]):  # fmt: skip
+            oid = uuid.UUID(int=n + 1)
+            w.add("derived", PlaceOrder(envelope=w.env(10 + n), order_id=oid, account="a", strategy_id="s",
+                                        venue="binance-coinm", instrument=instrument, side=side,
+                                        order_type=OrderType.MARKET, quantity=D(10)))  # fmt: skip
+            w.add("derived", RiskCheckPassed(envelope=w.env(10 + n), order_id=oid))
+            w.add("derived", OrderAccepted(envelope=w.env(10 + n), order_id=oid, venue="binance-coinm",
+                                           venue_order_id=f"v{n}"))  # fmt: skip
+            fee = (D(1000) / D(price) * D("0.0005")).quantize(D("1e-12"))
+            w.add("derived", OrderFilled(envelope=w.env(10 + n), order_id=oid, venue="binance-coinm",
+                                         instrument=instrument, side=side, price=D(price), quantity=D(10), fee=fee,
+                                         fee_currency="BTC", liquidity=Liquidity.TAKER, venue_trade_id=f"f{n}",
+                                         cumulative_quantity=D(10), leaves_quantity=D(0)))  # fmt: skip
+        w.add("session", SessionEnded(envelope=w.env(20), input_events=1, derived_events=12, digest="d"))
+        w.flush()
+        await SqlProjector(engine, log).project_session("inv")
+        expected = expected_read_models(log, "inv")
+        actual = await actual_read_models(engine, "inv")
+    assert_matches_fold(actual, expected)
+    position = actual["positions"][("a", "binance-coinm", "BTCUSD_PERP")]
+    assert position["quantity"] == 0 and position["cost_basis"] == 0
+    assert position["realized_pnl"] == D("0.016666666667") - D("0.016393442623")
+    assert abs(position["realized_pnl"] - D(1000) * (D(1) / D(60000) - D(1) / D(61000))) < D("1e-12")
+    assert position["fill_count"] == 2 and len(actual["fills"]) == 3
+    assert ("a", "binance-coinm", "XBTUSD") not in actual["positions"]
+    async with engine.connect() as conn:
+        t = Base.metadata.tables["order_events"]
+        details = (await conn.execute(select(t.c.detail).where(t.c.session_id == "inv"))).scalars().all()
+        spec = Base.metadata.tables["instruments"]
+        kinds = (await conn.execute(select(spec.c.instrument, spec.c.kind, spec.c.contract_size))).all()
+    assert any("no InstrumentDefined for binance-coinm:XBTUSD" in d for d in details)
+    assert kinds == [("BTCUSD_PERP", "inverse", D(100))]

@@ -13,6 +13,7 @@ import pytest
 
 from domain.events import (
     DrawdownBreached,
+    DrawdownHaltReleased,
     EngageKillSwitch,
     Envelope,
     EquitySampled,
@@ -23,12 +24,13 @@ from domain.events import (
     OrderFilled,
     PlaceOrder,
     QuoteTick,
+    ReleaseDrawdownHalt,
     ReleaseKillSwitch,
     RiskCheckPassed,
     RiskCheckRejected,
     UpdateRiskLimits,
 )
-from domain.risk import RiskDecider, RiskState
+from domain.risk import RiskDecider, RiskState, walk
 from domain.values import Liquidity, OrderType, RiskLimits, Side, TimeInForce
 from tests.unit.decider_harness import DeciderHarness
 
@@ -176,15 +178,23 @@ def test_kill_switch() -> None:
     passed(h.order(Side.BUY, "1")[1])
 
 
-def test_max_order_notional_limit_and_market_orders_at_mid() -> None:
+def test_max_order_notional_limit_and_market_orders_at_the_walked_price() -> None:
     h = Harness(limits(max_order_notional=D("150")))
-    rejected(h.order(Side.BUY, "1", price=None)[1], "no_reference_price", "0", "0")  # market, no mid yet
-    h.quote()
+    rejected(h.order(Side.BUY, "1", price=None)[1], "no_reference_price", "0", "0")  # market, no quote yet
+    h.quote()  # 99.90 x 1 / 100.10 x 1, collar 50 bps around the mid 100.00: 99.50 .. 100.50
     rejected(
         h.order(Side.BUY, "1.5", price="100.20")[1], "max_order_notional", "150", "150.30"
     )  # 1.5 x 100.20
-    rejected(h.order(Side.BUY, "2", price=None)[1], "max_order_notional", "150", "200.00")  # 2 x mid 100.00
-    passed(h.order(Side.BUY, "1.5", price=None)[1])  # 1.5 x 100.00 = 150: at the limit passes
+    # A market buy of 2 takes the 1 offered at 100.10, the other 1 beyond the quoted size at the collar's
+    # worst price 100.50: 200.60 (the mid would have said 200.00).
+    rejected(h.order(Side.BUY, "2", price=None)[1], "max_order_notional", "150", "200.60")
+    rejected(
+        h.order(Side.BUY, "1.5", price=None)[1], "max_order_notional", "150", "150.35"
+    )  # 100.10 + 0.5 x 100.50
+    passed(h.order(Side.BUY, "1.49", price=None)[1])  # 100.10 + 0.49 x 100.50 = 149.345
+    rejected(
+        h.order(Side.SELL, "1.6", price=None)[1], "max_order_notional", "150", "159.60"
+    )  # 99.90 + 0.6 x 99.50
 
 
 def test_max_position_after_the_order() -> None:
@@ -218,8 +228,10 @@ def test_max_gross_exposure_across_venues() -> None:
     h.position(Side.BUY, "1", venue="A")  # 1 x 100
     h.position(Side.SELL, "1", venue="B")  # |-1| x 100
     rejected(h.order(Side.BUY, "1", venue="C")[1], "max_gross_exposure", "250", "300.00")  # 100 + 100 + 100
-    passed(h.order(Side.BUY, "0.5", venue="C")[1])  # 250: at the limit
-    passed(h.order(Side.BUY, "1", venue="B")[1])  # closes B: exposure falls to 100
+    passed(h.order(Side.BUY, "0.5", venue="C")[1])  # 250: at the limit (the working order counts from now)
+    rejected(h.order(Side.BUY, "0.01", venue="C")[1], "max_gross_exposure", "250", "251.00")
+    # Closing B does not raise the worst case (B stays -1 until the buy fills): it passes.
+    passed(h.order(Side.BUY, "1", venue="B")[1])
 
 
 def test_max_open_orders_counts_passed_until_terminal() -> None:
@@ -266,7 +278,7 @@ def test_fills_are_deduplicated_by_venue_trade_id() -> None:
     h.feed(fill(h.env(), order, "T1", "1"))
     h.feed(fill(h.env(), order, "T1", "1"))
     assert h.state.positions[("A", INSTRUMENT)] == D("1")
-    assert h.state.open_orders == {}
+    assert h.state.working == {}
 
 
 def test_own_reduce_only_flag() -> None:
@@ -302,10 +314,18 @@ def test_drawdown_halt() -> None:
     assert h.equity("880") == []  # same breach: reported once
     rejected(h.order(Side.BUY, "0.1")[1], "drawdown_halt", "0.1", "0.12")
     rejected(h.order(Side.SELL, "0.5")[1], "drawdown_halt", "0.1", "0.12")  # even a reducing order
-    assert h.equity("950") == []  # back to 5 %: breach over
+    # Walk past: equity recovers to a 5 % drawdown. The old risk lifted the halt by itself here.
+    assert h.equity("950") == []
+    rejected(h.order(Side.BUY, "0.1")[1], "drawdown_halt", "0.1", "0.05")  # latched until an operator acts
+    (released,) = h.feed(ReleaseDrawdownHalt(envelope=h.env(), reason="reviewed", operator="ops"))
+    assert isinstance(released, DrawdownHaltReleased) and released.peak_equity == D("950")
+    assert (
+        h.feed(ReleaseDrawdownHalt(envelope=h.env(), reason="again", operator="ops")) == []
+    )  # nothing latched
     passed(h.order(Side.BUY, "0.1")[1])
-    (again,) = h.equity("850")  # a new breach is reported again
-    assert isinstance(again, DrawdownBreached) and again.drawdown_fraction == D("0.15")
+    assert h.equity("900") == []  # measured from the release: (950 - 900) / 950 = 5.3 %
+    (again,) = h.equity("850")  # (950 - 850) / 950 = 10.5 %: a new breach is reported again
+    assert isinstance(again, DrawdownBreached) and again.drawdown_fraction == D("0.1052631579")
 
 
 def test_drawdown_reduce_only() -> None:
@@ -327,3 +347,41 @@ def test_update_risk_limits_replaces_all_limits() -> None:
     h.feed(UpdateRiskLimits(envelope=h.env(), limits=limits(max_order_notional=D("500")), operator="ops"))
     passed(h.order(Side.BUY, "1")[1])
     assert h.state.limits.max_order_notional == D("500")
+
+
+def test_reduce_only_counts_working_orders_already_reducing() -> None:
+    h = Harness()
+    h.quote()
+    h.position(Side.BUY, "1")
+    passed(h.order(Side.SELL, "0.6", reduce_only=True)[1])
+    # 0.6 of the 1 is already being sold: only 0.4 is left to reduce.
+    rejected(h.order(Side.SELL, "0.6", reduce_only=True)[1], "reduce_only", "0.4", "0.6")
+    passed(h.order(Side.SELL, "0.4", reduce_only=True)[1])
+
+
+def test_a_group_whose_other_legs_never_arrive_is_rejected_not_left_hanging() -> None:
+    h = Harness()
+    h.quote()
+    h.seq += 1
+    lone = PlaceOrder(
+        envelope=h.env(), order_id=uuid.uuid5(uuid.NAMESPACE_OID, "lone"), account="acc-1", strategy_id="s",
+        venue="A", instrument=INSTRUMENT, side=Side.BUY, order_type=OrderType.LIMIT,
+        time_in_force=TimeInForce.IOC, quantity=D("1"), limit_price=D("100"),
+        leg_group_id=uuid.uuid5(uuid.NAMESPACE_OID, "group"), legs_in_group=2,
+    )  # fmt: skip
+    assert h.feed(lone) == []  # held for its partner
+    (verdict,) = [e for e in h.feed(QuoteTick(envelope=h.env(), venue="A", instrument=INSTRUMENT,
+                                              bid_price=D("99.90"), bid_size=D("1"), ask_price=D("100.10"),
+                                              ask_size=D("1")))]  # fmt: skip
+    rejected(verdict, "incomplete_group", "2", "1")
+    assert verdict.envelope.causation_id == lone.envelope.event_id  # type: ignore[union-attr]
+    assert h.state.held == [] and h.state.working == {}
+
+
+def test_walk_takes_levels_best_first_and_values_the_rest_beyond() -> None:
+    levels = [(D("100.10"), D("1")), (D("100.20"), D("2")), (D("100.50"), D("5"))]
+    assert walk(levels, D("2.5"), D("101"))[0] == D("250.40")  # 1 x 100.10 + 1.5 x 100.20
+    # 100.10 + 2 x 100.20 + 5 x 100.50 = 803.00 for 8, then 2 beyond the depth at 101: 1005.00
+    notional, how = walk(levels, D("10"), D("101"))
+    assert notional == D("1005.00")
+    assert how == "1 x 100.10 + 2 x 100.20 + 5 x 100.50 + 2 beyond the known depth x 101"

@@ -18,7 +18,6 @@ from domain.events import (
     OrderExpired,
     OrderFilled,
     OrderPartiallyFilled,
-    OrderRejected,
     PlaceOrder,
     QuoteTick,
     RiskCheckRejected,
@@ -150,6 +149,7 @@ def test_opportunity_and_orders_at_the_quoted_prices() -> None:
         assert order.order_id == leg_order_id(signal.opportunity_id, index)
         assert order.order_id == uuid.uuid5(signal.opportunity_id, f"leg:{index}")
         assert order.leg_group_id == signal.opportunity_id
+        assert order.legs_in_group == 2 and order.repair is False  # risk judges the two legs together
         assert order.account == "acc-1" and order.strategy_id == "spread-1"
 
 
@@ -272,18 +272,17 @@ def test_hedge_buys_the_missing_quantity_on_the_buy_venue() -> None:
 def test_unwind_buys_back_the_excess_on_the_sell_venue() -> None:
     _, _, h, out = _partial_buy_full_sell("unwind")
     (repair,) = orders_of(out)
-    # The sell leg did 1.6 more than the buy leg: buy 1.6 back on B, reduce only.
+    # The sell leg did 1.6 more than the buy leg: buy 1.6 back on B. Not reduce_only: its size is measured
+    # against the group's own fills, whatever else the venue's position holds.
     assert (repair.venue, repair.side, repair.quantity) == ("B", Side.BUY, D("1.6"))
-    assert repair.order_type is OrderType.MARKET and repair.reduce_only is True
-    h.feed(OrderRejected(envelope=h.env(0), order_id=repair.order_id, venue="B", reason="x"))
-    assert h.state.legs_in_flight == 0  # a failed repair still ends the group: no second repair
+    assert repair.order_type is OrderType.MARKET and repair.reduce_only is False and repair.repair is True
 
 
 @pytest.mark.parametrize(
-    ("policy", "venue", "reduce_only"),
-    [("hedge", "B", False), ("unwind", "A", True)],
+    ("policy", "venue"),
+    [("hedge", "C"), ("unwind", "A")],
 )
-def test_risk_rejected_leg_counts_as_unfilled(policy: str, venue: str, reduce_only: bool) -> None:
+def test_risk_rejected_leg_counts_as_unfilled_and_its_venue_is_avoided(policy: str, venue: str) -> None:
     h = Harness(make_config(on_leg_failure=policy))
     h.quote("A", "99.00", "100.00")
     buy, sell = orders_of(h.quote("B", "100.30", "101.00"))
@@ -293,12 +292,13 @@ def test_risk_rejected_leg_counts_as_unfilled(policy: str, venue: str, reduce_on
         )
     )
     (repair,) = orders_of(h.fill(buy, "2", final=True))
-    # Bought 2 on A, sold nothing: hedge sells 2 on B; unwind sells 2 back on A.
+    # Bought 2 on A, sold nothing, and risk refused the sell on B: hedge sells 2 on the next venue, C (not
+    # on B again); unwind sells 2 back on A.
     assert (repair.venue, repair.side, repair.quantity, repair.reduce_only) == (
         venue,
         Side.SELL,
         D("2"),
-        reduce_only,
+        False,
     )
 
 

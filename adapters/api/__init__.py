@@ -1,0 +1,1 @@
+"""The GraphQL API adapter: strawberry on FastAPI, served by `cse serve`."""

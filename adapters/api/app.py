@@ -1,0 +1,63 @@
+"""The FastAPI application: /graphql (HTTP queries and mutations through strawberry; websocket subscriptions
+through the fan-out hub), /health, and the dashboard page at /dashboard."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from strawberry.fastapi import GraphQLRouter
+
+from adapters.api.hub import Hub
+from adapters.api.schema import schema
+from adapters.api.services import ApiContext, ApiServices
+from adapters.api.ws import serve_websocket
+
+STATIC = Path(__file__).resolve().parent / "static"
+log = logging.getLogger("cse.api")
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def create_app(
+    services: ApiServices, *, graphiql: bool = False, cors_origins: list[str] | None = None
+) -> FastAPI:
+    app = FastAPI(title="CryptoSpreadEdge API", docs_url=None, redoc_url=None, openapi_url=None)
+    hub = Hub(schema._schema, services.feed, ApiContext(services, None))
+    app.state.hub = hub
+
+    async def context(request: Request) -> ApiContext:
+        return ApiContext(services, services.keys.authenticate(bearer(request)))
+
+    @app.websocket("/graphql")
+    async def graphql_ws(ws: WebSocket) -> None:  # declared before the router: this route wins
+        await serve_websocket(ws, services, hub)
+
+    router: GraphQLRouter[Any, Any] = GraphQLRouter(schema, context_getter=context, graphql_ide="graphiql"
+                                                    if graphiql else None, subscription_protocols=[])  # fmt: skip
+    app.include_router(router, prefix="/graphql")
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        return JSONResponse({"status": "ok", "target": services.target, **services.public,
+                             "live_channels": len(hub.channels)})  # fmt: skip
+
+    @app.get("/dashboard")
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "dashboard.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["authorization", "content-type", "x-api-key"])  # fmt: skip
+    return app

@@ -1,0 +1,1 @@
+"""Instrument specifications: the shipped file `specs.toml` and a user's own, turned into InstrumentDefined."""

@@ -1,0 +1,283 @@
+"""GraphQL API benchmarks (issue 13): the server on one core, the load generator on the other.
+
+    .venv/bin/python tests/bench/bench_api.py [--seconds 30] [--subscribers 1000] [--sub-seconds 60] [--no-docs]
+
+1. Queries with PostgreSQL behind the API: the orders query (100 rows) and the positions query, open loop at
+   200 requests/s (latency p50/p99), then closed loop with 8 requests in flight (the rate one server core
+   sustains, and its latency). Data: the dense synthetic session of projections.testing (2,000 orders),
+   projected into a fresh PostgreSQL schema, dropped afterwards.
+2. Subscriptions: N websocket clients (aiohttp) subscribed to one followed session of the embedded log, one
+   event appended every 100 ms (10 events/s to each client); event-to-client latency (append wall time to
+   receive time) p50/p99 and the server's RSS sampled every second.
+Both servers run as `taskset -c 0` subprocesses, the load generator under `taskset -c 1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+SESSION = "bench-api"
+ORDERS = "query($s: String!) { orders(session: $s, first: 100) { edges { node { orderId status venue side quantity " \
+    "filledQuantity avgFillPrice fees createdNs } } pageInfo { endCursor } } }"  # fmt: skip
+POSITIONS = "query($s: String!) { positions(session: $s) { venue asset quantity avgCost realizedPnl fees } }"
+
+
+def serve(home: str, schema: str | None, port: int) -> None:
+    """The server process: read models in PostgreSQL `schema` (or embedded SQLite), feed from the SQLite log."""
+    import uvicorn
+
+    from adapters.api.app import create_app
+    from adapters.api.jobs import BacktestJobs
+    from adapters.api.keys import KeyStore
+    from adapters.api.services import ApiServices
+    from adapters.entrypoints.api_commands import run_backtest_job
+    from adapters.entrypoints.commands import open_log
+    from adapters.log_feed import LogFeed
+    from adapters.settings import Settings
+    from projections.queries import SqlReadModels
+    from projections.schema import make_engine
+    from projections.series_queries import SqlSeries
+
+    settings = Settings(home=Path(home))
+    url = Settings().pg_dsn if schema else f"sqlite+aiosqlite:///{settings.home / 'read_models.sqlite'}"
+    engine = make_engine(url, schema=schema, pool_size=10)
+    services = ApiServices(read_models=SqlReadModels(engine), series=SqlSeries(engine),
+                           open_log=lambda: open_log(settings), feed=LogFeed(settings.event_log_path),
+                           keys=KeyStore(settings.api_keys_path), jobs=BacktestJobs(run_backtest_job),
+                           target="bench")  # fmt: skip
+    uvicorn.run(create_app(services), host="127.0.0.1", port=port, ws="websockets-sansio", log_level="warning",
+                access_log=False)  # fmt: skip
+
+
+def start_server(home: Path, schema: str | None, port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(["taskset", "-c", "0", sys.executable, __file__, "--serve", str(home), schema or "",
+                             str(port)], cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    import httpx
+
+    for _ in range(200):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(p / 100 * len(values)))]
+
+
+async def open_loop(url: str, key: str, query: str, rate: float, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=10,
+                                 limits=httpx.Limits(max_connections=64)) as client:  # fmt: skip
+
+        async def one() -> None:
+            nonlocal errors
+            t0 = time.perf_counter()
+            try:
+                r = await client.post(url, json={"query": query, "variables": {"s": SESSION}})
+                errors += r.status_code != 200 or "errors" in r.json()
+            except httpx.HTTPError:
+                errors += 1
+            latencies.append((time.perf_counter() - t0) * 1000)
+
+        tasks = []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return {"rate": rate, "n": len(latencies), "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99),
+            "errors": errors}  # fmt: skip
+
+
+async def closed_loop(url: str, key: str, query: str, in_flight: int, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+    async with httpx.AsyncClient(headers={"authorization": f"Bearer {key}"}, timeout=10) as client:
+
+        async def loop() -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                await client.post(url, json={"query": query, "variables": {"s": SESSION}})
+                latencies.append((time.perf_counter() - t0) * 1000)
+
+        await asyncio.gather(*(loop() for _ in range(in_flight)))
+    return {"rate": len(latencies) / seconds, "n": len(latencies), "p50_ms": pct(latencies, 50),
+            "p99_ms": pct(latencies, 99)}  # fmt: skip
+
+
+def queries(seconds: float) -> dict[str, Any]:
+    from sqlalchemy import text
+
+    from adapters.api.keys import KeyStore, Role
+    from adapters.settings import Settings
+    from adapters.sqlite_event_log import SqliteEventLog
+    from projections.projector import project
+    from projections.schema import make_engine, migrate
+    from projections.testing import build_sample_session
+
+    home = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    settings = Settings(home=home)
+    schema = f"bench_api_{uuid.uuid4().hex[:10]}"
+    with SqliteEventLog(settings.event_log_path) as log:
+        build_sample_session(log, SESSION, orders=2_000)
+
+    async def setup() -> None:
+        engine = make_engine(Settings().pg_dsn, schema=schema)
+        await migrate(engine, schema=schema)
+        with SqliteEventLog(settings.event_log_path) as log:
+            await project(engine, log, SESSION)
+        await engine.dispose()
+
+    async def drop() -> None:
+        engine = make_engine(Settings().pg_dsn)
+        async with engine.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        await engine.dispose()
+
+    asyncio.run(setup())
+    key = KeyStore(settings.api_keys_path).create(Role.viewer, "bench")
+    proc = start_server(home, schema, 18_731)
+    url = "http://127.0.0.1:18731/graphql"
+    out: dict[str, Any] = {}
+    try:
+        for name, query in (("orders (100 rows)", ORDERS), ("positions", POSITIONS)):
+            asyncio.run(open_loop(url, key, query, 50, 2))  # warm-up
+            out[name] = {"200/s": asyncio.run(open_loop(url, key, query, 200, seconds)),
+                         "max": asyncio.run(closed_loop(url, key, query, 8, seconds))}  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        asyncio.run(drop())
+    return out
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+async def subscribers(url: str, key: str, n: int, seconds: float, log_path: Path, pid: int) -> dict[str, Any]:
+    import aiohttp
+
+    from adapters.sqlite_event_log import SqliteEventLog
+    from application.operator_commands import append_operator_command
+    from domain.events import StartStrategy
+
+    latencies: list[float] = []
+    received = 0
+    query = 'subscription($s: String!) { events(session: $s, types: ["command.*"]) { eventTimeNs type } }'
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:  # no pool cap
+        sockets = []
+        for _ in range(n):
+            ws = await http.ws_connect(url, protocols=("graphql-transport-ws",), max_msg_size=0)
+            await ws.send_json({"type": "connection_init", "payload": {"apiKey": key}})
+            await ws.receive()
+            await ws.send_json({"id": "1", "type": "subscribe", "payload": {"query": query,
+                                                                             "variables": {"s": SESSION}}})  # fmt: skip
+            sockets.append(ws)
+            if len(sockets) % 100 == 0:
+                print(f"{len(sockets)} subscribers connected", file=sys.stderr)
+
+        async def reader(ws: Any) -> None:
+            nonlocal received
+            async for msg in ws:
+                now = time.time_ns()
+                data = json.loads(msg.data)
+                if data.get("type") == "next":
+                    received += 1
+                    latencies.append((now - int(data["payload"]["data"]["events"]["eventTimeNs"])) / 1e6)
+
+        readers = [asyncio.create_task(reader(ws)) for ws in sockets]
+        await asyncio.sleep(1)
+        rss = [rss_mb(pid)]
+        sent = 0
+        with SqliteEventLog(log_path) as log:
+            start = time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                t = time.time_ns()
+                append_operator_command(log, SESSION, t, lambda env: StartStrategy(envelope=env, strategy_id="s",
+                                                                                     operator="bench"))  # fmt: skip
+                sent += 1
+                if sent % 10 == 0:
+                    rss.append(rss_mb(pid))
+                await asyncio.sleep(max(0.0, start + sent * 0.1 - time.perf_counter()))
+        await asyncio.sleep(2)
+        for ws in sockets:
+            await ws.close()
+        for r in readers:
+            r.cancel()
+    return {"subscribers": n, "events_sent": sent, "deliveries": received, "expected": sent * n,
+            "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99), "rss_start_mb": rss[0],
+            "rss_mid_mb": rss[len(rss) // 2], "rss_end_mb": rss[-1], "rss_max_mb": max(rss),
+            "seconds": seconds}  # fmt: skip
+
+
+def subscriptions(n: int, seconds: float) -> dict[str, Any]:
+    from adapters.api.keys import KeyStore, Role
+    from adapters.settings import Settings
+    from adapters.sqlite_event_log import SqliteEventLog
+    from projections.testing import build_sample_session
+
+    home = Path(tempfile.mkdtemp(prefix="bench-api-sub-"))
+    settings = Settings(home=home)
+    with SqliteEventLog(settings.event_log_path) as log:
+        build_sample_session(log, SESSION, orders=5)
+    key = KeyStore(settings.api_keys_path).create(Role.viewer, "bench")
+    proc = start_server(home, None, 18_732)
+    try:
+        return asyncio.run(subscribers("http://127.0.0.1:18732/graphql", key, n, seconds, settings.event_log_path,
+                                       proc.pid))  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--serve", nargs=3, metavar=("HOME", "SCHEMA", "PORT"))
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--sub-seconds", type=float, default=60)
+    parser.add_argument("--skip-queries", action="store_true")
+    args = parser.parse_args()
+    if args.serve:
+        home, schema, port = args.serve
+        serve(home, schema or None, int(port))
+        return
+    os.sched_setaffinity(0, {1})  # the load generator on the other core
+    results: dict[str, Any] = {}
+    if not args.skip_queries:
+        results["queries"] = queries(args.seconds)
+    results["subscriptions"] = subscriptions(args.subscribers, args.sub_seconds)
+    print(json.dumps(results, indent=2, default=lambda v: round(v, 2) if isinstance(v, float) else str(v)))
+
+
+if __name__ == "__main__":
+    main()
