@@ -15,8 +15,9 @@ point written again with the same series and timestamp. Recording the offset *be
 unsafe order: a crash in between would skip points forever. So progress may lag what InfluxDB holds, never
 lead it: at-least-once delivery + idempotent writes = exactly-once effect.
 
-The database and its retention policy come from configuration (`InfluxConfig.from_env`: CSE_INFLUX_URL,
-CSE_INFLUX_DB, CSE_INFLUX_RP (default "cse"), CSE_INFLUX_RETENTION (default "30d"; "INF" keeps forever));
+The database and its retention policy come from configuration (`InfluxConfig`, built by the composition root
+from CSE_INFLUX_URL, CSE_INFLUX_DB, CSE_INFLUX_RP (default "cse"), CSE_INFLUX_RETENTION (default "30d"; "INF"
+keeps forever));
 `ensure_database` creates both (idempotent) and makes the policy the database's default. Points older than
 the policy's duration are dropped by the server (it answers "partial write: points beyond retention policy
 dropped"): that is the configured intent, not a failure, so such a batch counts as acknowledged.
@@ -29,7 +30,6 @@ projection is. A 4xx answer other than the retention one (a bad point) is raised
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import deque
 from collections.abc import KeysView, Sequence
 from dataclasses import dataclass
@@ -38,9 +38,8 @@ from typing import Any, Protocol
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.influx_http import InfluxError, InfluxHTTPClient, quote_ident
-from adapters.settings import Settings
 from application.ports import EventLog, StoredRecord
+from projections.influx_http import InfluxError, InfluxHTTPClient, quote_ident
 from projections.projector import (
     Backoff,
     ProjectionMetrics,
@@ -65,19 +64,6 @@ class InfluxConfig:
     """Lines per HTTP write request."""
     max_in_flight: int = 3
     """Write requests in flight at once (the writes are idempotent, so their order does not matter)."""
-
-    @classmethod
-    def from_env(cls, settings: Settings | None = None) -> InfluxConfig:
-        s = settings or Settings()
-        return cls(
-            url=s.influx_url,
-            database=s.influx_db,
-            retention_policy=os.environ.get("CSE_INFLUX_RP", "cse"),
-            retention=os.environ.get("CSE_INFLUX_RETENTION", "30d"),
-            shard_duration=os.environ.get("CSE_INFLUX_SHARD_DURATION") or None,
-            batch_points=int(os.environ.get("CSE_INFLUX_BATCH_POINTS", "20000")),
-            max_in_flight=int(os.environ.get("CSE_INFLUX_MAX_IN_FLIGHT", "3")),
-        )
 
 
 class TransientInfluxError(Exception):
@@ -275,10 +261,9 @@ class TimeseriesProjector(TrackedProjection):
 
 
 async def project_to_influx(
-    engine: AsyncEngine, log: EventLog, session_id: str, config: InfluxConfig | None = None, **kwargs: Any
+    engine: AsyncEngine, log: EventLog, session_id: str, config: InfluxConfig, **kwargs: Any
 ) -> int:
     """Convenience: ensure the database and retention policy, then project the session's time series."""
-    config = config or InfluxConfig.from_env()
     async with InfluxHTTPClient(config.url) as client:
         await Backoff(max_elapsed=60).run(lambda: _ensure(client, config), what="influx ensure_database")
         projector = TimeseriesProjector(engine, log, InfluxSink(client, config), **kwargs)

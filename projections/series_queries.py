@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.influx_http import InfluxHTTPClient, quote_ident
 from application.read_queries import Row
 from projections.influx import InfluxConfig
+from projections.influx_http import InfluxHTTPClient, quote_ident
 from projections.models import TIMESERIES_TABLE, table
 
 

@@ -1,6 +1,6 @@
 """Event logs to project from, beyond the embedded SQLite log.
 
-`SnapshotLog` wraps a log whose reads are expensive per call, such as `adapters.kafka_event_log.KafkaEventLog`
+`SnapshotLog` wraps a log whose reads are expensive per call, such as `streams.kafka_event_log.KafkaEventLog`
 (each `read` scans the topics from the beginning): the projectors read a stream batch by batch, each batch a
 new `read(session, stream, from_offset)`, which would scan the topics once per batch. The wrapper reads each
 (session, stream) once, up to the end it had at that moment, and serves the batches from memory; `refresh()`

@@ -27,8 +27,6 @@ from typing import Any, Literal
 
 import msgspec
 
-from adapters.influx_http import FieldValue, encode_line
-from adapters.influx_http import _encode_field as encode_field  # the reference encoding (escaping, checks)
 from application.ports import LogRecord, StoredRecord
 from domain.events import (
     EquitySampled,
@@ -39,6 +37,11 @@ from domain.events import (
     QuoteTick,
     SpreadOpportunityDetected,
     decode,
+)
+from projections.influx_http import (
+    FieldValue,
+    encode_field,  # the reference encoding (escaping, checks)
+    encode_line,
 )
 
 _TWO = Decimal(2)
@@ -68,7 +71,7 @@ class Point:
         return (self.measurement, self.tags, self.time_ns)
 
     def line(self) -> str:
-        """The line-protocol line, byte for byte what `adapters.influx_http.encode_line` gives, faster: the
+        """The line-protocol line, byte for byte what `projections.influx_http.encode_line` gives, faster: the
         escaped "measurement,tags" prefix and field keys are computed once per series / key and cached."""
         prefix = _prefix(self.measurement, self.tags)
         parts = []

@@ -3,7 +3,7 @@
 derived events to their topics (see `streams.worker.PartitionKernels` for ids, state and limits).
 
 Guarantee: at-least-once. Faust commits the offsets of processed inputs. State: every 5,000 inputs of a
-partition (`CSE_WORKER_SNAPSHOT_EVERY`) and at a session's end-of-session marker, once the outputs so far
+partition (`snapshot_every`, setting `CSE_WORKER_SNAPSHOT_EVERY`) and at a session's end-of-session marker, once the outputs so far
 are acknowledged, the partition's kernels are written to the `kernel-snapshots` table, whose changelog is the
 compacted `{prefix}.checkpoints` topic (key `{app_id}|{md topic}|{partition}`); Faust restores the table
 when a worker gets the partition. When a partition's next message is past the one the in-memory kernels
@@ -15,7 +15,7 @@ Undecodable inputs go to `{prefix}.dlq` with the reason; the agent goes on.
 
 Recovery: a worker that dies without leaving the group (SIGKILL, OOM, lost host) keeps its partitions until
 the broker's session timeout expires; only then does a restarted or surviving worker get them. Faust's
-default is 60 s; `CSE_WORKER_SESSION_TIMEOUT_S` (or `settings={"broker_session_timeout": ...}`) lowers it
+default is 60 s; `session_timeout_s` (setting `CSE_WORKER_SESSION_TIMEOUT_S`) lowers it
 (tests use 8 s; keep it well above the heartbeat interval, 3 s, and above any event-loop stall: a
 re-run yields to the loop every `YIELD_EVERY` messages so heartbeats keep going).
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -47,9 +46,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_EVERY = 1_000
 SNAPSHOT_EVERY = 5_000  # inputs per partition; a snapshot of the sample's kernels takes ~8 ms
-SNAPSHOT_EVERY_ENV = "CSE_WORKER_SNAPSHOT_EVERY"
 YIELD_EVERY = 500
-SESSION_TIMEOUT_ENV = "CSE_WORKER_SESSION_TIMEOUT_S"
 
 
 def build_app(
@@ -64,6 +61,8 @@ def build_app(
     settings: dict[str, Any] | None = None,
     code_version: str = "",
     instruments: Instruments | None = None,
+    snapshot_every: int = SNAPSHOT_EVERY,
+    session_timeout_s: float | None = None,
 ) -> tuple[faust.App, PartitionKernels]:
     """`settings`: extra/overriding faust.App settings (e.g. `broker_session_timeout`). `code_version`
     is stored in snapshots: a worker running other code ignores them and re-runs from offset 0."""
@@ -88,8 +87,8 @@ def build_app(
     }
     if loop is not None:
         options["loop"] = loop
-    if os.environ.get(SESSION_TIMEOUT_ENV):
-        options["broker_session_timeout"] = float(os.environ[SESSION_TIMEOUT_ENV])
+    if session_timeout_s is not None:
+        options["broker_session_timeout"] = session_timeout_s
     options.update(settings or {})
     app_id = app_id or f"{topics.prefix}-kernel"
     app = faust.App(app_id, **options)
@@ -98,9 +97,8 @@ def build_app(
     snapshots = app.Table("kernel-snapshots", key_type=bytes, value_type=bytes,  # bytes: raw serializers
                           changelog_topic=app.topic(topics.checkpoints, **raw))  # fmt: skip
     since_snapshot: dict[int, int] = {}
-    snapshot_every = int(os.environ.get(SNAPSHOT_EVERY_ENV) or SNAPSHOT_EVERY)
     if snapshot_every < 1:
-        raise ValueError(f"{SNAPSHOT_EVERY_ENV} must be a positive number of inputs, not {snapshot_every}")
+        raise ValueError(f"snapshot_every must be a positive number of inputs, not {snapshot_every}")
 
     def snapshot_key(partition: int) -> bytes:
         return f"{app_id}|{topics.md}|{partition}".encode()

@@ -20,10 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapters.kafka_event_log import KafkaEventLog
 from application.operator_commands import COMMANDS_STREAM
 from application.ports import EventLog
 from application.session_run import input_streams, session_inputs
+from streams.kafka_event_log import KafkaEventLog
 from streams.sequencer import publish_command
 from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, H_SESSION, to_message
 

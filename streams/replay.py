@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from adapters.kafka_event_log import KafkaEventLog
 from application.ports import LogRecord, StoredRecord
 from application.replay import Divergence, ReplayReport, replay_session, session_markers
 from application.run_config import RunConfig
 from application.session_run import RunParameters, VenueFactory
 from domain.events import Digest
+from streams.kafka_event_log import KafkaEventLog
 from streams.kafka_io import scan
 from streams.serialization import H_SESSION, header_map
 from streams.topics import DLQ, Topics

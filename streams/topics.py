@@ -1,9 +1,9 @@
 """The Kafka topics of CryptoSpreadEdge: names, keys, what each carries, and idempotent creation.
 
 Every topic name is `{prefix}.{suffix}` (prefix `cse` by default; tests use a unique prefix). Topic settings
-come from `TopicConfig` (env `CSE_KAFKA_PARTITIONS`, `CSE_KAFKA_REPLICATION`, `CSE_KAFKA_RETENTION_MS`,
-`CSE_TOPIC_PREFIX`, or CLI arguments). Event topics keep everything by default (retention -1): they are the
-event log. The changelog topic is compacted.
+come from `TopicConfig` (built by the composition root from the settings `CSE_KAFKA_PARTITIONS`,
+`CSE_KAFKA_REPLICATION`, `CSE_KAFKA_RETENTION_MS`, `CSE_TOPIC_PREFIX`, or CLI arguments). Event topics keep
+everything by default (retention -1): they are the event log. The changelog topic is compacted.
 
 Routing (`route`) maps an event-log record (stream, event type, payload) to (topic suffix, Kafka key):
 - `md.{venue}.{instrument}[.part]` (recorded market data) -> `md`, key = instrument, so every venue of one
@@ -16,9 +16,8 @@ Routing (`route`) maps an event-log record (stream, event type, payload) to (top
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 MD, COMMANDS, ORDERS, SIGNALS, RISK, PORTFOLIO, SESSION, DLQ, CHECKPOINTS = (
@@ -65,17 +64,6 @@ class TopicConfig:
     replication: int = 1
     retention_ms: int = -1  # the topics are the event log: keep forever unless told otherwise
     extra: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls, **overrides: Any) -> TopicConfig:
-        env = os.environ
-        base = cls(
-            prefix=env.get("CSE_TOPIC_PREFIX", "cse"),
-            partitions=int(env.get("CSE_KAFKA_PARTITIONS", "6")),
-            replication=int(env.get("CSE_KAFKA_REPLICATION", "1")),
-            retention_ms=int(env.get("CSE_KAFKA_RETENTION_MS", "-1")),
-        )
-        return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass(frozen=True)

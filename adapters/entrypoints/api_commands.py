@@ -21,13 +21,13 @@ from adapters.api.keys import KeyStore, Role
 from adapters.api.schema import schema
 from adapters.api.services import ApiServices
 from adapters.entrypoints.commands import UserError, _backtest, open_log, parse_run_config
-from adapters.influx_http import InfluxHTTPClient
+from adapters.entrypoints.wiring import influx_config
 from adapters.log_feed import LogFeed
 from adapters.settings import Settings
 from application.live_feed import SessionFeed
 from application.ports import EventLog
 from application.read_queries import SeriesQueries
-from projections.influx import InfluxConfig
+from projections.influx_http import InfluxHTTPClient
 from projections.queries import SqlReadModels
 from projections.schema import make_engine, migrate
 from projections.series_queries import InfluxSeries, SqlSeries
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def create_key(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings: Settings = args.settings
     key = KeyStore(settings.api_keys_path).create(Role[args.role], args.name)
     print(key)
     print(f"(role {args.role}; stored hashed in {settings.api_keys_path}; this is the only time it is shown)",
@@ -72,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
         return 0
     import uvicorn
 
-    settings = Settings()
+    settings: Settings = args.settings
     services = build_services(
         settings, args.target, args.log or ("kafka" if args.target == "postgres" else "embedded")
     )
@@ -85,7 +85,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def build_services(settings: Settings, target: str, log_kind: str) -> ApiServices:
     if target == "postgres":
-        url = settings.pg_dsn
+        url = settings.database_url
     else:
         settings.home.mkdir(parents=True, exist_ok=True)
         url = f"sqlite+aiosqlite:///{settings.home / 'read_models.sqlite'}"
@@ -99,18 +99,18 @@ def build_services(settings: Settings, target: str, log_kind: str) -> ApiService
     engine = make_engine(url)
     series: SeriesQueries
     if target == "postgres":
-        config = InfluxConfig.from_env(settings)
+        config = influx_config(settings)
         series = InfluxSeries(InfluxHTTPClient(config.url), config)
     else:
         series = SqlSeries(engine)
     feed: SessionFeed
     open_event_log: Callable[[], contextlib.AbstractContextManager[EventLog]]
     if log_kind == "kafka":
-        from adapters.kafka_event_log import KafkaEventLog
+        from streams.kafka_event_log import KafkaEventLog
         from streams.live_feed import KafkaFeed
-        from streams.topics import TopicConfig, Topics
+        from streams.topics import Topics
 
-        topics = Topics(TopicConfig.from_env().prefix)
+        topics = Topics(settings.topic_prefix)
         feed = KafkaFeed(settings.kafka_bootstrap, topics)
 
         @contextlib.contextmanager
@@ -149,7 +149,8 @@ class _QueueProgress:
 
 
 def run_backtest_job(session: str, config_text: str, run_id: str, q: Any) -> dict[str, Any]:
-    """A backtest submitted through the API, in its worker process (module level: spawn imports it)."""
+    """A backtest submitted through the API, in its worker process (module level: spawn imports it). The
+    process's own entry point: it reads the settings, as `cse` does."""
     settings = Settings()
     config = parse_run_config(config_text, f"of run {run_id}")
     with open_log(settings) as log:

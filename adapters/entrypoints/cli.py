@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from adapters.entrypoints import (
     api_commands,
     commands,
@@ -15,6 +17,7 @@ from adapters.entrypoints import (
     projection_commands,
     streaming_commands,
 )
+from adapters.settings import Settings
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -91,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:  # the one place the configuration is read; every command gets it as `args.settings`
+        args.settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = f"CSE_{'_'.join(str(part) for part in error['loc']).upper()}"
+            print(f"cse: configuration: {name}: {error['msg']} (got {error.get('input')!r})", file=sys.stderr)
+        return 2
     handler: Handler = args.handler
     try:
         return handler(args)

@@ -97,7 +97,7 @@ def parse_run_config(text: str, where: str, *, json_format: bool = False) -> Run
 
 
 def import_files(args: argparse.Namespace) -> int:
-    report = _import(Settings(), args.paths, args.session, args.format, args.venue, args.instrument,
+    report = _import(args.settings, args.paths, args.session, args.format, args.venue, args.instrument,
                      args.instruments or [])  # fmt: skip
     return 0 if report.records else 1  # an import that stores nothing is refused before this
 
@@ -147,7 +147,7 @@ def _import_with(
 
 
 def backtest(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings: Settings = args.settings
     config = load_run_config(args.config)
     with open_log(settings) as log:
         summary = _backtest(settings, log, args.session, config, args.backtest_id, args.out)
@@ -194,7 +194,7 @@ def _backtest(
 
 
 def replay(args: argparse.Namespace) -> int:
-    with open_log(Settings()) as log:
+    with open_log(args.settings) as log:
         report = _replay(log, args.session)
     _print_replay(report)
     return 0 if report.ok or not args.verify else 1
@@ -225,7 +225,7 @@ def _print_replay(report: ReplayReport) -> None:
 
 
 def export(args: argparse.Namespace) -> int:
-    with open_log(Settings()) as log:
+    with open_log(args.settings) as log:
         if args.session not in log.sessions():
             raise UserError(f"no session {args.session!r}")
         rows = export_session(log, args.session, args.out, streams=args.stream)
@@ -234,7 +234,7 @@ def export(args: argparse.Namespace) -> int:
 
 
 def sessions(args: argparse.Namespace) -> int:
-    with open_log(Settings()) as log:
+    with open_log(args.settings) as log:
         for session in log.sessions():
             streams = log.streams(session)
             total = sum(log.end_offset(session, s) for s in streams)
@@ -252,10 +252,10 @@ def schemas(args: argparse.Namespace) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     """The main job on the embedded default: import, backtest, replay --verify, summary."""
-    home = args.home or Settings().home / "demo"
+    home = args.home or args.settings.home / "demo"
     if home.exists():
         shutil.rmtree(home)  # the demo owns this directory: each run starts from an empty log
-    settings = Settings(home=home)
+    settings = args.settings.model_copy(update={"home": home})
     captures = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
                 SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]  # fmt: skip
     print(

@@ -22,11 +22,11 @@ from typing import Any
 from adapters.entrypoints.commands import code_version, open_log
 from adapters.entrypoints.service import Service, service
 from adapters.entrypoints.wiring import influx_config, projection_metrics, read_models_url
-from adapters.influx_http import InfluxHTTPClient
 from adapters.observability.metrics import CONSUMER_LAG
 from adapters.settings import Settings
 from application.ports import EventLog
 from projections.influx import InfluxSink, PointSink, TimeseriesProjector, ensure_database
+from projections.influx_http import InfluxHTTPClient
 from projections.projector import Backoff, SqlProjector, TrackedProjection
 from projections.schema import make_engine, migrate
 from projections.timeseries_sqlite import SqlPointSink

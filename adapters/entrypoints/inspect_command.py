@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def inspect(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings: Settings = args.settings
     with open_log(settings) as log:
         try:
             report = inspect_session(log, args.session)

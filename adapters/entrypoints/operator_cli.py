@@ -148,15 +148,15 @@ def _operator(args: argparse.Namespace) -> str:
 
 @contextmanager
 def _log(args: argparse.Namespace) -> Iterator[EventLog]:
-    settings = Settings()
+    settings: Settings = args.settings
     if args.sink == "kafka":
         from confluent_kafka import KafkaException
 
-        from adapters.kafka_event_log import KafkaEventLog
+        from streams.kafka_event_log import KafkaEventLog
         from streams.kafka_io import DeliveryError
-        from streams.topics import TopicConfig, Topics
+        from streams.topics import Topics
 
-        topics = Topics(TopicConfig.from_env(prefix=args.prefix).prefix)
+        topics = Topics(args.prefix or settings.topic_prefix)
         try:
             with KafkaEventLog(settings.kafka_bootstrap, topics) as kafka:
                 yield kafka

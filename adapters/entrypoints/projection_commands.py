@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Iterator
 
 from adapters.entrypoints.commands import UserError, open_log
+from adapters.entrypoints.wiring import influx_config, read_models_url
 from adapters.settings import Settings
 from application.ports import EventLog
 from projections.influx import TimeseriesProjector, project_to_influx
@@ -47,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def project_command(args: argparse.Namespace) -> int:
-    settings = Settings()
+    settings: Settings = args.settings
     if args.follow:
         if args.rebuild:
             raise UserError("--follow projects as the log grows; --rebuild is a one-off: run it on its own")
@@ -60,12 +61,7 @@ def project_command(args: argparse.Namespace) -> int:
 
 
 async def _project(settings: Settings, args: argparse.Namespace) -> int:
-    if args.target == "postgres":
-        url = settings.pg_dsn
-    else:
-        settings.home.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite+aiosqlite:///{settings.home / 'read_models.sqlite'}"
-    engine = make_engine(url)
+    engine = make_engine(read_models_url(settings, args.target))
     try:
         await migrate(engine)
         with _source(settings, args) as (log, where):
@@ -87,7 +83,7 @@ async def _project(settings: Settings, args: argparse.Namespace) -> int:
                 if args.no_timeseries:
                     continue
                 if args.target == "postgres":
-                    points = await project_to_influx(engine, log, session)
+                    points = await project_to_influx(engine, log, session, influx_config(settings))
                     print(f"time series: {session}: {points} records projected into {settings.influx_url}")
                 else:
                     points = await TimeseriesProjector(engine, log, SqlPointSink(engine)).project_session(
@@ -105,10 +101,10 @@ def _source(settings: Settings, args: argparse.Namespace) -> Iterator[tuple[Even
         with open_log(settings) as log:
             yield log, str(settings.event_log_path)
         return
-    from adapters.kafka_event_log import KafkaEventLog
-    from streams.topics import TopicConfig, Topics
+    from streams.kafka_event_log import KafkaEventLog
+    from streams.topics import Topics
 
-    topics = Topics(TopicConfig.from_env(prefix=getattr(args, "prefix", None)).prefix)
+    topics = Topics(getattr(args, "prefix", None) or settings.topic_prefix)
     kafka = KafkaEventLog(settings.kafka_bootstrap, topics)
     try:
         # each stream is read from the topics once and projected batch by batch from memory

@@ -43,45 +43,47 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=worker)
 
 
-def _topics(prefix: str | None) -> Any:
-    from streams.topics import TopicConfig, Topics
+def _topics(settings: Settings, prefix: str | None) -> Any:
+    from streams.topics import Topics
 
-    return Topics(TopicConfig.from_env(prefix=prefix).prefix)
+    return Topics(prefix or settings.topic_prefix)
 
 
 def topics(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
-    from streams.topics import TopicConfig, create_topics, describe
+    from adapters.entrypoints.wiring import topic_config
+    from streams.topics import create_topics, describe
 
-    config = TopicConfig.from_env(prefix=args.prefix, partitions=args.partitions, replication=args.replication,
-                                  retention_ms=args.retention_ms)  # fmt: skip
+    settings: Settings = args.settings
+    config = topic_config(settings, prefix=args.prefix, partitions=args.partitions, replication=args.replication,
+                          retention_ms=args.retention_ms)  # fmt: skip
     if args.action == "list":
         for name, spec in describe(config.prefix):
             print(f"{name}\tkey={spec.key}\t{', '.join(spec.carries)}")
         return 0
     try:
-        result = create_topics(Settings().kafka_bootstrap, config)
+        result = create_topics(settings.kafka_bootstrap, config)
     except KafkaException as exc:
-        raise commands.UserError(f"Kafka at {Settings().kafka_bootstrap}: {exc}") from exc
+        raise commands.UserError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from exc
     for name, state in result.items():
         print(f"{state:8} {name}")
     return 0
 
 
 def record(args: argparse.Namespace) -> int:
-    from adapters.kafka_event_log import KafkaEventLog
     from adapters.observability.tracing import Tracing
+    from streams.kafka_event_log import KafkaEventLog
     from streams.record import record_session
 
-    settings = Settings()
+    settings: Settings = args.settings
     tracing = Tracing.configure("record", settings.otlp_endpoint, settings.trace_sample_ratio)
     with commands.open_log(settings) as log:
         if args.session not in log.sessions():
             raise commands.UserError(f"no session {args.session!r} in {settings.event_log_path}")
         total = sum(log.end_offset(args.session, s) for s in log.streams(args.session))
         bar = ProgressBar(total, f"record {args.session}")
-        kafka = KafkaEventLog(settings.kafka_bootstrap, _topics(args.prefix), account=args.account, tracer=tracing)
+        kafka = KafkaEventLog(settings.kafka_bootstrap, _topics(settings, args.prefix), account=args.account, tracer=tracing)
         result = record_session(log, kafka, args.session, pace=args.pace, inputs_only=args.inputs_only,
                                 progress=bar)  # fmt: skip
         bar.close()
@@ -101,9 +103,9 @@ def worker(args: argparse.Namespace) -> int:
     from adapters.observability.worker import WorkerInstruments
     from streams.app import build_app
 
-    settings = Settings()
+    settings: Settings = args.settings
     config = commands.load_run_config(args.config)
-    topics_ = _topics(args.prefix)
+    topics_ = _topics(settings, args.prefix)
     app_id = args.app_id or f"{topics_.prefix}-kernel"
     agents_alive = {"agents": lambda: not app.crashed and not any(a.crashed for a in app.agents.values())}
     with service("worker", settings, commands.code_version(), agents_alive) as svc:
@@ -111,6 +113,7 @@ def worker(args: argparse.Namespace) -> int:
         app, _ = build_app(
             config, commands.simulated_venues, settings.kafka_bootstrap, topics_, app_id=app_id,
             code_version=commands.code_version(), instruments=instruments,
+            snapshot_every=settings.worker_snapshot_every, session_timeout_s=settings.worker_session_timeout_s,
         )
         json_logs = settings.log_format == "json"
         worker_ = faust.Worker(app, loglevel=args.loglevel,
@@ -132,10 +135,10 @@ def replay(args: argparse.Namespace) -> int:
         raise commands.UserError("--config replays a `cse worker` run: use it with --source kafka")
     if args.source != "kafka":
         return commands.replay(args)
-    from adapters.kafka_event_log import KafkaEventLog
+    from streams.kafka_event_log import KafkaEventLog
     from streams.replay import replay_from_kafka, verify_worker_run
 
-    kafka = KafkaEventLog(Settings().kafka_bootstrap, _topics(getattr(args, "prefix", None)))
+    kafka = KafkaEventLog(args.settings.kafka_bootstrap, _topics(args.settings, getattr(args, "prefix", None)))
     try:
         if getattr(args, "config", None) is not None:
             config = commands.load_run_config(args.config)

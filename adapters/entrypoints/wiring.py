@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from adapters.observability import metrics as m
 from adapters.settings import Settings
 from projections.influx import InfluxConfig
 from projections.projector import ProjectionMetrics
+from streams.topics import TopicConfig
 
 
 def projection_metrics() -> ProjectionMetrics:
@@ -27,6 +31,13 @@ def influx_config(settings: Settings) -> InfluxConfig:
         batch_points=settings.influx_batch_points,
         max_in_flight=settings.influx_max_in_flight,
     )
+
+
+def topic_config(settings: Settings, **overrides: Any) -> TopicConfig:
+    """What `cse topics create` creates: the settings, with the command line's non-None overrides."""
+    base = TopicConfig(prefix=settings.topic_prefix, partitions=settings.kafka_partitions,
+                       replication=settings.kafka_replication, retention_ms=settings.kafka_retention_ms)  # fmt: skip
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
 
 
 def read_models_url(settings: Settings, target: str) -> str:

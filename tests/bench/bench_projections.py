@@ -32,12 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from adapters.entrypoints.commands import load_run_config, simulated_venues  # noqa: E402
 from adapters.importers.binance_ws import import_binance_ws  # noqa: E402
-from adapters.influx_http import InfluxHTTPClient  # noqa: E402
 from adapters.sqlite_event_log import SqliteEventLog  # noqa: E402
 from application.backtest import run_backtest  # noqa: E402
 from application.session_run import RunParameters, market_data_streams  # noqa: E402
 from projections.handlers import REGISTRY  # noqa: E402
 from projections.influx import InfluxConfig, InfluxSink, TimeseriesProjector, ensure_database  # noqa: E402
+from projections.influx_http import InfluxHTTPClient  # noqa: E402
 from projections.projector import SqlProjector  # noqa: E402
 from projections.rebuild import rebuild  # noqa: E402
 from projections.schema import make_engine, migrate  # noqa: E402

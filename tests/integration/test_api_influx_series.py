@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.influx_http import InfluxHTTPClient
 from adapters.sqlite_event_log import SqliteEventLog
 from projections.influx import InfluxConfig, project_to_influx
+from projections.influx_http import InfluxHTTPClient
 from projections.schema import make_engine, migrate
 from projections.series_queries import InfluxSeries
 from projections.testing import build_sample_session

@@ -17,7 +17,6 @@ from adapters.api.jobs import BacktestJobs
 from adapters.api.keys import KeyStore
 from adapters.api.services import ApiServices
 from adapters.entrypoints.api_commands import run_backtest_job
-from adapters.kafka_event_log import KafkaEventLog
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
 from application.ports import EventLog
@@ -25,6 +24,7 @@ from projections.queries import SqlReadModels
 from projections.schema import make_engine
 from projections.series_queries import SqlSeries
 from projections.testing import build_sample_session
+from streams.kafka_event_log import KafkaEventLog
 from streams.live_feed import KafkaFeed
 from streams.record import record_session
 from streams.topics import TopicConfig, Topics, create_topics

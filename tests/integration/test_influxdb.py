@@ -1,4 +1,4 @@
-"""InfluxDB 1.x via adapters.influx_http: create, write (ns, escaped tags), query, overwrite."""
+"""InfluxDB 1.x via projections.influx_http: create, write (ns, escaped tags), query, overwrite."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.influx_http import InfluxError, InfluxHTTPClient, encode_line, quote_ident
+from projections.influx_http import InfluxError, InfluxHTTPClient, encode_line, quote_ident
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

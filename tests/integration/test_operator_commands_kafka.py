@@ -21,13 +21,13 @@ import pytest
 from adapters.entrypoints.cli import main
 from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
 from adapters.importers.binance_ws import import_binance_ws
-from adapters.kafka_event_log import KafkaEventLog
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest
 from application.session_run import RunParameters, input_streams, market_data_streams, session_inputs
 from domain.events import KillSwitchEngaged, RiskCheckPassed, RiskCheckRejected, decode
 from streams.app import build_app
 from streams.digest import derived_digest
+from streams.kafka_event_log import KafkaEventLog
 from streams.record import record_session
 from streams.replay import replay_from_kafka, rerun_md
 from streams.serialization import CONTROL_END_OF_SESSION, H_CONTROL, H_SESSION

@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.entrypoints.wiring import projection_metrics
-from adapters.influx_http import InfluxHTTPClient
 from adapters.observability.metrics import PROJECTION_LAG as LAG
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
@@ -25,6 +24,7 @@ from projections.influx import (
     TransientInfluxError,
     ensure_database,
 )
+from projections.influx_http import InfluxHTTPClient
 from projections.models import Base
 from projections.projector import Backoff
 from projections.schema import make_engine, migrate

@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.entrypoints.projection_commands import _source
-from adapters.kafka_event_log import KafkaEventLog
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
 from projections.projector import SqlProjector
@@ -28,6 +27,7 @@ from projections.testing import (
     dump,
     expected_read_models,
 )
+from streams.kafka_event_log import KafkaEventLog
 from streams.record import record_session
 from streams.topics import TopicConfig, Topics, create_topics
 from tests.integration.pg_schema import migrated_schema

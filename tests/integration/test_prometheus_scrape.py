@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from adapters.kafka_event_log import KafkaEventLog
 from adapters.sqlite_event_log import SqliteEventLog
 from projections.schema import make_engine
 from projections.testing import (
@@ -26,6 +25,7 @@ from projections.testing import (
     build_sample_session,
     expected_read_models,
 )
+from streams.kafka_event_log import KafkaEventLog
 from streams.record import record_session
 from streams.topics import TopicConfig, Topics, create_topics
 from tests.deploy_files import ROOT, alert_exprs, dashboard_exprs, exported_names, metric_names_in

@@ -17,11 +17,11 @@ import pytest
 
 from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
 from adapters.importers.binance_ws import import_binance_ws
-from adapters.kafka_event_log import KafkaEventLog
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest
 from application.session_run import RunParameters, market_data_streams
 from streams.app import build_app
+from streams.kafka_event_log import KafkaEventLog
 from streams.kafka_io import EventProducer, scan
 from streams.record import record_session
 from streams.serialization import (

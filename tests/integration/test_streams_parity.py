@@ -14,12 +14,12 @@ import pytest
 
 from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
 from adapters.importers.binance_ws import import_binance_ws
-from adapters.kafka_event_log import KafkaEventLog
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest
 from application.session_run import RunParameters, market_data_streams
 from streams.app import build_app
 from streams.digest import derived_digest
+from streams.kafka_event_log import KafkaEventLog
 from streams.record import record_session
 from streams.replay import replay_from_kafka
 from streams.topics import TopicConfig, Topics, create_topics

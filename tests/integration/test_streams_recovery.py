@@ -29,11 +29,11 @@ from confluent_kafka.admin import AdminClient
 
 from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
 from adapters.importers.binance_ws import import_binance_ws
-from adapters.kafka_event_log import KafkaEventLog
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest
 from application.session_run import RunParameters, market_data_streams
 from streams.digest import DerivedDigest, derived_digest
+from streams.kafka_event_log import KafkaEventLog
 from streams.record import record_session
 from streams.topics import TopicConfig, Topics, create_topics
 from streams.worker import default_target

@@ -1,5 +1,7 @@
 """The layering of the design card, checked on the source: the domain stays pure, the application stays
-free of adapters. A violation here is how a replay stops being exact, so it fails the build."""
+free of adapters, and the outer packages (adapters, projections, streams) point inward, never at each other;
+only the composition root (`adapters/entrypoints/`) wires them all. A violation here is how a replay stops
+being exact, so it fails the build."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ IMPURE = {"time", "datetime", "random", "os", "socket", "asyncio", "threading", 
 
 
 def _imports(package: str) -> list[tuple[Path, str]]:
+    """Every absolute import of the package's modules, at any depth (imports inside functions too)."""
     found = []
     for path in sorted((ROOT / package).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -47,3 +50,28 @@ def test_no_float_conversion_of_money_in_the_domain() -> None:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "float"
     ]
     assert calls == []
+
+
+@pytest.mark.parametrize("package", ["projections", "streams"])
+def test_projections_and_streams_import_only_the_core_and_themselves(package: str) -> None:
+    bad = [(str(p.relative_to(ROOT)), m) for p, m in _imports(package)
+           if m.split(".")[0] in OURS - {"domain", "application", package}]  # fmt: skip
+    assert bad == []
+
+
+def test_only_the_composition_root_imports_projections_and_streams_from_adapters() -> None:
+    root = ROOT / "adapters" / "entrypoints"
+    bad = [(str(p.relative_to(ROOT)), m) for p, m in _imports("adapters")
+           if root not in p.parents and m.split(".")[0] in {"projections", "streams"}]  # fmt: skip
+    assert bad == []
+
+
+def test_only_the_entry_point_reads_the_environment() -> None:
+    """Configuration is read once (`adapters/settings.py`, by `cse`'s main) and passed in."""
+    readers = sorted(
+        str(path.relative_to(ROOT))
+        for package in ("application", "adapters", "projections", "streams")
+        for path in (ROOT / package).rglob("*.py")
+        if "os.environ" in path.read_text() or "getenv(" in path.read_text()
+    )
+    assert readers == []

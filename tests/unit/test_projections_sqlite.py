@@ -183,9 +183,9 @@ async def test_timeseries_sink_idempotent_and_resumable(engine: AsyncEngine, log
 
 def test_fast_point_mapping_and_line_encoding_equal_the_reference(log: SqliteEventLog) -> None:
     """points_for_record (quotes read for six fields only) == points_for(decode(...)), and Point.line (cached
-    prefixes) == adapters.influx_http.encode_line, on every record of the sample session."""
-    from adapters.influx_http import encode_line
+    prefixes) == projections.influx_http.encode_line, on every record of the sample session."""
     from domain.events import decode
+    from projections.influx_http import encode_line
     from projections.timeseries import POINT_EVENT_TYPES, Point, batch_points, points_for, points_for_record
 
     records = [r.record for s in log.streams(SESSION) for r in log.read(SESSION, s)]

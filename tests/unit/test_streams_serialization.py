@@ -143,8 +143,11 @@ def _sample(tmp_path: Path, limit: int | None = None) -> SqliteEventLog:
 
 
 def test_the_snapshot_interval_must_be_positive(monkeypatch: pytest.MonkeyPatch) -> None:
-    from streams.app import SNAPSHOT_EVERY_ENV, build_app
+    from adapters.settings import Settings
+    from streams.app import build_app
 
-    monkeypatch.setenv(SNAPSHOT_EVERY_ENV, "0")
     with pytest.raises(ValueError, match="positive"):
-        build_app(load_run_config(SAMPLES / "spread-demo.toml"), simulated_venues, "127.0.0.1:1")
+        build_app(load_run_config(SAMPLES / "spread-demo.toml"), simulated_venues, "127.0.0.1:1", snapshot_every=0)
+    monkeypatch.setenv("CSE_WORKER_SNAPSHOT_EVERY", "0")  # refused where the configuration is read
+    with pytest.raises(ValueError, match="worker_snapshot_every"):
+        Settings()

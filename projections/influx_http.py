@@ -82,7 +82,7 @@ def _escape_key(kind: str, s: str) -> str:
     return s.replace(",", r"\,").replace("=", r"\=").replace(" ", r"\ ")
 
 
-def _encode_field(name: str, v: FieldValue) -> str:
+def encode_field(name: str, v: FieldValue) -> str:
     if isinstance(v, bool):  # before int: bool is an int subclass
         return "true" if v else "false"
     if isinstance(v, int):
@@ -134,7 +134,7 @@ def encode_line(
     line = (
         ",".join(parts)
         + " "
-        + ",".join(f"{_escape_key('field key', k)}={_encode_field(k, v)}" for k, v in fields.items())
+        + ",".join(f"{_escape_key('field key', k)}={encode_field(k, v)}" for k, v in fields.items())
     )
     return line if timestamp is None else f"{line} {to_ns(timestamp)}"
 
