@@ -38,7 +38,6 @@ from domain.events import (
     RiskCheckRejected,
     SpreadOpportunityDetected,
 )
-from domain.portfolio import parse_instrument
 from domain.values import ZERO
 
 MINUTE_NS = 60_000_000_000
@@ -134,7 +133,8 @@ class BacktestMetrics:
 
     def _base(self, venue: str, instrument: str) -> str:
         spec = self._specs.get((venue, instrument))
-        return spec.base if spec is not None else parse_instrument(instrument).base
+        # An instrument without a definition is never guessed from its symbol: it is listed under its own name.
+        return spec.base if spec is not None else instrument
 
     def _in_base(self, venue: str, instrument: str, quantity: Decimal, mark: Decimal) -> Decimal:
         """Base units of `quantity` of the instrument (contracts of an inverse one valued at `mark`)."""
