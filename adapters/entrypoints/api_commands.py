@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,9 +20,12 @@ from adapters.api.jobs import BacktestJobs
 from adapters.api.keys import KeyStore, Role
 from adapters.api.schema import schema
 from adapters.api.services import ApiServices
-from adapters.entrypoints.commands import UserError, _backtest, open_log, parse_run_config
+from adapters.entrypoints.commands import UserError, _backtest, code_version, open_log, parse_run_config
+from adapters.entrypoints.service import service
 from adapters.entrypoints.wiring import influx_config
 from adapters.log_feed import LogFeed
+from adapters.observability.api import ApiMetricsMiddleware, watch_subscriptions
+from adapters.observability.logs import logging_config
 from adapters.settings import Settings
 from application.live_feed import SessionFeed
 from application.ports import EventLog
@@ -77,9 +80,16 @@ def serve(args: argparse.Namespace) -> int:
         settings, args.target, args.log or ("kafka" if args.target == "postgres" else "embedded")
     )
     app = create_app(services, graphiql=args.dev, cors_origins=list(settings.api_cors_origins))
-    logging.basicConfig(level=logging.INFO)
-    uvicorn.run(app, host=args.host or settings.api_host, port=args.port or settings.api_port,
-                log_level="info", ws="websockets-sansio")  # fmt: skip
+    app.add_middleware(ApiMetricsMiddleware)
+    watch_subscriptions(app.state.hub)
+    # a service like the worker and the projector: /metrics and /health on CSE_METRICS_PORT, JSON logs;
+    # uvicorn stops gracefully on SIGTERM (open requests finish, websockets close)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it found: make
+    # that one a no-op so a stopped API exits 0 like the other services
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    with service("api", settings, code_version()):
+        uvicorn.run(app, host=args.host or settings.api_host, port=args.port or settings.api_port, ws="websockets-sansio",
+                    log_config=logging_config("api", settings.log_level, settings.log_format == "json"))  # fmt: skip
     return 0
 
 

@@ -17,7 +17,9 @@ from opentelemetry import trace
 _CONTEXT: contextvars.ContextVar[tuple[tuple[str, str], ...]] = contextvars.ContextVar(
     "cse_log_context", default=()
 )
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
+# attributes every LogRecord has, and uvicorn's terminal-only copy of the message
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName",
+                                                                          "color_message"}  # fmt: skip
 
 
 @contextlib.contextmanager

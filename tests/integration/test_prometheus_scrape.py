@@ -10,6 +10,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,7 @@ from tests.service_process import (
     PROMETHEUS_URL,
     PrometheusTargets,
     ServiceProcess,
+    free_port,
     http_get,
     prometheus_query,
     wait_for,
@@ -152,3 +154,29 @@ def test_worker_and_projector_are_scraped_follow_the_log_and_stop_on_sigterm(
                 await engine.dispose()
 
         asyncio.run(check())
+
+
+def test_api_service_times_requests_and_stops_on_sigterm(targets: PrometheusTargets, tmp_path: Path) -> None:
+    port = free_port()
+    api = ServiceProcess("api", ["serve", "--target", "embedded", "--port", str(port)],
+                         {"CSE_HOME": str(tmp_path / "home")}, tmp_path / "api.log")  # fmt: skip
+    try:
+        api.wait_healthy()
+        targets.register([api])
+        wait_for("the API", lambda: http_get(f"http://127.0.0.1:{port}/health")[0] == 200)
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", method="POST",
+                                         data=json.dumps({"query": "{ __typename }"}).encode(),
+                                         headers={"content-type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        selector = f'{{test="{targets.test_id}",route="/graphql",status="2xx"}}'
+
+        def graphql_requests() -> bool:
+            result = prometheus_query(f"sum(cse_api_request_duration_seconds_count{selector})")
+            return bool(result) and float(result[0]["value"][1]) >= 1
+
+        wait_for("Prometheus to see the GraphQL request", graphql_requests, timeout=60)
+        assert 'cse_api_subscriptions{subscription="live"} 0.0' in api.metrics()
+        assert api.terminate() == 0, api.output()[-3000:]
+    finally:
+        api.kill()
