@@ -46,11 +46,14 @@ class TraceIdHashSampler(Sampler):
         self.ratio = ratio
         self._bound = round(ratio * (1 << 64))
 
+    def keeps(self, trace_id: int) -> bool:
+        digest = hashlib.blake2b(trace_id.to_bytes(16, "big"), digest_size=8).digest()
+        return int.from_bytes(digest, "big") < self._bound
+
     def should_sample(self, parent_context: Any, trace_id: int, name: str, kind: SpanKind | None = None,
                       attributes: Attributes = None, links: Sequence[Link] | None = None,
                       trace_state: Any = None) -> SamplingResult:  # fmt: skip
-        digest = hashlib.blake2b(trace_id.to_bytes(16, "big"), digest_size=8).digest()
-        keep = int.from_bytes(digest, "big") < self._bound
+        keep = self.keeps(trace_id)
         state = get_current_span(parent_context).get_span_context().trace_state if parent_context else None
         return SamplingResult(Decision.RECORD_AND_SAMPLE if keep else Decision.DROP, attributes if keep else None,
                               state)  # fmt: skip
@@ -62,8 +65,10 @@ class TraceIdHashSampler(Sampler):
 class Tracing:
     """One per process, built by the composition root from the settings and passed to each service."""
 
-    def __init__(self, provider: TracerProvider | None = None, service: str = "cse") -> None:
+    def __init__(self, provider: TracerProvider | None = None, service: str = "cse",
+                 sampler: TraceIdHashSampler | None = None) -> None:  # fmt: skip
         self.provider = provider
+        self.sampler = sampler
         self.enabled = provider is not None
         self.tracer = provider.get_tracer("cryptospreadedge") if provider else trace.NoOpTracer()
         self.service = service
@@ -78,8 +83,8 @@ class Tracing:
         """Off unless an OTLP endpoint (or a test's exporter) is given."""
         if not otlp_endpoint and exporter is None:
             return cls.off()
-        provider = TracerProvider(resource=Resource.create({"service.name": service}),
-                                  sampler=TraceIdHashSampler(sample_ratio))  # fmt: skip
+        sampler = TraceIdHashSampler(sample_ratio)
+        provider = TracerProvider(resource=Resource.create({"service.name": service}), sampler=sampler)
         if exporter is not None:
             provider.add_span_processor(SimpleSpanProcessor(exporter))
         if otlp_endpoint:
@@ -88,19 +93,28 @@ class Tracing:
             url = otlp_endpoint.rstrip("/")
             url = url if url.endswith("/v1/traces") else f"{url}/v1/traces"
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
-        return cls(provider, service)
+        return cls(provider, service, sampler)
 
     def consume(self, name: str, headers: Mapping[str, bytes], attributes: Mapping[str, Any] | None = None
                 ) -> AbstractContextManager[Span | None]:  # fmt: skip
         """A CONSUMER span continuing the trace of a message's `traceparent` (a no-op when off)."""
         if not self.enabled:
             return _OFF
-        carrier = (
-            {TRACEPARENT: headers[TRACEPARENT].decode("ascii", "replace")} if TRACEPARENT in headers else {}
-        )
+        header = headers.get(TRACEPARENT)
+        if header is not None and self.sampler is not None and not self._kept(header):
+            return _OFF  # dropped here as in every hop (same trace id, same decision): no span to build
+        carrier = {TRACEPARENT: header.decode("ascii", "replace")} if header is not None else {}
         parent = _PROPAGATOR.extract(carrier)
         return self.tracer.start_as_current_span(name, context=parent, kind=SpanKind.CONSUMER,
                                                  attributes=dict(attributes or {}))  # fmt: skip
+
+    def _kept(self, header: bytes) -> bool:
+        try:
+            trace_id = int(header[3:35], 16)
+        except ValueError:
+            return True  # not a W3C header: let the propagator decide (it starts a new trace)
+        assert self.sampler is not None
+        return self.sampler.keeps(trace_id)
 
     @contextlib.contextmanager
     def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span | None]:
