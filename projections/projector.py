@@ -18,7 +18,7 @@ concurrently by several workers.
 
 Outages: a transient error (connection refused or reset, server shutting down or starting up, SQLite busy)
 makes the projector back off exponentially (capped) and retry the same batch, forever by default; it never
-skips a record. Meanwhile `cse_projection_lag_records{projection,session,stream}` reports how many records
+skips a record. Meanwhile `cse_projection_lag_records{projection,stream}` reports how many records
 the projection is behind the log's end offset, and it falls back to 0 once the server returns and the
 projector catches up. A record the projection cannot decode (malformed bytes, an unknown or newer event
 type: a foreign producer or a newer build wrote it) is set aside in `projection_dead_letters` with the
@@ -52,6 +52,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def stream_kind(stream: str) -> str:
+    """`md.binance-spot.BTCUSDT` -> `md`, `derived` -> `derived`: the lag gauge's bounded label."""
+    return stream.split(".", 1)[0]
+
+
 class Labelled(Protocol):
     """A metric family in Prometheus' shape: `labels(...)` gives the child to `set`/`inc`."""
 
@@ -61,8 +66,8 @@ class Labelled(Protocol):
 @dataclass(frozen=True)
 class ProjectionMetrics:
     """Where a projection reports progress; the composition root passes the Prometheus metrics of
-    `adapters/observability/metrics.py` (lag gauge and dead-letter counter labelled as in the module doc;
-    records and retries by projection). None (the default): nothing reported."""
+    `adapters/observability/metrics.py` (lag by projection and stream kind, dead letters, records and retries
+    by projection). None (the default): nothing reported."""
 
     lag: Labelled
     dead_letters: Labelled
@@ -218,6 +223,7 @@ class TrackedProjection:
         self.name = name
         self.metrics = metrics
         self._last_known: dict[tuple[str, str], int] = {}
+        self._lags: dict[tuple[str, str], int] = {}
         self.retries = 0
         self.dead_letters = 0
 
@@ -238,8 +244,14 @@ class TrackedProjection:
         return max(0, self.log.end_offset(session_id, stream) - (self.projected_through(session_id, stream) + 1))
 
     def _report_lag(self, session_id: str, stream: str) -> None:
-        if self.metrics is not None:
-            self.metrics.lag.labels(self.name, session_id, stream).set(self.lag(session_id, stream))
+        """The gauge sums the lag of every session's streams of one kind (`md`, `derived`, ...): sessions
+        come and go, a label per session would grow without bound."""
+        if self.metrics is None:
+            return
+        kind = stream_kind(stream)
+        self._lags[(session_id, stream)] = self.lag(session_id, stream)
+        total = sum(lag for (_, s), lag in self._lags.items() if stream_kind(s) == kind)
+        self.metrics.lag.labels(self.name, kind).set(total)
 
     def _count_records(self, count: int) -> None:
         if self.metrics is not None and self.metrics.records is not None and count:

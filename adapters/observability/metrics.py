@@ -101,8 +101,9 @@ SPREAD_OPPORTUNITIES = Counter(
 # -- projections ---------------------------------------------------------------------------------------------
 PROJECTION_LAG = Gauge(
     "cse_projection_lag_records",
-    "Records of the stream not yet projected: log end offset - (last projected offset + 1)",
-    ["projection", "session", "stream"],
+    "Records not yet projected (log end offset - (last projected offset + 1)), summed over the sessions' "
+    "streams of one kind (md, derived, session, ...)",
+    ["projection", "stream"],
 )
 PROJECTION_DEAD_LETTERS = Counter(
     "cse_projection_dead_letters_total",

@@ -172,7 +172,7 @@ async def test_outage_backs_off_reports_lag_and_catches_up(
         async def write(self, points: Sequence[Point]) -> None:
             if self.failures > 0:
                 self.failures -= 1
-                lags.append(LAG.labels("influx-outage", SESSION, "derived")._value.get())
+                lags.append(LAG.labels("influx-outage", "derived")._value.get())
                 raise TransientInfluxError("connection refused")
             await real.write(points)
 
@@ -181,7 +181,7 @@ async def test_outage_backs_off_reports_lag_and_catches_up(
     await projector.project_session(SESSION, ["derived"])
     assert projector.retries == 4
     assert lags[-1] > 0
-    assert LAG.labels("influx-outage", SESSION, "derived")._value.get() == 0
+    assert LAG.labels("influx-outage", "derived")._value.get() == 0
     assert await _count(client, config.database, "equity") > 0
 
 

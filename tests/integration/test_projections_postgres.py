@@ -137,11 +137,11 @@ async def test_postgres_restart_during_projection_loses_and_duplicates_nothing(
         assert not task.done(), "projection finished before the restart"
         await asyncio.sleep(0.005)
     await asyncio.to_thread(_restart_postgres)
-    lag_during = LAG.labels("read_models", SESSION, "derived")._value.get()
+    lag_during = LAG.labels("read_models", "derived")._value.get()
     await asyncio.wait_for(task, 180)
     assert projector.retries > 0, "the restart did not interrupt the projection"
     assert lag_during > 0
-    assert LAG.labels("read_models", SESSION, "derived")._value.get() == 0
+    assert LAG.labels("read_models", "derived")._value.get() == 0
     await projector.project_session(SESSION)
     assert await dump(engine) == await dump(reference)
     assert_matches_fold(await actual_read_models(engine, SESSION), expected_read_models(log, SESSION))
