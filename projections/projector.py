@@ -33,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -50,6 +50,11 @@ from projections.models import DEAD_LETTER_TABLE, READ_MODEL_TABLES, TRACKING_TA
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def projection_order(streams: Iterable[str]) -> list[str]:
+    """Market-data streams first, so every instrument's definition is in before a fill needs it."""
+    return sorted(streams, key=lambda name: not name.startswith(MARKET_DATA_PREFIX))
 
 
 def stream_kind(stream: str) -> str:
@@ -363,7 +368,7 @@ class SqlProjector(TrackedProjection):
         market-data streams first, so every instrument's definition is in before a fill needs it."""
         total = 0
         chosen = streams if streams is not None else self.log.streams(session_id)
-        for stream in sorted(chosen, key=lambda name: not name.startswith(MARKET_DATA_PREFIX)):
+        for stream in projection_order(chosen):
             total += await self.project_stream(session_id, stream)
         return total
 

@@ -27,7 +27,7 @@ from adapters.settings import Settings
 from application.ports import EventLog
 from projections.influx import InfluxSink, PointSink, TimeseriesProjector, ensure_database
 from projections.influx_http import InfluxHTTPClient
-from projections.projector import Backoff, SqlProjector, TrackedProjection
+from projections.projector import Backoff, SqlProjector, TrackedProjection, projection_order
 from projections.schema import make_engine, migrate
 from projections.timeseries_sqlite import SqlPointSink
 
@@ -65,7 +65,7 @@ async def _run(svc: Service, stop: asyncio.Event, event_log: EventLog, tail: Any
             await asyncio.to_thread(tail.poll, 5_000, min(interval, 1.0))
         projected = 0
         for session in event_log.sessions():
-            for stream in event_log.streams(session):
+            for stream in projection_order(event_log.streams(session)):
                 end = event_log.end_offset(session, stream)
                 before = min(p.projected_through(session, stream) for p in projectors)
                 for projector in projectors:
