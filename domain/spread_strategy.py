@@ -14,6 +14,14 @@ Among tradeable pairs the best net edge wins; ties go to venue order (lowest buy
 sell-venue index in `config.venues`). Nothing fires while stopped, in cooldown (`now - last_trade_time <
 cooldown_ns`) or when `max_legs_in_flight` leg groups are open.
 
+Exit (convergence). With `exit_edge_bps` set, a spread the strategy holds is closed when the basis comes
+back: the strategy's own inventory per venue (the sum of its fills, repairs included) is long on X and short
+on Y, and selling on X / buying on Y has `net_edge_bps > exit_edge_bps` (usually negative: what the
+strategy accepts to pay to flatten). The exit is judged before any entry and is sized like an entry, capped
+at the held pair (min(long on X, short on Y)). It is an ordinary leg group (two IOC limits, judged together
+by risk, repaired the same way) whose buy and sell venues are the reverse of the held spread's. Without
+`exit_edge_bps` the strategy never closes what it holds.
+
 Sizing. quantity = min(ask_size_B, bid_size_S, max_order_quantity, max_notional_per_trade / bid_S) rounded
 DOWN to `quantity_step` (the budget caps the notional of each leg; the sell price is the larger one). If that
 is below `min_size` (or zero) nothing fires.
@@ -104,6 +112,8 @@ class SpreadStrategyConfig(BaseModel):
     cooldown_ns: int = Field(default=0, ge=0)
     max_legs_in_flight: int = Field(default=1, ge=0)
     """Most leg groups (spread trades) open at once; a group is open until its legs (and repair) end."""
+    exit_edge_bps: Amount | None = None
+    """Close a held spread when reversing it nets more than this many bps (see Exit); None: never."""
     on_leg_failure: Literal["hedge", "unwind"] = "hedge"
     max_repair_attempts: int = Field(default=3, ge=1)
     """Repair orders a failed group may send before it is reported unresolved and the strategy stops."""
@@ -170,6 +180,8 @@ class SpreadState:
     order_groups: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     """Order id -> group id, for the orders of open groups."""
     last_trade_ns: int | None = None
+    inventory: dict[str, Decimal] = field(default_factory=dict)
+    """Net filled quantity per venue from this strategy's own orders (what an exit can close)."""
 
     @property
     def legs_in_flight(self) -> int:
@@ -234,7 +246,7 @@ class SpreadStrategy:
             return []
         quotes = dict(state.quotes)
         quotes[event.venue] = event
-        best = self._best_candidate(quotes, now)
+        best = self._best_exit(state, quotes, now) or self._best_candidate(quotes, now)
         if best is None:
             return []
         opportunity_id = uuid.uuid5(event.envelope.event_id, f"{self.name}:opportunity")
@@ -292,27 +304,55 @@ class SpreadStrategy:
                     best = candidate
         return best
 
+    def _best_exit(self, state: SpreadState, quotes: dict[str, QuoteTick], now: int) -> _Candidate | None:
+        """The best closing pair: sell where the strategy is long, buy where it is short."""
+        cfg = self.config
+        if cfg.exit_edge_bps is None:
+            return None
+        best: _Candidate | None = None
+        for sell_venue in cfg.venues:  # config order: deterministic tie-break, as for entries
+            long = state.inventory.get(sell_venue, ZERO)
+            sell_quote = quotes.get(sell_venue)
+            if long <= 0 or sell_quote is None or not self._usable(sell_quote, now):
+                continue
+            for buy_venue in cfg.venues:
+                short = -state.inventory.get(buy_venue, ZERO)
+                buy_quote = quotes.get(buy_venue)
+                if short <= 0 or buy_quote is None or not self._usable(buy_quote, now):
+                    continue
+                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote,
+                                           min_edge_bps=cfg.exit_edge_bps, held=min(long, short))  # fmt: skip
+                if candidate is not None and (best is None or candidate.net_edge_bps > best.net_edge_bps):
+                    best = candidate
+        return best
+
     def _usable(self, quote: QuoteTick, now: int) -> bool:
         if quote.bid_price <= 0 or quote.ask_price <= 0 or quote.bid_size < 0 or quote.ask_size < 0:
             return False
         return now - quote.envelope.event_time_ns <= self.config.max_quote_age_ns
 
     def _evaluate(
-        self, buy_venue: str, buy_quote: QuoteTick, sell_venue: str, sell_quote: QuoteTick
-    ) -> _Candidate | None:
+        self, buy_venue: str, buy_quote: QuoteTick, sell_venue: str, sell_quote: QuoteTick,
+        min_edge_bps: Decimal | None = None, held: Decimal | None = None,
+    ) -> _Candidate | None:  # fmt: skip
+        """The pair if its net edge is strictly above `min_edge_bps` (default: the entry threshold), sized
+        within the strategy's caps and, for an exit, the `held` quantity."""
         cfg = self.config
+        threshold = cfg.min_edge_bps if min_edge_bps is None else min_edge_bps
         ask, bid = buy_quote.ask_price, sell_quote.bid_price
         ask_size, bid_size = buy_quote.ask_size, sell_quote.bid_size
         if ask_size < cfg.min_size or bid_size < cfg.min_size:
             return None
         with localcontext(_CTX):
-            hurdle_bps = cfg.taker_fee_bps[buy_venue] + cfg.taker_fee_bps[sell_venue] + cfg.min_edge_bps
+            hurdle_bps = cfg.taker_fee_bps[buy_venue] + cfg.taker_fee_bps[sell_venue] + threshold
             # Exact test (no division): net edge strictly above min_edge_bps.
             if (bid - ask) * BPS <= hurdle_bps * ask:
                 return None
             gross = (bid - ask) * BPS / ask
             net = gross - cfg.taker_fee_bps[buy_venue] - cfg.taker_fee_bps[sell_venue]
             raw_quantity = min(ask_size, bid_size, cfg.max_order_quantity, cfg.max_notional_per_trade / bid)
+            if held is not None:
+                raw_quantity = min(raw_quantity, held)
             steps = (raw_quantity / cfg.quantity_step).to_integral_value(rounding=ROUND_FLOOR)
             quantity = steps * cfg.quantity_step
         if quantity <= 0 or quantity < cfg.min_size:
@@ -438,6 +478,10 @@ class SpreadStrategy:
         if group is None:
             return
         after = _group_after(group, event)
+        for before_leg, after_leg in zip(group.legs(), after.legs(), strict=True):
+            if after_leg.filled != before_leg.filled:
+                change = (after_leg.filled - before_leg.filled) * after_leg.side.sign
+                state.inventory[after_leg.venue] = state.inventory.get(after_leg.venue, ZERO) + change
         if after.settled and after.net == 0:
             self._close(state, after.group_id)
             return
