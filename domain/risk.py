@@ -13,7 +13,7 @@ numbers), so one leg never goes out alone. A group left incomplete (any other ev
 rejected with rule "incomplete_group".
 
 Rules, in this fixed order; the first that fails names itself in `rule` with `limit` and `actual`
-(amounts in the instrument's quote currency, positions in base units):
+(amounts in the instrument's quote currency, positions in the order's quantity unit):
 
  1. "kill_switch"          the global or this account's switch is engaged (limit 0, actual 1). A leg
                            repair passes when the limits' `repairs_under_kill_switch` is on. A "leg
@@ -29,21 +29,32 @@ Rules, in this fixed order; the first that fails names itself in `rule` with `li
  3. "reduce_only"          the order itself is reduce_only and quantity > reducible (same numbers).
  4. "invalid_order"        a limit order without a limit price (limit 0, actual 0).
     "no_reference_price"   a market order with no quote for its venue/instrument (limit 0, actual 0).
- 5. "max_order_notional"   the order's notional > max_order_notional. A limit order: quantity x limit price.
-                           A market order: what it would pay walking the book it is sent to (`walk`): the
-                           top level (price and size of the last quote), and beyond that size the worst
-                           price the collar allows (mid +/- price_collar_bps), never better than the top.
-                           Risk reads the top level from QuoteTick, which every venue feed has (bookTicker,
-                           quote bars); the L2 book is not rebuilt here a second time.
+ 5. "max_order_notional"   the order's notional > max_order_notional. Values by `domain.instruments.notional`
+                           of the instrument's InstrumentDefined (read as it flows): quantity x price for spot
+                           and linear (x contract size), the face value for inverse (10 COIN-M BTCUSD_PERP
+                           contracts are 1,000 USD at any price); quantity x price while no specification has
+                           been seen. A limit order: at its limit price. A market order: what it would pay
+                           walking the book it is sent to (`market_notional`), level by level:
+                           * the L2 book of (venue, instrument), a `SyncedBook` risk keeps itself (the one
+                             implementation of the sync rules), when it is in sync, was built from a snapshot
+                             and is not older than the last quote (the quote's update id <= the book's applied
+                             update id; without an id, by event time);
+                           * otherwise the last quote's top level (price and size), and the detail says why
+                             (no L2 book, out of sync, older than the quote).
+                           What the levels do not hold is valued at the collar's worst price (mid +/-
+                           price_collar_bps), never better than the last level walked.
  6. "max_position"         the bound on the order's side after it (long bound + quantity for a buy, short
                            bound - quantity for a sell) ends on the order's side beyond the limit:
                            limit = max_position_per_asset_venue, actual = |bound after|. So two working buys
                            of 8 make 16 against 10, and a sell of 19 from +10 is measured as |-9|. An order
                            that leaves its bound on the other side of zero (it only reduces) passes, even
-                           above the limit, so positions can always be brought back.
- 7. "max_gross_exposure"   sum over (venue, instrument), in sorted order, of max(|long bound|, |short bound|)
-                           x mark, after the order > max_gross_exposure, and the order raises it. Mark = the
-                           order's price for its own key, else the mid, else the last fill price.
+                           above the limit, so positions can always be brought back. Positions and this limit
+                           are in the unit of the order's quantity: base units for spot, contracts for
+                           linear and inverse instruments.
+ 7. "max_gross_exposure"   sum over (venue, instrument), in sorted order, of the value (as in rule 5) of
+                           max(|long bound|, |short bound|) at the mark, after the order > max_gross_exposure,
+                           and the order raises it. Mark = the order's price for its own key (a market
+                           order's: the price it walks to), else the mid, else the last fill price.
  8. "max_open_orders"      working orders (and earlier legs of the group) + 1 > max_open_orders.
  9. "no_reference_price"   a limit order with no quote yet: the collar cannot be checked.
     "price_collar"         |limit price - mid| / mid x 10_000 > price_collar_bps (actual rounded to 0.0001).
@@ -51,7 +62,9 @@ Rules, in this fixed order; the first that fails names itself in `rule` with `li
                            earlier legs of the group, plus this one, > max_orders_per_venue_per_second.
 
 Positions come from OrderPartiallyFilled/OrderFilled of this account's orders, deduplicated by (venue,
-venue_trade_id). Mids and top levels from QuoteTick.
+venue_trade_id). Mids and top levels from QuoteTick; L2 books from BookSnapshot/BookDelta (only for the
+instruments given as `book_instruments`, when given: a run passes its strategy's instrument, since each kept
+book repeats the book decider's work), put out of sync by BookResyncNeeded.
 
 Operator commands (`account` None: every account, else that account only):
   * EngageKillSwitch -> KillSwitchEngaged and one CancelOrder per working order not yet asked to cancel;
@@ -548,7 +561,7 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
         notional = value(order.quantity, price)
         how = f"{order.quantity} x {price}"
     else:
-        book = _walkable_book(state, key)
+        book, unusable = _walkable_book(state, key)
         walked = market_notional(book, quote, order.side, order.quantity, limits.price_collar_bps, value)
         if walked is None:
             return _Rejection("no_reference_price", ZERO, ZERO, f"no quote or L2 book for {where}")
@@ -556,7 +569,7 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
         if book is not None:
             how = f"walked the synced L2 book at update {book.applied_update_id}: {path}"
         else:
-            how = f"walked the top-of-book quote ({_book_unusable(state, key)}), collar beyond: {path}"
+            how = f"walked the top-of-book quote ({unusable}), collar beyond: {path}"
     if notional > limits.max_order_notional:
         return _Rejection("max_order_notional", limits.max_order_notional, notional, how)
 
@@ -611,27 +624,24 @@ def _spot_value(quantity: Decimal, price: Decimal) -> Decimal:
     return quantity * price
 
 
-def _walkable_book(state: RiskState, key: Key) -> SyncedBook | None:
+def _walkable_book(state: RiskState, key: Key) -> tuple[SyncedBook | None, str]:
     """The L2 book of `key` when a market order may be walked on it: in sync, built from a snapshot, and not
-    older than the last quote (by the quote's update id, else by event time)."""
-    book = state.books.get(key)
-    if book is None or not book.in_sync or not book.has_snapshot:
-        return None
-    quote = state.quotes.get(key)
-    if quote is None:
-        return book
-    if quote.venue_update_id is not None:  # the exchange's own ordering: ids, not clocks
-        return book if quote.venue_update_id <= book.applied_update_id else None
-    return book if quote.envelope.event_time_ns <= state.book_times.get(key, -1) else None
-
-
-def _book_unusable(state: RiskState, key: Key) -> str:
+    older than the last quote (by the quote's update id, else by event time). Else None and why not."""
     book = state.books.get(key)
     if book is None:
-        return "no L2 book"
+        return None, "no L2 book"
     if not book.in_sync or not book.has_snapshot:
-        return "L2 book out of sync"
-    return f"L2 book at update {book.applied_update_id} older than the quote"
+        return None, "L2 book out of sync"
+    quote = state.quotes.get(key)
+    if quote is None:
+        return book, ""
+    if quote.venue_update_id is not None:  # the exchange's own ordering: ids, not clocks
+        fresh = quote.venue_update_id <= book.applied_update_id
+    else:
+        fresh = quote.envelope.event_time_ns <= state.book_times.get(key, -1)
+    if not fresh:
+        return None, f"L2 book at update {book.applied_update_id} older than the quote"
+    return book, ""
 
 
 def market_notional(
@@ -645,8 +655,8 @@ def market_notional(
     """What a market order pays walking the book it is sent to: (notional, the price it walks to, how it was
     walked), None when nothing prices it. `book` (usable, see `_walkable_book`): its levels best first;
     otherwise the quote's top level. What the levels do not hold is valued at the collar's worst price (mid
-    -/+ collar, the quote's mid, else the book's), never better than the last level, since a thinner book
-    could only be worse."""
+    -/+ collar; the mid of the book walked, else of the quote), never better than the last level, since a
+    thinner book could only be worse."""
     levels: Iterable[Level]
     mid: Decimal | None = None
     if book is not None:
@@ -660,7 +670,7 @@ def market_notional(
         levels = [
             (quote.ask_price, quote.ask_size) if side is Side.BUY else (quote.bid_price, quote.bid_size)
         ]
-    if quote is not None:
+    if mid is None and quote is not None:
         mid = _mid(quote)
     collar = None if mid is None else mid * (BPS + collar_bps * side.sign) / BPS
     return walk(levels, quantity, collar, side, value)
