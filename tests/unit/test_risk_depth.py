@@ -185,3 +185,14 @@ def test_linear_contracts_count_their_contract_size() -> None:
     # a contract is 0.01 BTC: 1,000 contracts at 100.00 = 10 BTC = 1,000.00 USDT
     passed(h.order(Side.BUY, "1000", price="100.00")[1])
     rejected(h.order(Side.BUY, "1001", price="100.00")[1], "max_order_notional", "1000", "1001.00")
+
+
+def test_a_callers_decimal_context_changes_nothing() -> None:
+    """Risk runs in the domain's one context (domain.values.DECIMAL_CONTEXT), whatever the caller set."""
+    from decimal import localcontext
+
+    h = BookHarness(limits(max_order_notional=D("250")))
+    h.snapshot()
+    with localcontext() as ctx:
+        ctx.prec = 3  # would round 250.40 to 250 and pass the order
+        rejected(h.order(Side.BUY, "2.5", price=None)[1], "max_order_notional", "250", "250.40")
