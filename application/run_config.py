@@ -97,7 +97,7 @@ def build_deciders(config: RunConfig) -> list[Decider[Any]]:
     return [
         BookDecider(),
         SpreadStrategy(config.strategy),
-        RiskDecider(config.account, config.risk),
+        RiskDecider(config.account, config.risk, book_instruments=(config.strategy.instrument,)),
         OrdersDecider(),
         PortfolioDecider(portfolio),
     ]

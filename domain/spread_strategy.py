@@ -22,9 +22,12 @@ at the held pair (min(long on X, short on Y)). It is an ordinary leg group (two 
 by risk, repaired the same way) whose buy and sell venues are the reverse of the held spread's. Without
 `exit_edge_bps` the strategy never closes what it holds.
 
-Sizing. quantity = min(ask_size_B, bid_size_S, max_order_quantity, max_notional_per_trade / bid_S) rounded
-DOWN to `quantity_step` (the budget caps the notional of each leg; the sell price is the larger one). If that
-is below `min_size` (or zero) nothing fires.
+Sizing. quantity = min(ask_size_B, bid_size_S, max_order_quantity, budget) rounded DOWN to `quantity_step`,
+where budget = max_notional_per_trade / (value of one unit) on each leg, the smaller of the two: the value of
+a unit is `domain.instruments.notional` of the venue's InstrumentDefined for one contract at the leg's price
+(price x contract size for spot and linear, the face value, e.g. 100 USD, for an inverse contract at any
+price; the price while no specification has been seen), so the budget caps the notional of each leg. If
+that is below `min_size` (or zero) nothing fires.
 
 Orders. On a trade it emits SpreadOpportunityDetected and two IOC limit PlaceOrder commands at the quoted
 prices: index 0 buys on B at ask_B, index 1 sells on S at bid_S. Ids are reproducible anywhere:
@@ -62,13 +65,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.events import (
     EventBase,
+    InstrumentDefined,
     LegExposureUnresolved,
     OrderCanceled,
     OrderExpired,
@@ -84,10 +88,18 @@ from domain.events import (
     applies_to,
     derive_envelope,
 )
-from domain.values import BPS, ZERO, Amount, OrderType, Side, TimeInForce
+from domain.instruments import notional
+from domain.values import (
+    BPS,
+    DECIMAL_CONTEXT,
+    ZERO,
+    Amount,
+    OrderType,
+    Side,
+    TimeInForce,
+    in_decimal_context,
+)
 
-_CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
-"""Fixed arithmetic context: the result never depends on a caller's thread-local decimal context."""
 _EDGE_QUANTUM = Decimal("0.0001")
 REPAIR_LEG_INDEX = 2
 
@@ -175,6 +187,8 @@ class SpreadState:
     started: bool
     quotes: dict[str, QuoteTick] = field(default_factory=dict)
     """Latest quote per configured venue."""
+    specs: dict[str, InstrumentDefined] = field(default_factory=dict)
+    """The instrument's specification per configured venue, as it flowed (sizes the notional budget)."""
     groups: dict[uuid.UUID, LegGroup] = field(default_factory=dict)
     """Open leg groups, in the order they were opened."""
     order_groups: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
@@ -199,6 +213,13 @@ class _Candidate:
     net_edge_bps: Decimal
 
 
+def _unit_value(spec: InstrumentDefined | None, price: Decimal) -> Decimal:
+    """What one unit of quantity is worth at `price` in the quote currency (`domain.instruments.notional`):
+    the price for spot or an unspecified instrument, contract size x price for linear, the contract's face
+    value for inverse."""
+    return price if spec is None else notional(spec, Decimal(1), price)
+
+
 def leg_order_id(opportunity_id: uuid.UUID, index: int) -> uuid.UUID:
     return uuid.uuid5(opportunity_id, f"leg:{index}")
 
@@ -207,7 +228,7 @@ class SpreadStrategy:
     """Decider for one SpreadStrategyConfig; `name` defaults to f"spread.{strategy_id}"."""
 
     consumes = (
-        QuoteTick, SpreadOpportunityDetected, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected,
+        InstrumentDefined, QuoteTick, SpreadOpportunityDetected, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected,
         OrderCanceled, OrderExpired, RiskCheckRejected, StartStrategy, StopStrategy, LegExposureUnresolved,
     )  # fmt: skip
 
@@ -220,9 +241,9 @@ class SpreadStrategy:
 
     # ------------------------------------------------------------------ decide
 
+    @in_decimal_context  # the caller's decimal context never changes a result
     def decide(self, state: SpreadState, event: EventBase) -> list[EventBase]:
-        with localcontext(_CTX):  # the caller's decimal context never changes a result
-            return self._decide(state, event)
+        return self._decide(state, event)
 
     def _decide(self, state: SpreadState, event: EventBase) -> list[EventBase]:
         if isinstance(event, QuoteTick):
@@ -246,7 +267,7 @@ class SpreadStrategy:
             return []
         quotes = dict(state.quotes)
         quotes[event.venue] = event
-        best = self._best_exit(state, quotes, now) or self._best_candidate(quotes, now)
+        best = self._best_exit(state, quotes, now) or self._best_candidate(quotes, state.specs, now)
         if best is None:
             return []
         opportunity_id = uuid.uuid5(event.envelope.event_id, f"{self.name}:opportunity")
@@ -260,8 +281,8 @@ class SpreadStrategy:
             buy_price=best.buy_price,
             sell_price=best.sell_price,
             quantity=best.quantity,
-            gross_edge_bps=best.gross_edge_bps.quantize(_EDGE_QUANTUM, context=_CTX),
-            net_edge_bps=best.net_edge_bps.quantize(_EDGE_QUANTUM, context=_CTX),
+            gross_edge_bps=best.gross_edge_bps.quantize(_EDGE_QUANTUM, context=DECIMAL_CONTEXT),
+            net_edge_bps=best.net_edge_bps.quantize(_EDGE_QUANTUM, context=DECIMAL_CONTEXT),
         )
         legs = [
             (best.buy_venue, Side.BUY, best.buy_price),
@@ -287,7 +308,9 @@ class SpreadStrategy:
         ]
         return [signal, *orders]
 
-    def _best_candidate(self, quotes: dict[str, QuoteTick], now: int) -> _Candidate | None:
+    def _best_candidate(
+        self, quotes: dict[str, QuoteTick], specs: dict[str, InstrumentDefined], now: int
+    ) -> _Candidate | None:
         cfg = self.config
         best: _Candidate | None = None
         for buy_venue in cfg.venues:
@@ -298,7 +321,7 @@ class SpreadStrategy:
                 sell_quote = quotes.get(sell_venue)
                 if sell_venue == buy_venue or sell_quote is None or not self._usable(sell_quote, now):
                     continue
-                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote)
+                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote, specs)
                 # Strictly better only: on a tie the earlier pair (venue order) stays.
                 if candidate is not None and (best is None or candidate.net_edge_bps > best.net_edge_bps):
                     best = candidate
@@ -320,7 +343,7 @@ class SpreadStrategy:
                 buy_quote = quotes.get(buy_venue)
                 if short <= 0 or buy_quote is None or not self._usable(buy_quote, now):
                     continue
-                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote,
+                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote, state.specs,
                                            min_edge_bps=cfg.exit_edge_bps, held=min(long, short))  # fmt: skip
                 if candidate is not None and (best is None or candidate.net_edge_bps > best.net_edge_bps):
                     best = candidate
@@ -332,9 +355,15 @@ class SpreadStrategy:
         return now - quote.envelope.event_time_ns <= self.config.max_quote_age_ns
 
     def _evaluate(
-        self, buy_venue: str, buy_quote: QuoteTick, sell_venue: str, sell_quote: QuoteTick,
-        min_edge_bps: Decimal | None = None, held: Decimal | None = None,
-    ) -> _Candidate | None:  # fmt: skip
+        self,
+        buy_venue: str,
+        buy_quote: QuoteTick,
+        sell_venue: str,
+        sell_quote: QuoteTick,
+        specs: dict[str, InstrumentDefined],
+        min_edge_bps: Decimal | None = None,
+        held: Decimal | None = None,
+    ) -> _Candidate | None:
         """The pair if its net edge is strictly above `min_edge_bps` (default: the entry threshold), sized
         within the strategy's caps and, for an exit, the `held` quantity."""
         cfg = self.config
@@ -343,18 +372,21 @@ class SpreadStrategy:
         ask_size, bid_size = buy_quote.ask_size, sell_quote.bid_size
         if ask_size < cfg.min_size or bid_size < cfg.min_size:
             return None
-        with localcontext(_CTX):
-            hurdle_bps = cfg.taker_fee_bps[buy_venue] + cfg.taker_fee_bps[sell_venue] + threshold
-            # Exact test (no division): net edge strictly above min_edge_bps.
-            if (bid - ask) * BPS <= hurdle_bps * ask:
-                return None
-            gross = (bid - ask) * BPS / ask
-            net = gross - cfg.taker_fee_bps[buy_venue] - cfg.taker_fee_bps[sell_venue]
-            raw_quantity = min(ask_size, bid_size, cfg.max_order_quantity, cfg.max_notional_per_trade / bid)
-            if held is not None:
-                raw_quantity = min(raw_quantity, held)
-            steps = (raw_quantity / cfg.quantity_step).to_integral_value(rounding=ROUND_FLOOR)
-            quantity = steps * cfg.quantity_step
+        hurdle_bps = cfg.taker_fee_bps[buy_venue] + cfg.taker_fee_bps[sell_venue] + threshold
+        # Exact test (no division): net edge strictly above min_edge_bps.
+        if (bid - ask) * BPS <= hurdle_bps * ask:
+            return None
+        gross = (bid - ask) * BPS / ask
+        net = gross - cfg.taker_fee_bps[buy_venue] - cfg.taker_fee_bps[sell_venue]
+        budget = min(
+            cfg.max_notional_per_trade / _unit_value(specs.get(buy_venue), ask),
+            cfg.max_notional_per_trade / _unit_value(specs.get(sell_venue), bid),
+        )
+        raw_quantity = min(ask_size, bid_size, cfg.max_order_quantity, budget)
+        if held is not None:
+            raw_quantity = min(raw_quantity, held)
+        steps = (raw_quantity / cfg.quantity_step).to_integral_value(rounding=ROUND_FLOOR)
+        quantity = steps * cfg.quantity_step
         if quantity <= 0 or quantity < cfg.min_size:
             return None
         return _Candidate(buy_venue, sell_venue, ask, bid, quantity, gross, net)
@@ -426,15 +458,18 @@ class SpreadStrategy:
 
     # ------------------------------------------------------------------ evolve
 
+    @in_decimal_context
     def evolve(self, state: SpreadState, event: EventBase) -> SpreadState:
-        with localcontext(_CTX):
-            return self._evolve(state, event)
+        return self._evolve(state, event)
 
     def _evolve(self, state: SpreadState, event: EventBase) -> SpreadState:
         cfg = self.config
         if isinstance(event, QuoteTick):
             if event.instrument == cfg.instrument and event.venue in cfg.taker_fee_bps:
                 state.quotes[event.venue] = event
+        elif isinstance(event, InstrumentDefined):
+            if event.instrument == cfg.instrument and event.venue in cfg.taker_fee_bps:
+                state.specs[event.venue] = event
         elif isinstance(event, SpreadOpportunityDetected):
             if event.strategy_id == cfg.strategy_id and event.opportunity_id not in state.groups:
                 gid = event.opportunity_id
