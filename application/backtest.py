@@ -122,6 +122,8 @@ def _require_instrument_definitions(log: EventLog, parameters: RunParameters) ->
     """Every market-data stream opens with its InstrumentDefined: without it the venue cannot check an order
     and the portfolio cannot account a fill, so a session imported without one is refused, not guessed."""
     for stream in parameters.streams:
+        if not stream.startswith(MARKET_DATA_PREFIX):
+            continue  # operator commands are not market data
         first = next(iter(log.read(parameters.input_session, stream, 0)), None)
         if first is not None and first.record.event_type != "market.instrument_defined":
             raise ValueError(
