@@ -62,7 +62,11 @@ def resolve_venue_fees(
             continue
         spec = (specs or {}).get((name, instrument))
         if spec is None:
-            where = "in the input session" if specs is not None else "(no input session to take them from)"
+            if specs is None:
+                where = "(no input session to take them from)"
+            else:
+                defined = ", ".join(f"{i} on {v}" for v, i in sorted(specs)) or "nothing"
+                where = f"in the input session (it defines {defined})"
             raise ValueError(
                 f"venue {name!r} has no fees: no maker_bps/taker_bps under [venues.{name}] and no instrument "
                 f"specification (InstrumentDefined) of {instrument} on {name} {where}"

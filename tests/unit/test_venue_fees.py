@@ -221,6 +221,7 @@ def test_a_venue_with_no_spec_and_no_config_is_refused_before_the_run_naming_it(
     code, _, err = backtest(home, config, "bt", capsys)
     assert code == 2
     assert ("venue 'kraken' has no fees: no maker_bps/taker_bps under [venues.kraken] and no instrument "
-            "specification (InstrumentDefined) of BTCUSDT on kraken in the input session") in err  # fmt: skip
+            "specification (InstrumentDefined) of BTCUSDT on kraken in the input session (it defines BTCUSDT on "
+            "binance-spot, BTCUSDT on binance-usdm)") in err  # fmt: skip
     with SqliteEventLog(home / "events.sqlite") as log:
         assert log.sessions() == ["in"]  # nothing of the refused run is stored
