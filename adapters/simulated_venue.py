@@ -58,29 +58,18 @@ class FeeSchedule:
     taker_bps: Decimal
 
 
-DEFAULT_FEES: Mapping[str, FeeSchedule] = {
-    "binance-spot": FeeSchedule(Decimal(10), Decimal(10)),
-    "binance-usdm": FeeSchedule(Decimal(2), Decimal(5)),
-    "binance-futures": FeeSchedule(Decimal(2), Decimal(5)),
-}
-"""Base-tier fees (no BNB discount). Venues not listed get `SimulatedVenueConfig.default_fees`."""
-
-
 @dataclass(frozen=True)
 class SimulatedVenueConfig:
     order_latency_ns: int = 5_000_000
     """Local -> venue: a command sent at local time t acts at the venue at t + this."""
     response_latency_ns: int = 5_000_000
     """Venue -> local: what happens at the venue at T reaches the engine at T + this."""
-    fees: Mapping[str, FeeSchedule] = field(default_factory=lambda: dict(DEFAULT_FEES))
-    default_fees: FeeSchedule = FeeSchedule(Decimal(10), Decimal(10))
+    fees: Mapping[str, FeeSchedule] = field(default_factory=dict)
+    """Rates per venue as the run resolved them (`RunConfig.venues`); a venue not listed charges the rates of
+    the instrument's specification (its InstrumentDefined), as the exchange does an account of its base tier."""
     queue_model: QueueModelName = "risk_averse"
     instruments: Mapping[str, InstrumentDefined] = field(default_factory=dict)
     """Specifications known before the session's own InstrumentDefined events (which replace them)."""
-
-    def fees_for(self, venue: str) -> FeeSchedule:
-        found = self.fees.get(venue)
-        return found if found is not None else self.default_fees
 
 
 # Why the venue matched a taker order against the exchange's top of book (bookTicker) instead of its L2 book.
@@ -172,7 +161,7 @@ class SimulatedVenue:
         self.config = config or SimulatedVenueConfig()
         if self.config.order_latency_ns < 0 or self.config.response_latency_ns < 0:
             raise ValueError("latencies must not be negative")
-        self.fees = self.config.fees_for(name)
+        self.fees = self.config.fees.get(name)
         self.queue_model = QueueModel(self.config.queue_model)
         self.markets: dict[str, _Market] = {
             instrument: _Market(spec=spec) for instrument, spec in sorted(self.config.instruments.items())
@@ -367,7 +356,8 @@ class SimulatedVenue:
         command = order.command
         spec = self.markets[command.instrument].spec
         assert spec is not None  # orders are only accepted for defined instruments
-        bps = self.fees.maker_bps if liquidity is Liquidity.MAKER else self.fees.taker_bps
+        fees = self.fees or FeeSchedule(spec.maker_fee_bps, spec.taker_fee_bps)
+        bps = fees.maker_bps if liquidity is Liquidity.MAKER else fees.taker_bps
         fee = settlement_value(units(spec, quantity), price, is_inverse(spec)) * bps / BPS
         order.remaining -= quantity
         order.filled += quantity

@@ -14,6 +14,7 @@ from typing import Any
 
 from application.metrics import BacktestMetrics
 from application.ports import EventLog, LogRecord
+from application.run_config import InstrumentSpecs, RunConfig
 from application.session_run import (
     DERIVED_STREAM,
     MARKET_DATA_PREFIX,
@@ -29,8 +30,10 @@ from domain.events import (
     Envelope,
     EquitySampled,
     EventBase,
+    InstrumentDefined,
     SessionEnded,
     SessionStarted,
+    decode,
     encode,
     input_event_id,
 )
@@ -102,6 +105,8 @@ def check_inputs(log: EventLog, parameters: RunParameters) -> None:
         f"session {parameters.input_session!r} has no market data of {instrument} (strategy.instrument) on "
         f"{', '.join(missing)} (configured venues); it has: {has or 'no market data at all'}"
     )
+
+
 def describe_valuations(sample: EquitySampled) -> str:
     """How the last equity sample valued each currency: converted at which recorded price, or not at all."""
     parts = []
@@ -118,10 +123,41 @@ def describe_valuations(sample: EquitySampled) -> str:
     return "; ".join(parts)
 
 
+def session_instruments(log: EventLog, session: str, streams: tuple[str, ...]) -> InstrumentSpecs:
+    """(venue, instrument) -> the InstrumentDefined opening the session's market data of it: what a run's
+    fees default to (`RunConfig` validated with the context `instruments`), resolved when the run starts."""
+    specs: dict[tuple[str, str], InstrumentDefined] = {}
+    for stream in streams:
+        first = next(iter(log.read(session, stream, 0)), None)
+        if first is not None and first.record.event_type == "market.instrument_defined":
+            spec = decode(first.record.payload)
+            assert isinstance(spec, InstrumentDefined)
+            specs.setdefault((spec.venue, spec.instrument), spec)
+    return specs
+
+
+def describe_fees(config: RunConfig) -> dict[str, Any]:
+    """Per venue the rates charged and where they come from, and the taker rates the strategy prices its
+    edge with when they are not the charged ones (its config sets `taker_fee_bps`)."""
+    charged = {name: {"maker_bps": str(f.maker_bps), "taker_bps": str(f.taker_bps), "source": f.source}
+               for name, f in sorted(config.venues.items())}  # fmt: skip
+    assumed = config.strategy.taker_fee_bps
+    differ = sorted(v for v in config.strategy.venues if assumed[v] != config.venues[v].taker_bps)
+    if not differ:
+        strategy = "the charged taker rates"
+    else:
+        strategy = "strategy.taker_fee_bps from the config, not the charged taker rates: " + ", ".join(
+            f"{v} {assumed[v]} (charged {config.venues[v].taker_bps})" for v in differ
+        )
+    return {"fee_rates": charged, "strategy_prices_edge_with": strategy}
+
+
 def _require_instrument_definitions(log: EventLog, parameters: RunParameters) -> None:
     """Every market-data stream opens with its InstrumentDefined: without it the venue cannot check an order
     and the portfolio cannot account a fill, so a session imported without one is refused, not guessed."""
     for stream in parameters.streams:
+        if not stream.startswith(MARKET_DATA_PREFIX):
+            continue  # operator commands are not market data
         first = next(iter(log.read(parameters.input_session, stream, 0)), None)
         if first is not None and first.record.event_type != "market.instrument_defined":
             raise ValueError(
@@ -203,4 +239,5 @@ def run_backtest(
     # How the simulated venues matched: e.g. orders matched against the exchange's top of book because the
     # L2 book was out of sync or older than the ticker (docs/simulated-venue.md).
     summary["venues"] = kernel.venue_counters()
+    summary.update(describe_fees(parameters.config))
     return BacktestResult(session_id, digest.hexdigest(), kernel.inputs, kernel.derived, summary, metrics)

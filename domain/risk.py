@@ -13,7 +13,7 @@ numbers), so one leg never goes out alone. A group left incomplete (any other ev
 rejected with rule "incomplete_group".
 
 Rules, in this fixed order; the first that fails names itself in `rule` with `limit` and `actual`
-(amounts in the instrument's quote currency, positions in base units):
+(amounts in the instrument's quote currency, positions in the order's quantity unit):
 
  1. "kill_switch"          the global or this account's switch is engaged (limit 0, actual 1). A leg
                            repair passes when the limits' `repairs_under_kill_switch` is on. A "leg
@@ -29,21 +29,32 @@ Rules, in this fixed order; the first that fails names itself in `rule` with `li
  3. "reduce_only"          the order itself is reduce_only and quantity > reducible (same numbers).
  4. "invalid_order"        a limit order without a limit price (limit 0, actual 0).
     "no_reference_price"   a market order with no quote for its venue/instrument (limit 0, actual 0).
- 5. "max_order_notional"   the order's notional > max_order_notional. A limit order: quantity x limit price.
-                           A market order: what it would pay walking the book it is sent to (`walk`): the
-                           top level (price and size of the last quote), and beyond that size the worst
-                           price the collar allows (mid +/- price_collar_bps), never better than the top.
-                           Risk reads the top level from QuoteTick, which every venue feed has (bookTicker,
-                           quote bars); the L2 book is not rebuilt here a second time.
+ 5. "max_order_notional"   the order's notional > max_order_notional. Values by `domain.instruments.notional`
+                           of the instrument's InstrumentDefined (read as it flows): quantity x price for spot
+                           and linear (x contract size), the face value for inverse (10 COIN-M BTCUSD_PERP
+                           contracts are 1,000 USD at any price); quantity x price while no specification has
+                           been seen. A limit order: at its limit price. A market order: what it would pay
+                           walking the book it is sent to (`market_notional`), level by level:
+                           * the L2 book of (venue, instrument), a `SyncedBook` risk keeps itself (the one
+                             implementation of the sync rules), when it is in sync, was built from a snapshot
+                             and is not older than the last quote (the quote's update id <= the book's applied
+                             update id; without an id, by event time);
+                           * otherwise the last quote's top level (price and size), and the detail says why
+                             (no L2 book, out of sync, older than the quote).
+                           What the levels do not hold is valued at the collar's worst price (mid +/-
+                           price_collar_bps), never better than the last level walked.
  6. "max_position"         the bound on the order's side after it (long bound + quantity for a buy, short
                            bound - quantity for a sell) ends on the order's side beyond the limit:
                            limit = max_position_per_asset_venue, actual = |bound after|. So two working buys
                            of 8 make 16 against 10, and a sell of 19 from +10 is measured as |-9|. An order
                            that leaves its bound on the other side of zero (it only reduces) passes, even
-                           above the limit, so positions can always be brought back.
- 7. "max_gross_exposure"   sum over (venue, instrument), in sorted order, of max(|long bound|, |short bound|)
-                           x mark, after the order > max_gross_exposure, and the order raises it. Mark = the
-                           order's price for its own key, else the mid, else the last fill price.
+                           above the limit, so positions can always be brought back. Positions and this limit
+                           are in the unit of the order's quantity: base units for spot, contracts for
+                           linear and inverse instruments.
+ 7. "max_gross_exposure"   sum over (venue, instrument), in sorted order, of the value (as in rule 5) of
+                           max(|long bound|, |short bound|) at the mark, after the order > max_gross_exposure,
+                           and the order raises it. Mark = the order's price for its own key (a market
+                           order's: the price it walks to), else the mid, else the last fill price.
  8. "max_open_orders"      working orders (and earlier legs of the group) + 1 > max_open_orders.
  9. "no_reference_price"   a limit order with no quote yet: the collar cannot be checked.
     "price_collar"         |limit price - mid| / mid x 10_000 > price_collar_bps (actual rounded to 0.0001).
@@ -51,7 +62,9 @@ Rules, in this fixed order; the first that fails names itself in `rule` with `li
                            earlier legs of the group, plus this one, > max_orders_per_venue_per_second.
 
 Positions come from OrderPartiallyFilled/OrderFilled of this account's orders, deduplicated by (venue,
-venue_trade_id). Mids and top levels from QuoteTick.
+venue_trade_id). Mids and top levels from QuoteTick; L2 books from BookSnapshot/BookDelta (only for the
+instruments given as `book_instruments`, when given: a run passes its strategy's instrument, since each kept
+book repeats the book decider's work), put out of sync by BookResyncNeeded.
 
 Operator commands (`account` None: every account, else that account only):
   * EngageKillSwitch -> KillSwitchEngaged and one CancelOrder per working order not yet asked to cancel;
@@ -71,18 +84,23 @@ operator releases it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import Decimal
 from typing import Literal
 
+from domain.book import BookKey, SyncedBook
 from domain.events import (
+    BookDelta,
+    BookResyncNeeded,
+    BookSnapshot,
     CancelOrder,
     DrawdownBreached,
     DrawdownHaltReleased,
     EngageKillSwitch,
     EquitySampled,
     EventBase,
+    InstrumentDefined,
     KillSwitchEngaged,
     KillSwitchReleased,
     Level,
@@ -103,9 +121,9 @@ from domain.events import (
 from domain.events import (
     derive_envelope as _derive,
 )
-from domain.values import BPS, ZERO, DrawdownAction, OrderType, RiskLimits, Side
+from domain.instruments import notional as instrument_notional
+from domain.values import BPS, ZERO, DrawdownAction, OrderType, RiskLimits, Side, in_decimal_context
 
-_CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
 _BPS_QUANTUM = Decimal("0.0001")
 _FRACTION_QUANTUM = Decimal("0.0000000001")
 _TWO = Decimal(2)
@@ -136,7 +154,14 @@ class RiskState:
     positions: dict[Key, Decimal] = field(default_factory=dict)
     last_fill_price: dict[Key, Decimal] = field(default_factory=dict)
     quotes: dict[Key, QuoteTick] = field(default_factory=dict)
-    """Latest usable quote (positive prices) per key: the mid and the top level a market order walks."""
+    """Latest usable quote (positive prices) per key: the mid, and the top level a market order walks when
+    the L2 book cannot be used."""
+    books: dict[BookKey, SyncedBook] = field(default_factory=dict)
+    """L2 books (of the instruments risk keeps books for) that market orders are walked on."""
+    book_times: dict[BookKey, int] = field(default_factory=dict)
+    """Event time of the last snapshot/delta applied to each book (freshness against quotes without an id)."""
+    specs: dict[Key, InstrumentDefined] = field(default_factory=dict)
+    """Instrument specifications as they flowed (first record of each market-data stream)."""
     orders: dict[uuid.UUID, PlaceOrder] = field(default_factory=dict)
     """This account's orders, by id (to attribute fills)."""
     working: dict[uuid.UUID, Working] = field(default_factory=dict)
@@ -199,24 +224,32 @@ class RiskDecider:
     """Decider for one account; `name` defaults to f"risk.{account}"."""
 
     consumes = (
-        QuoteTick, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected, OrderCanceled, OrderExpired,
+        InstrumentDefined, BookSnapshot, BookDelta, BookResyncNeeded, QuoteTick, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected, OrderCanceled, OrderExpired,
         EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, ReleaseDrawdownHalt, EquitySampled,
     )  # fmt: skip
 
-    def __init__(self, account: str, limits: RiskLimits | None = None, name: str | None = None) -> None:
+    def __init__(
+        self,
+        account: str,
+        limits: RiskLimits | None = None,
+        name: str | None = None,
+        book_instruments: Collection[str] | None = None,
+    ) -> None:
         self.account = account
         self.limits = limits or RiskLimits()
         self.name = name or f"risk.{account}"
+        self.book_instruments = None if book_instruments is None else frozenset(book_instruments)
+        """Instruments whose L2 books risk keeps to value market orders (None: every instrument). A run passes
+        its strategy's instrument: a book costs a second copy of the book work for each delta."""
 
     def initial_state(self) -> RiskState:
         return RiskState(limits=self.limits)
 
     # ------------------------------------------------------------------ decide
 
+    @in_decimal_context  # the caller's decimal context never changes a result
     def decide(self, state: RiskState, event: EventBase) -> list[EventBase]:
-        with localcontext(_CTX):  # the caller's decimal context never changes a result
-            out = self._incomplete_group(state, event)
-            return out + self._decide(state, event)
+        return self._incomplete_group(state, event) + self._decide(state, event)
 
     def _incomplete_group(self, state: RiskState, event: EventBase) -> list[EventBase]:
         if not self._breaks_group(state, event):
@@ -339,16 +372,24 @@ class RiskDecider:
 
     # ------------------------------------------------------------------ evolve
 
+    @in_decimal_context
     def evolve(self, state: RiskState, event: EventBase) -> RiskState:
-        with localcontext(_CTX):
-            if self._breaks_group(state, event):
-                state.held = []
-            return self._evolve(state, event)
+        if self._breaks_group(state, event):
+            state.held = []
+        return self._evolve(state, event)
 
     def _evolve(self, state: RiskState, event: EventBase) -> RiskState:
-        if isinstance(event, QuoteTick):
+        if isinstance(event, BookDelta | BookSnapshot):
+            self._apply_book(state, event)
+        elif isinstance(event, QuoteTick):
             if event.bid_price > 0 and event.ask_price > 0:
                 state.quotes[(event.venue, event.instrument)] = event
+        elif isinstance(event, BookResyncNeeded):
+            book = state.books.get((event.venue, event.instrument))
+            if book is not None:
+                book.mark_out_of_sync()
+        elif isinstance(event, InstrumentDefined):
+            state.specs[(event.venue, event.instrument)] = event
         elif isinstance(event, PlaceOrder):
             if event.account == self.account:
                 self._apply_order(state, event)
@@ -378,6 +419,18 @@ class RiskDecider:
             if event.account == self.account:
                 self._apply_equity(state, event)
         return state
+
+    def _apply_book(self, state: RiskState, event: BookDelta | BookSnapshot) -> None:
+        if self.book_instruments is not None and event.instrument not in self.book_instruments:
+            return
+        key = (event.venue, event.instrument)
+        book = state.books.get(key)
+        if book is None:
+            book = state.books[key] = SyncedBook(event.venue, event.instrument)
+        before = book.applied_update_id
+        book.apply(event)
+        if book.applied_update_id != before:
+            state.book_times[key] = event.envelope.event_time_ns
 
     def _apply_order(self, state: RiskState, order: PlaceOrder) -> None:
         state.orders.setdefault(order.order_id, order)
@@ -500,17 +553,23 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
                           f"would not reduce position {exposure.position} on {where} "
                           f"(working buys {exposure.working_buy}, sells {exposure.working_sell})")  # fmt: skip
     quote = state.quotes.get(key)
+    value = _valuer(state.specs.get(key))
     if order.order_type is OrderType.LIMIT:
         if order.limit_price is None:
             return _Rejection("invalid_order", ZERO, ZERO, "limit order without limit_price")
         price: Decimal = order.limit_price
-        notional = order.quantity * price
+        notional = value(order.quantity, price)
         how = f"{order.quantity} x {price}"
     else:
-        if quote is None:
-            return _Rejection("no_reference_price", ZERO, ZERO, f"no quote for {where}")
-        notional, how = market_notional(quote, order.side, order.quantity, limits.price_collar_bps)
-        price = notional / order.quantity
+        book, unusable = _walkable_book(state, key)
+        walked = market_notional(book, quote, order.side, order.quantity, limits.price_collar_bps, value)
+        if walked is None:
+            return _Rejection("no_reference_price", ZERO, ZERO, f"no quote or L2 book for {where}")
+        notional, price, path = walked
+        if book is not None:
+            how = f"walked the synced L2 book at update {book.applied_update_id}: {path}"
+        else:
+            how = f"walked the top-of-book quote ({unusable}), collar beyond: {path}"
     if notional > limits.max_order_notional:
         return _Rejection("max_order_notional", limits.max_order_notional, notional, how)
 
@@ -548,36 +607,105 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
     return None
 
 
-def market_notional(
-    quote: QuoteTick, side: Side, quantity: Decimal, collar_bps: Decimal
-) -> tuple[Decimal, str]:
-    """What a market order pays walking the book it is sent to (notional, and how it was valued). The levels
-    known are the quote's top level; beyond its size the order is valued at the collar's worst price (mid
-    -/+ collar), never better than the top, since a thinner book could only be worse."""
-    if side is Side.BUY:
-        top: Level = (quote.ask_price, quote.ask_size)
+Valuer = Callable[[Decimal, Decimal], Decimal]
+"""(quantity, price) -> value in the quote currency, as the instrument's specification says."""
+
+
+def _valuer(spec: InstrumentDefined | None) -> Valuer:
+    """How much `quantity` at `price` is worth: `domain.instruments.notional` of the instrument's
+    specification (an inverse contract is its face value at any price); quantity x price while no
+    InstrumentDefined has been seen for it (one unit of a spot instrument)."""
+    if spec is None:
+        return _spot_value
+    return lambda quantity, price: instrument_notional(spec, quantity, price)
+
+
+def _spot_value(quantity: Decimal, price: Decimal) -> Decimal:
+    return quantity * price
+
+
+def _walkable_book(state: RiskState, key: Key) -> tuple[SyncedBook | None, str]:
+    """The L2 book of `key` when a market order may be walked on it: in sync, built from a snapshot, and not
+    older than the last quote (by the quote's update id, else by event time). Else None and why not."""
+    book = state.books.get(key)
+    if book is None:
+        return None, "no L2 book"
+    if not book.in_sync or not book.has_snapshot:
+        return None, "L2 book out of sync"
+    quote = state.quotes.get(key)
+    if quote is None:
+        return book, ""
+    if quote.venue_update_id is not None:  # the exchange's own ordering: ids, not clocks
+        fresh = quote.venue_update_id <= book.applied_update_id
     else:
-        top = (quote.bid_price, quote.bid_size)
-    collar = _mid(quote) * (BPS + collar_bps * side.sign) / BPS
-    beyond = max(collar, top[0]) if side is Side.BUY else min(collar, top[0])
-    return walk([top], quantity, beyond)
+        fresh = quote.envelope.event_time_ns <= state.book_times.get(key, -1)
+    if not fresh:
+        return None, f"L2 book at update {book.applied_update_id} older than the quote"
+    return book, ""
 
 
-def walk(levels: Sequence[Level], quantity: Decimal, beyond: Decimal) -> tuple[Decimal, str]:
-    """Notional of taking `quantity` from `levels` (price, size), best first; what the levels do not hold is
-    valued at `beyond`. With the full depth of a synced book this is the exact walk."""
+def market_notional(
+    book: SyncedBook | None,
+    quote: QuoteTick | None,
+    side: Side,
+    quantity: Decimal,
+    collar_bps: Decimal,
+    value: Valuer = _spot_value,
+) -> tuple[Decimal, Decimal, str] | None:
+    """What a market order pays walking the book it is sent to: (notional, the price it walks to, how it was
+    walked), None when nothing prices it. `book` (usable, see `_walkable_book`): its levels best first;
+    otherwise the quote's top level. What the levels do not hold is valued at the collar's worst price (mid
+    -/+ collar; the mid of the book walked, else of the quote), never better than the last level, since a
+    thinner book could only be worse."""
+    levels: Iterable[Level]
+    mid: Decimal | None = None
+    if book is not None:
+        levels = book.side(side is Side.SELL).walk()
+        bid, ask = book.best_bid(), book.best_ask()
+        if bid is not None and ask is not None:
+            mid = (bid[0] + ask[0]) / _TWO
+    else:
+        if quote is None:
+            return None
+        levels = [
+            (quote.ask_price, quote.ask_size) if side is Side.BUY else (quote.bid_price, quote.bid_size)
+        ]
+    if mid is None and quote is not None:
+        mid = _mid(quote)
+    collar = None if mid is None else mid * (BPS + collar_bps * side.sign) / BPS
+    return walk(levels, quantity, collar, side, value)
+
+
+def walk(
+    levels: Iterable[Level],
+    quantity: Decimal,
+    collar: Decimal | None,
+    side: Side,
+    value: Valuer = _spot_value,
+) -> tuple[Decimal, Decimal, str] | None:
+    """(notional, the worst price reached, how) of taking `quantity` from `levels` (price, size), best first;
+    what the levels do not hold is valued at the collar's price, or at the last level's if that is worse.
+    None when levels run out with neither."""
     notional, left, parts = ZERO, quantity, []
+    last: Decimal | None = None
     for price, size in levels:
         if left <= 0:
             break
         taken = min(left, size)
-        notional += taken * price
+        notional += value(taken, price)
         left -= taken
+        last = price
         parts.append(f"{taken} x {price}")
     if left > 0:
-        notional += left * beyond
-        parts.append(f"{left} beyond the known depth x {beyond}")
-    return notional, " + ".join(parts)
+        known = [p for p in (collar, last) if p is not None]
+        if not known:
+            return None
+        last = max(known) if side is Side.BUY else min(known)
+        notional += value(left, last)
+        parts.append(f"{left} beyond the known depth x {last}")
+    if last is None:
+        return None
+    return notional, last, " + ".join(parts)
 
 
 def _mid(quote: QuoteTick) -> Decimal:
@@ -592,16 +720,18 @@ def _gross_exposure(
     price: Decimal,
     extra: Sequence[PlaceOrder],
 ) -> tuple[Decimal, Decimal]:
-    """Gross exposure (sum of worst |bound| x mark) before and after the order, over keys in sorted order."""
+    """Gross exposure (sum of the value of worst |bound| at the mark, `domain.instruments.notional`) before
+    and after the order, over keys in sorted order."""
     keys = {k for k in state.positions} | {
         (w.order.venue, w.order.instrument) for w in state.working.values()
     }
     keys |= {(leg.venue, leg.instrument) for leg in extra}
     keys.discard(key)
-    total_before = before.worst() * price
-    total_after = after.worst() * price
+    value = _valuer(state.specs.get(key))
+    total_before = value(before.worst(), price)
+    total_after = value(after.worst(), price)
     for k in sorted(keys):
-        exposure = _exposure(state, k, extra).worst() * _mark(state, k, price)
+        exposure = _valuer(state.specs.get(k))(_exposure(state, k, extra).worst(), _mark(state, k, price))
         total_before += exposure
         total_after += exposure
     return total_before, total_after

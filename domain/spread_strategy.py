@@ -14,9 +14,20 @@ Among tradeable pairs the best net edge wins; ties go to venue order (lowest buy
 sell-venue index in `config.venues`). Nothing fires while stopped, in cooldown (`now - last_trade_time <
 cooldown_ns`) or when `max_legs_in_flight` leg groups are open.
 
-Sizing. quantity = min(ask_size_B, bid_size_S, max_order_quantity, max_notional_per_trade / bid_S) rounded
-DOWN to `quantity_step` (the budget caps the notional of each leg; the sell price is the larger one). If that
-is below `min_size` (or zero) nothing fires.
+Exit (convergence). With `exit_edge_bps` set, a spread the strategy holds is closed when the basis comes
+back: the strategy's own inventory per venue (the sum of its fills, repairs included) is long on X and short
+on Y, and selling on X / buying on Y has `net_edge_bps > exit_edge_bps` (usually negative: what the
+strategy accepts to pay to flatten). The exit is judged before any entry and is sized like an entry, capped
+at the held pair (min(long on X, short on Y)). It is an ordinary leg group (two IOC limits, judged together
+by risk, repaired the same way) whose buy and sell venues are the reverse of the held spread's. Without
+`exit_edge_bps` the strategy never closes what it holds.
+
+Sizing. quantity = min(ask_size_B, bid_size_S, max_order_quantity, budget) rounded DOWN to `quantity_step`,
+where budget = max_notional_per_trade / (value of one unit) on each leg, the smaller of the two: the value of
+a unit is `domain.instruments.notional` of the venue's InstrumentDefined for one contract at the leg's price
+(price x contract size for spot and linear, the face value, e.g. 100 USD, for an inverse contract at any
+price; the price while no specification has been seen), so the budget caps the notional of each leg. If
+that is below `min_size` (or zero) nothing fires.
 
 Orders. On a trade it emits SpreadOpportunityDetected and two IOC limit PlaceOrder commands at the quoted
 prices: index 0 buys on B at ask_B, index 1 sells on S at bid_S. Ids are reproducible anywhere:
@@ -54,13 +65,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import ROUND_FLOOR, Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from domain.events import (
     EventBase,
+    InstrumentDefined,
     LegExposureUnresolved,
     OrderCanceled,
     OrderExpired,
@@ -76,10 +88,18 @@ from domain.events import (
     applies_to,
     derive_envelope,
 )
-from domain.values import BPS, ZERO, Amount, OrderType, Side, TimeInForce
+from domain.instruments import notional
+from domain.values import (
+    BPS,
+    DECIMAL_CONTEXT,
+    ZERO,
+    Amount,
+    OrderType,
+    Side,
+    TimeInForce,
+    in_decimal_context,
+)
 
-_CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
-"""Fixed arithmetic context: the result never depends on a caller's thread-local decimal context."""
 _EDGE_QUANTUM = Decimal("0.0001")
 REPAIR_LEG_INDEX = 2
 
@@ -104,6 +124,8 @@ class SpreadStrategyConfig(BaseModel):
     cooldown_ns: int = Field(default=0, ge=0)
     max_legs_in_flight: int = Field(default=1, ge=0)
     """Most leg groups (spread trades) open at once; a group is open until its legs (and repair) end."""
+    exit_edge_bps: Amount | None = None
+    """Close a held spread when reversing it nets more than this many bps (see Exit); None: never."""
     on_leg_failure: Literal["hedge", "unwind"] = "hedge"
     max_repair_attempts: int = Field(default=3, ge=1)
     """Repair orders a failed group may send before it is reported unresolved and the strategy stops."""
@@ -165,11 +187,15 @@ class SpreadState:
     started: bool
     quotes: dict[str, QuoteTick] = field(default_factory=dict)
     """Latest quote per configured venue."""
+    specs: dict[str, InstrumentDefined] = field(default_factory=dict)
+    """The instrument's specification per configured venue, as it flowed (sizes the notional budget)."""
     groups: dict[uuid.UUID, LegGroup] = field(default_factory=dict)
     """Open leg groups, in the order they were opened."""
     order_groups: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
     """Order id -> group id, for the orders of open groups."""
     last_trade_ns: int | None = None
+    inventory: dict[str, Decimal] = field(default_factory=dict)
+    """Net filled quantity per venue from this strategy's own orders (what an exit can close)."""
 
     @property
     def legs_in_flight(self) -> int:
@@ -187,6 +213,13 @@ class _Candidate:
     net_edge_bps: Decimal
 
 
+def _unit_value(spec: InstrumentDefined | None, price: Decimal) -> Decimal:
+    """What one unit of quantity is worth at `price` in the quote currency (`domain.instruments.notional`):
+    the price for spot or an unspecified instrument, contract size x price for linear, the contract's face
+    value for inverse."""
+    return price if spec is None else notional(spec, Decimal(1), price)
+
+
 def leg_order_id(opportunity_id: uuid.UUID, index: int) -> uuid.UUID:
     return uuid.uuid5(opportunity_id, f"leg:{index}")
 
@@ -195,7 +228,7 @@ class SpreadStrategy:
     """Decider for one SpreadStrategyConfig; `name` defaults to f"spread.{strategy_id}"."""
 
     consumes = (
-        QuoteTick, SpreadOpportunityDetected, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected,
+        InstrumentDefined, QuoteTick, SpreadOpportunityDetected, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected,
         OrderCanceled, OrderExpired, RiskCheckRejected, StartStrategy, StopStrategy, LegExposureUnresolved,
     )  # fmt: skip
 
@@ -208,9 +241,9 @@ class SpreadStrategy:
 
     # ------------------------------------------------------------------ decide
 
+    @in_decimal_context  # the caller's decimal context never changes a result
     def decide(self, state: SpreadState, event: EventBase) -> list[EventBase]:
-        with localcontext(_CTX):  # the caller's decimal context never changes a result
-            return self._decide(state, event)
+        return self._decide(state, event)
 
     def _decide(self, state: SpreadState, event: EventBase) -> list[EventBase]:
         if isinstance(event, QuoteTick):
@@ -234,7 +267,7 @@ class SpreadStrategy:
             return []
         quotes = dict(state.quotes)
         quotes[event.venue] = event
-        best = self._best_candidate(quotes, now)
+        best = self._best_exit(state, quotes, now) or self._best_candidate(quotes, state.specs, now)
         if best is None:
             return []
         opportunity_id = uuid.uuid5(event.envelope.event_id, f"{self.name}:opportunity")
@@ -248,8 +281,8 @@ class SpreadStrategy:
             buy_price=best.buy_price,
             sell_price=best.sell_price,
             quantity=best.quantity,
-            gross_edge_bps=best.gross_edge_bps.quantize(_EDGE_QUANTUM, context=_CTX),
-            net_edge_bps=best.net_edge_bps.quantize(_EDGE_QUANTUM, context=_CTX),
+            gross_edge_bps=best.gross_edge_bps.quantize(_EDGE_QUANTUM, context=DECIMAL_CONTEXT),
+            net_edge_bps=best.net_edge_bps.quantize(_EDGE_QUANTUM, context=DECIMAL_CONTEXT),
         )
         legs = [
             (best.buy_venue, Side.BUY, best.buy_price),
@@ -275,7 +308,9 @@ class SpreadStrategy:
         ]
         return [signal, *orders]
 
-    def _best_candidate(self, quotes: dict[str, QuoteTick], now: int) -> _Candidate | None:
+    def _best_candidate(
+        self, quotes: dict[str, QuoteTick], specs: dict[str, InstrumentDefined], now: int
+    ) -> _Candidate | None:
         cfg = self.config
         best: _Candidate | None = None
         for buy_venue in cfg.venues:
@@ -286,8 +321,30 @@ class SpreadStrategy:
                 sell_quote = quotes.get(sell_venue)
                 if sell_venue == buy_venue or sell_quote is None or not self._usable(sell_quote, now):
                     continue
-                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote)
+                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote, specs)
                 # Strictly better only: on a tie the earlier pair (venue order) stays.
+                if candidate is not None and (best is None or candidate.net_edge_bps > best.net_edge_bps):
+                    best = candidate
+        return best
+
+    def _best_exit(self, state: SpreadState, quotes: dict[str, QuoteTick], now: int) -> _Candidate | None:
+        """The best closing pair: sell where the strategy is long, buy where it is short."""
+        cfg = self.config
+        if cfg.exit_edge_bps is None:
+            return None
+        best: _Candidate | None = None
+        for sell_venue in cfg.venues:  # config order: deterministic tie-break, as for entries
+            long = state.inventory.get(sell_venue, ZERO)
+            sell_quote = quotes.get(sell_venue)
+            if long <= 0 or sell_quote is None or not self._usable(sell_quote, now):
+                continue
+            for buy_venue in cfg.venues:
+                short = -state.inventory.get(buy_venue, ZERO)
+                buy_quote = quotes.get(buy_venue)
+                if short <= 0 or buy_quote is None or not self._usable(buy_quote, now):
+                    continue
+                candidate = self._evaluate(buy_venue, buy_quote, sell_venue, sell_quote, state.specs,
+                                           min_edge_bps=cfg.exit_edge_bps, held=min(long, short))  # fmt: skip
                 if candidate is not None and (best is None or candidate.net_edge_bps > best.net_edge_bps):
                     best = candidate
         return best
@@ -298,23 +355,38 @@ class SpreadStrategy:
         return now - quote.envelope.event_time_ns <= self.config.max_quote_age_ns
 
     def _evaluate(
-        self, buy_venue: str, buy_quote: QuoteTick, sell_venue: str, sell_quote: QuoteTick
+        self,
+        buy_venue: str,
+        buy_quote: QuoteTick,
+        sell_venue: str,
+        sell_quote: QuoteTick,
+        specs: dict[str, InstrumentDefined],
+        min_edge_bps: Decimal | None = None,
+        held: Decimal | None = None,
     ) -> _Candidate | None:
+        """The pair if its net edge is strictly above `min_edge_bps` (default: the entry threshold), sized
+        within the strategy's caps and, for an exit, the `held` quantity."""
         cfg = self.config
+        threshold = cfg.min_edge_bps if min_edge_bps is None else min_edge_bps
         ask, bid = buy_quote.ask_price, sell_quote.bid_price
         ask_size, bid_size = buy_quote.ask_size, sell_quote.bid_size
         if ask_size < cfg.min_size or bid_size < cfg.min_size:
             return None
-        with localcontext(_CTX):
-            hurdle_bps = cfg.taker_fee_bps[buy_venue] + cfg.taker_fee_bps[sell_venue] + cfg.min_edge_bps
-            # Exact test (no division): net edge strictly above min_edge_bps.
-            if (bid - ask) * BPS <= hurdle_bps * ask:
-                return None
-            gross = (bid - ask) * BPS / ask
-            net = gross - cfg.taker_fee_bps[buy_venue] - cfg.taker_fee_bps[sell_venue]
-            raw_quantity = min(ask_size, bid_size, cfg.max_order_quantity, cfg.max_notional_per_trade / bid)
-            steps = (raw_quantity / cfg.quantity_step).to_integral_value(rounding=ROUND_FLOOR)
-            quantity = steps * cfg.quantity_step
+        hurdle_bps = cfg.taker_fee_bps[buy_venue] + cfg.taker_fee_bps[sell_venue] + threshold
+        # Exact test (no division): net edge strictly above min_edge_bps.
+        if (bid - ask) * BPS <= hurdle_bps * ask:
+            return None
+        gross = (bid - ask) * BPS / ask
+        net = gross - cfg.taker_fee_bps[buy_venue] - cfg.taker_fee_bps[sell_venue]
+        budget = min(
+            cfg.max_notional_per_trade / _unit_value(specs.get(buy_venue), ask),
+            cfg.max_notional_per_trade / _unit_value(specs.get(sell_venue), bid),
+        )
+        raw_quantity = min(ask_size, bid_size, cfg.max_order_quantity, budget)
+        if held is not None:
+            raw_quantity = min(raw_quantity, held)
+        steps = (raw_quantity / cfg.quantity_step).to_integral_value(rounding=ROUND_FLOOR)
+        quantity = steps * cfg.quantity_step
         if quantity <= 0 or quantity < cfg.min_size:
             return None
         return _Candidate(buy_venue, sell_venue, ask, bid, quantity, gross, net)
@@ -386,15 +458,18 @@ class SpreadStrategy:
 
     # ------------------------------------------------------------------ evolve
 
+    @in_decimal_context
     def evolve(self, state: SpreadState, event: EventBase) -> SpreadState:
-        with localcontext(_CTX):
-            return self._evolve(state, event)
+        return self._evolve(state, event)
 
     def _evolve(self, state: SpreadState, event: EventBase) -> SpreadState:
         cfg = self.config
         if isinstance(event, QuoteTick):
             if event.instrument == cfg.instrument and event.venue in cfg.taker_fee_bps:
                 state.quotes[event.venue] = event
+        elif isinstance(event, InstrumentDefined):
+            if event.instrument == cfg.instrument and event.venue in cfg.taker_fee_bps:
+                state.specs[event.venue] = event
         elif isinstance(event, SpreadOpportunityDetected):
             if event.strategy_id == cfg.strategy_id and event.opportunity_id not in state.groups:
                 gid = event.opportunity_id
@@ -438,6 +513,10 @@ class SpreadStrategy:
         if group is None:
             return
         after = _group_after(group, event)
+        for before_leg, after_leg in zip(group.legs(), after.legs(), strict=True):
+            if after_leg.filled != before_leg.filled:
+                change = (after_leg.filled - before_leg.filled) * after_leg.side.sign
+                state.inventory[after_leg.venue] = state.inventory.get(after_leg.venue, ZERO) + change
         if after.settled and after.net == 0:
             self._close(state, after.group_id)
             return

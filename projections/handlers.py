@@ -18,6 +18,7 @@ tables store.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
@@ -252,8 +253,8 @@ async def on_spread_opportunity(b: Batch, e: SpreadOpportunityDetected, stored: 
 async def _risk_state(b: Batch) -> Row:
     return await b.get("risk_state", (b.session_id,)) or {
         "session_id": b.session_id, "kill_switch_engaged": False, "kill_switch_reason": "",
-        "kill_switch_changed_ns": None, "checks_passed": 0, "rejections": 0, "last_rejection_order_id": None,
-        "last_rejection_rule": None, "last_rejection_limit": None, "last_rejection_actual": None,
+        "kill_switch_changed_ns": None, "kill_switch_accounts": "[]", "checks_passed": 0, "rejections": 0,
+        "last_rejection_order_id": None, "last_rejection_rule": None, "last_rejection_limit": None, "last_rejection_actual": None,
         "last_rejection_detail": None, "last_rejection_ns": None, "breaches": 0, "last_breach_drawdown": None,
         "last_breach_limit": None, "last_breach_action": None, "last_breach_ns": None, "updated_ns": 0,
     }  # fmt: skip
@@ -294,13 +295,39 @@ async def on_risk_rejected(b: Batch, e: RiskCheckRejected, stored: StoredRecord)
 
 
 async def on_kill_switch(b: Batch, e: KillSwitchEngaged | KillSwitchReleased, stored: StoredRecord) -> None:
+    """Risk holds two switches per account, the global one and the account's own: an event changes the one of
+    its `scope` for its `account`; a release's `still_engaged` says whether the other one stays on (so a
+    global release leaves an account whose own switch is on engaged). The session is engaged while any
+    account is."""
     if await b.exists("risk_events", (e.envelope.event_id,)):
         return
     t = e.envelope.event_time_ns
     _risk_event(b, e, detail=e.reason)
+    switch = await b.get("risk_kill_switches", (b.session_id, e.account)) or {
+        "session_id": b.session_id, "account": e.account, "global_engaged": False, "account_engaged": False,
+    }  # fmt: skip
+    engaged = isinstance(e, KillSwitchEngaged)
+    mine, other = (
+        ("global_engaged", "account_engaged")
+        if e.scope == "global"
+        else ("account_engaged", "global_engaged")
+    )
+    switch[mine] = engaged
+    if isinstance(e, KillSwitchReleased):
+        switch[other] = e.still_engaged  # risk's own word on the other scope
+    switch.update(
+        engaged=switch["global_engaged"] or switch["account_engaged"], reason=e.reason, changed_ns=t
+    )
+    b.put("risk_kill_switches", switch)
     state = await _risk_state(b)
-    state.update(kill_switch_engaged=isinstance(e, KillSwitchEngaged), kill_switch_reason=e.reason,
-                 kill_switch_changed_ns=t, updated_ns=max(state["updated_ns"], t))  # fmt: skip
+    accounts = set(json.loads(state["kill_switch_accounts"] or "[]")) - {e.account}
+    if switch["engaged"]:
+        accounts.add(e.account)
+    engaged_for = json.dumps(sorted(accounts))
+    still = f" (still engaged for {engaged_for})" if accounts and not engaged else ""
+    state.update(kill_switch_engaged=bool(accounts), kill_switch_reason=e.reason + still,
+                 kill_switch_changed_ns=t, kill_switch_accounts=engaged_for,
+                 updated_ns=max(state["updated_ns"], t))  # fmt: skip
     b.put("risk_state", state)
 
 

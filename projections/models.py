@@ -256,6 +256,9 @@ class RiskState(Base):
     kill_switch_engaged: Mapped[bool] = mapped_column(Boolean)
     kill_switch_reason: Mapped[str] = mapped_column(Text)
     kill_switch_changed_ns: Mapped[int | None] = mapped_column(BigInteger)
+    kill_switch_accounts: Mapped[str] = mapped_column(Text, server_default="[]")
+    """Accounts whose orders the kill switch blocks (global or their own switch): a sorted JSON list;
+    `kill_switch_engaged` is true while it is not empty. Per account: `risk_kill_switches`."""
     checks_passed: Mapped[int] = mapped_column(Integer)
     rejections: Mapped[int] = mapped_column(Integer)
     last_rejection_order_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
@@ -270,6 +273,22 @@ class RiskState(Base):
     last_breach_action: Mapped[str | None] = mapped_column(String(20))
     last_breach_ns: Mapped[int | None] = mapped_column(BigInteger)
     updated_ns: Mapped[int] = mapped_column(BigInteger)
+
+
+class RiskKillSwitchRow(Base):
+    """Per session and account: the two kill switches risk holds for it (the global one, for every account,
+    and the account's own), from KillSwitchEngaged/KillSwitchReleased (`scope`, `still_engaged`)."""
+
+    __tablename__ = "risk_kill_switches"
+    session_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    account: Mapped[str] = mapped_column(String(200), primary_key=True)
+    global_engaged: Mapped[bool] = mapped_column(Boolean)
+    account_engaged: Mapped[bool] = mapped_column(Boolean)
+    engaged: Mapped[bool] = mapped_column(Boolean)
+    """Either switch: the account's orders are refused."""
+    reason: Mapped[str] = mapped_column(Text)
+    """Of the last change."""
+    changed_ns: Mapped[int] = mapped_column(BigInteger)
 
 
 class RiskEventRow(Base):
@@ -372,8 +391,8 @@ class ProjectionDeadLetter(Base):
 
 
 READ_MODEL_TABLES: tuple[str, ...] = (
-    "orders", "order_events", "fills", "instruments", "positions", "signals", "latest_spreads", "risk_state", "risk_events",
-    "sessions", "equity_samples",
+    "orders", "order_events", "fills", "instruments", "positions", "signals", "latest_spreads", "risk_state",
+    "risk_kill_switches", "risk_events", "sessions", "equity_samples",
 )  # fmt: skip
 """The tables the SQL projector writes (and the rebuild recreates), besides `projection_tracking`."""
 

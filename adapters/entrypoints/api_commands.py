@@ -20,7 +20,7 @@ from adapters.api.jobs import BacktestJobs
 from adapters.api.keys import KeyStore, Role
 from adapters.api.schema import schema
 from adapters.api.services import ApiServices
-from adapters.entrypoints.commands import UserError, _backtest, code_version, open_log, parse_run_config
+from adapters.entrypoints.commands import UserError, _backtest, code_version, open_log, parse_config_source
 from adapters.entrypoints.service import service
 from adapters.entrypoints.wiring import influx_config
 from adapters.log_feed import LogFeed
@@ -162,7 +162,7 @@ def run_backtest_job(session: str, config_text: str, run_id: str, q: Any) -> dic
     """A backtest submitted through the API, in its worker process (module level: spawn imports it). The
     process's own entry point: it reads the settings, as `cse` does."""
     settings = Settings()
-    config = parse_run_config(config_text, f"of run {run_id}")
+    config = parse_config_source(config_text, f"of run {run_id}")
     with open_log(settings) as log:
         summary = _backtest(
             settings,

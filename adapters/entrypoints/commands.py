@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -31,11 +32,10 @@ from adapters.parquet_export import export_session
 from adapters.settings import Settings
 from adapters.simulated_venue import FeeSchedule, SimulatedVenueConfig, build_simulated_venues
 from adapters.sqlite_event_log import SqliteEventLog
-from adapters.venue_fees import with_fee_defaults
-from application.backtest import run_backtest
+from application.backtest import run_backtest, session_instruments
 from application.ports import Venue
 from application.replay import ReplayReport, replay_session
-from application.run_config import RunConfig
+from application.run_config import InstrumentSpecs, RunConfig
 from application.session_run import RunParameters, input_streams
 from domain.events import json_schemas
 
@@ -80,20 +80,42 @@ def simulated_venues(config: RunConfig) -> Mapping[str, Venue]:
     return build_simulated_venues(sorted(config.venues), venue_config)
 
 
-def load_run_config(path: Path) -> RunConfig:
+@dataclass(frozen=True)
+class ConfigSource:
+    """A run configuration read and parsed, validated when the run starts: a venue's fees default to the
+    input session's instrument specifications, known only then."""
+
+    raw: dict[str, Any]
+    where: str
+
+    def validate(self, instruments: InstrumentSpecs | None = None) -> RunConfig:
+        try:
+            return RunConfig.model_validate(self.raw, context={"instruments": instruments})
+        except ValueError as exc:
+            raise UserError(f"config {self.where}: {exc}") from exc
+
+
+def read_run_config(path: Path) -> ConfigSource:
     try:
         text = path.read_text()
     except OSError as exc:
         raise UserError(f"config {path}: {exc}") from exc
-    return parse_run_config(text, str(path), json_format=path.suffix == ".json")
+    return parse_config_source(text, str(path), json_format=path.suffix == ".json")
 
 
-def parse_run_config(text: str, where: str, *, json_format: bool = False) -> RunConfig:
+def parse_config_source(text: str, where: str, *, json_format: bool = False) -> ConfigSource:
     try:
         raw = json.loads(text) if json_format else tomllib.loads(text)
-        return RunConfig.model_validate(with_fee_defaults(raw))
-    except (ValueError, KeyError) as exc:
+    except ValueError as exc:  # JSONDecodeError and TOMLDecodeError both are
         raise UserError(f"config {where}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise UserError(f"config {where}: a run configuration is a table, not {type(raw).__name__}")
+    return ConfigSource(raw, where)
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """A configuration that needs no session: every venue sets its fees (a streaming worker, a test)."""
+    return read_run_config(path).validate()
 
 
 def import_files(args: argparse.Namespace) -> int:
@@ -148,12 +170,21 @@ def _import_with(
 
 def backtest(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
-    config = load_run_config(args.config)
+    config = read_run_config(args.config)
     with open_log(settings) as log:
         summary = _backtest(settings, log, args.session, config, args.backtest_id, args.out)
     print(json.dumps({k: v for k, v in summary.items() if k != "legs"}, indent=2))
+    print_fees(summary, sys.stderr)
     print_inventory(summary, sys.stderr)  # stdout stays one JSON document
     return 0
+
+
+def print_fees(summary: Mapping[str, Any], out: TextIO) -> None:
+    """The rates each venue charged, where they came from, and what the strategy priced its edge with."""
+    for venue, rates in summary["fee_rates"].items():
+        print(f"   {venue} charged maker {rates['maker_bps']} / taker {rates['taker_bps']} bps "
+              f"({rates['source']})", file=out)  # fmt: skip
+    print(f"   the strategy priced its edge with {summary['strategy_prices_edge_with']}", file=out)
 
 
 def print_inventory(summary: Mapping[str, Any], out: TextIO) -> None:
@@ -169,12 +200,16 @@ def print_inventory(summary: Mapping[str, Any], out: TextIO) -> None:
 
 
 def _backtest(
-    settings: Settings, log: SqliteEventLog, session: str, config: RunConfig, backtest_id: str | None,
+    settings: Settings, log: SqliteEventLog, session: str, source: ConfigSource, backtest_id: str | None,
     out: Path | None, progress: Callable[[int, str], Progress] = ProgressBar,
 ) -> dict[str, object]:  # fmt: skip
     if session not in log.sessions():
         raise UserError(f"no session {session!r} in {settings.event_log_path}; import one first")
-    parameters = RunParameters(session, input_streams(log, session), config)
+    streams = input_streams(log, session)
+    # Fees resolve here, from the session's InstrumentDefined events, and are recorded with the run's
+    # parameters: a replay charges what was resolved now.
+    config = source.validate(session_instruments(log, session, streams))
+    parameters = RunParameters(session, streams, config)
     session_id = backtest_id or f"{session}.bt-{parameters.config_hash}"
     total = sum(log.end_offset(session, s) for s in parameters.streams)
     bar = progress(total, f"backtest {session_id}")
@@ -264,14 +299,11 @@ def demo(args: argparse.Namespace) -> int:
     report = _import(settings, captures, "binance-btcusdt-20240808", "binance-ws", None, None)
     if report.bad_row_count:
         print(f"   {report.bad_row_count} rows refused, reported above by reason; counted, not hidden")
-    config = load_run_config(SAMPLES / "spread-demo.toml")
     print("== 2/3 backtest: cross-venue spread strategy, spot vs USD-M perpetual as two venues")
-    charged = ", ".join(f"{v} {f.maker_bps}/{f.taker_bps}" for v, f in sorted(config.venues.items()))
-    assumed = ", ".join(f"{v} {bps}" for v, bps in sorted(config.strategy.taker_fee_bps.items()))
-    print(f"   venues charge Binance's published VIP 0 fees, maker/taker bps: {charged};")
-    print(f"   the strategy prices its edge with taker bps {assumed} (a high tier), so that it trades")
     with open_log(settings) as log:
-        summary = _backtest(settings, log, "binance-btcusdt-20240808", config, None, None)
+        summary = _backtest(settings, log, "binance-btcusdt-20240808", read_run_config(SAMPLES / "spread-demo.toml"),
+                            None, None)  # fmt: skip
+        print_fees(summary, sys.stdout)
         print("== 3/3 replay --verify of the backtest session")
         replayed = _replay(log, str(summary["session_id"]))
     _print_replay(replayed)
@@ -290,5 +322,7 @@ def demo(args: argparse.Namespace) -> int:
     print("Dashboard of this session (live replay in the browser):")
     print(f"  CSE_HOME={home} cse project && CSE_HOME={home} cse api-key create --role admin")
     print(f"  CSE_HOME={home} cse serve   # then open, with the key printed above:")
-    print(f"  http://127.0.0.1:{settings.api_port}/dashboard?session={summary['session_id']}&speed=20#key=<key>")
+    print(
+        f"  http://127.0.0.1:{settings.api_port}/dashboard?session={summary['session_id']}&speed=20#key=<key>"
+    )
     return 0 if replayed.ok and replayed.replayed_digest == summary["digest"] else 1

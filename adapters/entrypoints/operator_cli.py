@@ -24,6 +24,7 @@ from typing import Any
 
 from adapters.entrypoints import commands
 from adapters.settings import Settings
+from application.backtest import session_instruments
 from application.operator_commands import (
     CommandRefused,
     append_operator_command,
@@ -129,12 +130,17 @@ def limits(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise commands.UserError(str(exc)) from None
     with _log(args) as log:
-        base = latest_limits(log, args.session) if args.session in log.sessions() else None
+        known = args.session in log.sessions()
+        base = latest_limits(log, args.session) if known else None
+        # The configuration is validated whole, its venues' fees defaulting to the session's instruments.
+        instruments = (
+            session_instruments(log, args.session, market_data_streams(log, args.session)) if known else None
+        )
     if base is None:
         if args.config is None:
             raise commands.UserError(f"session {args.session!r} has no earlier limits command: pass --config FILE, "
                                      "the run configuration whose [risk] limits this changes")  # fmt: skip
-        base = commands.load_run_config(args.config).risk
+        base = commands.read_run_config(args.config).validate(instruments).risk
     try:
         new = updated_limits(base, assignments)
     except ValueError as exc:

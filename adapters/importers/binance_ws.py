@@ -79,6 +79,19 @@ def venue_for(path: Path, feed: str | None) -> str:
 
 
 def instrument_for(path: Path) -> str:
+    """The instrument of a capture's REST snapshot (which names none): the one symbol of the combined-stream
+    messages among its first lines, else the file name before the date (`btcusd_perp_20240808.gz`)."""
+    symbols = set()
+    with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in islice(fh, FEED_PROBE_LINES):
+            try:
+                stream = json.loads(line.partition(" ")[2])["stream"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if isinstance(stream, str) and "@" in stream:
+                symbols.add(stream.partition("@")[0].upper())
+    if len(symbols) == 1:
+        return symbols.pop()
     name = path.name.split(".")[0]
     return re.sub(r"_\d{8}$", "", name).upper()
 

@@ -46,7 +46,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from adapters.importers.validation import refusal
-from adapters.instruments.catalog import InstrumentCatalog, load_catalog
+from adapters.instruments.catalog import InstrumentCatalog, UnknownInstrument, load_catalog
 from application.ports import EventLog, LogRecord
 from domain.events import (
     Envelope,
@@ -291,8 +291,8 @@ class ImportSink:
         self.report.files.append(self._file)
         try:
             parse(self, path)
-        except FileError:
-            raise
+        except (FileError, UnknownInstrument):
+            raise  # already one line naming the file
         except READ_ERRORS as exc:
             where = f" after line {self._line}" if self._line else ""
             raise FileError(path, f"cannot read{where}: {type(exc).__name__}: {one_line(exc)}") from exc

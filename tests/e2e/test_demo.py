@@ -32,6 +32,18 @@ def test_demo_backtests_and_replays_identically(tmp_path: Path) -> None:
     assert metrics["trades"] == len(metrics["round_trips"]) and metrics["end_inventory"]
     assert metrics["unhedged_exposure"]["BTC"]["gross_quantity"] != "0"
     assert "End inventory" in run.stdout and "performance_horizon" in run.stdout
+    # Fees: what each venue charged and where the rates come from, and that the strategy priced its edge
+    # with lower taker rates than charged (deliberately: the demo would not trade otherwise).
+    assert metrics["fee_rates"] == {
+        "binance-spot": {"maker_bps": "10", "taker_bps": "10", "source": "config"},
+        "binance-usdm": {"maker_bps": "2", "taker_bps": "5", "source": "config"},
+    }
+    assert metrics["strategy_prices_edge_with"] == (
+        "strategy.taker_fee_bps from the config, not the charged taker rates: "
+        "binance-spot 1 (charged 10), binance-usdm 1.7 (charged 5)"
+    )
+    assert "binance-usdm charged maker 2 / taker 5 bps (config)" in run.stdout
+    assert "the strategy priced its edge with strategy.taker_fee_bps from the config" in run.stdout
     assert metrics["input_events"] == 42_866  # 2 minutes of spot + USD-M messages, all imported, + 2 InstrumentDefined
     for name in ("report.html", "equity.png", "drawdown.png", "spread.png"):
         assert (report.parent / name).stat().st_size > 1000

@@ -21,6 +21,7 @@ from adapters.importers.binance_ws import import_binance_ws
 from adapters.importers.common import SESSION_STREAM, FileError, ImportRefused
 from adapters.importers.lean import import_lean_quotes
 from adapters.importers.tabular import PRESETS, import_preset, import_table
+from adapters.instruments.catalog import InstrumentCatalog, load_catalog
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import MissingInputData, run_backtest
 from application.ports import LogRecord
@@ -70,6 +71,17 @@ def holdings(log: SqliteEventLog) -> dict[str, dict[str, int]]:
     return {s: {name: log.end_offset(s, name) for name in log.streams(s)} for s in log.sessions()}
 
 
+def specified(tmp_path: Path, *venues: str) -> InstrumentCatalog:
+    """The shipped specifications plus BTCUSDT on each of `venues` (a user's own file, as `--instruments`)."""
+    spec = tmp_path / "venues-specs.toml"
+    spec.write_text("".join(
+        f'[[instrument]]\nvenue = "{v}"\ninstrument = "BTCUSDT"\nbase = "BTC"\nquote = "USDT"\nsettlement = "USDT"\n'
+        'kind = "spot"\ncontract_size = "1"\ntick_size = "0.01"\nlot_size = "0.00001"\nmin_notional = "5"\n'
+        'maker_fee_bps = "10"\ntaker_fee_bps = "10"\nsource = "test"\n\n' for v in venues
+    ))  # fmt: skip
+    return load_catalog([spec])
+
+
 def ws(log: SqliteEventLog, paths: list[Path], session: str = "s", **kw: object) -> int:
     return import_binance_ws(
         log, session, paths, code_version=version, echo=None, batch_size=500, **kw
@@ -95,11 +107,11 @@ def test_truncated_gzip_is_refused_whole_and_the_good_file_then_imports_once(
         FileError, match=rf"^{at(good)}: already imported into session 's' \(as btcusdt_20240808.gz"
     ):
         ws(log, [good])
-    assert holdings(log) == {"s": {"md.binance-spot.BTCUSDT": 3_000, SESSION_STREAM: 2}}
+    assert holdings(log) == {"s": {"md.binance-spot.BTCUSDT": 1 + 3_000, SESSION_STREAM: 2}}
     ids = Counter(
         decode(r.record.payload).envelope.event_id for r in log.read("s", "md.binance-spot.BTCUSDT")
     )
-    assert len(ids) == 3_000  # no record stored twice
+    assert len(ids) == 1 + 3_000  # no record stored twice
 
 
 def test_a_bad_later_file_rolls_back_the_earlier_files(tmp_path: Path, log: SqliteEventLog) -> None:
@@ -122,7 +134,7 @@ def test_a_renamed_copy_or_the_same_file_twice_is_refused(tmp_path: Path, log: S
         FileError, match=rf"^{at(copy)}: already imported into session 's' \(as btcusdt_20240808.gz, sha256 "
     ):
         ws(log, [copy])
-    assert holdings(log) == {"s": {"md.binance-spot.BTCUSDT": 500, SESSION_STREAM: 2}}
+    assert holdings(log) == {"s": {"md.binance-spot.BTCUSDT": 1 + 500, SESSION_STREAM: 2}}
     files_imported = decode(list(log.read("s", SESSION_STREAM))[1].record.payload)
     assert isinstance(files_imported, FilesImported)
     assert files_imported.files[0].name == "btcusdt_20240808.gz" and len(files_imported.files[0].sha256) == 64
@@ -214,8 +226,8 @@ def test_impossible_quotes_and_trades_are_refused_and_counted_by_reason(
         "binance-futures,BTCUSDT,0,3000,3,sell,100,0\n"
         "binance-futures,BTCUSDT,0,4000,4,sell,100,-0.1\n"
     )
-    q = import_table(log, "s", [quotes], columns=PRESETS["tardis-quotes"].columns, venue="v", code_version=version, echo=None)  # fmt: skip
-    t = import_table(log, "s", [trades], columns=PRESETS["tardis-trades"].columns, venue="v", code_version=version, echo=None)  # fmt: skip
+    q = import_table(log, "s", [quotes], columns=PRESETS["tardis-quotes"].columns, venue="v", code_version=version, echo=None, instruments=specified(tmp_path, "v"))  # fmt: skip
+    t = import_table(log, "s", [trades], columns=PRESETS["tardis-trades"].columns, venue="v", code_version=version, echo=None, instruments=specified(tmp_path, "v"))  # fmt: skip
     assert [(r.line, r.reason, r.detail) for r in q.bad_rows] == [
         (3, "price not positive", "bid_price=-100"),
         (4, "price not positive", "ask_price=0"),
@@ -263,7 +275,7 @@ def test_impossible_book_levels_are_refused(tmp_path: Path, log: SqliteEventLog)
         ticker + 1: ("size negative", "bid_size"),
         snapshot + 1: ("crossed snapshot", "best bid 101.5 >"),
     }
-    assert report.records == 37 and log.end_offset("s", "md.binance-spot.BTCUSDT") == 37
+    assert report.records == 37 and log.end_offset("s", "md.binance-spot.BTCUSDT") == 1 + 37
 
 
 def test_a_file_whose_every_row_is_refused_is_refused_whole(tmp_path: Path, log: SqliteEventLog) -> None:
@@ -287,14 +299,14 @@ def test_two_venues_under_one_venue_are_refused(tmp_path: Path, log: SqliteEvent
     usdm = head_gz(HFT / "usdm/btcusdt_20240808.gz", tmp_path / "usdm" / "btcusdt_20240808.gz", 1_000)
     message = rf"^{at(usdm)}: a binance-usdm file, but md.x.BTCUSDT already holds binance-spot data \(from {at(spot)}\)"
     with pytest.raises(FileError, match=message):
-        ws(log, [spot, usdm], venue="x")
+        ws(log, [spot, usdm], venue="x", instruments=specified(tmp_path, "x", "y"))
     assert holdings(log) == {}
-    ws(log, [spot], venue="x")  # the same across imports: the session records each file's feed
+    ws(log, [spot], venue="x", instruments=specified(tmp_path, "x", "y"))  # the same across imports: the session records each file's feed
     message = rf"^{at(usdm)}: a binance-usdm file, but md.x.BTCUSDT already holds binance-spot data \(from btcusdt_20240808.gz\)"
     with pytest.raises(FileError, match=message):
-        ws(log, [usdm], venue="x")
-    assert holdings(log) == {"s": {"md.x.BTCUSDT": 1_000, SESSION_STREAM: 2}}
-    assert ws(log, [usdm], venue="y") == 1_000  # under a venue name of its own
+        ws(log, [usdm], venue="x", instruments=specified(tmp_path, "x", "y"))
+    assert holdings(log) == {"s": {"md.x.BTCUSDT": 1 + 1_000, SESSION_STREAM: 2}}
+    assert ws(log, [usdm], venue="y", instruments=specified(tmp_path, "x", "y")) == 1_000  # under a venue name of its own
 
 
 def test_files_out_of_time_order_are_refused(tmp_path: Path, log: SqliteEventLog) -> None:
@@ -314,7 +326,7 @@ def test_files_out_of_time_order_are_refused(tmp_path: Path, log: SqliteEventLog
         ws(log, [day1])
     ws(log, [day1], session="ordered")
     ws(log, [day2], session="ordered")
-    assert holdings(log)["ordered"] == {"md.binance-spot.BTCUSDT": 600, SESSION_STREAM: 3}
+    assert holdings(log)["ordered"] == {"md.binance-spot.BTCUSDT": 1 + 600, SESSION_STREAM: 3}
 
 
 def test_a_capture_in_the_folder_of_another_feed_is_refused(tmp_path: Path, log: SqliteEventLog) -> None:
@@ -371,7 +383,7 @@ def test_backtest_refuses_a_session_lacking_a_venue_or_the_instrument(
     parameters = RunParameters("spot", market_data_streams(log, "spot"), config)
     with pytest.raises(
         MissingInputData,
-        match=r"^session 'spot' has no market data of BTCUSDT \(strategy.instrument\) on binance-usdm \(configured venues\); it has: md.binance-spot.BTCUSDT \(200 records\)$",
+        match=r"^session 'spot' has no market data of BTCUSDT \(strategy.instrument\) on binance-usdm \(configured venues\); it has: md.binance-spot.BTCUSDT \(201 records\)$",
     ):
         run_backtest(log, parameters, "bt", simulated_venues, "test")
     eth = RunConfig.model_validate(

@@ -281,7 +281,7 @@ def test_export_round_trip(tmp_path: Path, log: SqliteEventLog) -> None:
     import_binance_ws(log, "s", [HFT / "spot/btcusdt_20240808.gz"], code_version=version, echo=None)
     out = tmp_path / "s.parquet"
     rows = export_session(log, "s", out, chunk_rows=7_000)
-    assert rows == 41_251
+    assert rows == 41_252  # every line, the instrument's definition, SessionStarted and FilesImported
     frame = pl.read_parquet(out)
     assert frame.height == rows
     assert frame.group_by("type").len().sort("type").to_dicts() == [

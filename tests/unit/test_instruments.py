@@ -290,7 +290,9 @@ def test_a_backtest_refuses_a_session_without_instrument_definitions(tmp_path: P
                             sequence=0, event_time_ns=1, ingest_time_ns=1, source="test")  # fmt: skip
         quote = QuoteTick(envelope=envelope, venue="binance-spot", instrument="BTCUSDT", bid_price=D(1),
                           bid_size=D(1), ask_price=D(2), ask_size=D(1))  # fmt: skip
-        log.append("old", [LogRecord("md.binance-spot.BTCUSDT", "k", quote.type, 1, encode(quote))])
+        perp = quote.model_copy(update={"venue": "binance-usdm"})
+        log.append("old", [LogRecord("md.binance-spot.BTCUSDT", "k", quote.type, 1, encode(quote)),
+                           LogRecord("md.binance-usdm.BTCUSDT", "k", perp.type, 1, encode(perp))])  # fmt: skip
         parameters = RunParameters("old", market_data_streams(log, "old"), load_run_config(config))
         with pytest.raises(
             ValueError, match="md.binance-spot.BTCUSDT of session 'old' does not start with an"

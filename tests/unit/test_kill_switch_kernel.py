@@ -15,6 +15,7 @@ from domain.events import (
     EngageKillSwitch,
     Envelope,
     EventBase,
+    InstrumentDefined,
     KillSwitchEngaged,
     OrderAccepted,
     OrderCanceled,
@@ -54,8 +55,13 @@ def test_kill_switch_cancels_the_resting_order_at_the_venue_and_blocks_new_ones(
                           order_type=OrderType.LIMIT, time_in_force=TimeInForce.GTC, quantity=D("1"),
                           limit_price=D("99.80"))  # fmt: skip
 
+    # The venue trades only what the session defines (the first record of each market-data stream).
+    spec = InstrumentDefined(envelope=env(0), venue="A", instrument="BTCUSDT", base="BTC", quote="USDT",
+                             settlement="USDT", kind="spot", contract_size=D("1"), tick_size=D("0.01"),
+                             lot_size=D("0.00001"), min_notional=D("5"), maker_fee_bps=D("10"),
+                             taker_fee_bps=D("10"))  # fmt: skip
     resting = order(10)
-    kernel.feed_all([quote(0), resting, quote(50)])
+    kernel.feed_all([spec, quote(0), resting, quote(50)])
     assert any(isinstance(e, OrderAccepted) and e.order_id == resting.order_id for e in derived)
     kernel.feed(EngageKillSwitch(envelope=env(100), reason="desk closed", operator="alice"))
     late = order(110)

@@ -50,6 +50,7 @@ def quote(venue: str, bid: str, ask: str) -> QuoteTick:
 
 def test_two_entries_one_exit_fifo_with_fees() -> None:
     m = BacktestMetrics()
+    m.observe(defined("spot", "BTCUSDT", "spot", "1"))
     m.observe(fill(1, Side.BUY, "1", "100", "0.10"))
     m.observe(fill(2, Side.BUY, "1", "110", "0.11"))
     m.observe(fill(3, Side.SELL, "1.5", "120", "0.18"))
@@ -100,12 +101,21 @@ def test_the_edge_seen_at_fill_time_is_not_a_win() -> None:
 
 def test_unhedged_exposure_nets_venues_of_one_asset() -> None:
     m = BacktestMetrics()
+    m.observe(defined("spot", "BTCUSDT", "spot", "1"))
+    m.observe(defined("perp", "BTCUSDT", "linear", "1"))
     m.observe(quote("spot", "99", "101"))
     m.observe(quote("perp", "101", "103"))
     m.observe(fill(1, Side.SELL, "1", "100", "0", venue="spot"))
     m.observe(fill(1, Side.BUY, "0.75", "102", "0", venue="perp"))
     exposure = m.summary(D(1000))["unhedged_exposure"]
     assert exposure == {"BTC": {"net_quantity": "-0.25", "gross_quantity": "1.75", "net_notional": "-23.50"}}
+
+
+def test_an_instrument_without_definition_is_listed_under_its_own_name_not_guessed() -> None:
+    m = BacktestMetrics()
+    m.observe(fill(1, Side.BUY, "1", "100", "0", venue="spot"))
+    (row,) = m.summary(D(1000))["end_inventory"]
+    assert row["asset"] == "BTCUSDT"
 
 
 def defined(venue: str, instrument: str, kind: str, contract_size: str) -> InstrumentDefined:

@@ -380,8 +380,14 @@ def test_a_group_whose_other_legs_never_arrive_is_rejected_not_left_hanging() ->
 
 def test_walk_takes_levels_best_first_and_values_the_rest_beyond() -> None:
     levels = [(D("100.10"), D("1")), (D("100.20"), D("2")), (D("100.50"), D("5"))]
-    assert walk(levels, D("2.5"), D("101"))[0] == D("250.40")  # 1 x 100.10 + 1.5 x 100.20
+    assert walk(levels, D("2.5"), D("101"), Side.BUY) == (
+        D("250.40"),
+        D("100.20"),
+        "1 x 100.10 + 1.5 x 100.20",
+    )
     # 100.10 + 2 x 100.20 + 5 x 100.50 = 803.00 for 8, then 2 beyond the depth at 101: 1005.00
-    notional, how = walk(levels, D("10"), D("101"))
-    assert notional == D("1005.00")
+    walked = walk(levels, D("10"), D("101"), Side.BUY)
+    assert walked is not None
+    notional, last, how = walked
+    assert (notional, last) == (D("1005.00"), D("101"))
     assert how == "1 x 100.10 + 2 x 100.20 + 5 x 100.50 + 2 beyond the known depth x 101"

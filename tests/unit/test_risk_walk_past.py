@@ -405,7 +405,8 @@ def test_reduce_only_with_a_hyphen_is_an_error_listing_the_allowed_values() -> N
         ("risk", "max_drawdown_fraction", "1.5", r"risk\.max_drawdown_fraction"),
         ("strategy", "on_leg_failure", "flatten", r"(?s)strategy\.on_leg_failure.*'hedge' or 'unwind'"),
         ("strategy", "max_repair_attempts", 0, r"strategy\.max_repair_attempts"),
-        ("venues", "binance-spot", {"maker_bps": "0"}, r"venues\.binance-spot\.taker_bps"),
+        ("venues", "binance-spot", {"maker_bps": "0"}, r"venues\.binance-spot sets maker_bps only: set both"),
+        ("venues", "binance-spot", {"maker_bps": "0", "taker_bps": "-1"}, r"venues\.binance-spot\.taker_bps"),
         (None, "starting_equity", "0", "starting_equity"),
     ],
 )

@@ -421,14 +421,16 @@ def test_inverse_contract_fees_are_in_the_settlement_coin() -> None:
             tick_size=D("0.1"),
             lot_size=D(1),
             min_notional=D(0),
+            maker_fee_bps=D(2),
+            taker_fee_bps=D(5),
         )
     )
     venue.on_market(f.snapshot())
     out = venue.submit(f.order(T0, "2", Side.SELL))  # 2 contracts of 100 USD at 99.5
     assert legs(out) == [(D("99.5"), D("2"))]
     fill = fills(out)[0]
-    # value 2 x 100 / 99.5 = 2.010050251256 BTC (to 1e-12); binance-coinm is not in the default fee table: 10 bps
-    assert (fill.fee, fill.fee_currency) == (D("0.002010050251256"), "BTC")
+    # value 2 x 100 / 99.5 = 2.010050251256 BTC (to 1e-12); the specification's taker 5 bps of it, in BTC
+    assert (fill.fee, fill.fee_currency) == (D("0.001005025125628"), "BTC")
 
 
 def test_queue_model_is_chosen_in_the_run_configuration() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from domain.events import (
     EventBase,
+    InstrumentDefined,
     OrderCanceled,
     OrderExpired,
     OrderFilled,
@@ -237,6 +238,36 @@ def test_size_by_budget_rounded_down_to_step() -> None:
     out = h.quote("B", "100.30", "101.00")
     # 150 / 100.30 = 1.49551...; step 0.001 -> 1.495 (1.495 * 100.30 = 149.9485 <= 150 < 1.496 * 100.30)
     assert {o.quantity for o in orders_of(out)} == {D("1.495")}
+
+
+def _spec(venue: str, kind: str, contract_size: str) -> InstrumentDefined:
+    quote = "USD" if kind == "inverse" else "USDT"
+    return InstrumentDefined(envelope=Harness(make_config()).env(), venue=venue, instrument="BTC-USDT", base="BTC",
+                             quote=quote, settlement="BTC" if kind == "inverse" else quote, kind=kind,
+                             contract_size=D(contract_size), tick_size=D("0.01"), lot_size=D("1"),
+                             min_notional=D("0"), maker_fee_bps=D("2"), taker_fee_bps=D("5"))  # fmt: skip
+
+
+def test_budget_counts_inverse_contracts_at_their_face_value() -> None:
+    # Both venues inverse (COIN-M style, a contract is 100 USD): a budget of 1,050 USD is 10.5 contracts at
+    # any price -> 10 (price x contracts would have said 1050 / 60,300 = 0.017 contracts: nothing to trade).
+    h = Harness(make_config(max_notional_per_trade=D("1050"), max_order_quantity=D("50"), quantity_step=D("1"),
+                            min_size=D("1")))  # fmt: skip
+    h.feed(_spec("A", "inverse", "100"))
+    h.feed(_spec("B", "inverse", "100"))
+    h.quote("A", "59990", "60000", ask_size="50")
+    out = h.quote("B", "60300", "60310", bid_size="50")  # 50 bps over the ask
+    assert {o.quantity for o in orders_of(out)} == {D("10")}
+
+
+def test_budget_counts_linear_contract_size() -> None:
+    # A linear contract of 0.01 BTC on B at 100.30 is worth 1.003: 150 / 1.003 = 149.55 contracts; the spot
+    # buy leg on A allows 150 / 100.00 = 1.5 units, so the budget caps at 1.5 (same quantity on both legs).
+    h = Harness(make_config(max_notional_per_trade=D("150"), max_order_quantity=D("500")))
+    h.feed(_spec("B", "linear", "0.01"))
+    h.quote("A", "99.00", "100.00", ask_size="500")
+    out = h.quote("B", "100.30", "101.00", bid_size="500")
+    assert {o.quantity for o in orders_of(out)} == {D("1.5")}
 
 
 def test_budget_below_min_size_does_not_fire() -> None:
