@@ -22,6 +22,7 @@ from typing import Any
 from adapters.entrypoints.commands import code_version, open_log
 from adapters.entrypoints.service import Service, service
 from adapters.entrypoints.wiring import influx_config, projection_metrics, read_models_url
+from adapters.observability.logs import log_context
 from adapters.observability.metrics import CONSUMER_LAG
 from adapters.settings import Settings
 from application.ports import EventLog
@@ -58,13 +59,13 @@ async def follow(settings: Settings, args: argparse.Namespace) -> int:
 
 async def _run(svc: Service, stop: asyncio.Event, event_log: EventLog, tail: Any,
                projectors: list[TrackedProjection], interval: float, last_pass: list[float]) -> None:  # fmt: skip
-    passes = 0
     lag_at = 0.0
     while not stop.is_set():
         if tail is not None:
             await asyncio.to_thread(tail.poll, 5_000, min(interval, 1.0))
         projected = 0
         for session in event_log.sessions():
+            session_projected = projected
             for stream in projection_order(event_log.streams(session)):
                 end = event_log.end_offset(session, stream)
                 before = min(p.projected_through(session, stream) for p in projectors)
@@ -76,14 +77,14 @@ async def _run(svc: Service, stop: asyncio.Event, event_log: EventLog, tail: Any
                     if svc.tracing.enabled:
                         _trace_applied(svc, tail, session, stream, before, through)
                     tail.trim(session, stream, through)
+            if projected > session_projected:
+                with log_context(session_id=session):
+                    log.info("projected %d records", projected - session_projected)
         if tail is not None and time.monotonic() - lag_at >= LAG_EVERY_S:
             lag_at = time.monotonic()
             for (topic, partition), lag in (await asyncio.to_thread(tail.lag)).items():
                 CONSUMER_LAG.labels(tail.group, topic, str(partition)).set(lag)
         last_pass[0] = time.monotonic()
-        passes += 1
-        if projected:
-            log.info("projected %d records", projected, extra={"pass": passes})
         if tail is None or not projected:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval if tail is None else 0.05)

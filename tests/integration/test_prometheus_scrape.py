@@ -141,6 +141,8 @@ def test_worker_and_projector_are_scraped_follow_the_log_and_stop_on_sigterm(
             for service in (worker, projector):
                 assert service.terminate() == 0, service.output()[-3000:]
             assert "SIGTERM received" in projector.output()
+            lines = [json.loads(line) for line in projector.output().splitlines() if line.startswith("{")]
+            assert any(line.get("session_id") == "svc-1" and line["service"] == "projector" for line in lines)
         finally:
             worker.kill()
             projector.kill()
