@@ -20,9 +20,9 @@ from adapters.api.jobs import BacktestJobs
 from adapters.api.keys import KeyStore, Role
 from adapters.api.schema import schema
 from adapters.api.services import ApiServices
+from adapters.entrypoints.bootstrap import influx_config
 from adapters.entrypoints.commands import UserError, _backtest, code_version, open_log, parse_config_source
 from adapters.entrypoints.service import service
-from adapters.entrypoints.wiring import influx_config
 from adapters.log_feed import LogFeed
 from adapters.observability.api import ApiMetricsMiddleware, watch_subscriptions
 from adapters.observability.logs import logging_config

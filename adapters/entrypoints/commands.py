@@ -16,6 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
 
+from adapters.entrypoints.bootstrap import open_log, simulated_venues
 from adapters.entrypoints.progress import Progress, ProgressBar
 from adapters.html_report import write_report
 from adapters.importers.binance_ws import import_binance_ws
@@ -30,10 +31,8 @@ from adapters.instruments.catalog import (
 )
 from adapters.parquet_export import export_session
 from adapters.settings import Settings
-from adapters.simulated_venue import FeeSchedule, SimulatedVenueConfig, build_simulated_venues
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest, session_instruments
-from application.ports import Venue
 from application.replay import ReplayReport, replay_session
 from application.run_config import InstrumentSpecs, RunConfig
 from application.session_run import RunParameters, input_streams
@@ -63,21 +62,6 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return base
     return f"{base}+g{commit}"
-
-
-def open_log(settings: Settings) -> SqliteEventLog:
-    settings.event_log_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteEventLog(settings.event_log_path)
-
-
-def simulated_venues(config: RunConfig) -> Mapping[str, Venue]:
-    venue_config = SimulatedVenueConfig(
-        order_latency_ns=config.order_latency_ns,
-        response_latency_ns=config.response_latency_ns,
-        queue_model=config.queue_model,
-        fees={name: FeeSchedule(f.maker_bps, f.taker_bps) for name, f in config.venues.items()},
-    )
-    return build_simulated_venues(sorted(config.venues), venue_config)
 
 
 @dataclass(frozen=True)

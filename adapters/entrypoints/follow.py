@@ -19,9 +19,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from adapters.entrypoints.bootstrap import influx_config, projection_metrics, read_models_url
 from adapters.entrypoints.commands import code_version, open_log
 from adapters.entrypoints.service import Service, service
-from adapters.entrypoints.wiring import influx_config, projection_metrics, read_models_url
 from adapters.observability.logs import log_context
 from adapters.observability.metrics import CONSUMER_LAG
 from adapters.settings import Settings

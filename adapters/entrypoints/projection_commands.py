@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 from collections.abc import Iterator
 
+from adapters.entrypoints.bootstrap import influx_config, read_models_url
 from adapters.entrypoints.commands import UserError, open_log
-from adapters.entrypoints.wiring import influx_config, read_models_url
 from adapters.settings import Settings
 from application.ports import EventLog
 from projections.influx import TimeseriesProjector, project_to_influx

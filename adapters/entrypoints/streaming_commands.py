@@ -52,7 +52,7 @@ def _topics(settings: Settings, prefix: str | None) -> Any:
 def topics(args: argparse.Namespace) -> int:
     from confluent_kafka import KafkaException
 
-    from adapters.entrypoints.wiring import topic_config
+    from adapters.entrypoints.bootstrap import topic_config
     from streams.topics import create_topics, describe
 
     settings: Settings = args.settings
@@ -98,10 +98,10 @@ def worker(args: argparse.Namespace) -> int:
     cleanly on SIGTERM (offsets committed, the group left)."""
     import faust
 
+    from adapters.entrypoints.bootstrap import worker_app
     from adapters.entrypoints.service import service
     from adapters.observability.logs import logging_config
     from adapters.observability.worker import WorkerInstruments
-    from streams.app import build_app
 
     settings: Settings = args.settings
     config = commands.load_run_config(args.config)
@@ -110,11 +110,7 @@ def worker(args: argparse.Namespace) -> int:
     agents_alive = {"agents": lambda: not app.crashed and not any(a.crashed for a in app.agents.values())}
     with service("worker", settings, commands.code_version(), agents_alive) as svc:
         instruments = WorkerInstruments(svc.tracing, app_id, config.account)
-        app, _ = build_app(
-            config, commands.simulated_venues, settings.kafka_bootstrap, topics_, app_id=app_id,
-            code_version=commands.code_version(), instruments=instruments,
-            snapshot_every=settings.worker_snapshot_every, session_timeout_s=settings.worker_session_timeout_s,
-        )
+        app, _ = worker_app(settings, config, topics_, app_id, commands.code_version(), instruments)
         json_logs = settings.log_format == "json"
         worker_ = faust.Worker(app, loglevel=args.loglevel,
                                logging_config=logging_config("worker", settings.log_level, json_logs))  # fmt: skip

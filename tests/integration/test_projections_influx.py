@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.entrypoints.wiring import projection_metrics
+from adapters.entrypoints.bootstrap import projection_metrics
 from adapters.observability.metrics import PROJECTION_LAG as LAG
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog

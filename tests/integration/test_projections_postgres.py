@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.entrypoints.wiring import projection_metrics
+from adapters.entrypoints.bootstrap import projection_metrics
 from adapters.observability.metrics import PROJECTION_LAG as LAG
 from adapters.sqlite_event_log import SqliteEventLog
 from projections import handlers
