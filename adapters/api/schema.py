@@ -201,10 +201,12 @@ _AT = strawberry.argument(
 
 
 async def _command(info: Info, role: Role, what: str, session: str, at_ns: int | None,
-                   build: Any) -> CommandReceipt:  # fmt: skip
+                   build: Any, account: str | None = None) -> CommandReceipt:  # fmt: skip
     ctx = _ctx(info)
     principal = ctx.require(role, what)
     operator = f"api:{principal.name}"
+    if account is not None and not account.strip():
+        raise ApiError(f"{what}: account is empty; name the account, or leave it null for every account")
 
     def append() -> EventBase:
         with ctx.services.open_log() as log:
@@ -235,7 +237,7 @@ class Mutation:
     ) -> CommandReceipt:  # fmt: skip
         return await _command(info, Role.admin, "engageKillSwitch", session, at_ns,
                               lambda env, op: EngageKillSwitch(envelope=env, reason=reason, operator=op,
-                                                               account=account))  # fmt: skip
+                                                               account=account), account)  # fmt: skip
 
     @strawberry.mutation(
         description="Release the kill switch of a session, or of one account in it (admin); a global release"
@@ -247,7 +249,7 @@ class Mutation:
     ) -> CommandReceipt:  # fmt: skip
         return await _command(info, Role.admin, "releaseKillSwitch", session, at_ns,
                               lambda env, op: ReleaseKillSwitch(envelope=env, reason=reason, operator=op,
-                                                                account=account))  # fmt: skip
+                                                                account=account), account)  # fmt: skip
 
     @strawberry.mutation(
         description="Release a latched drawdown halt of a session, or of one account in it (admin); the"
@@ -259,7 +261,7 @@ class Mutation:
     ) -> CommandReceipt:  # fmt: skip
         return await _command(info, Role.admin, "releaseDrawdownHalt", session, at_ns,
                               lambda env, op: ReleaseDrawdownHalt(envelope=env, reason=reason, operator=op,
-                                                                  account=account))  # fmt: skip
+                                                                  account=account), account)  # fmt: skip
 
     @strawberry.mutation(
         description="Replace the risk limits of a session, or of one account in it (admin); `limits` holds"
@@ -273,7 +275,7 @@ class Mutation:
             return UpdateRiskLimits(envelope=env, limits=RiskLimits.model_validate(limits), operator=op,
                                     account=account)  # fmt: skip
 
-        return await _command(info, Role.admin, "updateRiskLimits", session, at_ns, build)
+        return await _command(info, Role.admin, "updateRiskLimits", session, at_ns, build, account)
 
     @strawberry.mutation(description="Start a strategy, of every account or of one (trader).")
     async def start_strategy(
@@ -282,7 +284,7 @@ class Mutation:
     ) -> CommandReceipt:  # fmt: skip
         return await _command(info, Role.trader, "startStrategy", session, at_ns,
                               lambda env, op: StartStrategy(envelope=env, strategy_id=strategy_id, operator=op,
-                                                            account=account))  # fmt: skip
+                                                            account=account), account)  # fmt: skip
 
     @strawberry.mutation(description="Stop a strategy, of every account or of one (trader).")
     async def stop_strategy(
@@ -291,7 +293,7 @@ class Mutation:
     ) -> CommandReceipt:  # fmt: skip
         return await _command(info, Role.trader, "stopStrategy", session, at_ns,
                               lambda env, op: StopStrategy(envelope=env, strategy_id=strategy_id, operator=op,
-                                                           account=account))  # fmt: skip
+                                                           account=account), account)  # fmt: skip
 
     @strawberry.mutation(description="Cancel an order (trader).")
     async def cancel_order(self, info: Info, session: str, order_id: str, venue: str, reason: str = "",

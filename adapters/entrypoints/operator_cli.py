@@ -224,6 +224,10 @@ def _say_unused_account(log: EventLog, session: str, account: str) -> None:
 
 
 def _send(args: argparse.Namespace, build: Any) -> int:
+    if args.account is not None and not args.account.strip():
+        raise commands.UserError(
+            "--account is empty: name the account, or leave --account out for every account"
+        )
     # The wall clock, here only: the time an operator command enters the log.
     time_ns = parse_time_ns(args.at) if args.at else time.time_ns()
     with _log(args) as log:

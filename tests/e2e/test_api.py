@@ -267,6 +267,14 @@ def test_a_dsn_password_never_appears_in_the_error(tmp_path: Path) -> None:
     assert "***" in run.stderr and "127.0.0.1:1" in run.stderr
 
 
+def test_an_empty_account_is_refused_clearly(server: Server) -> None:
+    body = server.post('mutation($s: String!) { stopStrategy(session: $s, strategyId: "x", account: " ") '
+                       "{ commandId } }", {"s": LIVE}, role="trader")  # fmt: skip
+    assert body["errors"][0]["message"] == (
+        "stopStrategy: account is empty; name the account, or leave it null for every account"
+    )
+
+
 def test_a_command_for_a_finished_run_is_refused_clearly(server: Server) -> None:
     body = server.post('mutation($s: String!) { engageKillSwitch(session: $s, reason: "r") { commandId } }',
                        {"s": SESSION}, role="admin")  # fmt: skip
