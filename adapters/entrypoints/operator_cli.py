@@ -93,9 +93,8 @@ def register(sub: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session", required=True, help="session the command goes to")
-    p.add_argument(
-        "--account", default=None, help="the account the command concerns (default: every account)"
-    )
+    p.add_argument("--account", default=None, type=_account_name,
+                   help="the account the command concerns (default: every account)")  # fmt: skip
     p.add_argument("--operator", default=None, help="who sends it (default: the OS user)")
     p.add_argument("--at", default=None, metavar="TIME",
                    help="event time: ISO 8601 (naive = UTC) or integer ns since the epoch (default: now)")  # fmt: skip
@@ -104,6 +103,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prefix", help="Kafka topic prefix with --sink kafka (default: $CSE_TOPIC_PREFIX or cse)"
     )
+
+
+def _account_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: name the account, or leave --account out for every account")
+    return text
 
 
 def parse_time_ns(text: str) -> int:
@@ -224,10 +229,6 @@ def _say_unused_account(log: EventLog, session: str, account: str) -> None:
 
 
 def _send(args: argparse.Namespace, build: Any) -> int:
-    if args.account is not None and not args.account.strip():
-        raise commands.UserError(
-            "--account is empty: name the account, or leave --account out for every account"
-        )
     # The wall clock, here only: the time an operator command enters the log.
     time_ns = parse_time_ns(args.at) if args.at else time.time_ns()
     with _log(args) as log:

@@ -102,16 +102,24 @@ def test_drawdown_release_keeps_reason_and_operator(live_home: Path) -> None:
         "reviewed", "alice", None, 10)  # fmt: skip
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["kill-switch", "engage", "--account", ""], "--account is empty: name the account"),
-    (["drawdown", "release", "--account", "  "], "--account is empty: name the account"),
-    (["limits", "set", "max_open_orders=2", "--account", "desk-2"],
-     "no earlier limits command for account 'desk-2': pass --config FILE"),
+def test_limits_for_an_account_without_earlier_limits_need_the_config(live_home: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    argv = ["limits", "set", "max_open_orders=2", "--account", "desk-2", "--session", "live", "--at", "10"]
+    assert main(["command", *argv]) == 2
+    assert "no earlier limits command for account 'desk-2': pass --config FILE" in capsys.readouterr().err
+    assert _logged(live_home) == []
+
+
+@pytest.mark.parametrize("argv", [
+    ["kill-switch", "engage"], ["drawdown", "release"], ["limits", "set", "max_open_orders=2"],
 ])  # fmt: skip
-def test_bad_account_commands_exit_2_and_store_nothing(live_home: Path, capsys: pytest.CaptureFixture[str],
-                                                       argv: list[str], message: str) -> None:  # fmt: skip
-    assert main(["command", *argv, "--session", "live", "--at", "10"]) == 2
-    assert message in capsys.readouterr().err
+@pytest.mark.parametrize("account", ["", "  "])
+def test_an_empty_account_exits_2_and_stores_nothing(live_home: Path, capsys: pytest.CaptureFixture[str],
+                                                     argv: list[str], account: str) -> None:  # fmt: skip
+    with pytest.raises(SystemExit) as exit_:
+        main(["command", *argv, "--account", account, "--session", "live", "--at", "10"])
+    assert exit_.value.code == 2
+    assert "argument --account: empty: name the account, or leave --account out" in capsys.readouterr().err
     assert _logged(live_home) == []
 
 
