@@ -225,7 +225,7 @@ async def _command(info: Info, role: Role, what: str, session: str, at_ns: int |
     except ValidationError as exc:
         raise ApiError(f"{what}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
     return CommandReceipt(command_id=str(command.envelope.event_id), session_id=session, type=command.type,
-                          sequence=command.envelope.sequence)  # fmt: skip
+                          sequence=command.envelope.sequence, account=account)  # fmt: skip
 
 
 @strawberry.type

@@ -153,11 +153,13 @@ def test_account_scoped_commands_carry_their_account_to_the_log(server: Server) 
     logged = {}
     for name, mutation in mutations.items():
         body = server.post(
-            f"mutation($s: String!) {{ {mutation} {{ sequence }} }}", {"s": LIVE}, role="admin"
+            f"mutation($s: String!) {{ {mutation} {{ sequence account }} }}", {"s": LIVE}, role="admin"
         )
+        receipt = body["data"][name]
         with SqliteEventLog(server.settings.event_log_path) as log:
-            stored = next(iter(log.read(LIVE, COMMANDS_STREAM, int(body["data"][name]["sequence"]))))
+            stored = next(iter(log.read(LIVE, COMMANDS_STREAM, int(receipt["sequence"]))))
         logged[name] = json.loads(stored.record.payload)["account"]
+        assert receipt["account"] == logged[name]  # the answer says the scope too
     assert logged == {"engageKillSwitch": "desk-2", "releaseDrawdownHalt": "desk-2", "updateRiskLimits": "desk-2",
                       "stopStrategy": "desk-2", "startStrategy": None}  # fmt: skip
 
