@@ -42,6 +42,7 @@ from application.operator_commands import (
 )
 from application.ports import EventLog
 from application.run_config import RunConfig
+from application.session_run import market_data_streams
 from domain.events import (
     EngageKillSwitch,
     Envelope,
