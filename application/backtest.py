@@ -155,9 +155,7 @@ def describe_fees(config: RunConfig) -> dict[str, Any]:
 def _require_instrument_definitions(log: EventLog, parameters: RunParameters) -> None:
     """Every market-data stream opens with its InstrumentDefined: without it the venue cannot check an order
     and the portfolio cannot account a fill, so a session imported without one is refused, not guessed."""
-    for stream in parameters.streams:
-        if not stream.startswith(MARKET_DATA_PREFIX):
-            continue  # operator commands are not market data
+    for stream in (s for s in parameters.streams if s.startswith(MARKET_DATA_PREFIX)):  # not `commands`
         first = next(iter(log.read(parameters.input_session, stream, 0)), None)
         if first is not None and first.record.event_type != "market.instrument_defined":
             raise ValueError(

@@ -38,7 +38,7 @@ from domain.events import (
     RiskCheckRejected,
     SpreadOpportunityDetected,
 )
-from domain.values import ZERO
+from domain.values import ZERO, canonical_amount
 
 MINUTE_NS = 60_000_000_000
 MINUTES_PER_YEAR = 365 * 24 * 60
@@ -60,11 +60,11 @@ class LegStats:
         filled = float(self.filled_quantity)
         return {
             "orders": self.orders,
-            "ordered_quantity": str(self.ordered_quantity),
-            "filled_quantity": str(self.filled_quantity),
+            "ordered_quantity": canonical_amount(self.ordered_quantity),
+            "filled_quantity": canonical_amount(self.filled_quantity),
             "fill_ratio": filled / float(self.ordered_quantity) if self.ordered_quantity else 0.0,
-            "notional": str(self.notional),
-            "fees": str(self.fees),
+            "notional": canonical_amount(self.notional),
+            "fees": canonical_amount(self.fees),
             "avg_slippage_bps": self.slippage_bps_weighted / filled if filled else 0.0,
         }
 
@@ -156,8 +156,8 @@ class BacktestMetrics:
             mark = self._mids.get((venue, instrument), lots[-1].price)
             base = self._in_base(venue, instrument, quantity, mark)
             rows.append({"venue": venue, "instrument": instrument, "asset": self._base(venue, instrument),
-                         "quantity": str(quantity), "base_quantity": str(base), "mark": str(mark),
-                         "notional": str(base * mark)})  # fmt: skip
+                         "quantity": canonical_amount(quantity), "base_quantity": canonical_amount(base), "mark": canonical_amount(mark),
+                         "notional": canonical_amount(base * mark)})  # fmt: skip
         return rows
 
     def summary(self, starting_equity: Decimal) -> dict[str, Any]:
@@ -170,21 +170,21 @@ class BacktestMetrics:
         inventory = self.end_inventory()
         sharpe, sortino, horizon = risk_adjusted(self.equity)
         return {
-            "starting_equity": str(starting_equity),
-            "final_equity": str(final),
-            "pnl": str(final - starting_equity),
-            "fees": str(self.fees),
+            "starting_equity": canonical_amount(starting_equity),
+            "final_equity": canonical_amount(final),
+            "pnl": canonical_amount(final - starting_equity),
+            "fees": canonical_amount(self.fees),
             "end_inventory": inventory,
             "unhedged_exposure": unhedged_exposure(inventory),
             "trades": len(trips),
             "hit_ratio": sum(1 for t in trips if t.pnl > 0) / len(trips) if trips else None,
-            "round_trip_pnl": str(realized),
-            "avg_pnl_per_trade": str(realized / len(trips)) if trips else None,
+            "round_trip_pnl": canonical_amount(realized),
+            "avg_pnl_per_trade": canonical_amount(realized / len(trips)) if trips else None,
             "sharpe_annualized": sharpe,
             "sortino_annualized": sortino,
             "performance_horizon": horizon,
             "max_drawdown_fraction": max_drawdown(self.equity),
-            "turnover": str(traded),
+            "turnover": canonical_amount(traded),
             "turnover_over_equity": float(traded / starting_equity) if starting_equity else 0.0,
             "opportunities": self.opportunities,
             "fill_ratio": float(filled / ordered) if ordered else 0.0,
@@ -206,7 +206,7 @@ def unhedged_exposure(inventory: Iterable[dict[str, str]]) -> dict[str, dict[str
         asset["net_quantity"] += quantity
         asset["gross_quantity"] += abs(quantity)
         asset["net_notional"] += notional
-    return {name: {k: str(v) for k, v in values.items()} for name, values in sorted(out.items())}
+    return {name: {k: canonical_amount(v) for k, v in values.items()} for name, values in sorted(out.items())}
 
 
 def drawdown_series(equity: Iterable[tuple[int, Decimal]]) -> list[float]:

@@ -70,13 +70,14 @@ def _check_target(log: EventLog, session_id: str, time_ns: int) -> None:
                                  "commands are merged by event time and must be appended in that order")  # fmt: skip
 
 
-def latest_limits(log: EventLog, session_id: str) -> RiskLimits | None:
-    """The limits of the session's last UpdateRiskLimits command, or None when it has none."""
+def latest_limits(log: EventLog, session_id: str, account: str | None = None) -> RiskLimits | None:
+    """The limits in force for `account` (None: the global ones) after the session's commands: those of the
+    last UpdateRiskLimits that applies to it (a global one applies to every account), or None when none does."""
     limits: RiskLimits | None = None
     for stored in log.read(session_id, COMMANDS_STREAM):
         if stored.record.event_type == _LIMITS:  # other commands are skipped without decoding
             event = decode(stored.record.payload)
-            if isinstance(event, UpdateRiskLimits):
+            if isinstance(event, UpdateRiskLimits) and event.account in (None, account):
                 limits = event.limits
     return limits
 

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
+from decimal import Decimal
 
 from domain.events import OrderFillEvent
-from domain.values import ZERO
+from domain.values import ZERO, canonical_amount, decimal_context
 
 ONE = Decimal(1)
-
-_CTX = Context(prec=34, rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)
@@ -49,9 +47,9 @@ class RoundTrip:
 
     def as_dict(self) -> dict[str, str | int]:
         return {"venue": self.venue, "instrument": self.instrument, "direction": self.direction,
-                "quantity": str(self.quantity), "entry_time_ns": self.entry_time_ns,
-                "exit_time_ns": self.exit_time_ns, "entry_price": f"{self.entry_price:f}",
-                "exit_price": str(self.exit_price), "fees": str(self.fees), "pnl": str(self.pnl)}  # fmt: skip
+                "quantity": canonical_amount(self.quantity), "entry_time_ns": self.entry_time_ns,
+                "exit_time_ns": self.exit_time_ns, "entry_price": canonical_amount(self.entry_price),
+                "exit_price": canonical_amount(self.exit_price), "fees": canonical_amount(self.fees), "pnl": canonical_amount(self.pnl)}  # fmt: skip
 
 
 @dataclass
@@ -73,7 +71,7 @@ class RoundTripBook:
     def add(self, fill: OrderFillEvent, fee: Decimal, contract_size: Decimal = ONE,
             inverse: bool = False) -> RoundTrip | None:  # fmt: skip
         """Match one fill (`fee` in the quote currency); returns the round trip it completed, if any."""
-        with localcontext(_CTX):
+        with decimal_context():
             return self._add(fill, fee, contract_size, inverse)
 
     def _add(

@@ -46,7 +46,6 @@ from domain.events import (
     BookSnapshot,
     EventBase,
     Level,
-    QuoteTick,
     derive_envelope,
 )
 
@@ -189,8 +188,6 @@ class SyncedBook:
     awaiting_first_delta: bool = True
     in_sync: bool = False
     has_snapshot: bool = False
-    top_of_book_only: bool = False
-    """Built from a QuoteTick (no L2 seen for this book): only the best level of each side is known."""
     deltas_applied: int = 0
     max_buffered: int = MAX_BUFFERED
     buffer: deque[BookDelta] = field(default_factory=deque)
@@ -295,10 +292,6 @@ class SyncedBook:
         return SyncOutcome(SyncStatus.APPLIED, replayed=replayed)
 
 
-L2Book = SyncedBook
-"""The former name, still used by `adapters/simulated_venue.py`."""
-
-
 @dataclass(slots=True)
 class BookState:
     books: dict[BookKey, SyncedBook] = field(default_factory=dict)
@@ -375,12 +368,6 @@ def _snapshot_problem(snapshot: BookSnapshot) -> tuple[OutOfSyncCause, str] | No
     if bids and asks and max(bids) >= min(asks):
         return OutOfSyncCause.CROSSED, f"crossed snapshot: best bid {max(bids)} >= best ask {min(asks)}"
     return None
-
-
-def check_snapshot(snapshot: BookSnapshot) -> str:
-    """Why a snapshot cannot be used ('' when it can)."""
-    problem = _snapshot_problem(snapshot)
-    return "" if problem is None else problem[1]
 
 
 _GAP = OutOfSyncCause.GAP
@@ -474,7 +461,6 @@ def apply_snapshot(book: SyncedBook, snapshot: BookSnapshot) -> None:
     book.awaiting_first_delta = True
     book.in_sync = True
     book.has_snapshot = True
-    book.top_of_book_only = False
 
 
 def apply_delta(book: SyncedBook, delta: BookDelta) -> None:
@@ -488,20 +474,6 @@ def apply_delta(book: SyncedBook, delta: BookDelta) -> None:
     book.applied_update_id = delta.final_update_id
     book.awaiting_first_delta = False
     book.deltas_applied += 1
-
-
-def apply_top_of_book(book: SyncedBook, quote: QuoteTick) -> bool:
-    """Make the book the quote's top of book (for venues without L2). False (unchanged) if the quote is
-    crossed or has a non-positive price."""
-    if quote.bid_price <= _ZERO or quote.ask_price <= _ZERO or quote.bid_price >= quote.ask_price:
-        return False
-    if quote.bid_size < _ZERO or quote.ask_size < _ZERO:
-        return False
-    book.bids.replace(((quote.bid_price, quote.bid_size),))
-    book.asks.replace(((quote.ask_price, quote.ask_size),))
-    book.top_of_book_only = True
-    book.in_sync = True
-    return True
 
 
 def mark_out_of_sync(state: BookState, venue: str, instrument: str) -> None:

@@ -23,6 +23,8 @@ from adapters.api.services import ApiServices
 from adapters.entrypoints.api_commands import build_services
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
+from application.ports import EventLog, LogRecord
+from domain.events import Envelope, SessionStarted, encode, input_event_id
 from projections.influx import TimeseriesProjector
 from projections.projector import project
 from projections.schema import make_engine, migrate
@@ -30,6 +32,9 @@ from projections.testing import build_sample_session
 from projections.timeseries_sqlite import SqlPointSink
 
 SESSION = "api-sample"
+LIVE = "api-live"
+"""A session still open (started, not ended): where the mutation tests send commands, since the sample
+session is a finished run and refuses them."""
 
 
 def project_embedded(settings: Settings, session: str) -> None:
@@ -44,11 +49,22 @@ def project_embedded(settings: Settings, session: str) -> None:
     asyncio.run(run())
 
 
+def open_live_session(log: EventLog, session: str = LIVE, time_ns: int = 1_700_000_000_000_000_000) -> None:
+    """Start `session` as a live one: its only record is its start marker."""
+    envelope = Envelope(event_id=input_event_id(session, "session", 0), session_id=session, sequence=0,
+                        event_time_ns=time_ns, ingest_time_ns=time_ns, source="test")  # fmt: skip
+    started = SessionStarted(
+        envelope=envelope, mode="live", config_hash="", model_hash="", code_version="test"
+    )
+    log.append(session, [LogRecord("session", session, started.type, time_ns, encode(started))])
+
+
 def sample_home(home: Path, orders: int = 20) -> Settings:
     settings = Settings(home=home)
     home.mkdir(parents=True, exist_ok=True)
     with SqliteEventLog(settings.event_log_path) as log:
         build_sample_session(log, SESSION, orders=orders)
+        open_live_session(log)
     project_embedded(settings, SESSION)
     return settings
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -49,13 +49,15 @@ from adapters.api.types import (
     log_event,
 )
 from application.audit import LogPosition, events_by_type
-from application.operator_commands import append_operator_command
+from application.command_timing import refuse_untimed_after_recorded_data
+from application.operator_commands import CommandRefused, append_operator_command
 from application.read_queries import OrderFilter
 from domain.events import (
     CancelOrder,
     EngageKillSwitch,
     Envelope,
     EventBase,
+    ReleaseDrawdownHalt,
     ReleaseKillSwitch,
     StartStrategy,
     StopStrategy,
@@ -191,81 +193,111 @@ class Query:
         return [_run(s) for s in _viewer(info).services.jobs.runs.values()]
 
 
-async def _command(info: Info, role: Role, what: str, session: str,
-                   build: Any) -> CommandReceipt:  # fmt: skip
+_ACCOUNT = strawberry.argument(description="The account the command concerns; null: every account.")
+_AT = strawberry.argument(
+    description="The command's event time (ns since the epoch); null: now. A recorded import needs it: a"
+    " command timed now would come after all its data."
+)
+
+
+async def _command(info: Info, role: Role, what: str, session: str, at_ns: int | None,
+                   build: Any, account: str | None = None) -> CommandReceipt:  # fmt: skip
     ctx = _ctx(info)
     principal = ctx.require(role, what)
     operator = f"api:{principal.name}"
+    if account is not None and not account.strip():
+        raise ApiError(f"{what}: account is empty; name the account, or leave it null for every account")
 
     def append() -> EventBase:
         with ctx.services.open_log() as log:
             if not log.streams(session):  # a mistyped id would otherwise start a session of its own
                 raise ApiError(f"{what}: no session {session!r} in the event log")
-            return append_operator_command(log, session, time.time_ns(), lambda env: build(env, operator))
+            # the wall clock, here only: the time a command sent without atNs enters the log
+            time_ns = time.time_ns() if at_ns is None else at_ns
+            if at_ns is None:
+                refuse_untimed_after_recorded_data(log, session, time_ns, "pass atNs")
+            return append_operator_command(log, session, time_ns, lambda env: build(env, operator))
 
     try:
         command = await asyncio.to_thread(append)
+    except CommandRefused as exc:
+        raise ApiError(f"{what}: {exc}") from exc
     except ValidationError as exc:
         raise ApiError(f"{what}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
     return CommandReceipt(command_id=str(command.envelope.event_id), session_id=session, type=command.type,
-                          sequence=command.envelope.sequence)  # fmt: skip
+                          sequence=command.envelope.sequence, account=account)  # fmt: skip
 
 
 @strawberry.type
 class Mutation:
-    @strawberry.mutation(description="Engage the kill switch of a session (admin).")
-    async def engage_kill_switch(self, info: Info, session: str, reason: str) -> CommandReceipt:
-        return await _command(
-            info,
-            Role.admin,
-            "engageKillSwitch",
-            session,
-            lambda env, op: EngageKillSwitch(envelope=env, reason=reason, operator=op),
-        )
-
-    @strawberry.mutation(description="Release the kill switch of a session (admin).")
-    async def release_kill_switch(self, info: Info, session: str, reason: str) -> CommandReceipt:
-        return await _command(
-            info,
-            Role.admin,
-            "releaseKillSwitch",
-            session,
-            lambda env, op: ReleaseKillSwitch(envelope=env, reason=reason, operator=op),
-        )
+    @strawberry.mutation(description="Engage the kill switch of a session, or of one account in it (admin).")
+    async def engage_kill_switch(
+        self, info: Info, session: str, reason: str,
+        account: Annotated[str | None, _ACCOUNT] = None, at_ns: Annotated[BigInt | None, _AT] = None,
+    ) -> CommandReceipt:  # fmt: skip
+        return await _command(info, Role.admin, "engageKillSwitch", session, at_ns,
+                              lambda env, op: EngageKillSwitch(envelope=env, reason=reason, operator=op,
+                                                               account=account), account)  # fmt: skip
 
     @strawberry.mutation(
-        description="Replace the risk limits of a session (admin); `limits` holds the fields of"
-        " the risk limits, missing ones keep their defaults."
+        description="Release the kill switch of a session, or of one account in it (admin); a global release"
+        " leaves an account's own switch engaged."
     )
-    async def update_risk_limits(self, info: Info, session: str, limits: JSON) -> CommandReceipt:
+    async def release_kill_switch(
+        self, info: Info, session: str, reason: str,
+        account: Annotated[str | None, _ACCOUNT] = None, at_ns: Annotated[BigInt | None, _AT] = None,
+    ) -> CommandReceipt:  # fmt: skip
+        return await _command(info, Role.admin, "releaseKillSwitch", session, at_ns,
+                              lambda env, op: ReleaseKillSwitch(envelope=env, reason=reason, operator=op,
+                                                                account=account), account)  # fmt: skip
+
+    @strawberry.mutation(
+        description="Release a latched drawdown halt of a session, or of one account in it (admin); the"
+        " drawdown is measured again from the equity at release."
+    )
+    async def release_drawdown_halt(
+        self, info: Info, session: str, reason: str,
+        account: Annotated[str | None, _ACCOUNT] = None, at_ns: Annotated[BigInt | None, _AT] = None,
+    ) -> CommandReceipt:  # fmt: skip
+        return await _command(info, Role.admin, "releaseDrawdownHalt", session, at_ns,
+                              lambda env, op: ReleaseDrawdownHalt(envelope=env, reason=reason, operator=op,
+                                                                  account=account), account)  # fmt: skip
+
+    @strawberry.mutation(
+        description="Replace the risk limits of a session, or of one account in it (admin); `limits` holds"
+        " the fields of the risk limits, missing ones keep their defaults."
+    )
+    async def update_risk_limits(
+        self, info: Info, session: str, limits: JSON,
+        account: Annotated[str | None, _ACCOUNT] = None, at_ns: Annotated[BigInt | None, _AT] = None,
+    ) -> CommandReceipt:  # fmt: skip
         def build(env: Envelope, op: str) -> EventBase:
-            return UpdateRiskLimits(envelope=env, limits=RiskLimits.model_validate(limits), operator=op)
+            return UpdateRiskLimits(envelope=env, limits=RiskLimits.model_validate(limits), operator=op,
+                                    account=account)  # fmt: skip
 
-        return await _command(info, Role.admin, "updateRiskLimits", session, build)
+        return await _command(info, Role.admin, "updateRiskLimits", session, at_ns, build, account)
 
-    @strawberry.mutation(description="Start a strategy (trader).")
-    async def start_strategy(self, info: Info, session: str, strategy_id: str) -> CommandReceipt:
-        return await _command(
-            info,
-            Role.trader,
-            "startStrategy",
-            session,
-            lambda env, op: StartStrategy(envelope=env, strategy_id=strategy_id, operator=op),
-        )
+    @strawberry.mutation(description="Start a strategy, of every account or of one (trader).")
+    async def start_strategy(
+        self, info: Info, session: str, strategy_id: str,
+        account: Annotated[str | None, _ACCOUNT] = None, at_ns: Annotated[BigInt | None, _AT] = None,
+    ) -> CommandReceipt:  # fmt: skip
+        return await _command(info, Role.trader, "startStrategy", session, at_ns,
+                              lambda env, op: StartStrategy(envelope=env, strategy_id=strategy_id, operator=op,
+                                                            account=account), account)  # fmt: skip
 
-    @strawberry.mutation(description="Stop a strategy (trader).")
-    async def stop_strategy(self, info: Info, session: str, strategy_id: str) -> CommandReceipt:
-        return await _command(
-            info,
-            Role.trader,
-            "stopStrategy",
-            session,
-            lambda env, op: StopStrategy(envelope=env, strategy_id=strategy_id, operator=op),
-        )
+    @strawberry.mutation(description="Stop a strategy, of every account or of one (trader).")
+    async def stop_strategy(
+        self, info: Info, session: str, strategy_id: str,
+        account: Annotated[str | None, _ACCOUNT] = None, at_ns: Annotated[BigInt | None, _AT] = None,
+    ) -> CommandReceipt:  # fmt: skip
+        return await _command(info, Role.trader, "stopStrategy", session, at_ns,
+                              lambda env, op: StopStrategy(envelope=env, strategy_id=strategy_id, operator=op,
+                                                           account=account), account)  # fmt: skip
 
     @strawberry.mutation(description="Cancel an order (trader).")
-    async def cancel_order(self, info: Info, session: str, order_id: str, venue: str,
-                           reason: str = "") -> CommandReceipt:  # fmt: skip
+    async def cancel_order(self, info: Info, session: str, order_id: str, venue: str, reason: str = "",
+                           at_ns: Annotated[BigInt | None, _AT] = None) -> CommandReceipt:  # fmt: skip
         try:
             oid = uuid.UUID(order_id)
         except ValueError as exc:
@@ -275,6 +307,7 @@ class Mutation:
             Role.trader,
             "cancelOrder",
             session,
+            at_ns,
             lambda env, _: CancelOrder(envelope=env, order_id=oid, venue=venue, reason=reason),
         )
 
@@ -308,7 +341,7 @@ LIVE_FIELDS: dict[str, LiveFilter] = {
     "fills": LiveFilter(("order.partially_filled", "order.filled")),
     "equity": LiveFilter(("portfolio.*",)),
     "risk": LiveFilter(("risk.*", "command.engage_kill_switch", "command.release_kill_switch",
-                        "command.update_risk_limits")),
+                        "command.release_drawdown_halt", "command.update_risk_limits")),
 }  # fmt: skip
 """The subscription fields served by the fan-out hub (adapters.api.hub), not by strawberry's executor."""
 

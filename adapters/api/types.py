@@ -287,6 +287,10 @@ class CommandReceipt:
     session_id: str
     type: str
     sequence: BigInt
+    account: str | None = strawberry.field(
+        default=None,
+        description="The account the command concerns; null: every account (or none, for a cancel).",
+    )
 
 
 @strawberry.type

@@ -1,12 +1,18 @@
 """`cse command ...`: operator commands into a session's `commands` stream (embedded log or Kafka topic).
 
     cse command kill-switch engage|release --session S [--reason R]
+    cse command drawdown release --session S [--reason R]
     cse command strategy start|stop ID --session S
     cse command limits set KEY=VALUE... --session S [--config FILE]
 
-Common options: `--operator` (default: the OS user), `--at TIME` (the command's event time: ISO 8601, a
-naive time is UTC, or integer nanoseconds since the epoch; default now), `--sink embedded|kafka`. Each
-prints the command's id. All go through `application.operator_commands.append_operator_command`.
+Common options: `--account NAME` (the command concerns that account only; default every account),
+`--operator` (default: the OS user), `--at TIME` (the command's event time: ISO 8601, a naive time is UTC,
+or integer nanoseconds since the epoch; default now), `--sink embedded|kafka`. Each prints the command's id.
+All go through `application.operator_commands.append_operator_command`.
+
+An account is free text in the events (a run's account comes from its configuration, which may be written
+after the command), so any name is accepted; a name that no recorded run of the session uses is said on
+stderr, since risk will ignore the command in those runs.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import getpass
 import json
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +32,7 @@ from typing import Any
 from adapters.entrypoints import commands
 from adapters.settings import Settings
 from application.backtest import session_instruments
+from application.command_timing import refuse_untimed_after_recorded_data
 from application.operator_commands import (
     CommandRefused,
     append_operator_command,
@@ -33,11 +41,13 @@ from application.operator_commands import (
     updated_limits,
 )
 from application.ports import EventLog
+from application.run_config import RunConfig
 from application.session_run import market_data_streams
 from domain.events import (
     EngageKillSwitch,
     Envelope,
     EventBase,
+    ReleaseDrawdownHalt,
     ReleaseKillSwitch,
     SessionStarted,
     StartStrategy,
@@ -51,8 +61,8 @@ _FRACTION = re.compile(r"\.(\d{1,9})")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("command", help="operator commands (kill switch, strategy start/stop, risk limits) "
-                                       "into a session")  # fmt: skip
+    p = sub.add_parser("command", help="operator commands (kill switch, drawdown halt release, strategy "
+                                       "start/stop, risk limits) into a session")  # fmt: skip
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
 
     k = kinds.add_parser("kill-switch", help="engage or release the kill switch")
@@ -60,6 +70,12 @@ def register(sub: Any) -> None:
     k.add_argument("--reason", default="", help="why (kept in the event)")
     _common(k)
     k.set_defaults(handler=kill_switch)
+
+    k = kinds.add_parser("drawdown", help="release a latched drawdown halt")
+    k.add_argument("action", choices=["release"])
+    k.add_argument("--reason", default="", help="why (kept in the event)")
+    _common(k)
+    k.set_defaults(handler=drawdown)
 
     k = kinds.add_parser("strategy", help="start or stop a strategy by its strategy_id")
     k.add_argument("action", choices=["start", "stop"])
@@ -79,6 +95,8 @@ def register(sub: Any) -> None:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session", required=True, help="session the command goes to")
+    p.add_argument("--account", default=None, type=_account_name,
+                   help="the account the command concerns (default: every account)")  # fmt: skip
     p.add_argument("--operator", default=None, help="who sends it (default: the OS user)")
     p.add_argument("--at", default=None, metavar="TIME",
                    help="event time: ISO 8601 (naive = UTC) or integer ns since the epoch (default: now)")  # fmt: skip
@@ -87,6 +105,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--prefix", help="Kafka topic prefix with --sink kafka (default: $CSE_TOPIC_PREFIX or cse)"
     )
+
+
+def _account_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: name the account, or leave --account out for every account")
+    return text
 
 
 def parse_time_ns(text: str) -> int:
@@ -109,12 +133,19 @@ def parse_time_ns(text: str) -> int:
 
 def kill_switch(args: argparse.Namespace) -> int:
     kind = EngageKillSwitch if args.action == "engage" else ReleaseKillSwitch
-    return _send(args, lambda env: kind(envelope=env, reason=args.reason, operator=_operator(args)))
+    return _send(args, lambda env: kind(envelope=env, reason=args.reason, operator=_operator(args),
+                                        account=args.account))  # fmt: skip
+
+
+def drawdown(args: argparse.Namespace) -> int:
+    return _send(args, lambda env: ReleaseDrawdownHalt(envelope=env, reason=args.reason, operator=_operator(args),
+                                                       account=args.account))  # fmt: skip
 
 
 def strategy(args: argparse.Namespace) -> int:
     kind = StartStrategy if args.action == "start" else StopStrategy
-    return _send(args, lambda env: kind(envelope=env, strategy_id=args.strategy_id, operator=_operator(args)))
+    return _send(args, lambda env: kind(envelope=env, strategy_id=args.strategy_id, operator=_operator(args),
+                                        account=args.account))  # fmt: skip
 
 
 def limits(args: argparse.Namespace) -> int:
@@ -131,21 +162,23 @@ def limits(args: argparse.Namespace) -> int:
         raise commands.UserError(str(exc)) from None
     with _log(args) as log:
         known = args.session in log.sessions()
-        base = latest_limits(log, args.session) if known else None
+        base = latest_limits(log, args.session, args.account) if known else None
         # The configuration is validated whole, its venues' fees defaulting to the session's instruments.
         instruments = (
             session_instruments(log, args.session, market_data_streams(log, args.session)) if known else None
         )
     if base is None:
         if args.config is None:
-            raise commands.UserError(f"session {args.session!r} has no earlier limits command: pass --config FILE, "
-                                     "the run configuration whose [risk] limits this changes")  # fmt: skip
+            scope = f"for account {args.account!r}" if args.account else "for every account"
+            raise commands.UserError(f"session {args.session!r} has no earlier limits command {scope}: pass "
+                                     "--config FILE, the run configuration whose [risk] limits this changes")  # fmt: skip
         base = commands.read_run_config(args.config).validate(instruments).risk
     try:
         new = updated_limits(base, assignments)
     except ValueError as exc:
         raise commands.UserError(str(exc)) from None
-    return _send(args, lambda env: UpdateRiskLimits(envelope=env, limits=new, operator=_operator(args)))
+    return _send(args, lambda env: UpdateRiskLimits(envelope=env, limits=new, operator=_operator(args),
+                                                    account=args.account))  # fmt: skip
 
 
 def _operator(args: argparse.Namespace) -> str:
@@ -175,31 +208,47 @@ def _log(args: argparse.Namespace) -> Iterator[EventLog]:
             yield log
 
 
-def _refuse_now_after_recorded_data(log: EventLog, session: str, now_ns: int) -> None:
-    """Without --at a command is timed now: for a recorded import that is after all its data, where it would
-    change nothing in a run over it (the usual slip is a forgotten --at)."""
-    markers = [decode(s.record.payload) for s in log.read(session, "session")]
-    if not any(isinstance(m, SessionStarted) and m.mode == "import" for m in markers):
-        return
-    ends = [stored.record.event_time_ns for stream in market_data_streams(log, session)
-            for stored in log.read(session, stream, max(log.end_offset(session, stream) - 1, 0))]  # fmt: skip
-    if ends and max(ends) < now_ns:
-        raise commands.UserError(f"session {session!r} is a recorded import whose market data ends at {max(ends)} "
-                                 "ns: a command timed now would come after all of it; pass --at TIME")  # fmt: skip
+def _run_accounts(log: EventLog, session: str) -> set[str]:
+    """The accounts of the recorded runs over `session` (their configurations, from each run's start)."""
+    accounts: set[str] = set()
+    for run in log.sessions():
+        first = next(iter(log.read(run, "session", 0)), None)
+        started = decode(first.record.payload) if first else None
+        if isinstance(started, SessionStarted) and started.mode == "backtest":
+            # read as plain JSON: an older run's configuration need not pass today's validation
+            parameters = json.loads(started.parameters)
+            if parameters.get("input_session") == session:
+                accounts.add(
+                    str(
+                        parameters.get("config", {}).get("account", RunConfig.model_fields["account"].default)
+                    )
+                )
+    return accounts
+
+
+def _say_unused_account(log: EventLog, session: str, account: str) -> None:
+    """Risk ignores a command for an account a run does not trade: say so when no recorded run uses it."""
+    used = _run_accounts(log, session)
+    if used and account not in used:
+        print(f"note: no recorded run of session {session!r} uses account {account!r} (runs use: "
+              f"{', '.join(sorted(used))}); the command is stored and applies only to runs of that account",
+              file=sys.stderr)  # fmt: skip
 
 
 def _send(args: argparse.Namespace, build: Any) -> int:
     # The wall clock, here only: the time an operator command enters the log.
     time_ns = parse_time_ns(args.at) if args.at else time.time_ns()
     with _log(args) as log:
-        if not args.at:
-            _refuse_now_after_recorded_data(log, args.session, time_ns)
         try:
+            if not args.at:
+                refuse_untimed_after_recorded_data(log, args.session, time_ns, "pass --at TIME")
             command: EventBase = append_operator_command(log, args.session, time_ns, build)
         except CommandRefused as exc:
             raise commands.UserError(str(exc)) from None
+        if args.account is not None and args.sink == "embedded":  # on Kafka, listing runs scans every topic
+            _say_unused_account(log, args.session, args.account)
     envelope: Envelope = command.envelope
     print(json.dumps({"command_id": str(envelope.event_id), "type": command.type, "session": args.session,
-                      "sequence": envelope.sequence, "event_time_ns": envelope.event_time_ns,
-                      "sink": args.sink}))  # fmt: skip
+                      "account": args.account, "sequence": envelope.sequence,
+                      "event_time_ns": envelope.event_time_ns, "sink": args.sink}))  # fmt: skip
     return 0

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.sqlite_event_log import SqliteEventLog
 from application.operator_commands import COMMANDS_STREAM
-from tests.api_support import SESSION, Server, WsClient, project_embedded, running_server, sample_home
+from tests.api_support import LIVE, SESSION, Server, WsClient, project_embedded, running_server, sample_home
 
 REPLAY = """subscription($s: String!, $speed: Float, $types: [String!]) {
   events(session: $s, replaySpeed: $speed, types: $types) { stream offset type eventTimeNs eventId }
@@ -74,14 +74,14 @@ def test_follow_delivers_appended_records_once_to_every_follower_with_one_execut
     query = "subscription($s: String!) { risk(session: $s) { type data } }"
     clients = [WsClient(server.url, server.keys["viewer"]) for _ in range(4)]
     for c in clients:
-        c.subscribe("k", query, {"s": SESSION})
+        c.subscribe("k", query, {"s": LIVE})
     hub = server.app.state.hub
     import time
 
     time.sleep(0.5)  # the followers are registered and positioned at the end of the log
     before = hub.executions
     receipt = server.post('mutation($s: String!) { engageKillSwitch(session: $s, reason: "test") { commandId } }',
-                          {"s": SESSION}, role="admin")  # fmt: skip
+                          {"s": LIVE}, role="admin")  # fmt: skip
     command_id = receipt["data"]["engageKillSwitch"]["commandId"]
     for c in clients:
         m = c.recv()
@@ -112,13 +112,16 @@ def test_follow_delivers_appended_records_once_to_every_follower_with_one_execut
         ("trader", 'releaseKillSwitch(session: $s, reason: "r") { commandId }', False),
         ("trader", "updateRiskLimits(session: $s, limits: {max_open_orders: 3}) { commandId }", False),
         ("admin", 'releaseKillSwitch(session: $s, reason: "r") { commandId }', True),
+        ("trader", 'releaseDrawdownHalt(session: $s, reason: "r") { commandId }', False),
+        ("admin", 'releaseDrawdownHalt(session: $s, reason: "r", account: "a") { commandId }', True),
+        ("trader", 'engageKillSwitch(session: $s, reason: "r", account: "a") { commandId }', False),
         (None, 'stopStrategy(session: $s, strategyId: "spread") { commandId }', False),
     ],
 )
 def test_each_role_check_refuses_what_it_must(
     server: Server, role: str | None, mutation: str, allowed: bool
 ) -> None:
-    body = server.post(f"mutation($s: String!) {{ {mutation} }}", {"s": SESSION}, role=role)
+    body = server.post(f"mutation($s: String!) {{ {mutation} }}", {"s": LIVE}, role=role)
     if allowed:
         assert "errors" not in body, body
     else:
@@ -139,27 +142,60 @@ def test_queries_and_subscriptions_refuse_without_a_key(server: Server) -> None:
     client.close()
 
 
+def test_account_scoped_commands_carry_their_account_to_the_log(server: Server) -> None:
+    mutations = {
+        "engageKillSwitch": 'engageKillSwitch(session: $s, reason: "r", account: "desk-2")',
+        "releaseDrawdownHalt": 'releaseDrawdownHalt(session: $s, reason: "r", account: "desk-2")',
+        "updateRiskLimits": 'updateRiskLimits(session: $s, limits: {max_open_orders: 3}, account: "desk-2")',
+        "stopStrategy": 'stopStrategy(session: $s, strategyId: "spread", account: "desk-2")',
+        "startStrategy": 'startStrategy(session: $s, strategyId: "spread")',
+    }
+    logged = {}
+    for name, mutation in mutations.items():
+        body = server.post(
+            f"mutation($s: String!) {{ {mutation} {{ sequence account }} }}", {"s": LIVE}, role="admin"
+        )
+        receipt = body["data"][name]
+        with SqliteEventLog(server.settings.event_log_path) as log:
+            stored = next(iter(log.read(LIVE, COMMANDS_STREAM, int(receipt["sequence"]))))
+        logged[name] = json.loads(stored.record.payload)["account"]
+        assert receipt["account"] == logged[name]  # the answer says the scope too
+    assert logged == {"engageKillSwitch": "desk-2", "releaseDrawdownHalt": "desk-2", "updateRiskLimits": "desk-2",
+                      "stopStrategy": "desk-2", "startStrategy": None}  # fmt: skip
+
+
+def test_a_command_timed_before_the_last_one_is_refused_clearly(server: Server) -> None:
+    body = server.post('mutation($s: String!) { engageKillSwitch(session: $s, reason: "r") { commandId } }',
+                       {"s": LIVE}, role="admin")  # fmt: skip
+    assert "errors" not in body, body
+    body = server.post('mutation($s: String!) { engageKillSwitch(session: $s, reason: "r", atNs: "1") { commandId } }',
+                       {"s": LIVE}, role="admin")  # fmt: skip
+    message = body["errors"][0]["message"]
+    assert message.startswith("engageKillSwitch: event time 1 is before the session's last command"), message
+
+
 def test_update_risk_limits_refuses_bad_limits_clearly(server: Server) -> None:
     body = server.post("mutation($s: String!) { updateRiskLimits(session: $s, limits: {max_open_orders: \"many\"}) "
-                       "{ commandId } }", {"s": SESSION}, role="admin")  # fmt: skip
+                       "{ commandId } }", {"s": LIVE}, role="admin")  # fmt: skip
     message = body["errors"][0]["message"]
     assert message.startswith("updateRiskLimits") and "max_open_orders" in message, message
 
 
 def test_mutation_command_is_on_the_log_and_in_the_read_model_after_projection(server: Server) -> None:
     body = server.post('mutation($s: String!) { engageKillSwitch(session: $s, reason: "from the API") '
-                       "{ commandId type sequence } }", {"s": SESSION}, role="admin")  # fmt: skip
+                       "{ commandId type sequence } }", {"s": LIVE}, role="admin")  # fmt: skip
     receipt = body["data"]["engageKillSwitch"]
     with SqliteEventLog(server.settings.event_log_path) as log:
-        stored = list(log.read(SESSION, COMMANDS_STREAM, int(receipt["sequence"])))
+        stored = list(log.read(LIVE, COMMANDS_STREAM, int(receipt["sequence"])))
     logged = json.loads(stored[0].record.payload)
     assert logged["envelope"]["event_id"] == receipt["commandId"]
     assert logged["type"] == "command.engage_kill_switch" and logged["reason"] == "from the API"
     assert logged["operator"] == "api:test-admin"
     # the read models follow the log, never the API: after `cse project` the command's events are projected
-    project_embedded(server.settings, SESSION)
+    # (its effect through a run: tests/e2e/test_api_kill_switch_run.py)
+    project_embedded(server.settings, LIVE)
     page = server.post('query($s: String!) { events(session: $s, types: ["command.*"], first: 100) '
-                       "{ edges { node { eventId type } } } }", {"s": SESSION})  # fmt: skip
+                       "{ edges { node { eventId type } } } }", {"s": LIVE})  # fmt: skip
     assert receipt["commandId"] in [e["node"]["eventId"] for e in page["data"]["events"]["edges"]]
 
 
@@ -231,6 +267,20 @@ def test_a_dsn_password_never_appears_in_the_error(tmp_path: Path) -> None:
     assert run.returncode == 2, run.stdout + run.stderr
     assert "s3cret-pw" not in run.stdout + run.stderr
     assert "***" in run.stderr and "127.0.0.1:1" in run.stderr
+
+
+def test_an_empty_account_is_refused_clearly(server: Server) -> None:
+    body = server.post('mutation($s: String!) { stopStrategy(session: $s, strategyId: "x", account: " ") '
+                       "{ commandId } }", {"s": LIVE}, role="trader")  # fmt: skip
+    assert body["errors"][0]["message"] == (
+        "stopStrategy: account is empty; name the account, or leave it null for every account"
+    )
+
+
+def test_a_command_for_a_finished_run_is_refused_clearly(server: Server) -> None:
+    body = server.post('mutation($s: String!) { engageKillSwitch(session: $s, reason: "r") { commandId } }',
+                       {"s": SESSION}, role="admin")  # fmt: skip
+    assert body["errors"][0]["message"].startswith("engageKillSwitch: session 'api-sample' is a finished run")
 
 
 def test_a_command_for_an_unknown_session_is_refused_and_stores_nothing(server: Server) -> None:

@@ -16,7 +16,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
 
 from adapters.sqlite_event_log import SqliteEventLog
-from tests.api_support import SESSION, running_server, sample_home
+from tests.api_support import LIVE, SESSION, running_server, sample_home
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -67,12 +67,19 @@ def test_dashboard_shows_a_replayed_session(tmp_path: Path) -> None:
             }
             WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "positions").text != "")
             WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "admin").is_displayed())
+            driver.save_screenshot(str(tmp_path / "dashboard.png"))
+            # a finished run takes no command: the button says why
+            driver.find_element("id", "kill").click()
+            WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "kill-result").text != "")
+            refused = driver.find_element("id", "kill-result").text
+            # on a live session the button appends the admin's command
+            driver.get(f"{server.url}/dashboard?session={LIVE}#key={server.keys['admin']}")
+            WebDriverWait(driver, 10).until(lambda d: d.find_element("id", "admin").is_displayed())
             driver.find_element("id", "kill").click()
             WebDriverWait(driver, 10).until(
                 lambda d: d.find_element("id", "kill-result").text.startswith("command ")
             )
             command_id = driver.find_element("id", "kill-result").text.removeprefix("command ")
-            driver.save_screenshot(str(tmp_path / "dashboard.png"))
         finally:
             driver.quit()
     assert text["status"] == "replay complete"
@@ -80,8 +87,10 @@ def test_dashboard_shows_a_replayed_session(tmp_path: Path) -> None:
     assert int(text["spread-count"]) == expected["spreads"] > 0
     assert Decimal(text["equity"]) == Decimal(expected["equity"])
     assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    assert refused.startswith(f"engageKillSwitch: session '{SESSION}' is a finished run"), refused
     with SqliteEventLog(settings.event_log_path) as log:  # the button appended the admin's command to the log
-        logged = [json.loads(s.record.payload) for s in log.read(SESSION, "commands")]
+        assert log.end_offset(SESSION, "commands") == 0
+        logged = [json.loads(s.record.payload) for s in log.read(LIVE, "commands")]
     assert [(c["type"], c["envelope"]["event_id"]) for c in logged][-1:] == [
         ("command.engage_kill_switch", command_id)
     ]

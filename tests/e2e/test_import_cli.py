@@ -72,7 +72,7 @@ def test_truncated_capture_then_the_good_one_twice(tmp_path: Path, cse: Cse) -> 
     assert f"{SPOT} (binance-spot): 41249 records, 0 rows refused" in run.stdout
     line = cse.refused("import", SPOT, "--session", "s")
     assert line.startswith(f"cse import: {SPOT}: already imported into session 's' (as btcusdt_20240808.gz")
-    assert cse.holdings() == {"s": {"md.binance-spot.BTCUSDT": 41_249, "session": 2}}
+    assert cse.holdings() == {"s": {"md.binance-spot.BTCUSDT": 1 + 41_249, "session": 2}}
 
 
 @pytest.mark.parametrize(
@@ -102,14 +102,19 @@ def test_impossible_rows_are_counted_by_reason_and_the_rest_imported(tmp_path: P
         "x,BTCUSDT,1,2000,1,101,-100,1\nx,BTCUSDT,1,3000,1,101,0,1\n"  # negative, zero price
         "x,BTCUSDT,1,4000,1,99,100,1\nx,BTCUSDT,1,5000,-1,101,100,1\n"  # crossed, negative size
     )  # fmt: skip
-    run = cse("import", path, "--session", "q", "--format", "tardis-quotes", "--venue", "v")
+    specs = tmp_path / "specs.toml"  # venue "v" is the user's own: specified in a file of theirs
+    specs.write_text('[[instrument]]\nvenue = "v"\ninstrument = "BTCUSDT"\nbase = "BTC"\nquote = "USDT"\n'
+                     'settlement = "USDT"\nkind = "spot"\ncontract_size = "1"\ntick_size = "0.01"\n'
+                     'lot_size = "0.00001"\nmin_notional = "5"\nmaker_fee_bps = "10"\ntaker_fee_bps = "10"\n'
+                     'source = "test"\n')  # fmt: skip
+    run = cse("import", path, "--session", "q", "--format", "tardis-quotes", "--venue", "v", "--instruments", specs)
     assert run.returncode == 0, run.stderr
     assert (
         f"{path} (x): 1 records, 4 rows refused; 2 x price not positive; 1 x crossed quote; 1 x size negative"
         in run.stdout
     )
     assert f"refused row {path}, line 5: crossed quote: bid 100 > ask 99" in run.stdout
-    assert cse.holdings() == {"q": {"md.v.BTCUSDT.quotes": 1, "session": 2}}
+    assert cse.holdings() == {"q": {"md.v.BTCUSDT.quotes": 1 + 1, "session": 2}}  # definition + the good row
 
 
 def test_two_venues_under_one_venue_are_refused(tmp_path: Path, cse: Cse) -> None:
@@ -134,7 +139,7 @@ def test_backtest_refuses_a_session_without_its_venues_data(tmp_path: Path, cse:
         "backtest", "--session", "spot", "--config", ROOT / "deploy" / "samples" / "spread-demo.toml"
     )
     assert line == ("cse backtest: session 'spot' has no market data of BTCUSDT (strategy.instrument) on binance-usdm"
-                    " (configured venues); it has: md.binance-spot.BTCUSDT (2,000 records)")  # fmt: skip
+                    " (configured venues); it has: md.binance-spot.BTCUSDT (2,001 records)")  # fmt: skip
     assert list(cse.holdings()) == ["spot"]
 
 
@@ -155,6 +160,6 @@ def test_an_import_killed_midway_leaves_the_session_as_it_was(cse: Cse) -> None:
     assert proc.poll() is None, "the import ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert cse.holdings() == before == {"s": {"md.binance-spot.BTCUSDT": 41_249, "session": 2}}
+    assert cse.holdings() == before == {"s": {"md.binance-spot.BTCUSDT": 1 + 41_249, "session": 2}}
     assert cse("import", USDM, "--session", "s").returncode == 0  # and the import can simply be run again
-    assert cse.holdings()["s"]["md.binance-usdm.BTCUSDT"] == 93_954
+    assert cse.holdings()["s"]["md.binance-usdm.BTCUSDT"] == 1 + 93_954

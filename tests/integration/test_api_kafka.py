@@ -28,7 +28,7 @@ from streams.kafka_event_log import KafkaEventLog
 from streams.live_feed import KafkaFeed
 from streams.record import record_session
 from streams.topics import TopicConfig, Topics, create_topics
-from tests.api_support import SESSION, WsClient, project_embedded, running_server
+from tests.api_support import LIVE, SESSION, WsClient, open_live_session, project_embedded, running_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -47,6 +47,8 @@ def test_kafka_fed_subscriptions(tmp_path: Path) -> None:
         recorded = sorted((s.record.event_time_ns, stream, s.offset, s.record.event_type)
                           for stream in log.streams(SESSION) for s in log.read(SESSION, stream))  # fmt: skip
     project_embedded(settings, SESSION)
+    with KafkaEventLog(BOOTSTRAP, topics) as kafka:  # commands go to a live session (the sample is finished)
+        open_live_session(kafka)
 
     @contextlib.contextmanager
     def kafka_log() -> Iterator[EventLog]:
@@ -67,11 +69,11 @@ def test_kafka_fed_subscriptions(tmp_path: Path) -> None:
 
         follower = WsClient(server.url, server.keys["viewer"])
         follower.subscribe(
-            "k", "subscription($s: String!) { risk(session: $s) { type eventId } }", {"s": SESSION}
+            "k", "subscription($s: String!) { risk(session: $s) { type eventId } }", {"s": LIVE}
         )
         time.sleep(3)  # the consumer is assigned at the end of every partition
         receipt = server.post('mutation($s: String!) { engageKillSwitch(session: $s, reason: "kafka") { commandId } }',
-                              {"s": SESSION}, role="admin")["data"]["engageKillSwitch"]  # fmt: skip
+                              {"s": LIVE}, role="admin")["data"]["engageKillSwitch"]  # fmt: skip
         message = follower.recv()
         follower.close()
     assert message["type"] == "next"

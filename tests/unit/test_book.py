@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.book import BookDecider, BookState, L2Book, best_ask, best_bid, depth, is_crossed, mid
+from domain.book import BookDecider, BookState, SyncedBook, best_ask, best_bid, depth, is_crossed, mid
 from domain.events import BookDelta, BookResyncNeeded, BookSnapshot, Envelope, EventBase, input_event_id
 
 pytestmark = pytest.mark.unit
@@ -48,7 +48,7 @@ def run(decider: BookDecider, state: BookState, event: EventBase) -> list[EventB
     return derived
 
 
-def the_book(state: BookState) -> L2Book:
+def the_book(state: BookState) -> SyncedBook:
     book = state.book(VENUE, SYMBOL)
     assert book is not None
     return book

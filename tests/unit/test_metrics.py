@@ -67,7 +67,7 @@ def test_two_entries_one_exit_fifo_with_fees() -> None:
     summary = m.summary(D(1000))
     assert summary["trades"] == 1 and summary["hit_ratio"] == 1.0 and summary["round_trip_pnl"] == "24.665"
     assert summary["end_inventory"] == [{"venue": "spot", "instrument": "BTCUSDT", "asset": "BTC", "quantity": "0.5",
-                                         "base_quantity": "0.5", "mark": "100", "notional": "50.0"}]  # fmt: skip
+                                         "base_quantity": "0.5", "mark": "100", "notional": "50"}]  # fmt: skip
     m.observe(fill(4, Side.SELL, "0.5", "100", "0.05"))
     last = m.round_trips.trips[-1]
     assert last.fees == D("0.105") and last.pnl == D("-5.105")  # (100 - 110) * 0.5 - (0.055 + 0.05)
@@ -108,7 +108,7 @@ def test_unhedged_exposure_nets_venues_of_one_asset() -> None:
     m.observe(fill(1, Side.SELL, "1", "100", "0", venue="spot"))
     m.observe(fill(1, Side.BUY, "0.75", "102", "0", venue="perp"))
     exposure = m.summary(D(1000))["unhedged_exposure"]
-    assert exposure == {"BTC": {"net_quantity": "-0.25", "gross_quantity": "1.75", "net_notional": "-23.50"}}
+    assert exposure == {"BTC": {"net_quantity": "-0.25", "gross_quantity": "1.75", "net_notional": "-23.5"}}
 
 
 def test_an_instrument_without_definition_is_listed_under_its_own_name_not_guessed() -> None:
@@ -147,7 +147,7 @@ def test_linear_contract_size_scales_pnl_and_inventory() -> None:
     m.observe(fill_of("um", "BTCUSDT", 1, Side.SELL, "1000", "100", "0"))
     m.observe(fill_of("um", "BTCUSDT", 2, Side.BUY, "400", "90", "0"))
     assert m.round_trips.trips[0].pnl == D(4)  # 400 contracts = 0.4 BTC short, 10 USD a BTC
-    assert m.end_inventory()[0]["base_quantity"] == "-0.600"
+    assert m.end_inventory()[0]["base_quantity"] == "-0.6"
 
 
 def test_rejections_are_broken_down_by_rule() -> None:
