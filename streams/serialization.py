@@ -4,7 +4,9 @@ Headers (all ASCII bytes):
 - `cse-type`, `cse-schema-version`: the event type and its schema version (routing without parsing JSON);
 - `traceparent`: W3C trace context. Without an incoming context it is derived deterministically from the
   event: trace id = correlation id (or the event id for a root input), parent/span id = first 16 hex digits
-  of the event id; flags 01. So one causal chain is one trace, and a replay yields the same headers;
+  of the event id; flags 01. So one causal chain is one trace, and a replay yields the same headers. With
+  tracing on (`CSE_OTLP_ENDPOINT`), a hop that publishes writes its own span instead (`with_traceparent`), so
+  the next hop's span is its child (same trace id; `adapters/observability/tracing.py`);
 - `cse-session`, `cse-stream`, `cse-offset`, `cse-log-key`, `cse-time-ns`, `cse-event-id`: the event-log
   position of the record (session, log stream, offset within that stream, the log's key, event time), which
   lets `KafkaEventLog.read` return exactly what the SQLite log would, and lets consumers drop duplicates.
