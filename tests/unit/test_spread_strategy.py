@@ -380,3 +380,55 @@ def test_config_validation() -> None:
         make_config(taker_fee_bps={"A": D("1"), "B": D("1")})
     with pytest.raises(ValueError, match="distinct"):
         make_config(venues=("A", "A"))
+
+
+# ---------------------------------------------------------------- convergence exit
+
+
+def held_spread(h: Harness, filled: str = "2") -> None:
+    """Bought on A at 100.00 and sold on B at 100.30, both legs filled `filled`: long A, short B."""
+    h.quote("A", "99.00", "100.00")
+    buy, sell = orders_of(h.quote("B", "100.30", "101.00"))
+    h.fill(buy, filled, final=True)
+    h.fill(sell, filled, final=True)
+    assert h.state.inventory == {"A": D(filled), "B": -D(filled)}
+
+
+@pytest.mark.parametrize(("a_bid", "fires"), [("99.90", False), ("99.9001", True), ("99.95", True)])
+def test_exit_closes_the_held_spread_strictly_above_the_exit_edge(a_bid: str, fires: bool) -> None:
+    # Closing sells on A (long) and buys on B (short). With B at 99.00 / 100.00, the gross edge is
+    # (bid_A - 100.00) / 100.00 * 10_000 bps; net = gross - 10 (A) - 10 (B) must be > -30: bid_A > 99.90.
+    h = Harness(make_config(exit_edge_bps=D("-30")))
+    held_spread(h)
+    h.quote("B", "99.00", "100.00")
+    out = h.quote("A", a_bid, "100.50")
+    assert bool(out) is fires
+    if fires:
+        signal, buy, sell = out
+        assert isinstance(signal, SpreadOpportunityDetected) and (signal.buy_venue, signal.sell_venue) == (
+            "B",
+            "A",
+        )
+        assert isinstance(buy, PlaceOrder) and isinstance(sell, PlaceOrder)
+        assert (buy.venue, buy.side, buy.limit_price, buy.quantity) == ("B", Side.BUY, D("100.00"), D("2"))
+        assert (sell.venue, sell.side, sell.limit_price, sell.quantity) == ("A", Side.SELL, D(a_bid), D("2"))
+
+
+def test_exit_is_capped_at_what_is_held_and_flattens_the_inventory() -> None:
+    h = Harness(make_config(exit_edge_bps=D("-30")))
+    held_spread(h, filled="1.5")
+    h.quote("B", "99.00", "100.00")
+    _, buy, sell = h.quote("A", "99.95", "100.50")
+    assert isinstance(buy, PlaceOrder) and isinstance(sell, PlaceOrder)
+    assert buy.quantity == sell.quantity == D("1.5")  # sizes 5, max order 2, held 1.5
+    h.fill(buy, "1.5", final=True)
+    h.fill(sell, "1.5", final=True)
+    assert h.state.inventory == {"A": D("0"), "B": D("0")}
+    assert h.quote("A", "99.95", "100.50") == []  # nothing held: no exit, and no entry at these prices
+
+
+def test_without_exit_edge_nothing_held_is_ever_closed() -> None:
+    h = Harness(make_config())
+    held_spread(h)
+    h.quote("B", "99.00", "100.00")
+    assert h.quote("A", "99.99", "100.50") == []  # closing costs 1 + 20 bps of fees: only exit_edge_bps may
