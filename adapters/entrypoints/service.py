@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from prometheus_client import disable_created_metrics
 
+from adapters.entrypoints.commands import UserError
 from adapters.observability.http import Health, OpsServer
 from adapters.observability.logs import configure_logging
 from adapters.observability.metrics import BUILD_INFO
@@ -56,7 +57,11 @@ def service(name: str, settings: Settings, version: str,
     BUILD_INFO.info({"service": name, "version": version})
     tracing = Tracing.configure(name, settings.otlp_endpoint, settings.trace_sample_ratio)
     health = Health(name, dict(checks or {}))
-    server = OpsServer(health, settings.metrics_host, settings.metrics_port).start()
+    try:
+        server = OpsServer(health, settings.metrics_host, settings.metrics_port).start()
+    except OSError as exc:  # e.g. a second service on this host with the same port
+        raise UserError(f"{name}: cannot serve /metrics on {settings.metrics_host}:{settings.metrics_port}"
+                        f" ({exc.strerror or exc}); set CSE_METRICS_PORT to a free port, or 0 for any") from exc
     log.info("%s %s started: metrics on http://%s:%d/metrics, tracing %s", name, version, server.host,
              server.port, "on" if tracing.enabled else "off")  # fmt: skip
     try:

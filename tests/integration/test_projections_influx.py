@@ -94,7 +94,8 @@ async def test_points_written_and_read_back(
     assert await projector.project_session(SESSION) == log.count(SESSION)
     db = config.database
     for venue in ("binance", "okx"):
-        quotes = log.count(SESSION, f"md.{venue}.BTCUSDT")
+        stream = log.read(SESSION, f"md.{venue}.BTCUSDT")  # opens with the instrument's definition
+        quotes = sum(1 for stored in stream if stored.record.event_type == "market.quote")
         assert await _count(client, db, "mid", f"WHERE venue = '{venue}' AND session = '{SESSION}'") == quotes
     derived = [r.record for r in log.read(SESSION, "derived")]
     trades = {r.payload for r in derived if r.event_type in ("order.filled", "order.partially_filled")}
@@ -106,7 +107,7 @@ async def test_points_written_and_read_back(
     signals = sum(r.event_type == "signal.spread_opportunity" for r in derived)
     assert await _count(client, db, "signals") == signals
     # Values survive the trip: the first quote's mid.
-    first = next(log.read(SESSION, "md.binance.BTCUSDT"))
+    first = next(r for r in log.read(SESSION, "md.binance.BTCUSDT") if r.record.event_type == "market.quote")
     series = await client.query(
         db, f"SELECT mid FROM mid WHERE venue = 'binance' AND time = {first.record.event_time_ns}"
     )

@@ -76,7 +76,8 @@ class Worker:
 
     def __init__(self, topics: Topics, app_id: str, log_path: Path) -> None:
         env = {**os.environ, "CSE_KAFKA_BOOTSTRAP": BOOTSTRAP, "CSE_TOPIC_PREFIX": topics.prefix,
-               "CSE_WORKER_SESSION_TIMEOUT_S": SESSION_TIMEOUT_S, "PYTHONUNBUFFERED": "1"}  # fmt: skip
+               "CSE_WORKER_SESSION_TIMEOUT_S": SESSION_TIMEOUT_S, "PYTHONUNBUFFERED": "1",
+               "CSE_METRICS_PORT": "0"}  # fmt: skip  # two workers on one host: any free port each
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen([CSE, "worker", "--config", str(CONFIG), "--prefix", topics.prefix,
