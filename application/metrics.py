@@ -42,6 +42,8 @@ from domain.values import ZERO, canonical_amount
 
 MINUTE_NS = 60_000_000_000
 MINUTES_PER_YEAR = 365 * 24 * 60
+AVERAGE_QUANTUM = Decimal("1e-8")
+"""An average (PnL per trade) is a division: shown to 8 places (half even), not to 34 digits."""
 MIN_RETURNS = 60
 """One-minute returns needed before a Sharpe/Sortino is reported (an hour): fewer say nothing annualisable."""
 
@@ -179,7 +181,9 @@ class BacktestMetrics:
             "trades": len(trips),
             "hit_ratio": sum(1 for t in trips if t.pnl > 0) / len(trips) if trips else None,
             "round_trip_pnl": canonical_amount(realized),
-            "avg_pnl_per_trade": canonical_amount(realized / len(trips)) if trips else None,
+            "avg_pnl_per_trade": canonical_amount((realized / len(trips)).quantize(AVERAGE_QUANTUM))
+            if trips
+            else None,
             "sharpe_annualized": sharpe,
             "sortino_annualized": sortino,
             "performance_horizon": horizon,
