@@ -83,8 +83,6 @@ class _Market:
 
     spec: InstrumentDefined | None = None
     book: SyncedBook | None = None
-    book_time_ns: int = -1
-    """Receive time of the last change applied to the book."""
     quote: QuoteTick | None = None
 
     def fallback_reason(self) -> str:
@@ -97,9 +95,7 @@ class _Market:
             return FALLBACK_OUT_OF_SYNC
         if quote is None:
             return ""
-        if quote.venue_update_id is not None:  # the exchange's own ordering: ids, not clocks
-            return FALLBACK_STALE if quote.venue_update_id > book.applied_update_id else ""
-        return FALLBACK_STALE if quote.envelope.event_time_ns > self.book_time_ns else ""
+        return FALLBACK_STALE if book.behind(quote) else ""
 
     def levels(self, bids: bool, reason: str) -> Iterator[Level]:
         """The side's recorded liquidity, best first, as the venue holds it: the L2 book; with a fallback
@@ -401,7 +397,6 @@ class SimulatedVenue:
             return True  # matching falls back to the ticker from now on
         if status is not SyncStatus.APPLIED:
             return False
-        market.book_time_ns = event.envelope.event_time_ns
         return True
 
     def _match_resting(self, cause: EventBase, at_ns: int) -> None:

@@ -46,6 +46,7 @@ from domain.events import (
     BookSnapshot,
     EventBase,
     Level,
+    QuoteTick,
     derive_envelope,
 )
 
@@ -185,6 +186,8 @@ class SyncedBook:
     asks: BookSide = field(default_factory=lambda: BookSide(is_bid=False))
     applied_update_id: int = 0
     """Final update id of the last applied snapshot or delta."""
+    applied_time_ns: int = -1
+    """Event time of the snapshot or delta whose `apply` last moved `applied_update_id`."""
     awaiting_first_delta: bool = True
     in_sync: bool = False
     has_snapshot: bool = False
@@ -206,9 +209,21 @@ class SyncedBook:
 
     def apply(self, event: BookSnapshot | BookDelta, on_applied: AppliedHook | None = None) -> SyncOutcome:
         """Fold one snapshot or delta into the book under the sync rules."""
+        before = self.applied_update_id
         if isinstance(event, BookDelta):
-            return self._apply_delta(event, on_applied)
-        return self._apply_snapshot(event, on_applied)
+            outcome = self._apply_delta(event, on_applied)
+        else:
+            outcome = self._apply_snapshot(event, on_applied)
+        if self.applied_update_id != before:
+            self.applied_time_ns = event.envelope.event_time_ns
+        return outcome
+
+    def behind(self, quote: QuoteTick) -> bool:
+        """Whether `quote` (the exchange's top of book) shows a later state than this book has applied: by
+        the exchange's update ids when the quote carries one (ids, not clocks), else by event time."""
+        if quote.venue_update_id is not None:
+            return quote.venue_update_id > self.applied_update_id
+        return quote.envelope.event_time_ns > self.applied_time_ns
 
     def check(self, event: BookSnapshot | BookDelta) -> SyncOutcome:
         """What `apply(event)` would return, without changing the book (for a decider's `decide`)."""

@@ -158,8 +158,6 @@ class RiskState:
     the L2 book cannot be used."""
     books: dict[BookKey, SyncedBook] = field(default_factory=dict)
     """L2 books (of the instruments risk keeps books for) that market orders are walked on."""
-    book_times: dict[BookKey, int] = field(default_factory=dict)
-    """Event time of the last snapshot/delta applied to each book (freshness against quotes without an id)."""
     specs: dict[Key, InstrumentDefined] = field(default_factory=dict)
     """Instrument specifications as they flowed (first record of each market-data stream)."""
     orders: dict[uuid.UUID, PlaceOrder] = field(default_factory=dict)
@@ -427,10 +425,7 @@ class RiskDecider:
         book = state.books.get(key)
         if book is None:
             book = state.books[key] = SyncedBook(event.venue, event.instrument)
-        before = book.applied_update_id
         book.apply(event)
-        if book.applied_update_id != before:
-            state.book_times[key] = event.envelope.event_time_ns
 
     def _apply_order(self, state: RiskState, order: PlaceOrder) -> None:
         state.orders.setdefault(order.order_id, order)
@@ -635,11 +630,7 @@ def _walkable_book(state: RiskState, key: Key) -> tuple[SyncedBook | None, str]:
     quote = state.quotes.get(key)
     if quote is None:
         return book, ""
-    if quote.venue_update_id is not None:  # the exchange's own ordering: ids, not clocks
-        fresh = quote.venue_update_id <= book.applied_update_id
-    else:
-        fresh = quote.envelope.event_time_ns <= state.book_times.get(key, -1)
-    if not fresh:
+    if book.behind(quote):
         return None, f"L2 book at update {book.applied_update_id} older than the quote"
     return book, ""
 

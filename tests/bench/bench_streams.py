@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO))
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+from docs_section import write_section  # noqa: E402  (this folder: the script's own)
 
 from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues  # noqa: E402
 from adapters.importers.binance_ws import import_binance_ws  # noqa: E402
@@ -390,12 +391,7 @@ def main() -> None:
     text = render(r, command.strip())
     print(text)
     if not args.no_docs:
-        doc = DOCS.read_text()
-        if START in doc:
-            doc = doc[: doc.index(START)] + text + doc[doc.index(END) + len(END) :]
-        else:
-            doc = doc.rstrip("\n") + "\n\n## Kafka path\n\n" + text + "\n"
-        DOCS.write_text(doc)
+        write_section(DOCS, text, START, END, "Kafka path")
 
 
 if __name__ == "__main__":

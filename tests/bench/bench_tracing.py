@@ -29,6 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "bench")]
 
+from docs_section import write_section  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 
 from adapters.entrypoints.commands import load_run_config, simulated_venues  # noqa: E402
@@ -106,12 +107,7 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_docs:
-        doc = DOCS.read_text()
-        if START in doc:
-            doc = doc[: doc.index(START)] + text + doc[doc.index(END) + len(END) :]
-        else:
-            doc = doc.rstrip("\n") + "\n\n## Tracing overhead\n\n" + text + "\n"
-        DOCS.write_text(doc)
+        write_section(DOCS, text, START, END, "Tracing overhead")
 
 
 if __name__ == "__main__":
