@@ -38,6 +38,7 @@ from domain.events import (
     RiskCheckRejected,
     SpreadOpportunityDetected,
 )
+from domain.instruments import is_inverse, settlement_value, units
 from domain.values import ZERO, canonical_amount
 
 MINUTE_NS = 60_000_000_000
@@ -143,9 +144,10 @@ class BacktestMetrics:
         spec = self._specs.get((venue, instrument))
         if spec is None:
             return quantity
-        if spec.kind == "inverse":
-            return quantity * spec.contract_size / mark if mark else ZERO
-        return quantity * spec.contract_size
+        held = units(spec, quantity)
+        if not is_inverse(spec):
+            return held
+        return settlement_value(held, mark, inverse=True) if mark else ZERO
 
     def end_inventory(self) -> list[dict[str, str]]:
         """Open positions per (venue, instrument), in name order, marked at the last mid (cost if none)."""
