@@ -10,15 +10,26 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Table, and_, or_, select
+from sqlalchemy import ColumnElement, Select, Table, Uuid, and_, or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from application.read_queries import Cursor, OrderFilter, Page, Row
 from projections.models import table
 
 
-def _plain(row: Any) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, uuid.UUID) else v) for k, v in row._mapping.items()}
+def _plain(keys: list[str], uuids: list[int], rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Rows as mappings by column name, UUID columns as strings."""
+    if not uuids:
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+    out = []
+    for r in rows:
+        values = list(r)
+        for i in uuids:
+            if values[i] is not None:
+                values[i] = str(values[i])
+        out.append(dict(zip(keys, values, strict=True)))
+    return out
 
 
 def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
@@ -33,11 +44,22 @@ def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
 
 class SqlReadModels:
     def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
+        # one statement per read: no transaction begun and rolled back around it (two round trips fewer)
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def _all(self, stmt: Select[Any]) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            return [_plain(r) for r in (await conn.execute(stmt)).all()]
+        uuids = [i for i, c in enumerate(stmt.selected_columns) if isinstance(c.type, Uuid)]
+        for attempt in (1, 2):
+            try:
+                async with self.engine.connect() as conn:
+                    result = await conn.execute(stmt)
+                    return _plain(list(result.keys()), uuids, result.all())
+            except DBAPIError as exc:
+                # a pooled connection the server dropped (a restart): the engine has discarded it; a read
+                # is safe to run again, so the API's engine needs no ping before every statement
+                if attempt == 2 or not exc.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _page(self, t: Table, time_col: str, id_col: str, where: list[ColumnElement[bool]], first: int,
                     after: Cursor | None) -> Page:  # fmt: skip

@@ -13,6 +13,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from strawberry.fastapi import GraphQLRouter
 
+from adapters.api.documents import Documents
+from adapters.api.http import GraphQLHttp, bearer
 from adapters.api.hub import Hub
 from adapters.api.schema import schema
 from adapters.api.services import ApiContext, ApiServices
@@ -22,26 +24,20 @@ STATIC = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("cse.api")
 
 
-def bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return request.headers.get("x-api-key")
-
-
 def create_app(
     services: ApiServices, *, graphiql: bool = False, cors_origins: list[str] | None = None
 ) -> FastAPI:
     app = FastAPI(title="CryptoSpreadEdge API", docs_url=None, redoc_url=None, openapi_url=None)
+    documents = Documents(schema._schema)
     hub = Hub(schema._schema, services.feed, ApiContext(services, None))
     app.state.hub = hub
 
     async def context(request: Request) -> ApiContext:
-        return ApiContext(services, services.keys.authenticate(bearer(request)))
+        return ApiContext(services, services.keys.authenticate(bearer(request.headers)))
 
     @app.websocket("/graphql")
     async def graphql_ws(ws: WebSocket) -> None:  # declared before the router: this route wins
-        await serve_websocket(ws, services, hub)
+        await serve_websocket(ws, services, hub, documents)
 
     router: GraphQLRouter[Any, Any] = GraphQLRouter(schema, context_getter=context, graphql_ide="graphiql"
                                                     if graphiql else None, subscription_protocols=[])  # fmt: skip
@@ -57,6 +53,8 @@ def create_app(
         return FileResponse(STATIC / "dashboard.html")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # JSON POSTs skip the router and strawberry's view (inside CORS and metrics, added after it)
+    app.add_middleware(GraphQLHttp, schema=schema._schema, documents=documents, services=services)
     if cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "content-type", "x-api-key"])  # fmt: skip

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from graphql import DocumentNode, GraphQLSchema, execute
+from strawberry.execution.is_awaitable import optimized_is_awaitable
 
+from adapters.api.executor import PlannedExecutor, response
 from adapters.api.types import log_event
 from application.live_feed import FeedItem, SessionFeed
 
@@ -87,6 +89,8 @@ class Selection:
     types: tuple[str, ...]
     instrument: str | None
     subscribers: list[Subscriber] = field(default_factory=list)
+    plans: dict[Any, Any] = field(default_factory=dict)
+    """The executor's completion plans of this document: built at the first event, reused by the next."""
 
     def accepts(self, item: FeedItem, instrument_of: Callable[[], str | None]) -> bool:
         kind = item.record.event_type
@@ -146,12 +150,10 @@ class Hub:
     def render(self, selection: Selection, root: Any) -> str:
         self.executions += 1
         result = execute(self.schema, selection.document, root_value=root, context_value=self.context,
-                         variable_values=selection.variables)  # fmt: skip
+                         variable_values=selection.variables, executor_class=PlannedExecutor,
+                         is_awaitable=optimized_is_awaitable, plans=selection.plans)  # fmt: skip
         assert not isinstance(result, Awaitable), "live event fields resolve synchronously"
-        out: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            out["errors"] = [e.formatted for e in result.errors]
-        return json.dumps(out, separators=(",", ":"))
+        return response(result.data, result.errors).decode()
 
     def subscribe(self, sub: Subscriber, session: str, document: DocumentNode, variables: dict[str, Any],
                   types: tuple[str, ...], instrument: str | None, replay_speed: float | None,

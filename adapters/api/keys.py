@@ -32,16 +32,25 @@ class Principal:
 class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._read: tuple[tuple[int, int, int], dict[str, dict[str, str]]] | None = None
 
     def _load(self) -> dict[str, dict[str, str]]:
-        if not self.path.exists():
+        """The stored keys, read again only when the file changed (a key created by `cse api-key create` in
+        another process counts from the next request; every request reading the file cost more than the
+        rest of a small query)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
             return {}
-        keys: dict[str, dict[str, str]] = json.loads(self.path.read_text())
-        return keys
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if self._read is None or self._read[0] != stamp:
+            keys: dict[str, dict[str, str]] = json.loads(self.path.read_text())
+            self._read = (stamp, keys)
+        return self._read[1]
 
     def create(self, role: Role, name: str = "") -> str:
         """A new key of `role`; returns the key (the only time it is ever visible)."""
-        keys = self._load()
+        keys = dict(self._load())
         key_id = secrets.token_hex(6)
         key = f"cse_{key_id}_{secrets.token_urlsafe(32)}"
         keys[key_id] = {"sha256": _digest(key), "role": role.name, "name": name or key_id}

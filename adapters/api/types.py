@@ -7,7 +7,7 @@ import base64
 import dataclasses
 import json
 from decimal import Decimal
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, Generic, NewType, TypeVar
 
 import strawberry
@@ -30,9 +30,13 @@ BIG_INT = strawberry.scalar(
 T = TypeVar("T")
 
 
+@cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def from_row(cls: type[T], row: Row) -> T:
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    return cls(**{k: v for k, v in row.items() if k in names})
+    return cls(**{k: row[k] for k in _field_names(cls) if k in row})
 
 
 def encode_cursor(time_ns: int, ident: str) -> str:

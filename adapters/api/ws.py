@@ -7,44 +7,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from functools import lru_cache
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
-from graphql import (
-    DocumentNode,
-    FieldNode,
-    GraphQLError,
-    OperationDefinitionNode,
-    OperationType,
-    get_operation_ast,
-    parse,
-    specified_rules,
-    validate,
-)
+from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNode, OperationType
 from graphql.execution.values import get_argument_values, get_variable_values
 
+from adapters.api.documents import Documents
 from adapters.api.hub import Client, Hub, Subscriber
 from adapters.api.keys import Role
-from adapters.api.limits import CostAndDepthLimit
 from adapters.api.schema import LIVE_FIELDS, schema
 from adapters.api.services import ApiContext, ApiError, ApiServices
 
 PROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT = 5.0
 log = logging.getLogger("cse.api.ws")
-
-
-@lru_cache(maxsize=512)
-def _document(query: str) -> DocumentNode | list[GraphQLError]:
-    """Parsed and validated once per distinct query text: equal queries share one document, which is what
-    lets the hub execute them once for all their subscribers."""
-    try:
-        document = parse(query)
-    except GraphQLError as exc:
-        return [exc]
-    errors = validate(schema._schema, document, [*specified_rules, CostAndDepthLimit])
-    return errors or document
 
 
 def _bearer(params: Any) -> str | None:
@@ -56,7 +33,7 @@ def _bearer(params: Any) -> str | None:
     return key if isinstance(key, str) else None
 
 
-async def serve_websocket(ws: WebSocket, services: ApiServices, hub: Hub) -> None:
+async def serve_websocket(ws: WebSocket, services: ApiServices, hub: Hub, documents: Documents) -> None:
     if PROTOCOL not in ws.scope.get("subprotocols", []):
         await ws.close(4406, "Subprotocol not acceptable")
         return
@@ -87,7 +64,7 @@ async def serve_websocket(ws: WebSocket, services: ApiServices, hub: Hub) -> Non
                 if not isinstance(op_id, str) or op_id in active:
                     await _close(ws, 4409, f"Subscriber for {op_id} already exists")
                     return
-                _subscribe(context, hub, client, active, op_id, message.get("payload") or {})
+                _subscribe(context, hub, documents, client, active, op_id, message.get("payload") or {})
             elif kind != "pong":
                 await _close(ws, 4400, f"unknown message type {kind!r}")
                 return
@@ -103,17 +80,16 @@ def _error(client: Client, op_id: str, message: str) -> None:
     client.offer(json.dumps({"id": op_id, "type": "error", "payload": [{"message": message}]}))
 
 
-def _subscribe(context: ApiContext, hub: Hub, client: Client, active: dict[str, Any], op_id: str,
-               payload: dict[str, Any]) -> None:  # fmt: skip
-    document = _document(str(payload.get("query", "")))
-    if isinstance(document, list):
-        client.offer(json.dumps({"id": op_id, "type": "error", "payload": [e.formatted for e in document]}))
+def _subscribe(context: ApiContext, hub: Hub, documents: Documents, client: Client, active: dict[str, Any],
+               op_id: str, payload: dict[str, Any]) -> None:  # fmt: skip
+    name = payload.get("operationName")
+    prepared = documents.prepare(str(payload.get("query", "")), name if isinstance(name, str) else None)
+    if isinstance(prepared, list):
+        client.offer(json.dumps({"id": op_id, "type": "error", "payload": [e.formatted for e in prepared]}))
         return
+    # equal documents are one object (the cache's), which is what lets the hub execute them once for all
+    document, operation = prepared.document, prepared.operation
     variables = payload.get("variables") or {}
-    operation = get_operation_ast(document, payload.get("operationName"))
-    if operation is None:
-        _error(client, op_id, "no operation to run (name it with operationName)")
-        return
     fields = [s for s in operation.selection_set.selections if isinstance(s, FieldNode)]
     live = operation.operation == OperationType.SUBSCRIPTION and len(fields) == 1 and \
         fields[0].name.value in LIVE_FIELDS  # fmt: skip

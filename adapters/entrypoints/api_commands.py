@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.api.app import create_app
 from adapters.api.jobs import BacktestJobs
@@ -93,6 +94,12 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_engine(url: str, schema: str | None = None) -> AsyncEngine:
+    """The API's engine: no ping before each statement (a read on a connection the server dropped is run
+    again by the read models instead), a pool for the concurrent requests of one process."""
+    return make_engine(url, schema=schema, pool_pre_ping=False, pool_size=10)
+
+
 def build_services(settings: Settings, target: str, log_kind: str) -> ApiServices:
     if target == "postgres":
         url = settings.database_url
@@ -106,7 +113,7 @@ def build_services(settings: Settings, target: str, log_kind: str) -> ApiService
             f"read models at {make_url(url).render_as_string(hide_password=True)}: {exc.__class__.__name__}"
             " (is the database up?)"
         ) from exc
-    engine = make_engine(url)
+    engine = read_engine(url)
     series: SeriesQueries
     if target == "postgres":
         config = influx_config(settings)
