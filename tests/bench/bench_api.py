@@ -43,22 +43,21 @@ def serve(home: str, schema: str | None, port: int) -> None:
     from adapters.api.jobs import BacktestJobs
     from adapters.api.keys import KeyStore
     from adapters.api.services import ApiServices
-    from adapters.entrypoints.api_commands import run_backtest_job
+    from adapters.entrypoints.api_commands import UVICORN, read_engine, run_backtest_job
     from adapters.entrypoints.commands import open_log
     from adapters.log_feed import LogFeed
     from adapters.settings import Settings
     from projections.queries import SqlReadModels
-    from projections.schema import make_engine
     from projections.series_queries import SqlSeries
 
     settings = Settings(home=Path(home))
     url = Settings().pg_dsn if schema else f"sqlite+aiosqlite:///{settings.home / 'read_models.sqlite'}"
-    engine = make_engine(url, schema=schema, pool_size=10)
+    engine = read_engine(url, schema=schema)
     services = ApiServices(read_models=SqlReadModels(engine), series=SqlSeries(engine),
                            open_log=lambda: open_log(settings), feed=LogFeed(settings.event_log_path),
                            keys=KeyStore(settings.api_keys_path), jobs=BacktestJobs(run_backtest_job),
                            target="bench")  # fmt: skip
-    uvicorn.run(create_app(services), host="127.0.0.1", port=port, ws="websockets-sansio", log_level="warning",
+    uvicorn.run(create_app(services), host="127.0.0.1", port=port, **UVICORN, log_level="warning",
                 access_log=False)  # fmt: skip
 
 
@@ -183,6 +182,12 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def subscribers(url: str, key: str, n: int, seconds: float, log_path: Path, pid: int) -> dict[str, Any]:
     import aiohttp
 
@@ -217,6 +222,7 @@ async def subscribers(url: str, key: str, n: int, seconds: float, log_path: Path
         readers = [asyncio.create_task(reader(ws)) for ws in sockets]
         await asyncio.sleep(1)
         rss = [rss_mb(pid)]
+        cpu0 = (cpu_seconds(pid), time.process_time())
         sent = 0
         with SqliteEventLog(log_path) as log:
             start = time.perf_counter()
@@ -229,6 +235,7 @@ async def subscribers(url: str, key: str, n: int, seconds: float, log_path: Path
                     rss.append(rss_mb(pid))
                 await asyncio.sleep(max(0.0, start + sent * 0.1 - time.perf_counter()))
         await asyncio.sleep(2)
+        server_cpu, generator_cpu = cpu_seconds(pid) - cpu0[0], time.process_time() - cpu0[1]
         for ws in sockets:
             await ws.close()
         for r in readers:
@@ -236,19 +243,20 @@ async def subscribers(url: str, key: str, n: int, seconds: float, log_path: Path
     return {"subscribers": n, "events_sent": sent, "deliveries": received, "expected": sent * n,
             "p50_ms": pct(latencies, 50), "p99_ms": pct(latencies, 99), "rss_start_mb": rss[0],
             "rss_mid_mb": rss[len(rss) // 2], "rss_end_mb": rss[-1], "rss_max_mb": max(rss),
-            "seconds": seconds}  # fmt: skip
+            "seconds": seconds, "server_cpu_share": server_cpu / (seconds + 2),
+            "generator_cpu_share": generator_cpu / (seconds + 2)}  # fmt: skip
 
 
 def subscriptions(n: int, seconds: float) -> dict[str, Any]:
     from adapters.api.keys import KeyStore, Role
     from adapters.settings import Settings
     from adapters.sqlite_event_log import SqliteEventLog
-    from projections.testing import build_sample_session
+    from tests.api_support import open_live_session
 
     home = Path(tempfile.mkdtemp(prefix="bench-api-sub-"))
     settings = Settings(home=home)
     with SqliteEventLog(settings.event_log_path) as log:
-        build_sample_session(log, SESSION, orders=5)
+        open_live_session(log, SESSION)  # operator commands go to a live session, not a finished run
     key = KeyStore(settings.api_keys_path).create(Role.viewer, "bench")
     proc = start_server(home, None, 18_732)
     try:
