@@ -32,11 +32,18 @@ T = TypeVar("T")
 
 @cache
 def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+    return tuple(f.name for f in dataclasses.fields(cls) if f.init)  # resolver fields are not init fields
 
 
 def from_row(cls: type[T], row: Row) -> T:
-    return cls(**{k: row[k] for k in _field_names(cls) if k in row})
+    """The GraphQL object of a read-model row: its fields set straight from the columns of the same names
+    (a page of orders builds 100 objects of 23 fields; the dataclass constructor doubled the cost)."""
+    obj = cls.__new__(cls)
+    try:
+        obj.__dict__.update({k: row[k] for k in _field_names(cls)})
+    except KeyError as exc:
+        raise TypeError(f"{cls.__name__}: the read model has no column {exc.args[0]!r}") from exc
+    return obj
 
 
 def encode_cursor(time_ns: int, ident: str) -> str:

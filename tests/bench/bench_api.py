@@ -129,6 +129,18 @@ async def closed_loop(url: str, key: str, query: str, in_flight: int, seconds: f
             "p99_ms": pct(latencies, 99)}  # fmt: skip
 
 
+def with_cpu(pid: int, run: Any) -> dict[str, Any]:
+    """Run a load; add the server's CPU milliseconds per request (what one core's capacity follows from,
+    whatever else the machine is doing) and the load average meanwhile."""
+    before = cpu_seconds(pid)
+    result: dict[str, Any] = asyncio.run(run)
+    return {
+        **result,
+        "server_cpu_ms": (cpu_seconds(pid) - before) * 1000 / max(result["n"], 1),
+        "load_average": os.getloadavg()[0],
+    }
+
+
 def queries(seconds: float) -> dict[str, Any]:
     from sqlalchemy import text
 
@@ -166,8 +178,8 @@ def queries(seconds: float) -> dict[str, Any]:
     try:
         for name, query in (("orders (100 rows)", ORDERS), ("positions", POSITIONS)):
             asyncio.run(open_loop(url, key, query, 50, 2))  # warm-up
-            out[name] = {"200/s": asyncio.run(open_loop(url, key, query, 200, seconds)),
-                         "max": asyncio.run(closed_loop(url, key, query, 8, seconds))}  # fmt: skip
+            out[name] = {"200/s": with_cpu(proc.pid, open_loop(url, key, query, 200, seconds)),
+                         "max": with_cpu(proc.pid, closed_loop(url, key, query, 8, seconds))}  # fmt: skip
     finally:
         proc.terminate()
         proc.wait(10)
