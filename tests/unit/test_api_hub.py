@@ -72,3 +72,33 @@ def test_a_slow_client_is_told_and_dropped_and_the_others_get_everything() -> No
     assert closed == [(4429, "client too slow")]
     assert executions == 300  # once per event, not once per client
     assert len(slow_sent) <= 2  # it never got further than its first message
+
+
+def test_a_send_that_waits_keeps_the_order_and_sends_the_rest_eagerly_again() -> None:
+    async def main() -> tuple[list[str], int]:
+        got: list[str] = []
+        gate = asyncio.Event()
+        suspended = 0
+
+        async def send(message: str) -> None:
+            nonlocal suspended
+            if message == "2" and not gate.is_set():  # the socket's buffer is full for a moment
+                suspended += 1
+                await gate.wait()
+            got.append(message)
+
+        async def close(code: int, reason: str) -> None:
+            raise AssertionError("not too slow")
+
+        client = Client(send, close, limit=10)
+        for i in range(5):
+            client.offer(str(i))
+        assert got == ["0", "1"] and client.sender is not None  # 0 and 1 went at once; 2 waits, 3 and 4 queue
+        gate.set()
+        await asyncio.sleep(0.01)
+        assert client.sender is None  # drained: the next message goes eagerly again
+        client.offer("5")
+        return got, suspended
+
+    got, suspended = asyncio.run(main())
+    assert got == [str(i) for i in range(6)] and suspended == 1
