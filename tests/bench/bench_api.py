@@ -1,6 +1,9 @@
 """GraphQL API benchmarks (issue 13): the server on one core, the load generator on the other.
 
-    .venv/bin/python tests/bench/bench_api.py [--seconds 30] [--subscribers 1000] [--sub-seconds 60] [--no-docs]
+    .venv/bin/python tests/bench/bench_api.py [--seconds 30] [--subscribers 1000] [--sub-seconds 600] [--no-docs]
+
+`make bench` runs it after the engine benchmarks (tests/bench/run.py) with the defaults: 30 s per query point
+and the issue's 10 minutes of subscriptions (~13 minutes in all); pass --sub-seconds for a shorter look.
 
 1. Queries with PostgreSQL behind the API: the orders query (100 rows) and the positions query, open loop at
    200 requests/s (latency p50/p99), then closed loop with 8 requests in flight (the rate one server core
@@ -9,7 +12,9 @@
 2. Subscriptions: N websocket clients (aiohttp) subscribed to one followed session of the embedded log, one
    event appended every 100 ms (10 events/s to each client); event-to-client latency (append wall time to
    receive time) p50/p99 and the server's RSS sampled every second.
-Both servers run as `taskset -c 0` subprocesses, the load generator under `taskset -c 1`.
+Both servers run as `taskset -c 0` subprocesses, the load generator under `taskset -c 1`. Each point also
+records the server's CPU time per request (or its share of a core): on a shared machine the latencies follow
+the other load, the CPU cost much less.
 """
 
 from __future__ import annotations
@@ -279,13 +284,59 @@ def subscriptions(n: int, seconds: float) -> dict[str, Any]:
         proc.wait(10)
 
 
+START, END = "<!-- bench:api:start -->", "<!-- bench:api:end -->"
+DOCS = REPO / "docs" / "benchmarks.md"
+QUERY_P99_MS, SUB_P99_MS = 20.0, 50.0
+
+
+def rss_flat(sub: dict[str, Any]) -> bool:
+    """Flat: the second half of the run adds under 2 % (or 4 MB) to the RSS it had half-way."""
+    return sub["rss_end_mb"] - sub["rss_mid_mb"] <= max(0.02 * sub["rss_mid_mb"], 4.0)
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> str:
+    load = os.getloadavg()
+    lines = [f"`python tests/bench/bench_api.py --seconds {args.seconds:g} --sub-seconds {args.sub_seconds:g}` - "
+             f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {os.cpu_count()} cores (shared), load average at the end "
+             f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min).", "",
+             "| measure | result | target | met? |", "|---|---|---|---|"]  # fmt: skip
+    for name, point in results.get("queries", {}).items():
+        fixed, most = point["200/s"], point["max"]
+        met = fixed["p99_ms"] < QUERY_P99_MS and not fixed["errors"]
+        lines.append(f"| {name} at 200 req/s ({fixed['n']:,} requests) | p50 {fixed['p50_ms']:.1f} ms, p99 "
+                     f"{fixed['p99_ms']:.1f} ms, {fixed['errors']} errors; server {fixed['server_cpu_ms']:.2f} ms "
+                     f"CPU per request | p99 < {QUERY_P99_MS:g} ms | {'yes' if met else '**no**'} |")  # fmt: skip
+        lines.append(f"| {name}, highest rate of the server's core (8 in flight) | {most['rate']:.0f} req/s, p50 "
+                     f"{most['p50_ms']:.1f} ms, p99 {most['p99_ms']:.1f} ms; {most['server_cpu_ms']:.2f} ms CPU per "
+                     f"request = {1000 / most['server_cpu_ms']:.0f} req/s on a core of its own | - | - |")  # fmt: skip
+    sub = results["subscriptions"]
+    lost = sub["expected"] - sub["deliveries"]
+    lines += [f"| {sub['subscribers']:,} subscribers x 10 events/s, {sub['seconds']:g} s | {sub['deliveries']:,} of "
+              f"{sub['expected']:,} delivered ({lost:,} lost); p50 {sub['p50_ms']:.1f} ms, p99 {sub['p99_ms']:.1f} ms; "
+              f"server {100 * sub['server_cpu_share']:.0f} % of a core, load generator "
+              f"{100 * sub['generator_cpu_share']:.0f} % | p99 < {SUB_P99_MS:g} ms | "
+              f"{'yes' if sub['p99_ms'] < SUB_P99_MS and not lost else '**no**'} |",
+              f"| server RSS over that run | start {sub['rss_start_mb']:.1f} MB, half-way {sub['rss_mid_mb']:.1f} MB, "
+              f"end {sub['rss_end_mb']:.1f} MB, max {sub['rss_max_mb']:.1f} MB | flat | "
+              f"{'yes' if rss_flat(sub) else '**no**'} |"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--serve", nargs=3, metavar=("HOME", "SCHEMA", "PORT"))
-    parser.add_argument("--seconds", type=float, default=20)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--serve", nargs=3, metavar=("HOME", "SCHEMA", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=30, help="seconds of each query point (default 30)")
     parser.add_argument("--subscribers", type=int, default=1000)
-    parser.add_argument("--sub-seconds", type=float, default=60)
+    parser.add_argument(
+        "--sub-seconds",
+        type=float,
+        default=600,
+        help="seconds of the subscription run (default 600: the issue's 10 minutes)",
+    )
     parser.add_argument("--skip-queries", action="store_true")
+    parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
     args = parser.parse_args()
     if args.serve:
         home, schema, port = args.serve
@@ -296,7 +347,16 @@ def main() -> None:
     if not args.skip_queries:
         results["queries"] = queries(args.seconds)
     results["subscriptions"] = subscriptions(args.subscribers, args.sub_seconds)
-    print(json.dumps(results, indent=2, default=lambda v: round(v, 2) if isinstance(v, float) else str(v)))
+    print(json.dumps(results, indent=2, default=lambda v: round(v, 2) if isinstance(v, float) else str(v)),
+          file=sys.stderr)  # fmt: skip
+    text = report(results, args)
+    print(text)
+    if not args.no_docs and not args.skip_queries:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from docs_section import write_section
+
+        write_section(DOCS, f"{START}\n{text}{END}", START, END, "GraphQL API")
+        print(f"results written to {DOCS.relative_to(REPO)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
