@@ -141,7 +141,10 @@ async def closed_loop(url: str, key: str, query: str, in_flight: int, seconds: f
             nonlocal errors
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                errors += not await _post(client, url, body)
+                try:
+                    errors += not await _post(client, url, body)
+                except Exception:  # as in the open loop: counted, the run goes on
+                    errors += 1
                 latencies.append((time.perf_counter() - t0) * 1000)
 
         await asyncio.gather(*(loop() for _ in range(in_flight)))
