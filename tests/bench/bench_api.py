@@ -194,7 +194,12 @@ def queries(seconds: float) -> dict[str, Any]:
             await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         await engine.dispose()
 
-    asyncio.run(setup())
+    try:
+        asyncio.run(setup())
+    except OSError as exc:
+        raise SystemExit(
+            f"bench_api: PostgreSQL at CSE_PG_DSN unreachable ({exc}); start it with `make services`"
+        ) from exc
     key = KeyStore(settings.api_keys_path).create(Role.viewer, "bench")
     proc = start_server(home, schema, 18_731)
     url = "http://127.0.0.1:18731/graphql"
