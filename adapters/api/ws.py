@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
@@ -14,6 +15,7 @@ from graphql import DocumentNode, FieldNode, GraphQLError, OperationDefinitionNo
 from graphql.execution.values import get_argument_values, get_variable_values
 
 from adapters.api.documents import Documents
+from adapters.api.http import SERVER_SEND
 from adapters.api.hub import Client, Hub, Subscriber
 from adapters.api.keys import Role
 from adapters.api.schema import LIVE_FIELDS, schema
@@ -47,7 +49,7 @@ async def serve_websocket(ws: WebSocket, services: ApiServices, hub: Hub, docume
         await _close(ws, 4400, "expected connection_init")
         return
     context = ApiContext(services, services.keys.authenticate(_bearer(init.get("payload"))))
-    client = Client(ws.send_text, lambda code, reason: _close(ws, code, reason))
+    client = Client(_sender(ws), lambda code, reason: _close(ws, code, reason))
     await ws.send_text('{"type":"connection_ack"}')
     active: dict[str, Any] = {}
     try:
@@ -74,6 +76,18 @@ async def serve_websocket(ws: WebSocket, services: ApiServices, hub: Hub, docume
         for stop in active.values():
             stop()
         client.stop()
+
+
+def _sender(ws: WebSocket) -> Callable[[str], Awaitable[None]]:
+    """Text messages straight to the server's ASGI send once the connection is accepted (see SERVER_SEND)."""
+    send = ws.scope.get(SERVER_SEND)
+    if send is None:
+        return ws.send_text
+
+    def send_text(text: str) -> Awaitable[None]:
+        return send({"type": "websocket.send", "text": text})  # type: ignore[no-any-return]
+
+    return send_text
 
 
 def _error(client: Client, op_id: str, message: str) -> None:
