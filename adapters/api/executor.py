@@ -194,7 +194,8 @@ def run(schema: GraphQLSchema, prepared: Prepared, variables: dict[str, Any] | N
                    plans=prepared.plans)  # fmt: skip
 
 
-def _internal(error: GraphQLError) -> bool:
+def internal(error: GraphQLError) -> bool:
+    """An error to mask: raised by our code or a library, not a refusal (ApiError) or a GraphQL error."""
     original = error.original_error
     return original is not None and not isinstance(original, ApiError | GraphQLError)
 
@@ -204,7 +205,7 @@ def masked(errors: list[GraphQLError]) -> list[dict[str, Any]]:
     database failure: its text may name a host or a DSN) replaced by one sentence, its detail logged here."""
     out = []
     for error in errors:
-        if _internal(error):
+        if internal(error):
             log.error("internal error at %s", error.path, exc_info=error.original_error)
             error = GraphQLError(MASKED, error.nodes, error.source, error.positions, error.path)
         out.append(error.formatted)

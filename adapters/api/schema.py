@@ -19,6 +19,7 @@ from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 
+from adapters.api.executor import MASKED, internal
 from adapters.api.jobs import RunState
 from adapters.api.keys import Role
 from adapters.api.limits import DEFAULT_PAGE, MAX_PAGE, CostAndDepthLimit
@@ -393,17 +394,11 @@ class Subscription:
             await jobs.wait_change(1.0)
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    original = error.original_error
-    return original is not None and not isinstance(original, ApiError | GraphQLError)
-
-
 schema = strawberry.Schema(
     query=Query, mutation=Mutation, subscription=Subscription,
     config=StrawberryConfig(scalar_map={BigInt: BIG_INT}),
     # parsing and validation (with the limits) are cached per query text: a dashboard sends the same few queries
     extensions=[lambda: ParserCache(maxsize=256), lambda: ValidationCache(maxsize=256),
                 lambda: AddValidationRules([CostAndDepthLimit]),
-                lambda: MaskErrors(should_mask_error=_should_mask,
-                                   error_message="internal error (details in the server log)")],
+                lambda: MaskErrors(should_mask_error=internal, error_message=MASKED)],
 )  # fmt: skip
