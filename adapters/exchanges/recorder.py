@@ -294,6 +294,8 @@ class ExchangeRecorder:
                     continue
                 queue.put_nowait(_Snapshot(instrument_id, raw, self.clock()))
                 return
+        except Exception as exc:  # not a network error: the connection fails with it, never a silent stop
+            queue.put_nowait(_Closed(exc))
         finally:
             if self._fetching.get(instrument_id) is asyncio.current_task():
                 del self._fetching[instrument_id]
