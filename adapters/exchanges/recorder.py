@@ -51,7 +51,7 @@ _WATCH_HASH = "cse.recorder"
 
 
 class RecorderError(Exception):
-    """The recorder cannot go on (unknown symbol, refused subscription); the message says why."""
+    """The recorder cannot go on (markets unavailable, unknown symbol); the message says why."""
 
 
 def feed_for(exchange_id: str) -> VenueFeed:

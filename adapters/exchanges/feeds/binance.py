@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.exchanges.feeds.base import FeedSession, Instrument
+from adapters.exchanges.feeds.base import FeedSession, Instrument, SubscriptionRefused
 from adapters.importers.binance_ws import parse_message
 from adapters.importers.common import RowError
 
@@ -45,7 +45,7 @@ class BinanceFeed:
     def on_message(self, session: FeedSession, message: Any, receive_ns: int) -> None:
         if not isinstance(message, dict) or "stream" not in message:
             if isinstance(message, dict) and message.get("error"):
-                raise ConnectionError(f"{session.venue}: subscription refused: {message['error']}")
+                raise SubscriptionRefused(f"{session.venue}: subscription refused: {message['error']}")
             return  # subscription acknowledgements
         try:
             instrument, build = parse_message(message, session.venue, "")
