@@ -10,6 +10,7 @@ uses (the file importers use the same names, so a recorded session and an import
 | binanceusdm | binance-usdm | USD-M futures |
 | bybit | bybit-spot | spot |
 | kraken | kraken-spot | spot |
+| coinbase | coinbase-spot | spot (Advanced Trade) |
 
 Loading only the markets we use keeps `load_markets` to one or two requests (ccxt's Binance otherwise also
 loads the COIN-M and USD-M lists). `credentials` are ccxt's own keys (`apiKey`, `secret`, `password`) from
@@ -42,6 +43,7 @@ EXCHANGES: dict[str, ExchangeSpec] = {
         ExchangeSpec("binanceusdm", "binance-usdm", {"fetchMarkets": {"types": ["linear"]}}),
         ExchangeSpec("bybit", "bybit-spot", {"fetchMarkets": {"types": ["spot"]}}),
         ExchangeSpec("kraken", "kraken-spot", {}),
+        ExchangeSpec("coinbase", "coinbase-spot", {}),
     )
 }
 

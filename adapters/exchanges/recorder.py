@@ -33,6 +33,7 @@ from adapters.exchanges.factory import create_exchange, exchange_spec
 from adapters.exchanges.feeds.base import Builder, Instrument, Resubscribe, VenueFeed
 from adapters.exchanges.feeds.binance import BinanceFeed
 from adapters.exchanges.feeds.bybit import BybitFeed
+from adapters.exchanges.feeds.coinbase import CoinbaseFeed
 from adapters.exchanges.feeds.kraken import KrakenFeed
 from adapters.exchanges.market_definitions import instrument_definition
 from adapters.exchanges.record_log import FLUSH_INTERVAL_S, RecordLog
@@ -60,6 +61,7 @@ def feed_for(exchange_id: str) -> VenueFeed:
         "binanceusdm": lambda: BinanceFeed(futures=True),
         "bybit": BybitFeed,
         "kraken": KrakenFeed,
+        "coinbase": CoinbaseFeed,
     }
     return feeds[exchange_spec(exchange_id).exchange_id]()
 

@@ -13,6 +13,7 @@ DEFAULT_CAPTURES = {
     "binanceusdm": USDM_CAPTURE,
     "bybit": SPOT_CAPTURE,
     "kraken": USDM_CAPTURE,
+    "coinbase": SPOT_CAPTURE,
 }
 
 
@@ -20,6 +21,7 @@ def market_data_installer(captures: Mapping[str, Path], limit: int | None) -> In
     def install(venue: VenueServer) -> None:
         from tests.local_exchange.binance import install_binance
         from tests.local_exchange.bybit import install_bybit
+        from tests.local_exchange.coinbase import install_coinbase
         from tests.local_exchange.kraken import install_kraken
 
         capture = captures.get(venue.name, DEFAULT_CAPTURES.get(venue.name))
@@ -32,6 +34,8 @@ def market_data_installer(captures: Mapping[str, Path], limit: int | None) -> In
             install_bybit(venue, capture, limit=limit)
         elif venue.name == "kraken":
             install_kraken(venue, capture, limit=limit)
+        elif venue.name == "coinbase":
+            install_coinbase(venue, capture, limit=limit)
         else:
             raise ValueError(f"local exchange: no market data for venue {venue.name!r}")
 

@@ -27,6 +27,7 @@ EXPECTED = {  # tick, lot, maker, taker as ccxt loads them; Binance's match adap
     "binanceusdm": ("BTC/USDT:USDT", 0.1, 0.001, 0.0002, 0.0005),
     "bybit": ("BTC/USDT", 0.01, 1e-06, 0.001, 0.001),
     "kraken": ("BTC/USDT", 0.1, 1e-08, 0.0025, 0.004),
+    "coinbase": ("BTC/USDT", 0.01, 1e-08, 0.006, 0.012),  # ccxt: Coinbase Advanced Trade lowest tier
 }
 
 
