@@ -8,6 +8,7 @@ uses (the file importers use the same names, so a recorded session and an import
 |---|---|---|
 | binance | binance-spot | spot |
 | binanceusdm | binance-usdm | USD-M futures |
+| binancecoinm | binance-coinm | COIN-M futures |
 | bybit | bybit-spot | spot |
 | kraken | kraken-spot | spot |
 | coinbase | coinbase-spot | spot (Advanced Trade) |
@@ -41,6 +42,7 @@ EXCHANGES: dict[str, ExchangeSpec] = {
     for spec in (
         ExchangeSpec("binance", "binance-spot", {"fetchMarkets": {"types": ["spot"]}}),
         ExchangeSpec("binanceusdm", "binance-usdm", {"fetchMarkets": {"types": ["linear"]}}),
+        ExchangeSpec("binancecoinm", "binance-coinm", {"fetchMarkets": {"types": ["inverse"]}}),
         ExchangeSpec("bybit", "bybit-spot", {"fetchMarkets": {"types": ["spot"]}}),
         ExchangeSpec("kraken", "kraken-spot", {}),
         ExchangeSpec("coinbase", "coinbase-spot", {}),

@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.local_exchange.capture import SPOT_CAPTURE, USDM_CAPTURE
+from tests.local_exchange.capture import COINM_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE
 from tests.local_exchange.server import Installer, VenueServer
 
 DEFAULT_CAPTURES = {
     "binance": SPOT_CAPTURE,
     "binanceusdm": USDM_CAPTURE,
+    "binancecoinm": COINM_CAPTURE,
     "bybit": SPOT_CAPTURE,
     "kraken": USDM_CAPTURE,
     "coinbase": SPOT_CAPTURE,
 }
+
+
+BINANCE_MARKETS = {"binance": "spot", "binanceusdm": "usdm", "binancecoinm": "coinm"}
 
 
 def market_data_installer(captures: Mapping[str, Path], limit: int | None) -> Installer:
@@ -28,8 +32,8 @@ def market_data_installer(captures: Mapping[str, Path], limit: int | None) -> In
         if capture is None:
             raise ValueError(f"local exchange: no market data for venue {venue.name!r} "
                              f"(serves {', '.join(DEFAULT_CAPTURES)})")  # fmt: skip
-        if venue.name in ("binance", "binanceusdm"):
-            install_binance(venue, capture, futures=venue.name == "binanceusdm", limit=limit)
+        if venue.name in BINANCE_MARKETS:
+            install_binance(venue, capture, market=BINANCE_MARKETS[venue.name], limit=limit)
         elif venue.name == "bybit":
             install_bybit(venue, capture, limit=limit)
         elif venue.name == "kraken":

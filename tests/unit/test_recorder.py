@@ -15,22 +15,24 @@ from adapters.sqlite_event_log import SqliteEventLog
 from domain.events import BookResyncNeeded, BookSnapshot, InstrumentDefined, QuoteTick, TradeTick
 from domain.values import Side
 from tests.local_exchange import LocalExchange
-from tests.local_exchange.capture import SPOT_CAPTURE, USDM_CAPTURE
+from tests.local_exchange.capture import COINM_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE
 from tests.recording import capture_head, events, payloads, record, replayed_book
 
 LINES = 3_000
 
 
-@pytest.mark.parametrize(("venue", "capture", "feed"), [("binance", SPOT_CAPTURE, "spot"),
-                                                         ("binanceusdm", USDM_CAPTURE, "usdm")])  # fmt: skip
-def test_recorded_events_are_the_importers_events_of_the_same_messages(tmp_path: Path, venue: str,
-                                                                       capture: Path, feed: str) -> None:  # fmt: skip
-    served = capture_head(capture, LINES, tmp_path / feed / capture.name)
+@pytest.mark.parametrize(("venue", "capture", "stream", "symbol"), [
+    ("binance", SPOT_CAPTURE, "md.binance-spot.BTCUSDT", "BTC/USDT"),
+    ("binanceusdm", USDM_CAPTURE, "md.binance-usdm.BTCUSDT", "BTC/USDT"),
+    ("binancecoinm", COINM_CAPTURE, "md.binance-coinm.BTCUSD_PERP", "BTC/USD"),
+])  # fmt: skip
+def test_recorded_events_are_the_importers_events_of_the_same_messages(tmp_path: Path, venue: str, capture: Path,
+                                                                       stream: str, symbol: str) -> None:  # fmt: skip
+    served = capture_head(capture, LINES, tmp_path / capture.parent.name / capture.name)
     log = SqliteEventLog(":memory:")
     with LocalExchange(venues=[venue], captures={venue: served}) as exchange:
-        summary, _ = record(exchange, [venue], log, "rec")
+        summary, _ = record(exchange, [venue], log, "rec", symbols=[symbol])
     import_binance_ws(log, "imp", [served], code_version=lambda: "test", echo=None)
-    stream = f"md.binance-{feed}.BTCUSDT"
     recorded, imported = events(log, "rec", stream), events(log, "imp", stream)
 
     def split(evs: list) -> tuple[list, list]:  # the REST snapshot's place depends on when it was asked for
