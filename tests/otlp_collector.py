@@ -57,9 +57,7 @@ class OtlpCollector:
                             if a.key == "service.name"), "")  # fmt: skip
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    attributes = {
-                        a.key: getattr(a.value, a.value.WhichOneof("value")) for a in span.attributes
-                    }
+                    attributes = {a.key: getattr(a.value, a.value.WhichOneof("value")) for a in span.attributes}
                     received.append(ReceivedSpan(service, span.name, span.trace_id.hex(), span.span_id.hex(),
                                                  span.parent_span_id.hex(), attributes))  # fmt: skip
         with self._lock:

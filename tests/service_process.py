@@ -75,9 +75,7 @@ class ServiceProcess:
     def wait_healthy(self, timeout: float = 120.0) -> None:
         def healthy() -> bool:
             if self.process.poll() is not None:
-                raise AssertionError(
-                    f"{self.name} exited {self.process.returncode}:\n{self.output()[-3000:]}"
-                )
+                raise AssertionError(f"{self.name} exited {self.process.returncode}:\n{self.output()[-3000:]}")
             return http_get(f"{self.url}/health")[0] == 200
 
         wait_for(f"{self.name} /health", healthy, timeout)

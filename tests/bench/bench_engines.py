@@ -96,10 +96,7 @@ def nautilus() -> dict[str, Any]:
     class Spread(Strategy):
         def __init__(self, config: SpreadConfig) -> None:
             super().__init__(config)
-            self.ids = {
-                "SPOT": InstrumentId.from_str(config.spot),
-                "USDM": InstrumentId.from_str(config.usdm),
-            }
+            self.ids = {"SPOT": InstrumentId.from_str(config.spot), "USDM": InstrumentId.from_str(config.usdm)}
             self.venue_of = {v: k for k, v in self.ids.items()}
             self.edge = _Edge()
             self.quotes = 0
@@ -112,9 +109,7 @@ def nautilus() -> dict[str, Any]:
         def on_quote_tick(self, tick: QuoteTick) -> None:
             self.quotes += 1
             venue = self.venue_of[tick.instrument_id]
-            legs = self.edge.on_quote(
-                venue, tick.ts_event, tick.bid_price.as_double(), tick.ask_price.as_double()
-            )
+            legs = self.edge.on_quote(venue, tick.ts_event, tick.bid_price.as_double(), tick.ask_price.as_double())
             if legs is not None:
                 buy, sell = legs
                 for leg, side in ((buy, OrderSide.BUY), (sell, OrderSide.SELL)):
@@ -140,12 +135,7 @@ def nautilus() -> dict[str, Any]:
     seconds = time.perf_counter() - started
     fills = sum(1 for o in engine.cache.orders() if o.filled_qty > 0)
     engine.dispose()
-    return {
-        "events": strategy.quotes,
-        "seconds": seconds,
-        "signals": strategy.edge.signals,
-        "orders_filled": fills,
-    }
+    return {"events": strategy.quotes, "seconds": seconds, "signals": strategy.edge.signals, "orders_filled": fills}
 
 
 def backtrader() -> dict[str, Any]:
@@ -181,9 +171,7 @@ def backtrader() -> dict[str, Any]:
         frame = pd.DataFrame(rows, columns=["ns", "bid", "bid_size", "ask", "ask_size"])
         frame.index = pd.to_datetime(frame.pop("ns"), unit="ns")
         mid = (frame["bid"] + frame["ask"]) / 2
-        frame = frame.assign(
-            open=mid, high=frame["ask"], low=frame["bid"], close=mid, volume=frame["bid_size"]
-        )
+        frame = frame.assign(open=mid, high=frame["ask"], low=frame["bid"], close=mid, volume=frame["bid_size"])
         cerebro.adddata(QuoteData(dataname=frame), name=venue)
         cerebro.broker.setcommission(commission=float(FEES[venue]), name=venue)
     cerebro.broker.setcash(100_000)

@@ -212,9 +212,7 @@ def bench_latency(messages: list[Msg], rate: int, seconds: float, workdir: Path)
     topics = fresh_topics()
     worker = Worker(topics, workdir / f"latency-{rate}.log")
     n = min(len(messages), int(rate * seconds))
-    warmup = min(
-        n // 4, rate * WARMUP_S
-    )  # the first ticks meet a cold consumer (first fetch, JIT-free warm-up)
+    warmup = min(n // 4, rate * WARMUP_S)  # the first ticks meet a cold consumer (first fetch, JIT-free warm-up)
     by_tick = {m[3]: i for i, m in enumerate(messages[:n]) if i >= warmup}
     produced = [0.0] * n
     results: dict[str, list[float]] = {}

@@ -88,10 +88,7 @@ def run_all(repeat: int) -> tuple[dict[str, dict[str, Any]], float]:
                 result = measure(name, workdir, rep)
                 old = best.get(name)
                 if old is None or "error" in old or result.get("rate", 0) > old.get("rate", 0):
-                    best[name] = {
-                        **result,
-                        "rss_mb": max(result.get("rss_mb", 0), (old or {}).get("rss_mb", 0)),
-                    }
+                    best[name] = {**result, "rss_mb": max(result.get("rss_mb", 0), (old or {}).get("rss_mb", 0))}
         for name, _ in ONCE:
             best[name] = measure(name, workdir, 0)
     return best, time.perf_counter() - started
@@ -118,26 +115,13 @@ def report(best: dict[str, dict[str, Any]], repeat: int, seconds: float, where: 
         if "error" in r:
             lines.append(f"| {label} | failed: {r['error']} | | | |")
         elif name != "profile_pair" and r:
-            lines.append(
-                f"| {label} | {r['events']:,} | {r['seconds']:.2f} | {_rate(r):,.0f} | {r['rss_mb']:.0f} |"
-            )
-    lines.append(
-        f"| (baseline: interpreter + imports, no work) | | | | {best['baseline'].get('rss_mb', 0):.0f} |"
-    )
-    lines += [
-        "",
-        "Events: ours count inputs + derived events (what `cse backtest` reports); replay counts inputs +"
-        " derived events compared; the other engines count quotes delivered to the strategy.",
-        "",
-    ]
+            lines.append(f"| {label} | {r['events']:,} | {r['seconds']:.2f} | {_rate(r):,.0f} | {r['rss_mb']:.0f} |")
+    lines.append(f"| (baseline: interpreter + imports, no work) | | | | {best['baseline'].get('rss_mb', 0):.0f} |")
+    lines += ["", "Events: ours count inputs + derived events (what `cse backtest` reports); replay counts inputs +"
+              " derived events compared; the other engines count quotes delivered to the strategy.", ""]
 
     naut, btr = best.get("nautilus", {}), best.get("backtrader", {})
-    lines += [
-        "**Ratios, ours / theirs (same run)**",
-        "",
-        "| ours | vs nautilus_trader | vs backtrader |",
-        "|---|---:|---:|",
-    ]
+    lines += ["**Ratios, ours / theirs (same run)**", "", "| ours | vs nautilus_trader | vs backtrader |", "|---|---:|---:|"]
     for name in ("backtest_pair", "backtest_quotes", "kernel_quotes", "replay_pair"):
         ours = _rate(best.get(name, {}))
         vs = [f"{ours / _rate(o):.3f}" if _rate(o) else "n/a" for o in (naut, btr)]
@@ -177,9 +161,7 @@ def report(best: dict[str, dict[str, Any]], repeat: int, seconds: float, where: 
     lines += ["", "**Targets**", ""]
     for name in ("replay_pair", "backtest_pair"):
         rate = _rate(best.get(name, {}))
-        verdict = (
-            "met" if rate >= TARGET else f"NOT met ({TARGET / rate:.0f}x short)" if rate else "not measured"
-        )
+        verdict = "met" if rate >= TARGET else f"NOT met ({TARGET / rate:.0f}x short)" if rate else "not measured"
         lines.append(f"- >= 1,000,000 events/s, {labels[name]}: {rate:,.0f}/s, {verdict}.")
     if _rate(naut):
         ahead = _rate(best.get("backtest_quotes", {})) / _rate(naut)
@@ -188,10 +170,8 @@ def report(best: dict[str, dict[str, Any]], repeat: int, seconds: float, where: 
                      f"{_rate(best.get('kernel_quotes', {})) / _rate(naut):.3f}).")  # fmt: skip
     if "rss_mb" in small and "rss_mb" in large:
         flat = large["rss_mb"] / small["rss_mb"] < 1.25
-        lines.append(
-            f"- memory flat in the number of events: {'met' if flat else 'NOT met'} "
-            f"({rss:.2f}x RSS for {ev:.2f}x events)."
-        )
+        lines.append(f"- memory flat in the number of events: {'met' if flat else 'NOT met'} "
+                     f"({rss:.2f}x RSS for {ev:.2f}x events).")
     return "\n".join(lines) + "\n"
 
 

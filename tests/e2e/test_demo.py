@@ -22,11 +22,7 @@ def test_demo_backtests_and_replays_identically(tmp_path: Path) -> None:
     run = subprocess.run([sys.executable, "-m", "adapters.entrypoints.cli", "demo"], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
-    lines = dict(
-        line.split(None, 1)
-        for line in run.stdout.splitlines()
-        if line.startswith("  ") and " " in line.strip()
-    )
+    lines = dict(line.split(None, 1) for line in run.stdout.splitlines() if line.startswith("  ") and " " in line.strip())
     assert "digests equal          True" in run.stdout
     assert "identical" in run.stdout
     report = Path(lines["report"].strip())
@@ -50,9 +46,7 @@ def test_demo_backtests_and_replays_identically(tmp_path: Path) -> None:
     )
     assert "binance-usdm charged maker 2 / taker 5 bps (config)" in run.stdout
     assert "the strategy priced its edge with strategy.taker_fee_bps from the config" in run.stdout
-    assert (
-        metrics["input_events"] == 42_866
-    )  # 2 minutes of spot + USD-M messages, all imported, + 2 InstrumentDefined
+    assert metrics["input_events"] == 42_866  # 2 minutes of spot + USD-M messages, all imported, + 2 InstrumentDefined
     for name in ("report.html", "equity.png", "drawdown.png", "spread.png"):
         assert (report.parent / name).stat().st_size > 1000
     page = report.read_text()

@@ -107,9 +107,7 @@ def test_impossible_rows_are_counted_by_reason_and_the_rest_imported(tmp_path: P
                      'settlement = "USDT"\nkind = "spot"\ncontract_size = "1"\ntick_size = "0.01"\n'
                      'lot_size = "0.00001"\nmin_notional = "5"\nmaker_fee_bps = "10"\ntaker_fee_bps = "10"\n'
                      'source = "test"\n')  # fmt: skip
-    run = cse(
-        "import", path, "--session", "q", "--format", "tardis-quotes", "--venue", "v", "--instruments", specs
-    )
+    run = cse("import", path, "--session", "q", "--format", "tardis-quotes", "--venue", "v", "--instruments", specs)
     assert run.returncode == 0, run.stderr
     assert (
         f"{path} (x): 1 records, 4 rows refused; 2 x price not positive; 1 x crossed quote; 1 x size negative"

@@ -71,9 +71,7 @@ def test_prometheus_configs_pass_promtool(name: str, tmp_path: Path) -> None:
     assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]  # where compose and the stack mount it
     config["rule_files"] = [str(ROOT / "deploy/prometheus/alerts.yml")]
     (tmp_path / name).write_text(yaml.safe_dump(config))
-    result = subprocess.run(
-        [_promtool(), "check", "config", str(tmp_path / name)], capture_output=True, text=True
-    )
+    result = subprocess.run([_promtool(), "check", "config", str(tmp_path / name)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -96,11 +94,7 @@ def test_worker_and_projector_are_scraped_follow_the_log_and_stop_on_sigterm(
     with SqliteEventLog(tmp_path / "events.sqlite") as log:
         first = build_sample_session(log, "svc-1", orders=60)
         kafka = KafkaEventLog(kafka_bootstrap, Topics(prefix))
-        env = {
-            "CSE_HOME": str(home),
-            "CSE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-            "CSE_WORKER_SESSION_TIMEOUT_S": "8",
-        }
+        env = {"CSE_HOME": str(home), "CSE_KAFKA_BOOTSTRAP": kafka_bootstrap, "CSE_WORKER_SESSION_TIMEOUT_S": "8"}
         worker = ServiceProcess("worker", ["worker", "--config", str(ROOT / "deploy/samples/spread-demo.toml"),
                                            "--prefix", prefix], env, tmp_path / "worker.log")  # fmt: skip
         worker.wait_healthy()
@@ -157,9 +151,7 @@ def test_worker_and_projector_are_scraped_follow_the_log_and_stop_on_sigterm(
         async def check() -> None:
             try:
                 for session in ("svc-1", "svc-2"):
-                    assert_matches_fold(
-                        await actual_read_models(engine, session), expected_read_models(log, session)
-                    )
+                    assert_matches_fold(await actual_read_models(engine, session), expected_read_models(log, session))
             finally:
                 await engine.dispose()
 

@@ -207,11 +207,7 @@ def test_sigkilled_worker_restarts_without_loss_or_duplicates_downstream(
     assert rerun, "the restarted worker should log what it re-ran"
     # Only the gap between the snapshot and the committed offset is re-run (none when the snapshot is ahead
     # of the commit: those inputs are skipped), never the partition from offset 0.
-    assert tuple(map(int, rerun.groups())) == (
-        snapshot_offset,
-        resumed_at,
-        max(0, resumed_at - snapshot_offset),
-    )
+    assert tuple(map(int, rerun.groups())) == (snapshot_offset, resumed_at, max(0, resumed_at - snapshot_offset))
     print(f"restored at md offset {snapshot_offset}, resumed at {resumed_at}; "
           f"{got.duplicates_dropped} re-published duplicates dropped downstream")  # fmt: skip
     assert got.events == result.derived and got.gaps == 0 and got.conflicts == 0
@@ -260,7 +256,5 @@ def test_two_workers_share_partitions_and_one_takes_over(
         assert got.digest == result.digest, session
     print(f"both sessions complete after {time.monotonic() - started:.1f}s")
     took_over = re.search(r"(restored|rebuilding) kernels of \S+\[\d+\]", staying.log())
-    assert took_over and "re-ran " in staying.log(), (
-        "the survivor should have recovered the partition it took over"
-    )
+    assert took_over and "re-ran " in staying.log(), "the survivor should have recovered the partition it took over"
     print(f"survivor: {took_over.group(0)}")

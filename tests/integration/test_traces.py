@@ -23,10 +23,7 @@ from tests.service_process import ROOT, ServiceProcess, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 SAMPLES = ROOT / "deploy" / "samples"
-CAPTURES = [
-    SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
-    SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz",
-]
+CAPTURES = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz", SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]
 SESSION = "trace-btcusdt"
 RATIO = 0.1
 
@@ -47,23 +44,14 @@ def _chains(spans: list[ReceivedSpan]) -> list[tuple[ReceivedSpan, ReceivedSpan,
             continue
         worker = by_id.get(applied.parent_id)
         record = by_id.get(worker.parent_id) if worker is not None else None
-        if (
-            worker is not None
-            and record is not None
-            and worker.service == "worker"
-            and record.service == "record"
-        ):
+        if worker is not None and record is not None and worker.service == "worker" and record.service == "record":
             chains.append((record, worker, applied))
     return chains
 
 
-def test_one_tick_is_one_trace_across_record_worker_and_projector(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+def test_one_tick_is_one_trace_across_record_worker_and_projector(kafka_bootstrap: str, tmp_path: Path) -> None:
     prefix = f"cse-it-trace-{uuid.uuid4().hex[:10]}"
-    assert set(create_topics(kafka_bootstrap, TopicConfig(prefix=prefix, partitions=1)).values()) == {
-        "created"
-    }
+    assert set(create_topics(kafka_bootstrap, TopicConfig(prefix=prefix, partitions=1)).values()) == {"created"}
     home = tmp_path / "home"
     base_env = {"CSE_HOME": str(home), "CSE_KAFKA_BOOTSTRAP": kafka_bootstrap, "CSE_TOPIC_PREFIX": prefix}
     _cse(["import", *map(str, CAPTURES), "--session", SESSION], base_env)
@@ -77,16 +65,12 @@ def test_one_tick_is_one_trace_across_record_worker_and_projector(
     try:
         worker.wait_healthy()
         projector.wait_healthy()
-        published = json.loads(
-            _cse(["record", "--from-file", SESSION, "--inputs-only"], env).splitlines()[-1]
-        )
+        published = json.loads(_cse(["record", "--from-file", SESSION, "--inputs-only"], env).splitlines()[-1])
         try:
             wait_for("a traced tick with derived events projected", lambda: _chains(collector.snapshot()),
                      timeout=float(os.environ.get("CSE_TEST_TRACE_TIMEOUT", "300")), every=2.0)  # fmt: skip
         except AssertionError as exc:
-            seen = Counter(
-                (s.service, s.name, s.attributes.get("cse.stream", "")) for s in collector.snapshot()
-            )
+            seen = Counter((s.service, s.name, s.attributes.get("cse.stream", "")) for s in collector.snapshot())
             raise AssertionError(f"{exc}; spans received: {dict(seen)}") from None
         assert worker.terminate() == 0, worker.output()[-3000:]
         assert projector.terminate() == 0, projector.output()[-3000:]  # flushes the spans still buffered
@@ -99,11 +83,7 @@ def test_one_tick_is_one_trace_across_record_worker_and_projector(
     chains = _chains(spans)
     for record, worker_span, applied in chains:
         assert record.trace_id == worker_span.trace_id == applied.trace_id
-        assert (record.name, worker_span.name, applied.name) == (
-            "log.publish",
-            "worker.process",
-            "projector.apply",
-        )
+        assert (record.name, worker_span.name, applied.name) == ("log.publish", "worker.process", "projector.apply")
     # sampling is decided on the trace id: every tick the worker traced was traced by the recorder too
     by_service: dict[str, set[str]] = defaultdict(set)
     for span in spans:

@@ -15,18 +15,7 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 OURS = {"domain", "application", "adapters", "projections", "streams"}
 # Modules whose use inside a decider would make it depend on the machine, the wall clock or chance.
-IMPURE = {
-    "time",
-    "datetime",
-    "random",
-    "os",
-    "socket",
-    "asyncio",
-    "threading",
-    "secrets",
-    "sqlite3",
-    "subprocess",
-}
+IMPURE = {"time", "datetime", "random", "os", "socket", "asyncio", "threading", "secrets", "sqlite3", "subprocess"}
 
 
 def _imports(package: str) -> list[tuple[Path, str]]:

@@ -151,9 +151,7 @@ def test_skipping_deciders_by_what_they_consume_changes_nothing(backtested: tupl
     assert len(outputs[0]) > 100 and outputs[0] == outputs[1]
 
 
-def test_the_merge_order_is_recorded_and_the_replay_follows_the_record(
-    backtested: tuple[Path, str, str],
-) -> None:
+def test_the_merge_order_is_recorded_and_the_replay_follows_the_record(backtested: tuple[Path, str, str]) -> None:
     """The backtest records the order it consumed its inputs in (run-length `InputsMerged` chunks); the
     replay reads that order back: a different recorded order is followed exactly, and one that does not
     match the streams in the log is refused with a clear error."""
@@ -175,9 +173,7 @@ def test_the_merge_order_is_recorded_and_the_replay_follows_the_record(
         chunks = list(order)
         assert len(chunks) > 1 and chunks[0].first_input == 0  # the sample spans several chunks
         by_rule = [(m.stream, m.sequence) for m in merged_inputs(log, session, streams)]
-        recorded = [
-            (stream, stored.offset) for stream, stored in ordered_inputs(log, session, streams, chunks)
-        ]
+        recorded = [(stream, stored.offset) for stream, stored in ordered_inputs(log, session, streams, chunks)]
         assert recorded == by_rule and len(recorded) == sum(n for c in chunks for _, n in c.runs)
 
         # Another order that covers the same records: the first two runs of different streams swapped.

@@ -29,12 +29,8 @@ def lv(*pairs: tuple[str, str]) -> tuple[tuple[D, D], ...]:
     return tuple((D(p), D(q)) for p, q in pairs)
 
 
-def snapshot(
-    seq: int, last: int, bids: tuple[tuple[D, D], ...], asks: tuple[tuple[D, D], ...]
-) -> BookSnapshot:
-    return BookSnapshot(
-        envelope=env(seq), venue=VENUE, instrument=SYMBOL, last_update_id=last, bids=bids, asks=asks
-    )
+def snapshot(seq: int, last: int, bids: tuple[tuple[D, D], ...], asks: tuple[tuple[D, D], ...]) -> BookSnapshot:
+    return BookSnapshot(envelope=env(seq), venue=VENUE, instrument=SYMBOL, last_update_id=last, bids=bids, asks=asks)
 
 
 def delta(seq: int, first: int, final: int, bids=(), asks=(), pu: int | None = None) -> BookDelta:  # type: ignore[no-untyped-def]
@@ -72,10 +68,7 @@ def test_snapshot_then_delta_by_hand() -> None:
     assert best_bid(book) == (D("99.8"), D("0.7"))
     assert best_ask(book) == (D("100.5"), D("2.5"))
     assert mid(book) == D("100.15")
-    assert depth(book, 2) == (
-        [(D("99.8"), D("0.7")), (D("99.5"), D("2"))],
-        [(D("100.5"), D("2.5")), (D("101"), D("3"))],
-    )
+    assert depth(book, 2) == ([(D("99.8"), D("0.7")), (D("99.5"), D("2"))], [(D("100.5"), D("2.5")), (D("101"), D("3"))])
     assert book.applied_update_id == 103
 
 
@@ -121,12 +114,8 @@ def test_gap_right_after_snapshot() -> None:
 def test_futures_sequencing_uses_pu() -> None:
     decider, state = BookDecider(), BookState()
     run(decider, state, base_snapshot())
-    assert (
-        run(decider, state, delta(2, 98, 104, pu=97, bids=lv(("99.9", "1")))) == []
-    )  # first: 98 <= 101 <= 104
-    assert (
-        run(decider, state, delta(3, 107, 110, pu=104, bids=lv(("99.9", "2")))) == []
-    )  # ids need not be contiguous
+    assert run(decider, state, delta(2, 98, 104, pu=97, bids=lv(("99.9", "1")))) == []  # first: 98 <= 101 <= 104
+    assert run(decider, state, delta(3, 107, 110, pu=104, bids=lv(("99.9", "2")))) == []  # ids need not be contiguous
     assert the_book(state).bids.levels[D("99.9")] == D("2")
     out = run(decider, state, delta(4, 115, 120, pu=112))
     assert len(out) == 1 and "futures gap: pu 112 != previous final 110" in out[0].reason  # type: ignore[attr-defined]
@@ -167,9 +156,7 @@ _level = st.tuples(st.integers(90, 110), st.integers(0, 4))
 
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.lists(_level, max_size=4), st.lists(_level, max_size=4)), max_size=40))
-def test_book_never_crossed_and_matches_a_naive_model(
-    updates: list[tuple[list[tuple[int, int]], list[tuple[int, int]]]],
-) -> None:
+def test_book_never_crossed_and_matches_a_naive_model(updates: list[tuple[list[tuple[int, int]], list[tuple[int, int]]]]) -> None:
     decider, state = BookDecider(), BookState()
     run(decider, state, snapshot(0, 10, lv(("99", "1")), lv(("101", "1"))))
     model_bids, model_asks = {D(99): D(1)}, {D(101): D(1)}
@@ -184,11 +171,7 @@ def test_book_never_crossed_and_matches_a_naive_model(
         assert book.bids.prices == sorted(book.bids.levels) and book.asks.prices == sorted(book.asks.levels)
         if out:  # refused (would cross): resnapshot from the model, which is untouched
             assert "cross" in out[0].reason  # type: ignore[attr-defined]
-            run(
-                decider,
-                state,
-                snapshot(seq, next_id - 1, tuple(model_bids.items()), tuple(model_asks.items())),
-            )
+            run(decider, state, snapshot(seq, next_id - 1, tuple(model_bids.items()), tuple(model_asks.items())))
             continue
         for price, qty in bids:
             model_bids.pop(price, None) if qty == 0 else model_bids.__setitem__(price, qty)
@@ -200,9 +183,7 @@ def test_book_never_crossed_and_matches_a_naive_model(
 def test_decider_buffers_deltas_that_arrive_before_the_snapshot() -> None:
     # The capture's order: depth messages first, then the REST snapshot (L = 105) they bridge.
     decider, state = BookDecider(), BookState()
-    assert (
-        run(decider, state, delta(1, 95, 100, bids=lv(("100.0", "9")))) == []
-    )  # stale once the snapshot is in
+    assert run(decider, state, delta(1, 95, 100, bids=lv(("100.0", "9")))) == []  # stale once the snapshot is in
     assert run(decider, state, delta(2, 101, 106, bids=lv(("100.0", "4")))) == []  # straddles L + 1 = 106
     assert run(decider, state, base_snapshot(3, 105)) == []
     book = the_book(state)

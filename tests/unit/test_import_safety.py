@@ -301,16 +301,12 @@ def test_two_venues_under_one_venue_are_refused(tmp_path: Path, log: SqliteEvent
     with pytest.raises(FileError, match=message):
         ws(log, [spot, usdm], venue="x", instruments=specified(tmp_path, "x", "y"))
     assert holdings(log) == {}
-    ws(
-        log, [spot], venue="x", instruments=specified(tmp_path, "x", "y")
-    )  # the same across imports: the session records each file's feed
+    ws(log, [spot], venue="x", instruments=specified(tmp_path, "x", "y"))  # the same across imports: the session records each file's feed
     message = rf"^{at(usdm)}: a binance-usdm file, but md.x.BTCUSDT already holds binance-spot data \(from btcusdt_20240808.gz\)"
     with pytest.raises(FileError, match=message):
         ws(log, [usdm], venue="x", instruments=specified(tmp_path, "x", "y"))
     assert holdings(log) == {"s": {"md.x.BTCUSDT": 1 + 1_000, SESSION_STREAM: 2}}
-    assert (
-        ws(log, [usdm], venue="y", instruments=specified(tmp_path, "x", "y")) == 1_000
-    )  # under a venue name of its own
+    assert ws(log, [usdm], venue="y", instruments=specified(tmp_path, "x", "y")) == 1_000  # under a venue name of its own
 
 
 def test_files_out_of_time_order_are_refused(tmp_path: Path, log: SqliteEventLog) -> None:

@@ -134,9 +134,7 @@ def test_two_days_continue_one_stream(log: SqliteEventLog) -> None:
     import_binance_ws(log, "s", paths[:1], code_version=version, echo=None)
     report = import_binance_ws(log, "s", paths[1:], code_version=version, echo=None)
     assert report.bad_row_count == 0 and report.records == 58_325
-    assert (
-        log.end_offset("s", "md.binance-spot.BTCUSDT") == 1 + 41_249 + 58_325
-    )  # definition + every line, snapshot included
+    assert log.end_offset("s", "md.binance-spot.BTCUSDT") == 1 + 41_249 + 58_325  # definition + every line, snapshot included
     markers = [decode(r.record.payload).type for r in log.read("s", SESSION_STREAM)]
     assert markers == ["session.started", "session.files_imported", "session.files_imported"]
 

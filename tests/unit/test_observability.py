@@ -60,9 +60,7 @@ def test_fills_rejections_kill_switch_and_exposure_from_derived_events() -> None
     observe(RiskCheckRejected(envelope=_env(3), order_id=uuid.uuid4(), rule="obs_max_notional",
                               limit=Decimal("1000"), actual=Decimal("1500")))  # fmt: skip
     assert _value("cse_fills_total", venue=VENUE, instrument="BTCUSDT", liquidity="taker") == fills_before + 2
-    assert _value("cse_position_quantity", venue=VENUE, instrument="BTCUSDT") == pytest.approx(
-        0.3
-    )  # 0.5 - 0.2
+    assert _value("cse_position_quantity", venue=VENUE, instrument="BTCUSDT") == pytest.approx(0.3)  # 0.5 - 0.2
     assert _value("cse_risk_rejections_total", rule="obs_max_notional") == rule_before + 1
 
     observe(KillSwitchEngaged(envelope=_env(4), reason="operator"))

@@ -84,9 +84,7 @@ def test_happy_path_with_duplicate_fill_and_averages() -> None:
     assert order.avg_fill_price == D("100.6")  # (0.4*100 + 0.6*101) / 1
     assert order.fees == {"USDT": D("0.1006")}
     assert order.venue_order_id == "v1"
-    assert (
-        run(decider, state, fill(OrderFilled, "0.6", "101", "t2")) == []
-    )  # duplicate after terminal: silent
+    assert run(decider, state, fill(OrderFilled, "0.6", "101", "t2")) == []  # duplicate after terminal: silent
 
 
 def refused(out: list[EventBase]) -> OrderTransitionRefused:
@@ -99,11 +97,7 @@ def test_invalid_transitions_are_flagged_and_ignored() -> None:
     run(decider, state, place("1"))
     bad = fill(OrderPartiallyFilled, "0.5", "100", "t1")
     r = refused(run(decider, state, bad))  # a fill before the venue accepted
-    assert (r.from_state, r.attempted, r.offending_event_id) == (
-        "new",
-        "order.partially_filled",
-        bad.envelope.event_id,
-    )
+    assert (r.from_state, r.attempted, r.offending_event_id) == ("new", "order.partially_filled", bad.envelope.event_id)
     assert order_of(state).filled_quantity == 0 and order_of(state).status is OrderStatus.NEW
     r = refused(run(decider, state, place("2")))
     assert r.attempted == "command.place_order" and order_of(state).quantity == 1
@@ -123,9 +117,7 @@ def test_invalid_transitions_are_flagged_and_ignored() -> None:
 def test_rejected_and_unknown_orders() -> None:
     decider, state = OrdersDecider(), OrdersState()
     run(decider, state, place("1"))
-    assert (
-        run(decider, state, OrderRejected(envelope=env(), order_id=OID, venue=VENUE, reason="no funds")) == []
-    )
+    assert run(decider, state, OrderRejected(envelope=env(), order_id=OID, venue=VENUE, reason="no funds")) == []
     assert order_of(state).status is OrderStatus.REJECTED and order_of(state).reason == "no funds"
     assert refused(run(decider, state, accepted())).from_state == "rejected"
     other = uuid.UUID(int=99)

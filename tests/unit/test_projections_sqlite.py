@@ -250,9 +250,7 @@ async def test_undecodable_records_are_set_aside_and_the_projections_go_on(
         ("timeseries", "md.binance.BTCUSDT", bad_quote, "market.quote"),
     ]
     assert [r.payload for r in rows[:2]] == [p.payload for p in poison]
-    assert (
-        "Field required" in rows[0].reason and "JSON" in rows[1].reason and "Field required" in rows[3].reason
-    )
+    assert "Field required" in rows[0].reason and "JSON" in rows[1].reason and "Field required" in rows[3].reason
     for stream in log.streams(SESSION):
         assert await projector.last_offset(SESSION, stream) == log.end_offset(SESSION, stream) - 1
 
@@ -260,9 +258,7 @@ async def test_undecodable_records_are_set_aside_and_the_projections_go_on(
     async with engine.begin() as conn:
         await conn.execute(Base.metadata.tables["projection_tracking"].delete())
     await TimeseriesProjector(engine, log, SqlPointSink(engine), name="timeseries").project_session(SESSION)
-    assert [(r.projection, r.offset) for r in await dead_letters()] == [
-        (r.projection, r.offset) for r in rows
-    ]
+    assert [(r.projection, r.offset) for r in await dead_letters()] == [(r.projection, r.offset) for r in rows]
 
 
 async def test_the_migrations_create_exactly_the_models(engine: AsyncEngine) -> None:

@@ -147,9 +147,7 @@ def test_the_snapshot_interval_must_be_positive(monkeypatch: pytest.MonkeyPatch)
     from streams.app import build_app
 
     with pytest.raises(ValueError, match="positive"):
-        build_app(
-            load_run_config(SAMPLES / "spread-demo.toml"), simulated_venues, "127.0.0.1:1", snapshot_every=0
-        )
+        build_app(load_run_config(SAMPLES / "spread-demo.toml"), simulated_venues, "127.0.0.1:1", snapshot_every=0)
     monkeypatch.setenv("CSE_WORKER_SNAPSHOT_EVERY", "0")  # refused where the configuration is read
     with pytest.raises(ValueError, match="worker_snapshot_every"):
         Settings()
