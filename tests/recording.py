@@ -17,7 +17,9 @@ from domain.book import SyncedBook
 from domain.events import BookDelta, BookResyncNeeded, BookSnapshot, EventBase, decode
 from tests.local_exchange import LocalExchange
 
-QUIET_S = 0.5
+QUIET_S = 1.5
+"""No message for this long after the exchange played everything: the recording is complete (generous, for
+loaded CI machines)."""
 TEST_BACKOFF = Backoff(initial_s=0.05, max_s=0.5)
 
 

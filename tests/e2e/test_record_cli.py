@@ -45,9 +45,9 @@ def test_sigterm_leaves_everything_received_durable_and_the_session_backtests_an
                                                "--session", "live", *bases],
                                   {"CSE_HOME": str(tmp_path), "CSE_LOG_FORMAT": "text"}, tmp_path / "recorder.log")  # fmt: skip
         try:
-            recorder.wait_healthy(60)
+            recorder.wait_healthy(240)
             wait_for(
-                "5000 spot messages", lambda: _messages(recorder.metrics(), "binance-spot") >= 5000, 60, 0.1
+                "5000 spot messages", lambda: _messages(recorder.metrics(), "binance-spot") >= 5000, 240, 0.1
             )
             assert "cse_recorder_sequence_gaps_total" in recorder.metrics()
             assert recorder.terminate() == 0, recorder.output()[-3000:]

@@ -53,7 +53,7 @@ class VenueServer:
         async def run() -> Any:
             return fn()
 
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(60)
 
 
 VENUE_KEY = web.AppKey("venue", VenueServer)
@@ -143,8 +143,8 @@ class LocalExchange:
 
         self._thread = threading.Thread(target=run, name="local-exchange", daemon=True)
         self._thread.start()
-        if not started.wait(15):
-            raise RuntimeError("the local exchange did not start within 15 s")
+        if not started.wait(120):
+            raise RuntimeError("the local exchange did not start within 120 s")
         return self
 
     def stop(self) -> None:
