@@ -11,7 +11,7 @@ from domain.events.base import EventBase
 
 class SessionStarted(EventBase):
     type: Literal["session.started"] = "session.started"
-    mode: Literal["import", "backtest", "live", "replay"]
+    mode: Literal["import", "record", "backtest", "live", "replay"]
     config_hash: str
     model_hash: str
     code_version: str
