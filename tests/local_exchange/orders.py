@@ -26,8 +26,6 @@ from typing import Any, Literal
 from aiohttp import web
 
 FaultKind = Literal["429", "500", "503", "timeout", "accept_then_timeout", "reject"]
-HANG_S = 30.0
-"""How long a timed-out request hangs: far beyond any client timeout a test sets."""
 
 
 @dataclass
@@ -86,6 +84,8 @@ class OrderDesk:
     orders: list[DeskOrder] = field(default_factory=list)
     trades: list[DeskTrade] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
+    hang_s: float = 30.0
+    """How long a timed-out request hangs: beyond the client's timeout (the server shuts down only after)."""
     requests: list[tuple[str, str]] = field(default_factory=list)
     """(method, path) of every order/account request, in arrival order."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -143,12 +143,12 @@ class OrderDesk:
                     return _error(429, -1003, "Too many requests; current limit is 6000 request weight per 1 MINUTE.")
                 return web.Response(status=int(fault), text="Service Unavailable")
             if fault == "timeout":
-                await asyncio.sleep(HANG_S)
+                await asyncio.sleep(self.hang_s)
             if fault == "reject":
                 return _error(400, -2010, "Order would immediately match and take.")
             response = await action(api, params)
             if fault == "accept_then_timeout":
-                await asyncio.sleep(HANG_S)
+                await asyncio.sleep(self.hang_s)
             return response
 
         return handle
