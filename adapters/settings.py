@@ -13,13 +13,19 @@ in step.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 
 SECRETS_DIR = Path("/run/secrets")
@@ -34,15 +40,18 @@ def _is_secret(field: FieldInfo) -> bool:
     return field.annotation in (SecretStr, SecretStr | None)
 
 
-def _file_variable(name: str) -> str:
-    return f"CSE_{name.upper()}_FILE"
-
-
 class SecretFileVariables(PydanticBaseSettingsSource):
     """`CSE_<NAME>_FILE=PATH` for every secret setting: the value is the file's content (trailing newline off).
 
-    Reads `os.environ` directly because pydantic's environment source ignores variables the model does not
-    declare; the model declares each secret once, not twice."""
+    Looks the variables up in the environment source's variables (lower-cased names), because that source
+    ignores the ones the model does not declare, and the model declares each secret once, not twice."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environment: Mapping[str, str | None]) -> None:
+        super().__init__(settings_cls)
+        self._environment = environment
+
+    def _variable(self, name: str) -> str:
+        return (self._environment.get(name.lower()) or "").strip()
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # unused: __call__ reads every secret at once
@@ -50,11 +59,11 @@ class SecretFileVariables(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
         for name, field in self.settings_cls.model_fields.items():
-            variable = _file_variable(name)
-            path = os.environ.get(variable, "").strip()
+            variable = f"CSE_{name.upper()}_FILE"
+            path = self._variable(variable)
             if not _is_secret(field) or not path:
                 continue
-            if os.environ.get(variable.removesuffix("_FILE"), "").strip():
+            if self._variable(variable.removesuffix("_FILE")):
                 raise SettingsError(f"{variable.removesuffix('_FILE')} and {variable} are both set: set one of them")
             try:
                 values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
@@ -125,7 +134,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # earlier wins: arguments, the variable, its _FILE, the secrets directory
-        return init_settings, env_settings, SecretFileVariables(settings_cls), dotenv_settings, file_secret_settings
+        assert isinstance(env_settings, EnvSettingsSource)
+        file_variables = SecretFileVariables(settings_cls, env_settings.env_vars)
+        return init_settings, env_settings, file_variables, dotenv_settings, file_secret_settings
 
     @field_validator("api_cors_origins", mode="before")
     @classmethod
