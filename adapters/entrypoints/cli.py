@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from adapters.entrypoints import (
     api_commands,
     commands,
+    compare_command,
     inspect_command,
     operator_cli,
     projection_commands,
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.export)
 
     inspect_command.register(sub)
+    compare_command.register(sub)
 
     p = sub.add_parser("sessions", help="list the sessions of the event log with their streams and sizes")
     p.set_defaults(handler=commands.sessions)
