@@ -62,7 +62,9 @@ class CircuitBreaker:
     def failure(self, now_ns: int, reason: str) -> Transition | None:
         """A request failed; opens the breaker at the threshold, or again after a failed probe."""
         self.failures += 1
-        if self.state == "half_open" or (self.state == "closed" and self.failures >= self.config.failure_threshold):
+        if self.state == "half_open" or (
+            self.state == "closed" and self.failures >= self.config.failure_threshold
+        ):
             self.state = "open"
             self.opened_at_ns = now_ns
             self.opened += 1

@@ -122,7 +122,9 @@ class LiveVenue:
 
     def submit(self, command: EventBase) -> list[EventBase]:
         if isinstance(command, PlaceOrder) and command.venue == self.name:
-            order = _Order(command, client_order_id(self.exchange.id, command.order_id), self.symbol(command.instrument))
+            order = _Order(
+                command, client_order_id(self.exchange.id, command.order_id), self.symbol(command.instrument)
+            )
             self._orders[command.order_id] = order
             if not self.restoring:
                 order.in_flight = True
@@ -224,7 +226,11 @@ class LiveVenue:
         """The exchange's view of the order, by client id; None when it does not know it."""
         try:
             found: dict[str, Any] = await self._request(
-                "order lookup", self.exchange.fetch_order, None, order.symbol, {"clientOrderId": order.client_id}
+                "order lookup",
+                self.exchange.fetch_order,
+                None,
+                order.symbol,
+                {"clientOrderId": order.client_id},
             )
         except ccxt.OrderNotFound:
             return None
@@ -274,7 +280,9 @@ class LiveVenue:
                 await self._apply(order, answer)
                 return
         if attempt == 0 and not last_error:  # refused before any request: the breaker is open
-            self._report(order, OrderRejected, reason=f"circuit breaker of {self.name} is {self.breaker.state}")
+            self._report(
+                order, OrderRejected, reason=f"circuit breaker of {self.name} is {self.breaker.state}"
+            )
             order.done = True
         # Otherwise its fate is unknown: polling looks it up by client id once the venue answers again.
 
@@ -313,7 +321,9 @@ class LiveVenue:
         if found is not None:
             await self._apply(order, found)
         elif not order.accepted:
-            self._report(order, OrderRejected, reason="not known to the venue by its client order id: never placed")
+            self._report(
+                order, OrderRejected, reason="not known to the venue by its client order id: never placed"
+            )
             order.done = True
 
     # ---- answers -> events ----------------------------------------------------------------------------
@@ -411,6 +421,16 @@ def live_venues(names: Mapping[str, tuple[ccxt.Exchange, str | None]], session_i
                 clock: Callable[[], int], config: LiveVenueConfig | None = None,
                 first_sequences: Mapping[str, int] | None = None) -> dict[str, LiveVenue]:  # fmt: skip
     """One live venue per name: (ccxt exchange, market type) each."""
-    return {name: LiveVenue(name, exchange, session_id, inbox, clock, config=config, market_type=market_type,
-                            first_sequence=(first_sequences or {}).get(name, 0))  # fmt: skip
-            for name, (exchange, market_type) in sorted(names.items())}
+    return {
+        name: LiveVenue(
+            name,
+            exchange,
+            session_id,
+            inbox,
+            clock,
+            config=config,
+            market_type=market_type,
+            first_sequence=(first_sequences or {}).get(name, 0),
+        )  # fmt: skip
+        for name, (exchange, market_type) in sorted(names.items())
+    }

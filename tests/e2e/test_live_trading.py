@@ -144,7 +144,9 @@ def assert_replays(log: SqliteEventLog, mode: LiveMode = "live") -> None:
     assert report.divergences == 0 and report.ok, report.first
 
 
-async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_events(log: SqliteEventLog) -> None:
+async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_events(
+    log: SqliteEventLog,
+) -> None:
     desk = OrderDesk()
     desk.set_book("BTCUSDT", "50000", "50001", size="0.004")  # the ask holds 0.004 of the 0.01 wanted
     async with live_session(log, desk) as s:
@@ -160,7 +162,11 @@ async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_
         assert isinstance(fill, OrderPartiallyFilled)
         # 0.004 at the ask 50001, taker fee 0.1%: 0.004 x 50001 x 0.001 = 0.200004 USDT
         assert (fill.price, fill.quantity, fill.fee, fill.fee_currency) == (
-            Decimal("50001"), Decimal("0.004"), Decimal("0.200004"), "USDT")
+            Decimal("50001"),
+            Decimal("0.004"),
+            Decimal("0.200004"),
+            "USDT",
+        )
         assert (fill.cumulative_quantity, fill.leaves_quantity) == (Decimal("0.004"), Decimal("0.006"))
         s.desk.fill(placed.client_id, "0.006")  # the rest rests at 50001 until a trade reaches it
         await s.venue.poll()
@@ -169,12 +175,18 @@ async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_
         assert s.run.kernel.states()["orders"].orders[order.order_id].status == "filled"
         passed = [e for e in records(log, "derived") if isinstance(e, RiskCheckPassed)]
         assert [e.order_id for e in passed] == [order.order_id]
-        assert [e.type for e in records(log, ORDERS)] == ["order.accepted", "order.partially_filled", "order.filled"]
+        assert [e.type for e in records(log, ORDERS)] == [
+            "order.accepted",
+            "order.partially_filled",
+            "order.filled",
+        ]
         s.run.end(s.clock())
     assert_replays(log)
 
 
-async def test_a_retry_after_a_timeout_looks_the_order_up_and_never_places_it_twice(log: SqliteEventLog) -> None:
+async def test_a_retry_after_a_timeout_looks_the_order_up_and_never_places_it_twice(
+    log: SqliteEventLog,
+) -> None:
     desk = OrderDesk()
     desk.set_book("BTCUSDT", "50000", "50001")
     desk.fault("/api/v3/order", "accept_then_timeout")  # the exchange takes the order, the answer never comes
@@ -186,7 +198,9 @@ async def test_a_retry_after_a_timeout_looks_the_order_up_and_never_places_it_tw
         client_id = client_order_id("binance", order.order_id)
         assert len(desk.by_client_id(client_id)) == 1
         assert [r for r in desk.requests if r[1] == "/api/v3/order"] == [
-            ("POST", "/api/v3/order"), ("GET", "/api/v3/order")]  # the retry looked it up, found it, stopped
+            ("POST", "/api/v3/order"),
+            ("GET", "/api/v3/order"),
+        ]  # the retry looked it up, found it, stopped
         assert [type(e) for e in reported] == [OrderAccepted]
         assert s.venue.counters()["found_by_client_id"] == 1
         s.run.end(s.clock())
@@ -210,8 +224,9 @@ async def test_a_restart_reconciles_fills_made_while_down_once(log: SqliteEventL
     async with live_session(log, desk) as s:
         await s.venue.reconcile()
         missed = await s.pump()
-        assert [(type(e), e.quantity) for e in missed if isinstance(e, OrderPartiallyFilled | OrderFilled)] == [
-            (OrderPartiallyFilled, Decimal("0.002")), (OrderFilled, Decimal("0.005"))]
+        assert [
+            (type(e), e.quantity) for e in missed if isinstance(e, OrderPartiallyFilled | OrderFilled)
+        ] == [(OrderPartiallyFilled, Decimal("0.002")), (OrderFilled, Decimal("0.005"))]
         await s.venue.reconcile()  # again: nothing new
         assert await s.pump() == []
         fills = [e for e in records(log, ORDERS) if isinstance(e, OrderPartiallyFilled | OrderFilled)]
@@ -222,16 +237,22 @@ async def test_a_restart_reconciles_fills_made_while_down_once(log: SqliteEventL
     assert_replays(log)
 
 
-async def test_the_breaker_opens_refuses_through_risk_probes_half_open_and_closes(log: SqliteEventLog) -> None:
+async def test_the_breaker_opens_refuses_through_risk_probes_half_open_and_closes(
+    log: SqliteEventLog,
+) -> None:
     desk = OrderDesk()
     desk.set_book("BTCUSDT", "50000", "50001")
     desk.fault("/api/v3/order", "503", times=3)
     breaker = BreakerConfig(failure_threshold=3, open_for_ns=5_000_000_000)
-    async with live_session(log, desk, config=LiveVenueConfig(retries=5, retry_backoff_s=0.01, breaker=breaker)) as s:
+    async with live_session(
+        log, desk, config=LiveVenueConfig(retries=5, retry_backoff_s=0.01, breaker=breaker)
+    ) as s:
         s.quote()
         first = s.order("49990")
         reported = await s.pump()
-        assert [(e.state, e.failures) for e in reported if isinstance(e, VenueCircuitChanged)] == [("open", 3)]
+        assert [(e.state, e.failures) for e in reported if isinstance(e, VenueCircuitChanged)] == [
+            ("open", 3)
+        ]
         assert desk.orders == []  # three 503s, then nothing more is sent while open
         second = s.order("49991")
         (rejected,) = [e for e in records(log, "derived")
@@ -271,4 +292,3 @@ def test_a_paper_session_replays_with_zero_divergences(log: SqliteEventLog) -> N
     run.end(clock())
     assert run.kernel.states()["orders"].orders[order.order_id].status == "filled"
     assert_replays(log, "paper")
-

@@ -79,7 +79,9 @@ class OrderDesk:
 
     maker_fee: Decimal = Decimal("0.001")
     taker_fee: Decimal = Decimal("0.001")
-    balances: dict[str, Decimal] = field(default_factory=lambda: {"USDT": Decimal(100_000), "BTC": Decimal(1)})
+    balances: dict[str, Decimal] = field(
+        default_factory=lambda: {"USDT": Decimal(100_000), "BTC": Decimal(1)}
+    )
     books: dict[str, Book] = field(default_factory=dict)
     orders: list[DeskOrder] = field(default_factory=list)
     trades: list[DeskTrade] = field(default_factory=list)
@@ -140,7 +142,9 @@ class OrderDesk:
             fault = self._take_fault(request.path)
             if fault in ("429", "500", "503"):
                 if fault == "429":
-                    return _error(429, -1003, "Too many requests; current limit is 6000 request weight per 1 MINUTE.")
+                    return _error(
+                        429, -1003, "Too many requests; current limit is 6000 request weight per 1 MINUTE."
+                    )
                 return web.Response(status=int(fault), text="Service Unavailable")
             if fault == "timeout":
                 await asyncio.sleep(self.hang_s)
@@ -202,7 +206,9 @@ class OrderDesk:
 
     def _trade(self, order: DeskOrder, price: Decimal, quantity: Decimal, maker: bool) -> DeskTrade:
         fee = (self.maker_fee if maker else self.taker_fee) * price * quantity
-        trade = DeskTrade(order, 1000 + len(self.trades) + 1, price, quantity, maker, self.now_ms(), fee, "USDT")
+        trade = DeskTrade(
+            order, 1000 + len(self.trades) + 1, price, quantity, maker, self.now_ms(), fee, "USDT"
+        )
         self.trades.append(trade)
         order.executed += quantity
         order.quote += price * quantity
@@ -218,8 +224,14 @@ class OrderDesk:
     def _find(self, api: str, params: dict[str, str]) -> DeskOrder | None:
         client_id = params.get("origClientOrderId")
         for order in self.orders:
-            if order.api == api and order.symbol == params.get("symbol") and (
-                order.client_id == client_id if client_id else str(order.order_id) == params.get("orderId")
+            if (
+                order.api == api
+                and order.symbol == params.get("symbol")
+                and (
+                    order.client_id == client_id
+                    if client_id
+                    else str(order.order_id) == params.get("orderId")
+                )
             ):
                 return order
         return None
