@@ -29,7 +29,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from adapters.exchanges.breaker import BreakerConfig, CircuitBreaker, Transition
-from adapters.exchanges.client_ids import client_order_id
+from adapters.exchanges.client_ids import by_client_id, client_order_id
 from domain.events import (
     CancelOrder,
     Envelope,
@@ -71,6 +71,8 @@ class _Order:
     filled: Decimal = _ZERO
     trade_ids: set[str] = field(default_factory=set)
     """Venue trade ids already reported or recorded: membership only, never iterated."""
+    sent_ns: int = 0
+    """Local time of the last placement request (the command's time until one is sent)."""
     in_flight: bool = False
     """A placement is running: its own task settles the order's fate."""
     cancel_requested: str | None = None
@@ -92,6 +94,9 @@ class LiveVenueConfig:
     retries: int = 3
     """Attempts after the first when a request gets no answer (each retry looks the order up first)."""
     retry_backoff_s: float = 0.2
+    request_horizon_ns: int = 10_000_000_000
+    """How long a placement request may still reach the exchange: Binance's `recvWindow` as ccxt sends it
+    (10 s; Bybit's `recv_window` is 5 s). Only after it can "not found by client id" mean "never placed"."""
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
 
 
@@ -122,8 +127,9 @@ class LiveVenue:
 
     def submit(self, command: EventBase) -> list[EventBase]:
         if isinstance(command, PlaceOrder) and command.venue == self.name:
+            client_id = client_order_id(self.exchange.id, command.order_id)
             order = _Order(
-                command, client_order_id(self.exchange.id, command.order_id), self.symbol(command.instrument)
+                command, client_id, self.symbol(command.instrument), sent_ns=command.envelope.event_time_ns
             )
             self._orders[command.order_id] = order
             if not self.restoring:
@@ -230,7 +236,7 @@ class LiveVenue:
                 self.exchange.fetch_order,
                 None,
                 order.symbol,
-                {"clientOrderId": order.client_id},
+                by_client_id(self.exchange.id, order.client_id),
             )
         except ccxt.OrderNotFound:
             return None
@@ -238,53 +244,47 @@ class LiveVenue:
 
     async def _place(self, order: _Order) -> None:
         try:
-            await self._place_once(order)
+            answer = await self._send(order)
         finally:
             order.in_flight = False
+        if answer is not None:
+            await self._apply_or_leave(order, answer)
         if order.cancel_requested is not None and order.accepted and not order.done:
             await self._cancel(order)
 
-    async def _place_once(self, order: _Order) -> None:
+    async def _send(self, order: _Order) -> dict[str, Any] | None:
+        """Place the order at most once: the exchange's order structure, or None when the venue refused it
+        (reported) or its fate is unknown (polling looks it up by client id once the venue answers again)."""
         command = order.command
-        last_error = ""
         for attempt in range(self.config.retries + 1):
             if not self.breaker.allows_orders:
-                break
+                if attempt == 0:  # nothing sent: a plain refusal
+                    self._reject(order, f"circuit breaker of {self.name} is {self.breaker.state}")
+                return None
             try:
                 if attempt:
                     self._counts["retries"] += 1
                     found = await self._lookup(order)
                     if found is not None:
                         self._counts["found_by_client_id"] += 1
-                        await self._apply(order, found)
-                        return
+                        return found
                 self._counts["orders_sent"] += 1
-                answer = await self._request("place order", self.exchange.create_order, order.symbol,
-                                             command.order_type.value, command.side.value, str(command.quantity),
-                                             _price(command), self._order_params(order))  # fmt: skip
-            except ccxt.DuplicateOrderId:
-                found = await self._lookup(order)  # sent before: the lookup says what became of it
-                if found is not None:
-                    await self._apply(order, found)
-                    return
-                last_error = "duplicate client order id, yet not found"
-            except ccxt.NetworkError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                order.sent_ns = self._clock()
+                answer: dict[str, Any] = await self._request(
+                    "place order", self.exchange.create_order, order.symbol, command.order_type.value,
+                    command.side.value, str(command.quantity), _price(command), self._order_params(order),
+                )  # fmt: skip
+                return answer
+            except ccxt.NetworkError:
                 await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))
-                continue
             except ccxt.ExchangeError as exc:
-                self._report(order, OrderRejected, reason=f"{type(exc).__name__}: {exc}")
-                order.done = True
-                return
-            else:
-                await self._apply(order, answer)
-                return
-        if attempt == 0 and not last_error:  # refused before any request: the breaker is open
-            self._report(
-                order, OrderRejected, reason=f"circuit breaker of {self.name} is {self.breaker.state}"
-            )
-            order.done = True
-        # Otherwise its fate is unknown: polling looks it up by client id once the venue answers again.
+                self._reject(order, f"{type(exc).__name__}: {exc}")
+                return None
+        return None
+
+    def _reject(self, order: _Order, reason: str) -> None:
+        self._report(order, OrderRejected, reason=reason)
+        order.done = True
 
     def _order_params(self, order: _Order) -> dict[str, Any]:
         command = order.command
@@ -303,7 +303,7 @@ class LiveVenue:
                 return
             try:
                 answer = await self._request("cancel order", self.exchange.cancel_order, None, order.symbol,
-                                             {"clientOrderId": order.client_id})  # fmt: skip
+                                             by_client_id(self.exchange.id, order.client_id))  # fmt: skip
             except ccxt.OrderNotFound:
                 answer = await self._lookup(order)  # already done (filled, canceled) or never placed
                 if answer is None:
@@ -313,18 +313,23 @@ class LiveVenue:
                 continue
             except ccxt.ExchangeError:
                 return  # refused: polling reports what the order does
-            await self._apply(order, answer)
+            await self._apply_or_leave(order, answer)
             return
 
     async def _refresh(self, order: _Order) -> None:
         found = await self._lookup(order)
         if found is not None:
             await self._apply(order, found)
-        elif not order.accepted:
-            self._report(
-                order, OrderRejected, reason="not known to the venue by its client order id: never placed"
-            )
-            order.done = True
+        elif not order.accepted and self._clock() - order.sent_ns >= self.config.request_horizon_ns:
+            # No request of ours can still reach the exchange (each is void after the horizon): never placed.
+            self._reject(order, "not known to the venue by its client order id: never placed")
+
+    async def _apply_or_leave(self, order: _Order, answer: dict[str, Any]) -> None:
+        """`_apply` from a request's own answer; a failure fetching its trades is left to polling."""
+        try:
+            await self._apply(order, answer)
+        except ccxt.BaseError:
+            return
 
     # ---- answers -> events ----------------------------------------------------------------------------
 

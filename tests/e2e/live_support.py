@@ -1,6 +1,6 @@
-"""A loopback exchange for the live venue tests: Binance's market metadata (BTCUSDT spot and USD-M, the
-filters of the real exchangeInfo) plus the order desk of `tests/local_exchange/orders.py`, and a ccxt async
-client pointed at it."""
+"""A loopback exchange for the live venue tests: market metadata and server time (Binance BTCUSDT spot and
+USD-M, Bybit v5 spot BTCUSDT, in the venues' documented formats) plus the order desk of
+`tests/local_exchange/orders.py`, and a ccxt async client pointed at it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 from aiohttp import web
 
-from tests.local_exchange.orders import OrderDesk
+from tests.local_exchange.orders import BinanceOrders, BybitOrders, OrderDesk
 
 _FILTERS = [
     {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"},
@@ -54,6 +54,26 @@ USDM_BTC = {
     "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
 }
 
+BYBIT_BTC = {
+    "symbol": "BTCUSDT", "baseCoin": "BTC", "quoteCoin": "USDT", "innovation": "0", "status": "Trading",
+    "marginTrading": "utaOnly",
+    "lotSizeFilter": {"basePrecision": "0.000001", "quotePrecision": "0.00000001", "minOrderQty": "0.000048",
+                      "maxOrderQty": "71.73956243", "minOrderAmt": "1", "maxOrderAmt": "4000000"},
+    "priceFilter": {"tickSize": "0.01"},
+}  # fmt: skip
+
+MARKETS_ONLY = {
+    # ccxt options that keep load_markets to the one market type served, with no account calls
+    "binance": {"fetchCurrencies": False, "fetchMargins": False, "fetchMarkets": {"types": ["spot"]}},
+    "binanceusdm": {"fetchCurrencies": False, "fetchMargins": False, "fetchMarkets": {"types": ["linear"]}},
+    "bybit": {
+        "fetchCurrencies": False,
+        "enableUnifiedMargin": False,
+        "enableUnifiedAccount": True,
+        "fetchMarkets": {"types": ["spot"]},
+    },
+}
+
 
 def exchange_app(desk: OrderDesk) -> web.Application:
     async def spot_info(request: web.Request) -> web.Response:
@@ -79,10 +99,42 @@ def exchange_app(desk: OrderDesk) -> web.Application:
             }
         )
 
+    async def binance_time(request: web.Request) -> web.Response:
+        return web.json_response({"serverTime": desk.now_ms()})
+
+    async def bybit_info(request: web.Request) -> web.Response:
+        listed = [BYBIT_BTC] if request.query.get("category") == "spot" else []
+        return web.json_response(
+            {
+                "retCode": 0,
+                "retMsg": "OK",
+                "time": desk.now_ms(),
+                "retExtInfo": {},
+                "result": {"category": request.query.get("category"), "list": listed, "nextPageCursor": ""},
+            }
+        )
+
+    async def bybit_time(request: web.Request) -> web.Response:
+        now = desk.now_ms()
+        return web.json_response(
+            {
+                "retCode": 0,
+                "retMsg": "OK",
+                "retExtInfo": {},
+                "time": now,
+                "result": {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)},
+            }
+        )
+
     app = web.Application()
     app.router.add_get("/api/v3/exchangeInfo", spot_info)
     app.router.add_get("/fapi/v1/exchangeInfo", usdm_info)
-    desk.register(app)
+    app.router.add_get("/api/v3/time", binance_time)
+    app.router.add_get("/fapi/v1/time", binance_time)
+    app.router.add_get("/v5/market/instruments-info", bybit_info)
+    app.router.add_get("/v5/market/time", bybit_time)
+    BinanceOrders(desk).register(app)
+    BybitOrders(desk).register(app)
     return app
 
 
@@ -94,7 +146,7 @@ def localized(exchange: ccxt.Exchange, base: str) -> ccxt.Exchange:
             return {k: rewrite(v) for k, v in value.items()}
         if isinstance(value, str) and "://" in value:
             scheme_host, _, path = value.partition("://")[2].partition("/")
-            return f"{base}/{path}" if scheme_host else value
+            return (f"{base}/{path}" if path else base) if scheme_host else value
         return value
 
     exchange.urls["api"] = rewrite(exchange.urls["api"])
@@ -102,8 +154,8 @@ def localized(exchange: ccxt.Exchange, base: str) -> ccxt.Exchange:
 
 
 @asynccontextmanager
-async def local_binance(desk: OrderDesk, exchange_id: str = "binance", timeout_ms: int = 1500
-                        ) -> AsyncIterator[ccxt.Exchange]:  # fmt: skip
+async def local_exchange(desk: OrderDesk, exchange_id: str = "binance", timeout_ms: int = 1500
+                         ) -> AsyncIterator[ccxt.Exchange]:  # fmt: skip
     runner = web.AppRunner(exchange_app(desk))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -112,11 +164,8 @@ async def local_binance(desk: OrderDesk, exchange_id: str = "binance", timeout_m
     exchange = getattr(ccxt, exchange_id)(
         {"apiKey": "local-key", "secret": "local-secret", "enableRateLimit": False, "timeout": timeout_ms}
     )
-    exchange.options.update(
-        fetchCurrencies=False,
-        fetchMargins=False,
-        fetchMarkets={"types": ["spot"] if exchange_id == "binance" else ["linear"]},
-    )
+    exchange.options.update(MARKETS_ONLY[exchange_id])
+    exchange.has["fetchCurrencies"] = False  # Bybit loads currencies whatever its options say
     localized(exchange, f"http://127.0.0.1:{port}")
     try:
         await exchange.load_markets()
