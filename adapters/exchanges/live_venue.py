@@ -51,7 +51,7 @@ from domain.values import Liquidity, OrderType, TimeInForce
 _ZERO = Decimal(0)
 _NS_PER_MS = 1_000_000
 
-Inbox = Callable[[str, EventBase], None]
+Inbox = Callable[[tuple[str, EventBase]], None]
 """Where the venue's reports go: (stream, event), in the order they must be recorded."""
 
 
@@ -392,14 +392,14 @@ class LiveVenue:
     def _report(self, order: _Order, cls: type[OrderEvent], **fields: Any) -> None:
         event = cls(envelope=self._envelope(order.command), order_id=order.command.order_id, venue=self.name,
                     **fields)  # fmt: skip
-        self._inbox(self.stream, event)
+        self._inbox((self.stream, event))
 
     def _report_breaker(self, transition: Transition | None) -> None:
         if transition is None:
             return
         event = VenueCircuitChanged(envelope=self._envelope(None), venue=self.name, state=transition.state,
                                     failures=transition.failures, reason=transition.reason)  # fmt: skip
-        self._inbox(self.stream, event)
+        self._inbox((self.stream, event))
 
 
 def _observe(order: _Order, event: OrderEvent) -> None:

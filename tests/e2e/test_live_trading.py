@@ -5,6 +5,7 @@ paper sessions replay with zero divergences."""
 
 from __future__ import annotations
 
+import asyncio
 import tomllib
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,8 @@ from adapters.entrypoints.commands import load_run_config
 from adapters.exchanges.breaker import BreakerConfig
 from adapters.exchanges.client_ids import client_order_id
 from adapters.exchanges.live_venue import LiveVenue, LiveVenueConfig, venue_stream
+from adapters.exchanges.trading import SessionMarketFeed, trade
+from adapters.importers.binance_ws import import_binance_ws
 from adapters.sqlite_event_log import SqliteEventLog
 from application.live_run import LiveMode, LiveRun, RecordedVenue
 from application.replay import replay_session
@@ -43,7 +46,9 @@ from domain.events import (
 )
 from domain.values import OrderType, Side
 from tests.e2e.live_support import local_exchange
+from tests.e2e.test_import_cli import SPOT, USDM
 from tests.local_exchange.orders import OrderDesk
+from tests.unit.test_import_safety import head_gz
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "samples" / "spread-demo.toml"
@@ -127,7 +132,7 @@ async def live_session(log: SqliteEventLog, desk: OrderDesk, *, venue: tuple[str
     clock = Clock()
     async with local_exchange(desk, exchange_id, timeout_ms=timeout_ms) as exchange:
         inbox: list[tuple[str, EventBase]] = []
-        live = LiveVenue(name, exchange, SESSION, lambda s, e: inbox.append((s, e)), clock,
+        live = LiveVenue(name, exchange, SESSION, inbox.append, clock,
                          config=config or LiveVenueConfig(retry_backoff_s=0.01), market_type="spot",
                          first_sequence=log.end_offset(SESSION, venue_stream(name)))  # fmt: skip
         streams = ("commands", f"md.{name}.BTCUSDT", venue_stream(name))
@@ -315,3 +320,47 @@ def test_a_paper_session_replays_with_zero_divergences(log: SqliteEventLog) -> N
     run.end(clock())
     assert run.kernel.states()["orders"].orders[order.order_id].status == "filled"
     assert_replays(log, "paper")
+
+
+async def test_the_trading_loop_over_a_recorded_feed_places_each_passed_order_once_and_replays(
+    log: SqliteEventLog, tmp_path: Path
+) -> None:
+    """The whole live path: recorded Binance captures as the feed, the strategy deciding, risk passing,
+    both legs (spot and USD-M) on the local exchange, polling, and the session replaying exactly."""
+    spot = head_gz(SPOT, tmp_path / "spot" / SPOT.name, 6_000)
+    usdm = head_gz(USDM, tmp_path / "usdm" / USDM.name, 6_000)
+    import_binance_ws(log, "feed", [spot, usdm], code_version=lambda: "test", echo=None)
+    desk = OrderDesk()
+    desk.fill_at_limit = True
+    clock = Clock()
+    inbox: asyncio.Queue[tuple[str, EventBase]] = asyncio.Queue()
+    async with local_exchange(desk, "binance") as spot_ex, local_exchange(desk, "binanceusdm") as usdm_ex:
+        venues = [LiveVenue(name, exchange, SESSION, inbox.put_nowait, clock, market_type=kind,
+                            config=LiveVenueConfig(retry_backoff_s=0.01))
+                  for name, exchange, kind in (("binance-spot", spot_ex, "spot"), ("binance-usdm", usdm_ex, "swap"))]  # fmt: skip
+        feed = SessionMarketFeed(log, "feed", SESSION, clock, speed=0)
+        config = CONFIG
+        streams = feed.streams + tuple(venue_stream(v.name) for v in venues)
+        run = LiveRun(
+            log, SESSION, RunParameters(SESSION, streams, config), "live", {v.name: v for v in venues}, "t"
+        )
+        run.start(clock())
+        fed = await trade(run, feed.__aiter__(), inbox, venues, 0.05, asyncio.Event())
+        for venue in venues:  # the last orders' fills
+            await venue.poll()
+            await venue.settle()
+        tail = []
+        while not inbox.empty():
+            tail.append(inbox.get_nowait())
+        run.feed(tail)
+        run.end(clock())
+    assert fed >= 12_000
+    passed = [e for e in records(log, "derived") if isinstance(e, RiskCheckPassed)]
+    assert passed, "the strategy traded nothing: the test proves nothing"
+    placed = sorted(o.client_id for o in desk.orders)
+    assert placed == sorted(client_order_id("binance", e.order_id) for e in passed)  # each once, none twice
+    orders = run.kernel.states()["orders"].orders
+    assert [orders[e.order_id].status for e in passed] == ["filled"] * len(passed)
+    fills = [e for v in venues for e in records(log, venue_stream(v.name)) if isinstance(e, OrderFilled)]
+    assert sorted(f.venue_trade_id for f in fills) == sorted(str(t.trade_id) for t in desk.trades)
+    assert_replays(log)

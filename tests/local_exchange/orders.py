@@ -100,6 +100,9 @@ class OrderDesk:
     orders: list[DeskOrder] = field(default_factory=list)
     trades: list[DeskTrade] = field(default_factory=list)
     faults: dict[str, list[Fault]] = field(default_factory=dict)
+    fill_at_limit: bool = False
+    """Every limit order takes its whole quantity at its own price at once (a market deep enough there): for
+    tests where the strategy's orders must fill whatever the recorded prices were."""
     hang_s: float = 30.0
     """How long a timed-out request hangs: beyond the client's timeout (the server shuts down only after)."""
     requests: list[tuple[str, str]] = field(default_factory=list)
@@ -150,7 +153,9 @@ class OrderDesk:
         if kind == "MARKET" and book is None:
             raise Refused("no_market", "Market is closed.")
         self.orders.append(order)
-        if crosses and book is not None:
+        if self.fill_at_limit and price is not None and kind != "LIMIT_MAKER":
+            self._trade(order, price, quantity, maker=False)
+        elif crosses and book is not None:
             self._trade(
                 order, book.ask if side == "BUY" else book.bid, min(order.quantity, book.size), maker=False
             )
