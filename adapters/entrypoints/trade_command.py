@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import ccxt.async_support as ccxt
+import ccxt.pro as ccxt
 
 from adapters.entrypoints.bootstrap import open_log, simulated_venues
 from adapters.entrypoints.commands import UserError, code_version, read_run_config

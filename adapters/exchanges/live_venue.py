@@ -14,7 +14,8 @@ recorded events it sees again after a restart (`on_market`), so a fill is report
 (`_Order.take_new`, the one dedupe rule here) whether it came from an order answer, polling or
 reconciliation.
 
-Order updates come from REST polling (`poll`): the order by client id, then its trades by order id.
+Order updates: pushed by the exchange where ccxt.pro has `watch_orders` (`watch`), and REST polling
+(`poll`: the order by client id, then its trades by order id), which also covers a dropped stream.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class LiveVenue:
         self._clock = clock
         self._market_type = market_type
         self._sequence = first_sequence
+        self._by_client: dict[str, _Order] = {}
         self._orders: dict[uuid.UUID, _Order] = {}
         """In the order they were submitted (polling walks them in that order)."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,6 +134,7 @@ class LiveVenue:
                 command, client_id, self.symbol(command.instrument), sent_ns=command.envelope.event_time_ns
             )
             self._orders[command.order_id] = order
+            self._by_client[client_id] = order
             if not self.restoring:
                 order.in_flight = True
                 self._spawn(self._place(order))
@@ -202,6 +205,33 @@ class LiveVenue:
                 await self._refresh(order)
             except ccxt.NetworkError:
                 return
+
+    @property
+    def streams_orders(self) -> bool:
+        """Whether the exchange pushes order updates (a ccxt.pro exchange with watchOrders)."""
+        return bool(self.exchange.has.get("watchOrders"))
+
+    async def watch(self) -> None:
+        """Order updates pushed by the exchange (ccxt.pro `watch_orders`), until cancelled: each is applied as
+        a poll of that order would be, at once. Polling stays the safety net (a dropped stream, a missed
+        message); a placement in flight is left to its own task."""
+        backoff = self.config.retry_backoff_s
+        while True:
+            try:
+                updates = await self.exchange.watch_orders()
+            except ccxt.NetworkError:  # dropped: reconnect, backing off up to 30 s
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except (
+                ccxt.BaseError
+            ):  # the exchange refuses the stream (e.g. the key lacks the right): poll only
+                return
+            backoff = self.config.retry_backoff_s
+            for update in updates:
+                order = self._by_client.get(str(update.get("clientOrderId")))
+                if order is not None and not order.done and not order.in_flight:
+                    await self._apply_or_leave(order, update)
 
     async def close(self) -> None:
         await self.settle()
@@ -347,11 +377,12 @@ class LiveVenue:
             order.accepted = True
             self._report(order, OrderAccepted, venue_order_id=order.venue_order_id,
                          exchange_time_ns=_ns(answer.get("timestamp")))  # fmt: skip
-        if Decimal(answer.get("filled") or 0) > order.filled:
+        filled = Decimal(answer.get("filled") or 0)
+        if filled > order.filled:
             trades = await self._request("order trades", self.exchange.fetch_my_trades, order.symbol, None, None,
                                          {"orderId": order.venue_order_id})  # fmt: skip
             self._report_fills(order, [t for t in trades if str(t.get("order")) == order.venue_order_id])
-        if order.done:
+        if order.done or order.filled < filled:  # a terminal state waits for every fill before it
             return
         if status == "canceled":
             self._report(order, OrderCanceled, reason=order.cancel_requested or f"canceled at {self.exchange.id}",

@@ -77,6 +77,7 @@ async def trade(run: LiveRun, feed: AsyncIterator[tuple[str, EventBase]], inbox:
                 await venue.poll()
 
     workers = [asyncio.ensure_future(pump()), asyncio.ensure_future(poll())]
+    workers += [asyncio.ensure_future(venue.watch()) for venue in venues if venue.streams_orders]
     fed = 0
     try:
         while not (stop.is_set() and inbox.empty()):

@@ -10,6 +10,7 @@ from typing import Any
 
 import ccxt.async_support as ccxt
 from aiohttp import web
+from ccxt import pro as ccxt_pro
 
 from tests.local_exchange.orders import BinanceOrders, BybitOrders, OrderDesk
 
@@ -146,7 +147,8 @@ def localized(exchange: ccxt.Exchange, base: str) -> ccxt.Exchange:
             return {k: rewrite(v) for k, v in value.items()}
         if isinstance(value, str) and "://" in value:
             scheme_host, _, path = value.partition("://")[2].partition("/")
-            return (f"{base}/{path}" if path else base) if scheme_host else value
+            root = base.replace("http://", "ws://") if value.startswith("ws") else base
+            return (f"{root}/{path}" if path else root) if scheme_host else value
         return value
 
     exchange.urls["api"] = rewrite(exchange.urls["api"])
@@ -154,14 +156,15 @@ def localized(exchange: ccxt.Exchange, base: str) -> ccxt.Exchange:
 
 
 @asynccontextmanager
-async def local_exchange(desk: OrderDesk, exchange_id: str = "binance", timeout_ms: int = 1500
-                         ) -> AsyncIterator[ccxt.Exchange]:  # fmt: skip
+async def local_exchange(desk: OrderDesk, exchange_id: str = "binance", timeout_ms: int = 1500, *,
+                         streams: bool = False) -> AsyncIterator[ccxt.Exchange]:  # fmt: skip
+    """`streams`: a ccxt.pro client, which watches the user-data websocket (served for Bybit)."""
     runner = web.AppRunner(exchange_app(desk))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    exchange = getattr(ccxt, exchange_id)(
+    exchange = getattr(ccxt_pro if streams else ccxt, exchange_id)(
         {"apiKey": "local-key", "secret": "local-secret", "enableRateLimit": False, "timeout": timeout_ms}
     )
     exchange.options.update(MARKETS_ONLY[exchange_id])

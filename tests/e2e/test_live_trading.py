@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import tomllib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -125,12 +125,13 @@ def records(log: SqliteEventLog, stream: str) -> Iterator[EventBase]:
 
 @asynccontextmanager
 async def live_session(log: SqliteEventLog, desk: OrderDesk, *, venue: tuple[str, str] = VENUES[0],
-                       config: LiveVenueConfig | None = None, timeout_ms: int = 1500) -> AsyncIterator[Session]:  # fmt: skip
+                       config: LiveVenueConfig | None = None, timeout_ms: int = 1500,
+                       streams: bool = False) -> AsyncIterator[Session]:  # fmt: skip
     """A live session on the local exchange trading `venue` (name, ccxt id); a second one over the same log
     resumes (a restart)."""
     name, exchange_id = venue
     clock = Clock()
-    async with local_exchange(desk, exchange_id, timeout_ms=timeout_ms) as exchange:
+    async with local_exchange(desk, exchange_id, timeout_ms=timeout_ms, streams=streams) as exchange:
         inbox: list[tuple[str, EventBase]] = []
         live = LiveVenue(name, exchange, SESSION, inbox.append, clock,
                          config=config or LiveVenueConfig(retry_backoff_s=0.01), market_type="spot",
@@ -364,3 +365,42 @@ async def test_the_trading_loop_over_a_recorded_feed_places_each_passed_order_on
     fills = [e for v in venues for e in records(log, venue_stream(v.name)) if isinstance(e, OrderFilled)]
     assert sorted(f.venue_trade_id for f in fills) == sorted(str(t.trade_id) for t in desk.trades)
     assert_replays(log)
+
+
+async def test_bybit_pushes_order_updates_on_its_private_websocket_and_polling_covers_a_dropped_stream(
+    log: SqliteEventLog,
+) -> None:
+    desk = OrderDesk()
+    desk.set_book("BTCUSDT", "50000", "50001")
+    async with live_session(log, desk, venue=VENUES[1], streams=True) as s:
+        assert s.venue.streams_orders
+        watcher = asyncio.ensure_future(s.venue.watch())
+        try:
+            s.quote()
+            order = s.order("49990")
+            assert [type(e) for e in await s.pump()] == [OrderAccepted]
+            client_id = client_order_id("bybit", order.order_id)
+            await _until(lambda: ("WS", "subscribe order") in desk.requests)
+            polled = desk.requests.count(("GET", "/v5/order/realtime"))
+            desk.fill(client_id, "0.004")  # pushed: {"topic": "order", ...} with cumExecQty 0.004
+            await _until(lambda: s.inbox)
+            (fill,) = await s.pump()
+            assert isinstance(fill, OrderPartiallyFilled) and fill.quantity == Decimal("0.004")
+            assert desk.requests.count(("GET", "/v5/order/realtime")) == polled  # no polling needed
+            await desk.drop_streams()  # the connection drops; a fill happens before it is back
+            desk.fill(client_id, "0.006")
+            await s.venue.poll()
+            (last,) = await s.pump()
+            assert isinstance(last, OrderFilled) and last.quantity == Decimal("0.006")
+        finally:
+            watcher.cancel()
+        s.run.end(s.clock())
+    assert_replays(log)
+
+
+async def _until(condition: Callable[[], object], timeout_s: float = 5.0) -> None:
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out waiting")

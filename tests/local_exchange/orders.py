@@ -106,6 +106,10 @@ class OrderDesk:
     hang_s: float = 30.0
     """How long a timed-out request hangs: beyond the client's timeout (the server shuts down only after)."""
     requests: list[tuple[str, str]] = field(default_factory=list)
+    listeners: list[Callable[[DeskOrder], None]] = field(default_factory=list)
+    streams: list[web.WebSocketResponse] = field(default_factory=list)
+    """Open user-data websockets (`drop_streams` closes them: the dropped-connection fault)."""
+    """Called with every order that changed (accepted, filled, canceled, expired): the user-data streams."""
     """(method, path) of every order/account request, in arrival order."""
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -121,6 +125,10 @@ class OrderDesk:
     def fault(self, path: str, kind: FaultKind, times: int = 1) -> None:
         """The next `times` requests to `path` (e.g. "/api/v3/order") meet `kind`."""
         self.faults.setdefault(path, []).append(Fault(kind, times))
+
+    async def drop_streams(self) -> None:
+        for ws in list(self.streams):
+            await ws.close()
 
     def by_client_id(self, client_id: str) -> list[DeskOrder]:
         return [o for o in self.orders if o.client_id == client_id]
@@ -161,6 +169,7 @@ class OrderDesk:
             )
         if order.status in OPEN and (kind == "MARKET" or time_in_force == "IOC"):
             order.status = "EXPIRED"
+        self._changed(order)
         return order
 
     def find(
@@ -180,6 +189,7 @@ class OrderDesk:
             raise Refused("unknown", "Unknown order sent.")
         order.status = "CANCELED"
         order.update_ms = self.now_ms()
+        self._changed(order)
         return order
 
     def open_orders(self, api: str, symbol: str | None) -> list[DeskOrder]:
@@ -188,6 +198,10 @@ class OrderDesk:
     def trades_of(self, api: str, symbol: str | None, order_id: str | None) -> list[DeskTrade]:
         return [t for t in self.trades if t.order.api == api and t.order.symbol == symbol
                 and (order_id is None or str(t.order.order_id) == order_id)]  # fmt: skip
+
+    def _changed(self, order: DeskOrder) -> None:
+        for listener in list(self.listeners):
+            listener(order)
 
     def take_fault(self, path: str) -> FaultKind | None:
         queue = self.faults.get(path, [])
@@ -257,6 +271,7 @@ class OrderDesk:
             self.balances[base] = self.balances.get(base, Decimal(0)) + sign * quantity
             self.balances[quote] = self.balances.get(quote, Decimal(0)) - sign * price * quantity
             self.balances[fee_asset] -= fee
+        self._changed(order)
         return trade
 
 
@@ -383,7 +398,7 @@ class BybitOrders:
     """Bybit v5 spot (category `spot`) order/account endpoints over a desk, in the documented formats
     (bybit-exchange.github.io/docs/v5: "Trade", "Account"): POST /v5/order/create, /v5/order/cancel,
     GET /v5/order/realtime (open and recent orders, by orderId or orderLinkId), /v5/execution/list,
-    /v5/account/wallet-balance. Errors are HTTP 200 with `retCode`: 170213 order does not exist, 110072
+    /v5/account/wallet-balance, and the private websocket `/v5/private` (order updates). Errors are HTTP 200 with `retCode`: 170213 order does not exist, 110072
     duplicate orderLinkId, 170131 insufficient balance, 10001 parameter error, 10003 invalid key, 10006 rate
     limit."""
 
@@ -398,6 +413,53 @@ class BybitOrders:
         app.router.add_route("GET", "/v5/order/realtime", self._route(self._realtime))
         app.router.add_route("GET", "/v5/execution/list", self._route(self._executions))
         app.router.add_route("GET", "/v5/account/wallet-balance", self._route(self._wallet))
+        app.router.add_route("GET", "/v5/private", self._private_stream)
+
+    async def _private_stream(self, request: web.Request) -> web.StreamResponse:
+        """The private websocket (docs/v5/ws/connect, websocket/private/order): `auth` with [key, expires,
+        signature], `subscribe` to `order`, then every change of this account's spot orders is pushed as
+        {"topic": "order", "data": [order, with "category": "spot"]}. `drop_streams` closes it."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.desk.requests.append(("WS", request.path))
+        changed: asyncio.Queue[DeskOrder] = asyncio.Queue()
+        authenticated, topics = False, set()
+
+        def listener(order: DeskOrder) -> None:
+            if authenticated and "order" in topics and order.api == self.API:
+                changed.put_nowait(order)
+
+        async def push() -> None:
+            while True:
+                order = await changed.get()
+                body = dict(self._order_json(order), category="spot")
+                await ws.send_json({"id": f"local-{order.order_id}-{order.update_ms}", "topic": "order",
+                                    "creationTime": self.desk.now_ms(), "data": [body]})  # fmt: skip
+
+        self.desk.listeners.append(listener)
+        self.desk.streams.append(ws)
+        pusher = asyncio.ensure_future(push())
+        try:
+            async for message in ws:
+                request_body = json.loads(message.data)
+                op, req_id = request_body.get("op"), request_body.get("req_id", "")
+                if op == "auth":
+                    authenticated = len(request_body.get("args", [])) == 3
+                    await ws.send_json({"success": authenticated, "ret_msg": "" if authenticated else "auth failed",
+                                        "op": "auth", "conn_id": "local"})  # fmt: skip
+                elif op == "subscribe":
+                    topics.update(request_body.get("args", []))
+                    self.desk.requests.append(("WS", "subscribe " + ",".join(request_body.get("args", []))))
+                    await ws.send_json({"success": authenticated, "ret_msg": "", "conn_id": "local",
+                                        "req_id": req_id, "op": "subscribe"})  # fmt: skip
+                elif op == "ping":
+                    await ws.send_json({"success": True, "ret_msg": "pong", "conn_id": "local", "req_id": req_id,
+                                        "op": "ping"})  # fmt: skip
+        finally:
+            pusher.cancel()
+            self.desk.listeners.remove(listener)
+            self.desk.streams.remove(ws)
+        return ws
 
     def _route(self, action: Callable[[dict[str, str]], Any]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
