@@ -56,6 +56,13 @@ Inbox = Callable[[tuple[str, EventBase]], None]
 """Where the venue's reports go: (stream, event), in the order they must be recorded."""
 
 
+REFUSALS = (ccxt.AuthenticationError, ccxt.ArgumentsRequired, ccxt.BadRequest, ccxt.OperationRejected,
+            ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.NotSupported)  # fmt: skip
+"""ccxt errors in which the exchange answered and refused. Anything else (timeouts, 429, a 5xx, an error
+code ccxt does not know, a garbled answer) leaves the outcome unknown: Binance documents a 5xx as "execution
+status UNKNOWN". Such a request is retried after a lookup, and counts against the breaker."""
+
+
 def venue_stream(venue: str) -> str:
     """The input stream of a live venue's reports."""
     return f"orders.{venue}"
@@ -196,14 +203,14 @@ class LiveVenue:
             self._report_breaker(transition)
             try:
                 await self._request("probe", self.exchange.fetch_time)
-            except ccxt.NetworkError:
+            except ccxt.BaseError:
                 return
         if not self.breaker.allows_orders:
             return
         for order in [o for o in self._orders.values() if not o.done and not o.in_flight]:
             try:
                 await self._refresh(order)
-            except ccxt.NetworkError:
+            except ccxt.BaseError:
                 return
 
     @property
@@ -245,15 +252,15 @@ class LiveVenue:
         task.add_done_callback(self._tasks.discard)
 
     async def _request(self, what: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """One request; its outcome feeds the breaker (a refusal is an answer, only NetworkError fails)."""
+        """One request; its outcome feeds the breaker: a refusal is an answer, anything else a failure."""
         try:
             result = await call(*args)
-        except ccxt.NetworkError as exc:
+        except REFUSALS:
+            self._report_breaker(self.breaker.success(what))
+            raise
+        except ccxt.BaseError as exc:
             self._counts["failures"] += 1
             self._report_breaker(self.breaker.failure(self._clock(), f"{what}: {type(exc).__name__}: {exc}"))
-            raise
-        except ccxt.ExchangeError:
-            self._report_breaker(self.breaker.success(what))
             raise
         self._report_breaker(self.breaker.success(what))
         return result
@@ -305,11 +312,11 @@ class LiveVenue:
                     command.side.value, str(command.quantity), _price(command), self._order_params(order),
                 )  # fmt: skip
                 return answer
-            except ccxt.NetworkError:
-                await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))
-            except ccxt.ExchangeError as exc:
+            except REFUSALS as exc:
                 self._reject(order, f"{type(exc).__name__}: {exc}")
                 return None
+            except ccxt.BaseError:
+                await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))
         return None
 
     def _reject(self, order: _Order, reason: str) -> None:
@@ -335,14 +342,19 @@ class LiveVenue:
                 answer = await self._request("cancel order", self.exchange.cancel_order, None, order.symbol,
                                              by_client_id(self.exchange.id, order.client_id))  # fmt: skip
             except ccxt.OrderNotFound:
-                answer = await self._lookup(order)  # already done (filled, canceled) or never placed
-                if answer is None:
-                    return
-            except ccxt.NetworkError:
+                answer = None  # already done (filled, canceled) or never placed: the lookup says which
+            except REFUSALS:
+                return  # refused: polling reports what the order does
+            except ccxt.BaseError:
                 await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))
                 continue
-            except ccxt.ExchangeError:
-                return  # refused: polling reports what the order does
+            if answer is None:
+                try:
+                    answer = await self._lookup(order)
+                except ccxt.BaseError:
+                    return  # polling will
+                if answer is None:
+                    return
             await self._apply_or_leave(order, answer)
             return
 

@@ -45,9 +45,10 @@ from domain.events import (
     input_event_id,
 )
 from domain.values import OrderType, Side
-from tests.e2e.live_support import local_exchange
+from tests.e2e.live_support import client, local_exchange, on_server
 from tests.e2e.test_import_cli import SPOT, USDM
-from tests.local_exchange.orders import OrderDesk
+from tests.local_exchange import LocalExchange
+from tests.local_exchange.orders import DeskTrade, OrderDesk
 from tests.unit.test_import_safety import head_gz
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +85,7 @@ class Session:
     venue: LiveVenue
     desk: OrderDesk
     clock: Clock
+    local: LocalExchange | None
     inbox: list[tuple[str, EventBase]] = field(default_factory=list)
     sequences: dict[str, int] = field(default_factory=dict)
 
@@ -108,6 +110,11 @@ class Session:
         assert isinstance(event, PlaceOrder)
         return event
 
+    def fill(self, client_id: str, quantity: str) -> DeskTrade:
+        """A maker fill of a resting order at the exchange (on its thread)."""
+        assert self.local is not None
+        return on_server(self.local, self.venue.exchange.id, lambda: self.desk.fill(client_id, quantity))
+
     async def pump(self) -> list[EventBase]:
         """Let the venue's requests finish and feed what it reported, as the trading loop does."""
         await self.venue.settle()
@@ -124,23 +131,24 @@ def records(log: SqliteEventLog, stream: str) -> Iterator[EventBase]:
 
 
 @asynccontextmanager
-async def live_session(log: SqliteEventLog, desk: OrderDesk, *, venue: tuple[str, str] = VENUES[0],
-                       config: LiveVenueConfig | None = None, timeout_ms: int = 1500,
-                       streams: bool = False) -> AsyncIterator[Session]:  # fmt: skip
+async def live_session(log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, *,
+                       venue: tuple[str, str] = VENUES[0], config: LiveVenueConfig | None = None,
+                       timeout_ms: int = 1500, streams: bool = False) -> AsyncIterator[Session]:  # fmt: skip
     """A live session on the local exchange trading `venue` (name, ccxt id); a second one over the same log
     resumes (a restart)."""
     name, exchange_id = venue
     clock = Clock()
-    async with local_exchange(desk, exchange_id, timeout_ms=timeout_ms, streams=streams) as exchange:
+    exchange = await client(local, exchange_id, timeout_ms=timeout_ms, streams=streams)
+    try:
         inbox: list[tuple[str, EventBase]] = []
         live = LiveVenue(name, exchange, SESSION, inbox.append, clock,
                          config=config or LiveVenueConfig(retry_backoff_s=0.01), market_type="spot",
                          first_sequence=log.end_offset(SESSION, venue_stream(name)))  # fmt: skip
-        streams = ("commands", f"md.{name}.BTCUSDT", venue_stream(name))
+        streams_of_run = ("commands", f"md.{name}.BTCUSDT", venue_stream(name))
         # The USD-M leg is not traded here: a venue that never acts.
-        run = LiveRun(log, SESSION, RunParameters(SESSION, streams, config_for(name)), "live",
+        run = LiveRun(log, SESSION, RunParameters(SESSION, streams_of_run, config_for(name)), "live",
                       {name: live, "binance-usdm": RecordedVenue("binance-usdm")}, "test")  # fmt: skip
-        session = Session(name, run, live, desk, clock, inbox)
+        session = Session(name, run, live, desk, clock, local, inbox)
         if run.started:
             live.restoring = True
             run.resume()
@@ -149,6 +157,19 @@ async def live_session(log: SqliteEventLog, desk: OrderDesk, *, venue: tuple[str
         else:
             run.start(clock())
         yield session
+    finally:
+        await exchange.close()
+
+
+@pytest.fixture
+def desk() -> OrderDesk:
+    return OrderDesk()
+
+
+@pytest.fixture
+def local(desk: OrderDesk) -> Iterator[LocalExchange]:
+    with local_exchange(desk) as exchange:
+        yield exchange
 
 
 @pytest.fixture
@@ -167,11 +188,10 @@ def assert_replays(log: SqliteEventLog, mode: LiveMode = "live") -> None:
 
 @pytest.mark.parametrize("venue", VENUES, ids=[v for v, _ in VENUES])
 async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_events(
-    log: SqliteEventLog, venue: tuple[str, str]
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, venue: tuple[str, str]
 ) -> None:
-    desk = OrderDesk()
     desk.set_book("BTCUSDT", "50000", "50001", size="0.004")  # the ask holds 0.004 of the 0.01 wanted
-    async with live_session(log, desk, venue=venue) as s:
+    async with live_session(log, local, desk, venue=venue) as s:
         s.quote()
         order = s.order("50001")
         reported = await s.pump()
@@ -193,7 +213,7 @@ async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_
             fee,
         )
         assert (fill.cumulative_quantity, fill.leaves_quantity) == (Decimal("0.004"), Decimal("0.006"))
-        s.desk.fill(placed.client_id, "0.006")  # the rest rests at 50001 until a trade reaches it
+        s.fill(placed.client_id, "0.006")  # the rest rests at 50001 until a trade reaches it
         await s.venue.poll()
         (last,) = await s.pump()
         assert isinstance(last, OrderFilled) and last.leaves_quantity == 0 and last.price == Decimal("50001")
@@ -207,13 +227,12 @@ async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_
 
 
 async def test_a_retry_after_a_timeout_looks_the_order_up_and_never_places_it_twice(
-    log: SqliteEventLog,
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
 ) -> None:
-    desk = OrderDesk()
     desk.set_book("BTCUSDT", "50000", "50001")
     desk.fault("/api/v3/order", "accept_then_timeout")  # the exchange takes the order, the answer never comes
     desk.hang_s = 1.0  # past the client's 0.4 s timeout; short, so the server shuts down quickly
-    async with live_session(log, desk, timeout_ms=400) as s:
+    async with live_session(log, local, desk, timeout_ms=400) as s:
         s.quote()
         order = s.order("49990")  # rests below the ask
         reported = await s.pump()
@@ -231,22 +250,21 @@ async def test_a_retry_after_a_timeout_looks_the_order_up_and_never_places_it_tw
 
 @pytest.mark.parametrize("venue", VENUES, ids=[v for v, _ in VENUES])
 async def test_a_restart_reconciles_fills_made_while_down_once(
-    log: SqliteEventLog, venue: tuple[str, str]
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, venue: tuple[str, str]
 ) -> None:
-    desk = OrderDesk()
     desk.set_book("BTCUSDT", "50000", "50001")
-    async with live_session(log, desk, venue=venue) as s:
+    async with live_session(log, local, desk, venue=venue) as s:
         s.quote()
         order = s.order("49990", quantity="0.01")
         assert [type(e) for e in await s.pump()] == [OrderAccepted]
         client_id = client_order_id(venue[1], order.order_id)
-        desk.fill(client_id, "0.003")
+        s.fill(client_id, "0.003")
         await s.venue.poll()
         assert [type(e) for e in await s.pump()] == [OrderPartiallyFilled]
     # The process is gone (no SessionEnded). While it is down the order fills twice more.
-    desk.fill(client_id, "0.002")
-    desk.fill(client_id, "0.005")
-    async with live_session(log, desk, venue=venue) as s:
+    on_server(local, venue[1], lambda: desk.fill(client_id, "0.002"))
+    on_server(local, venue[1], lambda: desk.fill(client_id, "0.005"))
+    async with live_session(log, local, desk, venue=venue) as s:
         await s.venue.reconcile()
         missed = await s.pump()
         assert [
@@ -267,14 +285,13 @@ async def test_a_restart_reconciles_fills_made_while_down_once(
 
 
 async def test_the_breaker_opens_refuses_through_risk_probes_half_open_and_closes(
-    log: SqliteEventLog,
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
 ) -> None:
-    desk = OrderDesk()
     desk.set_book("BTCUSDT", "50000", "50001")
-    desk.fault("/api/v3/order", "503", times=3)
+    local.venue("binance").faults.http_status("/api/v3/order", 503, times=3)
     breaker = BreakerConfig(failure_threshold=3, open_for_ns=5_000_000_000)
     async with live_session(
-        log, desk, config=LiveVenueConfig(retries=5, retry_backoff_s=0.01, breaker=breaker)
+        log, local, desk, config=LiveVenueConfig(retries=5, retry_backoff_s=0.01, breaker=breaker)
     ) as s:
         s.quote()
         first = s.order("49990")
@@ -308,7 +325,7 @@ def test_a_paper_session_replays_with_zero_divergences(log: SqliteEventLog) -> N
     run = LiveRun(log, SESSION, RunParameters(SESSION, ("commands", MD), CONFIG), "paper",
                   simulated_venues(CONFIG), "test")  # fmt: skip
     run.start(clock())
-    s = Session("binance-spot", run, None, OrderDesk(), clock)  # type: ignore[arg-type]
+    s = Session("binance-spot", run, None, OrderDesk(), clock, None)  # type: ignore[arg-type]
     s.input(MD, InstrumentDefined, venue="binance-spot", instrument="BTCUSDT", base="BTC", quote="USDT",
             settlement="USDT", kind="spot", contract_size=Decimal(1), tick_size=Decimal("0.01"),
             lot_size=Decimal("0.00001"), min_notional=Decimal(5), maker_fee_bps=Decimal(10),
@@ -324,18 +341,18 @@ def test_a_paper_session_replays_with_zero_divergences(log: SqliteEventLog) -> N
 
 
 async def test_the_trading_loop_over_a_recorded_feed_places_each_passed_order_once_and_replays(
-    log: SqliteEventLog, tmp_path: Path
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, tmp_path: Path
 ) -> None:
     """The whole live path: recorded Binance captures as the feed, the strategy deciding, risk passing,
     both legs (spot and USD-M) on the local exchange, polling, and the session replaying exactly."""
     spot = head_gz(SPOT, tmp_path / "spot" / SPOT.name, 6_000)
     usdm = head_gz(USDM, tmp_path / "usdm" / USDM.name, 6_000)
     import_binance_ws(log, "feed", [spot, usdm], code_version=lambda: "test", echo=None)
-    desk = OrderDesk()
     desk.fill_at_limit = True
     clock = Clock()
     inbox: asyncio.Queue[tuple[str, EventBase]] = asyncio.Queue()
-    async with local_exchange(desk, "binance") as spot_ex, local_exchange(desk, "binanceusdm") as usdm_ex:
+    spot_ex, usdm_ex = await client(local, "binance"), await client(local, "binanceusdm")
+    try:
         venues = [LiveVenue(name, exchange, SESSION, inbox.put_nowait, clock, market_type=kind,
                             config=LiveVenueConfig(retry_backoff_s=0.01))
                   for name, exchange, kind in (("binance-spot", spot_ex, "spot"), ("binance-usdm", usdm_ex, "swap"))]  # fmt: skip
@@ -355,6 +372,9 @@ async def test_the_trading_loop_over_a_recorded_feed_places_each_passed_order_on
             tail.append(inbox.get_nowait())
         run.feed(tail)
         run.end(clock())
+    finally:
+        await spot_ex.close()
+        await usdm_ex.close()
     assert fed >= 12_000
     passed = [e for e in records(log, "derived") if isinstance(e, RiskCheckPassed)]
     assert passed, "the strategy traded nothing: the test proves nothing"
@@ -368,11 +388,10 @@ async def test_the_trading_loop_over_a_recorded_feed_places_each_passed_order_on
 
 
 async def test_bybit_pushes_order_updates_on_its_private_websocket_and_polling_covers_a_dropped_stream(
-    log: SqliteEventLog,
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
 ) -> None:
-    desk = OrderDesk()
     desk.set_book("BTCUSDT", "50000", "50001")
-    async with live_session(log, desk, venue=VENUES[1], streams=True) as s:
+    async with live_session(log, local, desk, venue=VENUES[1], streams=True) as s:
         assert s.venue.streams_orders
         watcher = asyncio.ensure_future(s.venue.watch())
         try:
@@ -382,13 +401,15 @@ async def test_bybit_pushes_order_updates_on_its_private_websocket_and_polling_c
             client_id = client_order_id("bybit", order.order_id)
             await _until(lambda: ("WS", "subscribe order") in desk.requests)
             polled = desk.requests.count(("GET", "/v5/order/realtime"))
-            desk.fill(client_id, "0.004")  # pushed: {"topic": "order", ...} with cumExecQty 0.004
+            s.fill(client_id, "0.004")  # pushed: {"topic": "order", ...} with cumExecQty 0.004
             await _until(lambda: s.inbox)
             (fill,) = await s.pump()
             assert isinstance(fill, OrderPartiallyFilled) and fill.quantity == Decimal("0.004")
             assert desk.requests.count(("GET", "/v5/order/realtime")) == polled  # no polling needed
-            await desk.drop_streams()  # the connection drops; a fill happens before it is back
-            desk.fill(client_id, "0.006")
+            on_server(
+                local, "bybit", desk.drop_streams
+            )  # the connection drops; a fill happens before it is back
+            s.fill(client_id, "0.006")
             await s.venue.poll()
             (last,) = await s.pump()
             assert isinstance(last, OrderFilled) and last.quantity == Decimal("0.006")

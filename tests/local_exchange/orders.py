@@ -10,9 +10,11 @@ cancel, -2013 "Order does not exist.", -1021 outside recvWindow is not modelled 
 
 Orders fill against the top of book the test sets (`set_book`: a marketable order takes it at once) or by
 test control (`fill`, a maker fill of a resting order: what a market trade through its price does).
-Faults (`fault`): the next N requests to a path answer HTTP 429 / 5xx, are rejected, or time out; a
-timeout can happen after the order was accepted ("accept_then_timeout"): the order exists, the answer never
-arrives, which is what a retry must not turn into a second order.
+Order faults (`fault`), beside the venue's HTTP faults (`tests.local_exchange.faults`: 429, 5xx, delays): the
+next N order requests are rejected, or time out after the order was accepted ("accept_then_timeout": the
+order exists, the answer never arrives, which is what a retry must not turn into a second order).
+`install_orders(desk)` adds these routes to every venue of a `LocalExchange`; the desk is then the server
+thread's: change it from a test through `venue.call`.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
 from aiohttp import web
 
-FaultKind = Literal["429", "500", "503", "timeout", "accept_then_timeout", "reject"]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from tests.local_exchange.server import Handler, Installer, VenueServer
+
+FaultKind = Literal["accept_then_timeout", "reject"]
 OPEN = ("NEW", "PARTIALLY_FILLED")
 """The desk keeps Binance's status names; each wire format translates them."""
 
@@ -126,9 +129,10 @@ class OrderDesk:
         """The next `times` requests to `path` (e.g. "/api/v3/order") meet `kind`."""
         self.faults.setdefault(path, []).append(Fault(kind, times))
 
-    async def drop_streams(self) -> None:
+    def drop_streams(self) -> None:
+        """Close every user-data websocket (on the server's loop)."""
         for ws in list(self.streams):
-            await ws.close()
+            asyncio.ensure_future(ws.close())
 
     def by_client_id(self, client_id: str) -> list[DeskOrder]:
         return [o for o in self.orders if o.client_id == client_id]
@@ -228,12 +232,6 @@ class OrderDesk:
         if key_header not in request.headers:
             return refuse(Refused("auth", "Invalid API-key, IP, or permissions for action."))
         fault = self.take_fault(request.path)
-        if fault == "429":
-            return refuse(Refused("rate_limit", "Too many requests."))
-        if fault in ("500", "503"):
-            return web.Response(status=int(fault), text="Service Unavailable")
-        if fault == "timeout":
-            await asyncio.sleep(self.hang_s)
         if fault == "reject":
             return refuse(Refused("would_take", "Order would immediately match and take."))
         try:
@@ -281,16 +279,18 @@ class BinanceOrders:
     def __init__(self, desk: OrderDesk) -> None:
         self.desk = desk
 
-    def register(self, app: web.Application) -> None:
-        for api, root in (("spot", "/api/v3"), ("usdm", "/fapi/v1")):
-            app.router.add_route("POST", f"{root}/order", self._route(api, self._place))
-            app.router.add_route("GET", f"{root}/order", self._route(api, self._query))
-            app.router.add_route("DELETE", f"{root}/order", self._route(api, self._cancel))
-            app.router.add_route("GET", f"{root}/openOrders", self._route(api, self._open_orders))
-        app.router.add_route("GET", "/api/v3/myTrades", self._route("spot", self._my_trades))
-        app.router.add_route("GET", "/fapi/v1/userTrades", self._route("usdm", self._my_trades))
-        app.router.add_route("GET", "/api/v3/account", self._route("spot", self._account))
-        app.router.add_route("GET", "/fapi/v2/balance", self._route("usdm", self._futures_balance))
+    def register(self, app: web.Application, api: Literal["spot", "usdm"]) -> None:
+        root = "/api/v3" if api == "spot" else "/fapi/v1"
+        app.router.add_route("POST", f"{root}/order", self._route(api, self._place))
+        app.router.add_route("GET", f"{root}/order", self._route(api, self._query))
+        app.router.add_route("DELETE", f"{root}/order", self._route(api, self._cancel))
+        app.router.add_route("GET", f"{root}/openOrders", self._route(api, self._open_orders))
+        if api == "spot":
+            app.router.add_route("GET", "/api/v3/myTrades", self._route("spot", self._my_trades))
+            app.router.add_route("GET", "/api/v3/account", self._route("spot", self._account))
+        else:
+            app.router.add_route("GET", "/fapi/v1/userTrades", self._route("usdm", self._my_trades))
+            app.router.add_route("GET", "/fapi/v2/balance", self._route("usdm", self._futures_balance))
 
     def _route(self, api: str, action: Callable[[str, dict[str, str]], Any]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -549,3 +549,18 @@ def _bybit_ok(result: Any) -> web.Response:
 def _bybit_error(refused: Refused) -> web.Response:
     return web.json_response({"retCode": _BYBIT_CODES[refused.kind], "retMsg": refused.message, "result": {},
                               "retExtInfo": {}, "time": OrderDesk.now_ms()})  # fmt: skip
+
+
+def install_orders(desk: OrderDesk) -> Installer:
+    """The order side of every venue of a `LocalExchange` that has one (Binance spot and USD-M, Bybit)."""
+
+    def install(venue: VenueServer) -> None:
+        venue.state["orders"] = desk
+        if venue.name == "binance":
+            BinanceOrders(desk).register(venue.app, "spot")
+        elif venue.name == "binanceusdm":
+            BinanceOrders(desk).register(venue.app, "usdm")
+        elif venue.name == "bybit":
+            BybitOrders(desk).register(venue.app)
+
+    return install
