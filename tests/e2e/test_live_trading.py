@@ -284,11 +284,12 @@ async def test_a_restart_reconciles_fills_made_while_down_once(
     assert_replays(log)
 
 
+@pytest.mark.parametrize("status", [503, 429])
 async def test_the_breaker_opens_refuses_through_risk_probes_half_open_and_closes(
-    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, status: int
 ) -> None:
     desk.set_book("BTCUSDT", "50000", "50001")
-    local.venue("binance").faults.http_status("/api/v3/order", 503, times=3)
+    local.venue("binance").faults.http_status("/api/v3/order", status, times=3)
     breaker = BreakerConfig(failure_threshold=3, open_for_ns=5_000_000_000)
     async with live_session(
         log, local, desk, config=LiveVenueConfig(retries=5, retry_backoff_s=0.01, breaker=breaker)
@@ -299,7 +300,7 @@ async def test_the_breaker_opens_refuses_through_risk_probes_half_open_and_close
         assert [(e.state, e.failures) for e in reported if isinstance(e, VenueCircuitChanged)] == [
             ("open", 3)
         ]
-        assert desk.orders == []  # three 503s, then nothing more is sent while open
+        assert desk.orders == []  # three failures (the order, two lookups), then nothing is sent while open
         second = s.order("49991")
         (rejected,) = [e for e in records(log, "derived")
                        if isinstance(e, RiskCheckRejected) and e.order_id == second.order_id]  # fmt: skip
@@ -425,3 +426,23 @@ async def _until(condition: Callable[[], object], timeout_s: float = 5.0) -> Non
             return
         await asyncio.sleep(0.01)
     raise AssertionError("timed out waiting")
+
+
+async def test_an_order_the_exchange_refuses_is_rejected_with_its_reason_and_the_breaker_stays_closed(
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
+) -> None:
+    desk.set_book("BTCUSDT", "50000", "50001")
+    desk.fault("/api/v3/order", "reject")
+    async with live_session(log, local, desk) as s:
+        s.quote()
+        order = s.order("49990")
+        (rejected,) = await s.pump()
+        assert isinstance(rejected, OrderRejected) and rejected.order_id == order.order_id
+        # ccxt's class for Binance's message, then the message: a trader sees what the exchange said
+        assert rejected.reason == "OrderImmediatelyFillable: binance Order would immediately match and take."
+        assert desk.orders == [] and s.venue.breaker.state == "closed"
+        again = s.order("49990")  # the next order goes out
+        assert [type(e) for e in await s.pump()] == [OrderAccepted]
+        assert len(desk.by_client_id(client_order_id("binance", again.order_id))) == 1
+        s.run.end(s.clock())
+    assert_replays(log)
