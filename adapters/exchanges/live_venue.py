@@ -348,7 +348,7 @@ class LiveVenue:
             except ccxt.BaseError:
                 await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))
                 continue
-            if answer is None:
+            if answer is None or answer.get("status") is None:  # Bybit answers a cancel with the ids only
                 try:
                     answer = await self._lookup(order)
                 except ccxt.BaseError:

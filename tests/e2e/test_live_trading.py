@@ -29,10 +29,12 @@ from application.replay import replay_session
 from application.run_config import RunConfig
 from application.session_run import RunParameters
 from domain.events import (
+    CancelOrder,
     Envelope,
     EventBase,
     InstrumentDefined,
     OrderAccepted,
+    OrderCanceled,
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
@@ -444,5 +446,28 @@ async def test_an_order_the_exchange_refuses_is_rejected_with_its_reason_and_the
         again = s.order("49990")  # the next order goes out
         assert [type(e) for e in await s.pump()] == [OrderAccepted]
         assert len(desk.by_client_id(client_order_id("binance", again.order_id))) == 1
+        s.run.end(s.clock())
+    assert_replays(log)
+
+
+@pytest.mark.parametrize("venue", VENUES, ids=[v for v, _ in VENUES])
+async def test_a_cancel_command_cancels_at_the_exchange_and_the_account_endpoints_answer_ccxt(
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, venue: tuple[str, str]
+) -> None:
+    desk.set_book("BTCUSDT", "50000", "50001")
+    async with live_session(log, local, desk, venue=venue) as s:
+        s.quote()
+        order = s.order("49990")
+        assert [type(e) for e in await s.pump()] == [OrderAccepted]
+        open_orders = await s.venue.exchange.fetch_open_orders("BTC/USDT")
+        assert [o["clientOrderId"] for o in open_orders] == [client_order_id(venue[1], order.order_id)]
+        balance = await s.venue.exchange.fetch_balance()
+        assert Decimal(str(balance["USDT"]["total"])) == Decimal(100_000)
+        s.input("commands", CancelOrder, order_id=order.order_id, venue=s.name, reason="operator: flat")
+        (canceled,) = await s.pump()
+        assert isinstance(canceled, OrderCanceled) and canceled.reason == "operator: flat"
+        (at_exchange,) = desk.by_client_id(client_order_id(venue[1], order.order_id))
+        assert at_exchange.status == "CANCELED"
+        assert s.run.kernel.states()["orders"].orders[order.order_id].status == "canceled"
         s.run.end(s.clock())
     assert_replays(log)
