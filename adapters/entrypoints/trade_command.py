@@ -28,6 +28,7 @@ from adapters.exchanges.trading import SessionMarketFeed, trade
 from adapters.settings import Settings
 from application.backtest import session_instruments
 from application.live_run import LiveRun, LiveSessionError
+from application.operator_commands import COMMANDS_STREAM
 from application.ports import Venue
 from application.session_run import RunParameters
 from domain.events import EventBase
@@ -106,9 +107,9 @@ async def _session(
     if args.mode == "live":
         await _open_live_venues(settings, config.venues, args, inbox, log, live)
         venues: Mapping[str, Venue] = {v.name: v for v in live}
-        streams = feed.streams + tuple(venue_stream(v.name) for v in live)
+        streams = (COMMANDS_STREAM, *feed.streams, *(venue_stream(v.name) for v in live))
     else:
-        venues, streams = simulated_venues(config), feed.streams
+        venues, streams = simulated_venues(config), (COMMANDS_STREAM, *feed.streams)
     parameters = RunParameters(args.session, streams, config)
     run = LiveRun(log, args.session, parameters, args.mode, venues, code_version())
     stop = asyncio.Event()

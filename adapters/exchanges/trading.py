@@ -1,6 +1,7 @@
 """The trading loop of a live or paper session: market data and the live venues' reports arrive on one
 queue, in arrival order, and are fed to the session (`application.live_run.LiveRun`) in batches; each batch
-is durable before the loop awaits again, which is when the venues' requests for it start.
+is durable before the loop awaits again, which is when the venues' requests for it start. Operator commands
+stored in the session meanwhile (`cse command ...`) run first in the next batch.
 
 `SessionMarketFeed` plays the market data of a recorded session as a live feed (re-stamped with the local
 receive clock, paced at the recorded pace times `speed`): paper trading over a recorded day, and the feed
@@ -82,21 +83,22 @@ async def trade(run: LiveRun, feed: AsyncIterator[tuple[str, EventBase]], inbox:
     try:
         while not (stop.is_set() and inbox.empty()):
             try:
-                first = await asyncio.wait_for(inbox.get(), timeout=poll_interval_s)
+                batch = [await asyncio.wait_for(inbox.get(), timeout=poll_interval_s)]
             except TimeoutError:
-                continue
-            batch = [first]
+                batch = []
             while not inbox.empty():
                 batch.append(inbox.get_nowait())
-            run.feed(batch)
-            fed += len(batch)
+            batch = run.operator_commands() + batch  # a kill switch goes first
+            if batch:
+                run.feed(batch)
+                fed += len(batch)
     finally:
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
     for venue in venues:  # what was in flight when the feed ended
         await venue.settle()
-    tail = []
+    tail = run.operator_commands()
     while not inbox.empty():
         tail.append(inbox.get_nowait())
     if tail:

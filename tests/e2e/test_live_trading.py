@@ -25,14 +25,17 @@ from adapters.exchanges.trading import SessionMarketFeed, trade
 from adapters.importers.binance_ws import import_binance_ws
 from adapters.sqlite_event_log import SqliteEventLog
 from application.live_run import LiveMode, LiveRun, RecordedVenue
+from application.operator_commands import COMMANDS_STREAM, append_operator_command
 from application.replay import replay_session
 from application.run_config import RunConfig
 from application.session_run import RunParameters
 from domain.events import (
     CancelOrder,
+    EngageKillSwitch,
     Envelope,
     EventBase,
     InstrumentDefined,
+    KillSwitchEngaged,
     OrderAccepted,
     OrderCanceled,
     OrderFilled,
@@ -40,6 +43,7 @@ from domain.events import (
     OrderRejected,
     PlaceOrder,
     QuoteTick,
+    ReleaseKillSwitch,
     RiskCheckPassed,
     RiskCheckRejected,
     VenueCircuitChanged,
@@ -92,9 +96,17 @@ class Session:
     sequences: dict[str, int] = field(default_factory=dict)
 
     def input(self, stream: str, event_cls: type[EventBase], **fields: object) -> EventBase:
+        """An input arriving now: market data, or (stream `commands`) a command an operator sends, stored in
+        the session as `cse command` stores it, then run by the loop."""
+        now = self.clock()
+        if stream == COMMANDS_STREAM:
+            event = append_operator_command(
+                self.run.log, SESSION, now, lambda env: event_cls(envelope=env, **fields)
+            )
+            self.run.feed(self.run.operator_commands())
+            return event
         sequence = self.sequences.get(stream, self.run.log.end_offset(SESSION, stream))
         self.sequences[stream] = sequence + 1
-        now = self.clock()
         envelope = Envelope(event_id=input_event_id(SESSION, stream, sequence), session_id=SESSION,
                             sequence=sequence, event_time_ns=now, ingest_time_ns=now, source="test")  # fmt: skip
         event = event_cls(envelope=envelope, **fields)
@@ -469,5 +481,39 @@ async def test_a_cancel_command_cancels_at_the_exchange_and_the_account_endpoint
         (at_exchange,) = desk.by_client_id(client_order_id(venue[1], order.order_id))
         assert at_exchange.status == "CANCELED"
         assert s.run.kernel.states()["orders"].orders[order.order_id].status == "canceled"
+        s.run.end(s.clock())
+    assert_replays(log)
+
+
+async def test_an_operators_kill_switch_reaches_the_running_session_cancels_at_the_exchange_and_survives_a_restart(
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
+) -> None:
+    desk.set_book("BTCUSDT", "50000", "50001")
+    async with live_session(log, local, desk) as s:
+        s.quote()
+        order = s.order("49990")
+        assert [type(e) for e in await s.pump()] == [OrderAccepted]
+        # `cse command kill-switch engage --session live-test` stores it; the loop runs it before its next batch
+        s.input(COMMANDS_STREAM, EngageKillSwitch, reason="desk halt", operator="ops")
+        derived = list(records(log, "derived"))
+        assert [type(e) for e in derived[-2:]] == [KillSwitchEngaged, CancelOrder]
+        (canceled,) = await s.pump()
+        assert isinstance(canceled, OrderCanceled) and canceled.order_id == order.order_id
+        assert desk.by_client_id(client_order_id("binance", order.order_id))[0].status == "CANCELED"
+        refused = s.order("49990")
+        (verdict,) = [e for e in records(log, "derived") if isinstance(e, RiskCheckRejected)]
+        assert (verdict.order_id, verdict.rule) == (refused.order_id, "kill_switch")
+    # Down; meanwhile the operator releases the switch (stored, not yet run: it is after the recorded order).
+    append_operator_command(log, SESSION, T0 + 10**12, lambda env: ReleaseKillSwitch(
+        envelope=env, reason="resume", operator="ops"))  # fmt: skip
+    async with live_session(log, local, desk) as s:
+        pending = s.run.operator_commands()
+        assert [type(e) for _, e in pending] == [ReleaseKillSwitch]
+        s.run.feed(pending)
+        s.clock.now = T0 + 10**12
+        s.quote()
+        again = s.order("49990")
+        assert [type(e) for e in await s.pump()] == [OrderAccepted]
+        assert len(desk.by_client_id(client_order_id("binance", again.order_id))) == 1
         s.run.end(s.clock())
     assert_replays(log)
