@@ -517,3 +517,25 @@ async def test_an_operators_kill_switch_reaches_the_running_session_cancels_at_t
         assert len(desk.by_client_id(client_order_id("binance", again.order_id))) == 1
         s.run.end(s.clock())
     assert_replays(log)
+
+
+async def test_an_order_for_an_instrument_the_exchange_does_not_list_is_rejected_without_a_request(
+    local: LocalExchange, desk: OrderDesk
+) -> None:
+    exchange = await client(local, "binance")
+    try:
+        reports: list[tuple[str, EventBase]] = []
+        venue = LiveVenue("binance-spot", exchange, SESSION, reports.append, Clock())
+        envelope = Envelope(event_id=uuid.uuid4(), session_id=SESSION, sequence=0, event_time_ns=T0,
+                            ingest_time_ns=T0, source="test")  # fmt: skip
+        order = PlaceOrder(envelope=envelope, order_id=uuid.uuid4(), account="demo", strategy_id="manual",
+                           venue="binance-spot", instrument="DOGEUSDT", side=Side.BUY, order_type=OrderType.LIMIT,
+                           quantity=Decimal(100), limit_price=Decimal("0.1"))  # fmt: skip
+        assert venue.submit(order) == []
+        await venue.settle()
+        ((stream, rejected),) = reports
+        assert stream == "orders.binance-spot" and isinstance(rejected, OrderRejected)
+        assert rejected.reason == "binance-spot: binance lists no market 'DOGEUSDT'"
+        assert desk.requests == []
+    finally:
+        await exchange.close()
