@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--tolerance-ms", type=float, default=DEFAULT_TOLERANCE_NS / 1e6,
         help="how far apart two orders' placement times may be to pair them (default: %(default)g ms)",
     )  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--all", action="store_true", help="text: list every order, also pairs that did the same")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON (every order)")
     p.set_defaults(handler=compare)
 
 
@@ -52,11 +53,19 @@ def compare(args: argparse.Namespace) -> int:
         except RunUnavailable as exc:
             raise UserError(f"{exc} ({settings.event_log_path})") from exc
     report = comparison.as_dict()
-    print(json.dumps(report, indent=2) if args.json else "\n".join(text(report)))
+    print(json.dumps(report, indent=2) if args.json else "\n".join(text(report, args.all)))
     return 0
 
 
-def text(report: dict[str, Any]) -> list[str]:
+def differs(order: dict[str, Any]) -> bool:
+    """In one run only, or a pair that filled, priced, paid or earned differently (latency alone is not)."""
+    if order["live"] is None or order["backtest"] is None:
+        return True
+    keys = ("filled_quantity_difference", "price_difference", "slippage_difference", "fee_difference")
+    return any(order[k] not in (None, "0") for k in keys) or order["pnl_difference"]["total"] != "0"
+
+
+def text(report: dict[str, Any], every_order: bool = False) -> list[str]:
     live, backtest, matching = report["live"], report["backtest"], report["matching"]
     lines = [
         f"live     {live['session']} ({live['mode']}, market data of {live['market_data_of']})",
@@ -74,12 +83,15 @@ def text(report: dict[str, Any]) -> list[str]:
             f"{seen['orders_answered']} answered)"
         )  # fmt: skip
     marks = ", ".join(f"{k} {m['mid']} ({m['from_session']})" for k, m in report["marks"].items())
-    lines += [f"marked at the last mid: {marks}", "", "Orders (live vs backtest)"]
+    lines += [f"marked at the last mid: {marks}", "", "Orders (live / backtest)"]
     header = (f"  {'placed (UTC)':24} {'venue':14} {'side':5} {'filled live/bt':26} {'avg price live/bt':28} "
               f"{'slip bps live/bt':20} {'fees live/bt':26} {'latency live/bt':18} pnl diff")  # fmt: skip
     lines.append(header)
-    for order in report["orders"]:
-        lines.append(_order_line(order))
+    shown = [o for o in report["orders"] if every_order or differs(o)]
+    lines += [_order_line(order) for order in shown]
+    if len(shown) < len(report["orders"]):
+        lines.append(f"  ({len(report['orders']) - len(shown)} pairs that filled, priced and paid the same are not "
+                     "shown; --all lists them)")  # fmt: skip
     lines += ["", "PnL difference, live - backtest, at the marks"]
     for currency, parts in report["pnl_difference"].items():
         lines.append(f"  {currency}")
