@@ -80,7 +80,8 @@ def text(report: dict[str, Any], every_order: bool = False) -> list[str]:
         lines.append(
             f"{name:8} orders {run['orders']}: {run['filled']} filled, {run['partially_filled']} partially, "
             f"{run['unfilled']} unfilled, {run['refused_by_risk']} refused by risk; latency {said}, seen median {_ms(seen['median'])} (max {_ms(seen['max'])}, "
-            f"{seen['orders_answered']} answered)"
+            f"{seen['orders_answered']} answered); {run['round_trips']} round trips, PnL after fees "
+            f"{run['round_trip_pnl']}"
         )  # fmt: skip
     marks = ", ".join(f"{k} {m['mid']} ({m['from_session']})" for k, m in report["marks"].items())
     lines += [f"marked at the last mid: {marks}", "", "Orders (live / backtest)"]

@@ -100,6 +100,14 @@ def test_slow_venue_vs_backtest(
     total = parts.pop("total")
     assert total == pnl_at(slow, marks) - pnl_at(fast, marks) == sum(parts.values())  # to the last digit
 
+    # round trips as the backtest report counts them
+    for name, session in (("live", "slow"), ("backtest", "fast")):
+        metrics = json.loads((runs / "reports" / session / "metrics.json").read_text())
+        assert (report[name]["round_trips"], report[name]["round_trip_pnl"]) == (
+            metrics["trades"],
+            metrics["round_trip_pnl"],
+        )
+
     # latency: what each simulated venue assumed is what its orders saw
     assert report["live"]["assumed_latency_ns"] == {"order": 40 * MS, "response": 60 * MS}
     assert report["backtest"]["assumed_latency_ns"] == {"order": 5 * MS, "response": 5 * MS}
