@@ -83,13 +83,16 @@ class MergeRecorder:
     """Records which stream each input of a run came from, run-length encoded, as one `InputsMerged` event
     per `chunk` inputs (ids derived from (session, `merge`, chunk index), so a re-run gives the same)."""
 
-    def __init__(self, session_id: str, streams: tuple[str, ...], chunk: int = MERGE_CHUNK) -> None:
+    def __init__(self, session_id: str, streams: tuple[str, ...], chunk: int = MERGE_CHUNK, *,
+                 first_input: int = 0, chunks: int = 0) -> None:  # fmt: skip
+        """`first_input`, `chunks`: where a resumed session's recorded order ends (0, 0 for a new run)."""
         self._session_id = session_id
         self._streams = streams
         self._index = {name: i for i, name in enumerate(streams)}
         self._chunk = chunk
         self._runs: list[list[int]] = []
-        self._first = self._count = self._chunks = self._time_ns = 0
+        self._count = self._time_ns = 0
+        self._first, self._chunks = first_input, chunks
 
     def add(self, stream: str, time_ns: int) -> InputsMerged | None:
         """Note the next input's stream; returns a full chunk's event when one is complete."""

@@ -17,6 +17,7 @@ from adapters.entrypoints import (
     operator_cli,
     projection_commands,
     streaming_commands,
+    trade_command,
 )
 from adapters.settings import Settings, SettingsError
 
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.schemas)
 
     streaming_commands.register(sub)
+    trade_command.register(sub)
     operator_cli.register(sub)
     api_commands.register(sub)
     return parser
