@@ -227,8 +227,9 @@ class Comparison:
         live_data = self.live.input_session or self.live.session
         backtest_data = self.backtest.input_session or self.backtest.session
         if live_data != backtest_data:
-            notes.append(f"the backtest ran over session {backtest_data!r}, the live run over {live_data!r}: "
-                         "orders differ also because the market data may differ")  # fmt: skip
+            notes.append(f"The backtest ran over session {backtest_data!r}, the live run over {live_data!r}: their "
+                         "times and data may differ; a backtest of the live run's own market data lines up "
+                         f"(cse backtest --session {live_data} ...).")  # fmt: skip
         for name, run in (("live", self.live), ("backtest", self.backtest)):
             if run.orphan_fills:
                 notes.append(f"{name} session {run.session!r}: {run.orphan_fills} fill(s) refused by the order "
@@ -279,8 +280,8 @@ def compare_sessions(log: EventLog, live_session: str, backtest_session: str,
     if comparison.matched == 0:
         raise NothingToCompare(
             f"no order of {live_session!r} ({len(live.orders)} orders) pairs with one of {backtest_session!r} "
-            f"({len(backtest.orders)} orders) within {tolerance_ns / 1e6:g} ms with the same strategy, instrument, "
-            "venue and side: nothing to compare (a wider --tolerance-ms? the same strategy?)"
+            f"({len(backtest.orders)} orders) within {tolerance_ns / 1e6:g} ms with the same strategy, instrument, venue "
+            f"and side: nothing to compare. {' '.join(comparison.notes()[:1]) or 'A wider --tolerance-ms?'}"
         )
     return comparison
 

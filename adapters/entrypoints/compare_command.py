@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from adapters.entrypoints.commands import UserError, open_log
+from adapters.entrypoints.inspect_command import _utc as utc
 from adapters.settings import Settings
 from application.compare_runs import DEFAULT_TOLERANCE_NS, NothingToCompare, compare_sessions
 from application.run_orders import RunUnavailable
@@ -117,8 +117,7 @@ def _order_line(order: dict[str, Any]) -> str:
             return "risk " + o["status"].removeprefix("refused by risk (").rstrip(")")
         return o["filled_quantity"] + ("" if o["filled_quantity"] == o["quantity"] else f" {o['status']}")
 
-    when = datetime.fromtimestamp(placed // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    when += f".{placed % 1_000_000_000 // 1_000_000:03d}Z"
+    when = utc(placed)
     side = order["side"] + (" R" if order["repair"] else "")
     return (f"  {when:24} {order['venue']:14} {side:5} {filled(live) + ' / ' + filled(backtest):26} {pair('avg_price'):28} "
             f"{pair('slippage_bps'):20} {pair('fees'):26} {pair('response_latency_ns', _ms):18} "
