@@ -5,9 +5,11 @@ stderr (logs and error messages, including configuration errors about the secret
 under the working directory (the SQLite event log with its WAL, read models, reports) and a /metrics scrape
 of a running service.
 
-Commands covered: import, backtest, compare, inspect, sessions, command (kill switch), project --follow (the
-service, which also projects into the read models scanned). `cse record` (live recording) and the paper/live trading command are added to this scan when they
-exist on the branch (helpers rec and live)."""
+Commands covered: import, backtest, trade --mode paper, trade --mode live with half a key pair (refused before
+anything is sent), compare, inspect, sessions, command (kill switch), project --follow (the service, which also
+projects into the read models scanned). Not yet: `cse trade --mode live` placing orders and `cse record
+--exchanges`, which need `--api-base` to point ccxt at the local exchange (planted keys must never be sent to a
+real exchange)."""
 
 from __future__ import annotations
 
@@ -23,11 +25,10 @@ from adapters.entrypoints.commands import SAMPLES
 from adapters.exchanges.credentials import ccxt_options, credentials_for
 from adapters.settings import Settings
 from tests.service_process import ROOT, ServiceProcess, http_get
+from tests.unit.test_import_safety import head_gz
 
 pytestmark = pytest.mark.e2e
 
-CAPTURES = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
-            SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]  # fmt: skip
 TAG = uuid.uuid4().hex[:12]
 PLANTED = {
     f"CSE_{exchange.upper()}_API_{part.upper()}": f"PLANTED{TAG}{exchange}{part}"
@@ -90,8 +91,10 @@ def test_the_planted_credentials_are_what_the_commands_read(
 
 def test_no_command_leaks_a_planted_secret(planted: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
     home, env = planted
+    captures = [head_gz(SAMPLES / "hftbacktest" / market / "btcusdt_20240808.gz",
+                        tmp_path / market / "btcusdt_20240808.gz", 5000) for market in ("spot", "usdm")]  # fmt: skip
     outputs = [
-        cse(env, "import", *map(str, CAPTURES), "--session", "s"),
+        cse(env, "import", *map(str, captures), "--session", "s"),
         cse(
             env,
             "command",
@@ -105,6 +108,21 @@ def test_no_command_leaks_a_planted_secret(planted: tuple[Path, dict[str, str]],
             "2024-08-08T23:55:30Z",
         ),  # fmt: skip
         cse(env, "backtest", "--session", "s", "--config", str(SAMPLES / "spread-demo.toml"), "--id", "bt"),
+        cse(
+            env,
+            "trade",
+            "--mode",
+            "paper",
+            "--config",
+            str(SAMPLES / "spread-demo.toml"),
+            "--session",
+            "paper",
+            "--market-session",
+            "s",
+            "--speed",
+            "0",
+        ),  # fmt: skip
+        cse(env, "compare", "paper", "paper"),
         cse(env, "compare", "bt", "bt"),
         cse(env, "compare", "bt", "bt", "--json"),
         cse(env, "inspect", "s", "--json"),
@@ -116,9 +134,27 @@ def test_no_command_leaks_a_planted_secret(planted: tuple[Path, dict[str, str]],
         ),  # and its _FILE
         cse({**env, "CSE_BYBIT_API_SECRET_FILE": str(tmp_path / "absent")}, "sessions", ok=False),
         cse({**env, "CSE_TRACE_SAMPLE_RATIO": "2"}, "sessions", ok=False),
+        # live trading with half of Binance's key pair: refused before anything is sent, naming what is missing
+        cse(
+            {k: v for k, v in env.items() if k != "CSE_BINANCE_API_SECRET"},
+            "trade",
+            "--mode",
+            "live",
+            "--config",
+            str(SAMPLES / "spread-demo.toml"),
+            "--session",
+            "live",
+            "--market-session",
+            "s",
+            ok=False,
+        ),  # fmt: skip
     ]
-    assert "CSE_KRAKEN_API_KEY and CSE_KRAKEN_API_KEY_FILE are both set" in outputs[-3]
-    assert "CSE_BYBIT_API_SECRET_FILE: cannot read secret file" in outputs[-2]
+    assert (
+        "CSE_BINANCE_API_SECRET not set while CSE_BINANCE_API_KEY, CSE_BINANCE_API_PASSPHRASE set"
+        in outputs[-1]
+    )
+    assert "CSE_KRAKEN_API_KEY and CSE_KRAKEN_API_KEY_FILE are both set" in outputs[-4]
+    assert "CSE_BYBIT_API_SECRET_FILE: cannot read secret file" in outputs[-3]
 
     follower = ServiceProcess("projector", ["project", "--follow"], env, tmp_path / "projector.log")
     try:
