@@ -18,11 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import ccxt.async_support as ccxt
-
 from adapters.entrypoints.bootstrap import open_log, simulated_venues
 from adapters.entrypoints.commands import UserError, code_version, read_run_config
+from adapters.exchanges.api_base import ApiBaseError, parse_api_bases
 from adapters.exchanges.credentials import CredentialsError, ccxt_options, credentials_for
+from adapters.exchanges.factory import EXCHANGES, create_exchange
 from adapters.exchanges.live_venue import LiveVenue, venue_stream
 from adapters.exchanges.trading import SessionMarketFeed, trade
 from adapters.settings import Settings
@@ -32,13 +32,8 @@ from application.ports import Venue
 from application.session_run import RunParameters
 from domain.events import EventBase
 
-VENUE_EXCHANGES: Mapping[str, tuple[str, str]] = {
-    "binance-spot": ("binance", "spot"),
-    "binance-usdm": ("binanceusdm", "swap"),
-    "bybit-spot": ("bybit", "spot"),
-    "bybit-linear": ("bybit", "swap"),
-}
-"""Venue name -> (ccxt exchange id, ccxt market type)."""
+EXCHANGE_OF = {spec.venue: exchange_id for exchange_id, spec in EXCHANGES.items()}
+"""Venue name -> the ccxt exchange it trades on (each client loads its venue's markets only)."""
 
 
 def register(sub: Any) -> None:
@@ -65,6 +60,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--poll-interval", type=float, default=1.0, help="seconds between order-status polls (live)"
     )
+    p.add_argument(
+        "--api-base",
+        action="append",
+        default=[],
+        metavar="EXCHANGE=URL",
+        help="send every request for EXCHANGE (ccxt id) to URL, paths kept: a testnet, a proxy, the "
+        "local exchange (repeatable)",
+    )
     p.set_defaults(handler=trade_command)  # fmt: skip
 
 
@@ -77,65 +80,71 @@ def trade_command(args: argparse.Namespace) -> int:
             raise UserError(f"no session {args.market_session!r} in {settings.event_log_path}")
         try:
             summary = asyncio.run(_run(settings, log, args))
-        except (LiveSessionError, CredentialsError, ValueError) as exc:
+        except (LiveSessionError, CredentialsError, ApiBaseError, ValueError) as exc:
             raise UserError(str(exc)) from exc
     print(json.dumps(summary, indent=2))
     return 0 if summary["inputs"] else 1
 
 
 async def _run(settings: Settings, log: Any, args: argparse.Namespace) -> dict[str, Any]:
+    live: list[LiveVenue] = []
+    try:
+        return await _session(settings, log, args, live)
+    finally:
+        for venue in live:
+            await venue.close()
+
+
+async def _session(
+    settings: Settings, log: Any, args: argparse.Namespace, live: list[LiveVenue]
+) -> dict[str, Any]:
     feed = SessionMarketFeed(log, args.market_session, args.session, time.time_ns, args.speed)
     config = read_run_config(args.config).validate(
         session_instruments(log, args.market_session, feed.streams)
     )
     inbox: asyncio.Queue[tuple[str, EventBase]] = asyncio.Queue()
-    live: list[LiveVenue] = []
     if args.mode == "live":
-        live = await _live_venues(settings, config.venues, args.session, inbox, log)
+        await _open_live_venues(settings, config.venues, args, inbox, log, live)
         venues: Mapping[str, Venue] = {v.name: v for v in live}
         streams = feed.streams + tuple(venue_stream(v.name) for v in live)
     else:
         venues, streams = simulated_venues(config), feed.streams
-    run = LiveRun(
-        log, args.session, RunParameters(args.session, streams, config), args.mode, venues, code_version()
-    )
+    parameters = RunParameters(args.session, streams, config)
+    run = LiveRun(log, args.session, parameters, args.mode, venues, code_version())
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    try:
-        if run.started:
-            for venue in live:
-                venue.restoring = True
-            resumed = run.resume()
-            for venue in live:
-                venue.restoring = False
-                await venue.reconcile()
-        else:
-            resumed = 0
-            run.start(time.time_ns())
-        fed = await trade(run, feed.__aiter__(), inbox, live, args.poll_interval, stop)
-        ended = run.end(time.time_ns())
-    finally:
+    resumed = 0
+    if run.started:  # a session that did not end: re-run what it holds, then ask the exchanges what it missed
         for venue in live:
-            await venue.close()
+            venue.restoring = True
+        resumed = run.resume()
+        for venue in live:
+            venue.restoring = False
+            await venue.reconcile()
+    else:
+        run.start(time.time_ns())
+    fed = await trade(run, feed.__aiter__(), inbox, live, args.poll_interval, stop)
+    ended = run.end(time.time_ns())
     return {"session": args.session, "mode": args.mode, "inputs": resumed + fed, "resumed_inputs": resumed,
             "derived": ended.derived_events, "digest": ended.digest, "venues": run.kernel.venue_counters()}  # fmt: skip
 
 
-async def _live_venues(settings: Settings, names: Mapping[str, Any], session: str,
-                       inbox: asyncio.Queue[tuple[str, EventBase]], log: Any) -> list[LiveVenue]:  # fmt: skip
-    venues = []
+async def _open_live_venues(settings: Settings, names: Mapping[str, Any], args: argparse.Namespace,
+                            inbox: asyncio.Queue[tuple[str, EventBase]], log: Any, venues: list[LiveVenue]) -> None:  # fmt: skip
+    """One live venue per configured venue, into `venues` as each is made (so every one made gets closed)."""
+    api_bases, session = parse_api_bases(args.api_base), args.session
     for name in sorted(names):
-        if name not in VENUE_EXCHANGES:
+        exchange_id = EXCHANGE_OF.get(name)
+        if exchange_id is None:
             raise UserError(
-                f"venue {name!r} has no exchange to trade on (known: {', '.join(VENUE_EXCHANGES)})"
+                f"venue {name!r} has no exchange to trade on (known: {', '.join(sorted(EXCHANGE_OF))})"
             )
-        exchange_id, market_type = VENUE_EXCHANGES[name]
         credentials = credentials_for(settings, exchange_id)
         if credentials is None:
             raise UserError(f"live trading on {name} needs {exchange_id} credentials (docs/trading-live.md)")
-        exchange = getattr(ccxt, exchange_id)(ccxt_options(credentials))
-        await exchange.load_markets()
-        venues.append(LiveVenue(name, exchange, session, inbox.put_nowait, time.time_ns, market_type=market_type,
+        exchange = create_exchange(exchange_id, websocket=True, api_base=api_bases.get(exchange_id),
+                                   credentials=ccxt_options(credentials))  # fmt: skip
+        venues.append(LiveVenue(name, exchange, session, inbox.put_nowait, time.time_ns,
                                 first_sequence=log.end_offset(session, venue_stream(name))))  # fmt: skip
-    return venues
+        await exchange.load_markets()

@@ -30,3 +30,10 @@ def client_order_id(exchange_id: str, order_id: uuid.UUID) -> str:
                          f"{', '.join(sorted(_HEX_LIMIT.keys() | _UUID_FORM))})")  # fmt: skip
     # 'cse' + the UUID's hex (35 characters): truncated only where the venue allows fewer (OKX keeps 116 bits).
     return (PREFIX + order_id.hex)[:limit]
+
+
+def by_client_id(exchange_id: str, client_id: str) -> dict[str, object]:
+    """The ccxt params that make fetch_order / cancel_order address the order by its client id."""
+    if exchange_id == "bybit":  # v5 `orderLinkId`; fetchOrder on a unified account asks to acknowledge that
+        return {"orderLinkId": client_id, "acknowledged": True}  # it only sees the last 500 orders
+    return {"clientOrderId": client_id}

@@ -14,7 +14,8 @@ recorded events it sees again after a restart (`on_market`), so a fill is report
 (`_Order.take_new`, the one dedupe rule here) whether it came from an order answer, polling or
 reconciliation.
 
-Order updates come from REST polling (`poll`): the order by client id, then its trades by order id.
+Order updates: pushed by the exchange where ccxt.pro has `watch_orders` (`watch`), and REST polling
+(`poll`: the order by client id, then its trades by order id), which also covers a dropped stream.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from adapters.exchanges.breaker import BreakerConfig, CircuitBreaker, Transition
-from adapters.exchanges.client_ids import client_order_id
+from adapters.exchanges.client_ids import by_client_id, client_order_id
 from domain.events import (
     CancelOrder,
     Envelope,
@@ -51,8 +52,15 @@ from domain.values import Liquidity, OrderType, TimeInForce
 _ZERO = Decimal(0)
 _NS_PER_MS = 1_000_000
 
-Inbox = Callable[[str, EventBase], None]
+Inbox = Callable[[tuple[str, EventBase]], None]
 """Where the venue's reports go: (stream, event), in the order they must be recorded."""
+
+
+REFUSALS = (ccxt.AuthenticationError, ccxt.ArgumentsRequired, ccxt.BadRequest, ccxt.OperationRejected,
+            ccxt.InsufficientFunds, ccxt.InvalidOrder, ccxt.NotSupported)  # fmt: skip
+"""ccxt errors in which the exchange answered and refused. Anything else (timeouts, 429, a 5xx, an error
+code ccxt does not know, a garbled answer) leaves the outcome unknown: Binance documents a 5xx as "execution
+status UNKNOWN". Such a request is retried after a lookup, and counts against the breaker."""
 
 
 def venue_stream(venue: str) -> str:
@@ -71,6 +79,8 @@ class _Order:
     filled: Decimal = _ZERO
     trade_ids: set[str] = field(default_factory=set)
     """Venue trade ids already reported or recorded: membership only, never iterated."""
+    sent_ns: int = 0
+    """Local time of the last placement request (the command's time until one is sent)."""
     in_flight: bool = False
     """A placement is running: its own task settles the order's fate."""
     cancel_requested: str | None = None
@@ -92,6 +102,9 @@ class LiveVenueConfig:
     retries: int = 3
     """Attempts after the first when a request gets no answer (each retry looks the order up first)."""
     retry_backoff_s: float = 0.2
+    request_horizon_ns: int = 10_000_000_000
+    """How long a placement request may still reach the exchange: Binance's `recvWindow` as ccxt sends it
+    (10 s; Bybit's `recv_window` is 5 s). Only after it can "not found by client id" mean "never placed"."""
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
 
 
@@ -113,6 +126,7 @@ class LiveVenue:
         self._clock = clock
         self._market_type = market_type
         self._sequence = first_sequence
+        self._by_client: dict[str, _Order] = {}
         self._orders: dict[uuid.UUID, _Order] = {}
         """In the order they were submitted (polling walks them in that order)."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -122,10 +136,12 @@ class LiveVenue:
 
     def submit(self, command: EventBase) -> list[EventBase]:
         if isinstance(command, PlaceOrder) and command.venue == self.name:
+            client_id = client_order_id(self.exchange.id, command.order_id)
             order = _Order(
-                command, client_order_id(self.exchange.id, command.order_id), self.symbol(command.instrument)
+                command, client_id, self.symbol(command.instrument), sent_ns=command.envelope.event_time_ns
             )
             self._orders[command.order_id] = order
+            self._by_client[client_id] = order
             if not self.restoring:
                 order.in_flight = True
                 self._spawn(self._place(order))
@@ -187,15 +203,42 @@ class LiveVenue:
             self._report_breaker(transition)
             try:
                 await self._request("probe", self.exchange.fetch_time)
-            except ccxt.NetworkError:
+            except ccxt.BaseError:
                 return
         if not self.breaker.allows_orders:
             return
         for order in [o for o in self._orders.values() if not o.done and not o.in_flight]:
             try:
                 await self._refresh(order)
-            except ccxt.NetworkError:
+            except ccxt.BaseError:
                 return
+
+    @property
+    def streams_orders(self) -> bool:
+        """Whether the exchange pushes order updates (a ccxt.pro exchange with watchOrders)."""
+        return bool(self.exchange.has.get("watchOrders"))
+
+    async def watch(self) -> None:
+        """Order updates pushed by the exchange (ccxt.pro `watch_orders`), until cancelled: each is applied as
+        a poll of that order would be, at once. Polling stays the safety net (a dropped stream, a missed
+        message); a placement in flight is left to its own task."""
+        backoff = self.config.retry_backoff_s
+        while True:
+            try:
+                updates = await self.exchange.watch_orders()
+            except ccxt.NetworkError:  # dropped: reconnect, backing off up to 30 s
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except (
+                ccxt.BaseError
+            ):  # the exchange refuses the stream (e.g. the key lacks the right): poll only
+                return
+            backoff = self.config.retry_backoff_s
+            for update in updates:
+                order = self._by_client.get(str(update.get("clientOrderId")))
+                if order is not None and not order.done and not order.in_flight:
+                    await self._apply_or_leave(order, update)
 
     async def close(self) -> None:
         await self.settle()
@@ -209,15 +252,15 @@ class LiveVenue:
         task.add_done_callback(self._tasks.discard)
 
     async def _request(self, what: str, call: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """One request; its outcome feeds the breaker (a refusal is an answer, only NetworkError fails)."""
+        """One request; its outcome feeds the breaker: a refusal is an answer, anything else a failure."""
         try:
             result = await call(*args)
-        except ccxt.NetworkError as exc:
+        except REFUSALS:
+            self._report_breaker(self.breaker.success(what))
+            raise
+        except ccxt.BaseError as exc:
             self._counts["failures"] += 1
             self._report_breaker(self.breaker.failure(self._clock(), f"{what}: {type(exc).__name__}: {exc}"))
-            raise
-        except ccxt.ExchangeError:
-            self._report_breaker(self.breaker.success(what))
             raise
         self._report_breaker(self.breaker.success(what))
         return result
@@ -230,7 +273,7 @@ class LiveVenue:
                 self.exchange.fetch_order,
                 None,
                 order.symbol,
-                {"clientOrderId": order.client_id},
+                by_client_id(self.exchange.id, order.client_id),
             )
         except ccxt.OrderNotFound:
             return None
@@ -238,53 +281,47 @@ class LiveVenue:
 
     async def _place(self, order: _Order) -> None:
         try:
-            await self._place_once(order)
+            answer = await self._send(order)
         finally:
             order.in_flight = False
+        if answer is not None:
+            await self._apply_or_leave(order, answer)
         if order.cancel_requested is not None and order.accepted and not order.done:
             await self._cancel(order)
 
-    async def _place_once(self, order: _Order) -> None:
+    async def _send(self, order: _Order) -> dict[str, Any] | None:
+        """Place the order at most once: the exchange's order structure, or None when the venue refused it
+        (reported) or its fate is unknown (polling looks it up by client id once the venue answers again)."""
         command = order.command
-        last_error = ""
         for attempt in range(self.config.retries + 1):
             if not self.breaker.allows_orders:
-                break
+                if attempt == 0:  # nothing sent: a plain refusal
+                    self._reject(order, f"circuit breaker of {self.name} is {self.breaker.state}")
+                return None
             try:
                 if attempt:
                     self._counts["retries"] += 1
                     found = await self._lookup(order)
                     if found is not None:
                         self._counts["found_by_client_id"] += 1
-                        await self._apply(order, found)
-                        return
+                        return found
                 self._counts["orders_sent"] += 1
-                answer = await self._request("place order", self.exchange.create_order, order.symbol,
-                                             command.order_type.value, command.side.value, str(command.quantity),
-                                             _price(command), self._order_params(order))  # fmt: skip
-            except ccxt.DuplicateOrderId:
-                found = await self._lookup(order)  # sent before: the lookup says what became of it
-                if found is not None:
-                    await self._apply(order, found)
-                    return
-                last_error = "duplicate client order id, yet not found"
-            except ccxt.NetworkError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
+                order.sent_ns = self._clock()
+                answer: dict[str, Any] = await self._request(
+                    "place order", self.exchange.create_order, order.symbol, command.order_type.value,
+                    command.side.value, str(command.quantity), _price(command), self._order_params(order),
+                )  # fmt: skip
+                return answer
+            except REFUSALS as exc:
+                self._reject(order, f"{type(exc).__name__}: {exc}")
+                return None
+            except ccxt.BaseError:
                 await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))
-                continue
-            except ccxt.ExchangeError as exc:
-                self._report(order, OrderRejected, reason=f"{type(exc).__name__}: {exc}")
-                order.done = True
-                return
-            else:
-                await self._apply(order, answer)
-                return
-        if attempt == 0 and not last_error:  # refused before any request: the breaker is open
-            self._report(
-                order, OrderRejected, reason=f"circuit breaker of {self.name} is {self.breaker.state}"
-            )
-            order.done = True
-        # Otherwise its fate is unknown: polling looks it up by client id once the venue answers again.
+        return None
+
+    def _reject(self, order: _Order, reason: str) -> None:
+        self._report(order, OrderRejected, reason=reason)
+        order.done = True
 
     def _order_params(self, order: _Order) -> dict[str, Any]:
         command = order.command
@@ -303,28 +340,38 @@ class LiveVenue:
                 return
             try:
                 answer = await self._request("cancel order", self.exchange.cancel_order, None, order.symbol,
-                                             {"clientOrderId": order.client_id})  # fmt: skip
+                                             by_client_id(self.exchange.id, order.client_id))  # fmt: skip
             except ccxt.OrderNotFound:
-                answer = await self._lookup(order)  # already done (filled, canceled) or never placed
-                if answer is None:
-                    return
-            except ccxt.NetworkError:
+                answer = None  # already done (filled, canceled) or never placed: the lookup says which
+            except REFUSALS:
+                return  # refused: polling reports what the order does
+            except ccxt.BaseError:
                 await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))
                 continue
-            except ccxt.ExchangeError:
-                return  # refused: polling reports what the order does
-            await self._apply(order, answer)
+            if answer is None:
+                try:
+                    answer = await self._lookup(order)
+                except ccxt.BaseError:
+                    return  # polling will
+                if answer is None:
+                    return
+            await self._apply_or_leave(order, answer)
             return
 
     async def _refresh(self, order: _Order) -> None:
         found = await self._lookup(order)
         if found is not None:
             await self._apply(order, found)
-        elif not order.accepted:
-            self._report(
-                order, OrderRejected, reason="not known to the venue by its client order id: never placed"
-            )
-            order.done = True
+        elif not order.accepted and self._clock() - order.sent_ns >= self.config.request_horizon_ns:
+            # No request of ours can still reach the exchange (each is void after the horizon): never placed.
+            self._reject(order, "not known to the venue by its client order id: never placed")
+
+    async def _apply_or_leave(self, order: _Order, answer: dict[str, Any]) -> None:
+        """`_apply` from a request's own answer; a failure fetching its trades is left to polling."""
+        try:
+            await self._apply(order, answer)
+        except ccxt.BaseError:
+            return
 
     # ---- answers -> events ----------------------------------------------------------------------------
 
@@ -342,11 +389,12 @@ class LiveVenue:
             order.accepted = True
             self._report(order, OrderAccepted, venue_order_id=order.venue_order_id,
                          exchange_time_ns=_ns(answer.get("timestamp")))  # fmt: skip
-        if Decimal(answer.get("filled") or 0) > order.filled:
+        filled = Decimal(answer.get("filled") or 0)
+        if filled > order.filled:
             trades = await self._request("order trades", self.exchange.fetch_my_trades, order.symbol, None, None,
                                          {"orderId": order.venue_order_id})  # fmt: skip
             self._report_fills(order, [t for t in trades if str(t.get("order")) == order.venue_order_id])
-        if order.done:
+        if order.done or order.filled < filled:  # a terminal state waits for every fill before it
             return
         if status == "canceled":
             self._report(order, OrderCanceled, reason=order.cancel_requested or f"canceled at {self.exchange.id}",
@@ -387,14 +435,14 @@ class LiveVenue:
     def _report(self, order: _Order, cls: type[OrderEvent], **fields: Any) -> None:
         event = cls(envelope=self._envelope(order.command), order_id=order.command.order_id, venue=self.name,
                     **fields)  # fmt: skip
-        self._inbox(self.stream, event)
+        self._inbox((self.stream, event))
 
     def _report_breaker(self, transition: Transition | None) -> None:
         if transition is None:
             return
         event = VenueCircuitChanged(envelope=self._envelope(None), venue=self.name, state=transition.state,
                                     failures=transition.failures, reason=transition.reason)  # fmt: skip
-        self._inbox(self.stream, event)
+        self._inbox((self.stream, event))
 
 
 def _observe(order: _Order, event: OrderEvent) -> None:

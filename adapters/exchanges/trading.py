@@ -4,7 +4,8 @@ is durable before the loop awaits again, which is when the venues' requests for 
 
 `SessionMarketFeed` plays the market data of a recorded session as a live feed (re-stamped with the local
 receive clock, paced at the recorded pace times `speed`): paper trading over a recorded day, and the feed
-the tests drive the loop with. A live recorder's feed fits the same shape: (stream, event) pairs.
+the tests drive the loop with; a resumed session picks it up where it stopped. A live recorder's feed fits
+the same shape: (stream, event) pairs.
 """
 
 from __future__ import annotations
@@ -33,8 +34,13 @@ class SessionMarketFeed:
     async def __aiter__(self) -> AsyncIterator[tuple[str, EventBase]]:
         loop = asyncio.get_running_loop()
         started, first_ns = loop.time(), None
+        # A resumed session already holds the first records of each stream: the feed goes on after them.
         sequences = {s: self._log.end_offset(self._target, s) for s in self.streams}
+        skip = dict(sequences)
         for count, (stream, stored) in enumerate(session_inputs(self._log, self._source, self.streams)):
+            if skip[stream]:
+                skip[stream] -= 1
+                continue
             recorded_ns = stored.record.event_time_ns
             first_ns = recorded_ns if first_ns is None else first_ns
             delay = started + (recorded_ns - first_ns) / 1e9 / self._speed - loop.time() if self._speed else 0
@@ -71,6 +77,7 @@ async def trade(run: LiveRun, feed: AsyncIterator[tuple[str, EventBase]], inbox:
                 await venue.poll()
 
     workers = [asyncio.ensure_future(pump()), asyncio.ensure_future(poll())]
+    workers += [asyncio.ensure_future(venue.watch()) for venue in venues if venue.streams_orders]
     fed = 0
     try:
         while not (stop.is_set() and inbox.empty()):

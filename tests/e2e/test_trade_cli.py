@@ -1,5 +1,6 @@
-"""`cse trade` as a user runs it: a paper session over a recorded feed that replays with zero divergences,
-and live mode refused with a clear message when the exchange's credentials are missing."""
+"""`cse trade` as a user runs it: a paper session over a recorded feed that replays with zero divergences;
+live mode on the local exchange (`--api-base`) whose session replays exactly, and refused with a clear message
+when the exchange's credentials are missing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.live_support import local_exchange
 from tests.e2e.test_import_cli import SPOT, USDM, Cse
+from tests.local_exchange.orders import OrderDesk
 from tests.unit.test_import_safety import head_gz
 
 pytestmark = pytest.mark.e2e
@@ -51,3 +54,29 @@ def test_live_mode_without_credentials_is_refused_naming_the_variables(cse: Cse)
     line = cse.refused("trade", "--mode", "live", "--config", CONFIG, "--session", "live-1",
                        "--market-session", "feed")  # fmt: skip
     assert "needs binance credentials" in line
+
+
+def test_live_trading_on_the_local_exchange_through_api_base_replays_exactly(cse: Cse) -> None:
+    desk = OrderDesk()
+    desk.fill_at_limit = True  # every order the strategy sends fills at its price
+    with local_exchange(desk) as local:
+        cse.env.update(CSE_BINANCE_API_KEY="local-key", CSE_BINANCE_API_SECRET="local-secret-value")
+        run = cse("trade", "--mode", "live", "--config", CONFIG, "--session", "live-1", "--market-session", "feed",
+                  "--speed", "0", "--poll-interval", "0.2",
+                  "--api-base", f"binance={local.api_base('binance')}",
+                  "--api-base", f"binanceusdm={local.api_base('binanceusdm')}")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert summary["mode"] == "live" and summary["derived"] > 0
+    assert desk.orders, "the strategy sent nothing: the test proves nothing"
+    assert len({o.client_id for o in desk.orders}) == len(desk.orders)  # no order placed twice
+    sent = sum(v["orders_sent"] for v in summary["venues"].values())
+    assert sent == len(desk.orders)
+    assert "local-secret-value" not in run.stdout + run.stderr
+    replay = cse("replay", "live-1", "--verify")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert f"recorded digest  {summary['digest']}" in replay.stdout
+    held = cse.holdings()["live-1"]
+    assert held["orders.binance-spot"] + held["orders.binance-usdm"] >= 2 * len(
+        desk.orders
+    )  # accepted + filled
