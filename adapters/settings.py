@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535, description="port of `cse serve`")
     api_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), description="origins allowed to call the API from a browser, comma-separated (none: same origin only)")
     api_keys: Path | None = Field(None, description="API keys file (hashed); default `$CSE_HOME/api_keys.json`")
+    api_base: Annotated[tuple[str, ...], NoDecode] = Field((), description="exchanges' hosts overridden, comma-separated `EXCHANGE=URL` (`cse record --api-base`; docs/recording.md)")
     binance_api_key: SecretStr | None = Field(None, description="Binance API key (trading, private streams); unset: market data only")
     binance_api_secret: SecretStr | None = Field(None, description="Binance API secret (set with the key)")
     binance_api_passphrase: SecretStr | None = Field(None, description="Binance API passphrase (ccxt `password`), only for a key that has one")
@@ -138,7 +139,7 @@ class Settings(BaseSettings):
         file_variables = SecretFileVariables(settings_cls, env_settings.env_vars)
         return init_settings, env_settings, file_variables, dotenv_settings, file_secret_settings
 
-    @field_validator("api_cors_origins", mode="before")
+    @field_validator("api_cors_origins", "api_base", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return tuple(o.strip() for o in value.split(",") if o.strip()) if isinstance(value, str) else value

@@ -36,6 +36,7 @@ from statistics import median_low
 from typing import Any, TypeVar
 
 from application.ports import EventLog
+from application.round_trips import RoundTripBook
 from application.run_orders import PlacedOrder, RunOrders, RunUnavailable, read_run
 from domain.events import InstrumentDefined
 from domain.instruments import is_inverse, settlement_value, units, unrealized_pnl
@@ -203,6 +204,7 @@ class Comparison:
         for e in executions:
             pnl[e.spec.settlement] += e.pnl
             fees[e.spec.settlement] += e.fees
+        trips = _round_trips(executions)
         return {
             "session": run.session, "mode": run.mode, "market_data_of": run.input_session or run.session,
             "orders": len(executions),
@@ -215,6 +217,8 @@ class Comparison:
                                          "orders_answered": len(seen)},
             "pnl_at_mark": {c: canonical_amount(v) for c, v in sorted(pnl.items())},
             "fees": {c: canonical_amount(v) for c, v in sorted(fees.items())},
+            "round_trips": len(trips.trips),
+            "round_trip_pnl": canonical_amount(sum((t.pnl for t in trips.trips), ZERO)),
             "refused_fills": run.orphan_fills,
         }  # fmt: skip
 
@@ -223,8 +227,9 @@ class Comparison:
         live_data = self.live.input_session or self.live.session
         backtest_data = self.backtest.input_session or self.backtest.session
         if live_data != backtest_data:
-            notes.append(f"the backtest ran over session {backtest_data!r}, the live run over {live_data!r}: "
-                         "orders differ also because the market data may differ")  # fmt: skip
+            notes.append(f"The backtest ran over session {backtest_data!r}, the live run over {live_data!r}: their "
+                         "times and data may differ; a backtest of the live run's own market data lines up "
+                         f"(cse backtest --session {live_data} ...).")  # fmt: skip
         for name, run in (("live", self.live), ("backtest", self.backtest)):
             if run.orphan_fills:
                 notes.append(f"{name} session {run.session!r}: {run.orphan_fills} fill(s) refused by the order "
@@ -275,8 +280,8 @@ def compare_sessions(log: EventLog, live_session: str, backtest_session: str,
     if comparison.matched == 0:
         raise NothingToCompare(
             f"no order of {live_session!r} ({len(live.orders)} orders) pairs with one of {backtest_session!r} "
-            f"({len(backtest.orders)} orders) within {tolerance_ns / 1e6:g} ms with the same strategy, instrument, "
-            "venue and side: nothing to compare (a wider --tolerance-ms? the same strategy?)"
+            f"({len(backtest.orders)} orders) within {tolerance_ns / 1e6:g} ms with the same strategy, instrument, venue "
+            f"and side: nothing to compare. {' '.join(comparison.notes()[:1]) or 'A wider --tolerance-ms?'}"
         )
     return comparison
 
@@ -342,6 +347,17 @@ def _execution(run: RunOrders, order: PlacedOrder | None,
             fees += fee
     filled = sum((f.quantity for f in order.fills), ZERO)
     return Execution(order, spec, marks[(c.venue, c.instrument)][0], filled, held, cost, fees, unvalued)
+
+
+def _round_trips(executions: list[Execution]) -> RoundTripBook:
+    """The run's round trips as the backtest report counts them (`application/round_trips.py`), fills in
+    engine order, fees in settlement currency (one not convertible counts 0 here, and is listed per order)."""
+    book = RoundTripBook()
+    fills = sorted(((f, e.spec) for e in executions for f in e.order.fills),
+                   key=lambda pair: (pair[0].envelope.event_time_ns, pair[0].envelope.sequence))  # fmt: skip
+    for fill, spec in fills:
+        book.add(fill, position_fee(spec, fill) or ZERO, spec.contract_size, is_inverse(spec))
+    return book
 
 
 def _compare(key: MatchKey, live: Execution | None, backtest: Execution | None) -> OrderComparison:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from adapters.entrypoints.commands import UserError, open_log
+from adapters.entrypoints.inspect_command import _utc as utc
 from adapters.settings import Settings
 from application.compare_runs import DEFAULT_TOLERANCE_NS, NothingToCompare, compare_sessions
 from application.run_orders import RunUnavailable
@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--tolerance-ms", type=float, default=DEFAULT_TOLERANCE_NS / 1e6,
         help="how far apart two orders' placement times may be to pair them (default: %(default)g ms)",
     )  # fmt: skip
-    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--all", action="store_true", help="text: list every order, also pairs that did the same")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON (every order)")
     p.set_defaults(handler=compare)
 
 
@@ -52,11 +53,19 @@ def compare(args: argparse.Namespace) -> int:
         except RunUnavailable as exc:
             raise UserError(f"{exc} ({settings.event_log_path})") from exc
     report = comparison.as_dict()
-    print(json.dumps(report, indent=2) if args.json else "\n".join(text(report)))
+    print(json.dumps(report, indent=2) if args.json else "\n".join(text(report, args.all)))
     return 0
 
 
-def text(report: dict[str, Any]) -> list[str]:
+def differs(order: dict[str, Any]) -> bool:
+    """In one run only, or a pair that filled, priced, paid or earned differently (latency alone is not)."""
+    if order["live"] is None or order["backtest"] is None:
+        return True
+    keys = ("filled_quantity_difference", "price_difference", "slippage_difference", "fee_difference")
+    return any(order[k] not in (None, "0") for k in keys) or order["pnl_difference"]["total"] != "0"
+
+
+def text(report: dict[str, Any], every_order: bool = False) -> list[str]:
     live, backtest, matching = report["live"], report["backtest"], report["matching"]
     lines = [
         f"live     {live['session']} ({live['mode']}, market data of {live['market_data_of']})",
@@ -71,15 +80,19 @@ def text(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"{name:8} orders {run['orders']}: {run['filled']} filled, {run['partially_filled']} partially, "
             f"{run['unfilled']} unfilled, {run['refused_by_risk']} refused by risk; latency {said}, seen median {_ms(seen['median'])} (max {_ms(seen['max'])}, "
-            f"{seen['orders_answered']} answered)"
+            f"{seen['orders_answered']} answered); {run['round_trips']} round trips, PnL after fees "
+            f"{run['round_trip_pnl']}"
         )  # fmt: skip
     marks = ", ".join(f"{k} {m['mid']} ({m['from_session']})" for k, m in report["marks"].items())
-    lines += [f"marked at the last mid: {marks}", "", "Orders (live vs backtest)"]
+    lines += [f"marked at the last mid: {marks}", "", "Orders (live / backtest)"]
     header = (f"  {'placed (UTC)':24} {'venue':14} {'side':5} {'filled live/bt':26} {'avg price live/bt':28} "
               f"{'slip bps live/bt':20} {'fees live/bt':26} {'latency live/bt':18} pnl diff")  # fmt: skip
     lines.append(header)
-    for order in report["orders"]:
-        lines.append(_order_line(order))
+    shown = [o for o in report["orders"] if every_order or differs(o)]
+    lines += [_order_line(order) for order in shown]
+    if len(shown) < len(report["orders"]):
+        lines.append(f"  ({len(report['orders']) - len(shown)} pairs that filled, priced and paid the same are not "
+                     "shown; --all lists them)")  # fmt: skip
     lines += ["", "PnL difference, live - backtest, at the marks"]
     for currency, parts in report["pnl_difference"].items():
         lines.append(f"  {currency}")
@@ -104,8 +117,7 @@ def _order_line(order: dict[str, Any]) -> str:
             return "risk " + o["status"].removeprefix("refused by risk (").rstrip(")")
         return o["filled_quantity"] + ("" if o["filled_quantity"] == o["quantity"] else f" {o['status']}")
 
-    when = datetime.fromtimestamp(placed // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    when += f".{placed % 1_000_000_000 // 1_000_000:03d}Z"
+    when = utc(placed)
     side = order["side"] + (" R" if order["repair"] else "")
     return (f"  {when:24} {order['venue']:14} {side:5} {filled(live) + ' / ' + filled(backtest):26} {pair('avg_price'):28} "
             f"{pair('slippage_bps'):20} {pair('fees'):26} {pair('response_latency_ns', _ms):18} "

@@ -26,9 +26,24 @@ def register(sub: Any) -> None:
     p.add_argument("--retention-ms", type=int, help="retention of event topics (default: -1, forever)")
     p.set_defaults(handler=topics)
 
-    p = sub.add_parser("record", help="publish a session of the embedded log to the Kafka topics")
-    p.add_argument("--from-file", dest="session", required=True, metavar="SESSION",
-                   help="session of the SQLite log ($CSE_EVENT_LOG) to publish")  # fmt: skip
+    p = sub.add_parser("record", help="record live market data from exchanges (--exchanges), or publish a "
+                       "session of the embedded log to the Kafka topics (--from-file)")  # fmt: skip
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--from-file", dest="from_file", metavar="SESSION",
+                        help="session of the SQLite log ($CSE_EVENT_LOG) to publish")  # fmt: skip
+    source.add_argument(
+        "--exchanges", help="record live: comma-separated ccxt ids (binance, binanceusdm, bybit, kraken)"
+    )
+    p.add_argument(
+        "--symbols", help="with --exchanges: comma-separated unified symbols, e.g. BTC/USDT,ETH/USDT"
+    )
+    p.add_argument("--session", help="with --exchanges: session to record into (default: rec-<UTC time>)")
+    p.add_argument("--sink", choices=["embedded", "kafka"], default="embedded",
+                   help="with --exchanges: the embedded SQLite log ($CSE_EVENT_LOG) or the Kafka topics")  # fmt: skip
+    p.add_argument("--api-base", action="append", default=[], metavar="EXCHANGE=URL",
+                   help="send every REST and websocket call of EXCHANGE to URL's host, paths kept (repeatable; "
+                   "also $CSE_API_BASE)")  # fmt: skip
+    p.add_argument("--duration", type=float, help="with --exchanges: stop after this many seconds")
     p.add_argument("--pace", type=float, help="publish market data at the recorded pace times this factor")
     p.add_argument("--inputs-only", action="store_true", help="only the market data (for `cse worker`)")
     p.add_argument("--prefix", help="topic name prefix (default: $CSE_TOPIC_PREFIX or cse)")
@@ -72,6 +87,13 @@ def topics(args: argparse.Namespace) -> int:
 
 
 def record(args: argparse.Namespace) -> int:
+    if args.exchanges:
+        from adapters.entrypoints.record_command import record_live
+
+        return record_live(args)
+    if args.symbols or args.session:
+        raise commands.UserError("--symbols and --session go with --exchanges (recording live)")
+    args.session = args.from_file
     from adapters.observability.tracing import Tracing
     from streams.kafka_event_log import KafkaEventLog
     from streams.record import record_session
@@ -83,7 +105,9 @@ def record(args: argparse.Namespace) -> int:
             raise commands.UserError(f"no session {args.session!r} in {settings.event_log_path}")
         total = sum(log.end_offset(args.session, s) for s in log.streams(args.session))
         bar = ProgressBar(total, f"record {args.session}")
-        kafka = KafkaEventLog(settings.kafka_bootstrap, _topics(settings, args.prefix), account=args.account, tracer=tracing)
+        kafka = KafkaEventLog(
+            settings.kafka_bootstrap, _topics(settings, args.prefix), account=args.account, tracer=tracing
+        )
         result = record_session(log, kafka, args.session, pace=args.pace, inputs_only=args.inputs_only,
                                 progress=bar)  # fmt: skip
         bar.close()
@@ -134,7 +158,9 @@ def replay(args: argparse.Namespace) -> int:
     from streams.kafka_event_log import KafkaEventLog
     from streams.replay import replay_from_kafka, verify_worker_run
 
-    kafka = KafkaEventLog(args.settings.kafka_bootstrap, _topics(args.settings, getattr(args, "prefix", None)))
+    kafka = KafkaEventLog(
+        args.settings.kafka_bootstrap, _topics(args.settings, getattr(args, "prefix", None))
+    )
     try:
         if getattr(args, "config", None) is not None:
             config = commands.load_run_config(args.config)

@@ -150,7 +150,7 @@ def _feed_line(sink: ImportSink, line_no: int, line: str, venue: str, file_instr
         sink.refuse(line_no, "invalid JSON", f"{exc.msg} at column {exc.colno}")
         return
     try:
-        instrument, build = _parse(message, venue, file_instrument)
+        instrument, build = parse_message(message, venue, file_instrument)
     except RowError as exc:
         sink.refuse(line_no, exc.reason, exc.detail)
         return
@@ -165,7 +165,9 @@ def _unsupported(detail: str) -> RowError:
 Builder = Callable[[Envelope], EventBase]
 
 
-def _parse(message: Any, venue: str, file_instrument: str) -> tuple[str, Builder]:
+def parse_message(message: Any, venue: str, file_instrument: str) -> tuple[str, Builder]:
+    """(instrument, builder) of one raw Binance message, as received (the recorder parses live messages here
+    too, so a recorded session and an imported capture hold the same events); RowError if unsupported."""
     if not isinstance(message, dict):
         raise _unsupported(f"not a JSON object: {type(message).__name__}")
     if "stream" in message:

@@ -1,7 +1,9 @@
-"""`cse compare` on a real recorded capture: the shipped Binance spot + USD-M sample backtested twice, with the
-demo's venue latencies (5 ms + 5 ms) and with a slow venue (40 ms + 60 ms) standing in for live. Checked against
-what nobody here wrote: the marks are the last bookTicker of Binance's own captures, and every number compare
-reports is recomputed here from the fills the two sessions hold."""
+"""`cse compare` on a real recorded capture: the shipped Binance spot + USD-M sample played as the live feed of
+a paper session (`cse trade --mode paper`) whose simulated venue is slow (40 ms + 60 ms), then backtested over
+that paper session's own market data with the demo's venue latencies (5 ms + 5 ms), and with the paper
+session's own. Checked against what nobody here wrote: the marks are the last bookTicker of Binance's own
+captures, every number compare reports is recomputed here from the fills the sessions hold, and the round
+trips are the backtest report's."""
 
 from __future__ import annotations
 
@@ -70,8 +72,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         env.setenv("CSE_HOME", str(home))
         env.delenv("CSE_EVENT_LOG", raising=False)
         assert main(["import", *map(str, CAPTURES.values()), "--session", "capture"]) == 0
-        assert main(["backtest", "--session", "capture", "--config", str(CONFIG), "--id", "fast"]) == 0
-        assert main(["backtest", "--session", "capture", "--config", str(slow), "--id", "slow"]) == 0
+        assert main(["trade", "--mode", "paper", "--config", str(slow), "--session", "paper",
+                     "--market-session", "capture", "--speed", "0"]) == 0  # fmt: skip
+        assert main(["backtest", "--session", "paper", "--config", str(CONFIG), "--id", "bt"]) == 0
+        assert main(["backtest", "--session", "paper", "--config", str(slow), "--id", "bt-same"]) == 0
     return home
 
 
@@ -85,26 +89,35 @@ def compare(
     return json.loads(capsys.readouterr().out)
 
 
-def test_slow_venue_vs_backtest(
+def test_slow_paper_venue_vs_backtest(
     runs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    report = compare(runs, capsys, monkeypatch, "slow", "fast")
+    report = compare(runs, capsys, monkeypatch, "paper", "bt")
+    assert (report["live"]["mode"], report["backtest"]["mode"]) == ("paper", "backtest")
+    assert report["notes"] == []  # the backtest ran over the paper session's own market data
     marks = {venue: last_book_ticker_mid(path) for venue, path in CAPTURES.items()}
     assert {k.split(":")[0]: Decimal(v["mid"]) for k, v in report["marks"].items()} == marks
 
     with SqliteEventLog(runs / "events.sqlite") as log:
-        slow, fast = fills_by_order(log, "slow"), fills_by_order(log, "fast")
+        slow, fast = fills_by_order(log, "paper"), fills_by_order(log, "bt")
     assert Decimal(report["live"]["pnl_at_mark"]["USDT"]) == pnl_at(slow, marks)
     assert Decimal(report["backtest"]["pnl_at_mark"]["USDT"]) == pnl_at(fast, marks)
     parts = {k: Decimal(v) for k, v in report["pnl_difference"]["USDT"].items()}
     total = parts.pop("total")
     assert total == pnl_at(slow, marks) - pnl_at(fast, marks) == sum(parts.values())  # to the last digit
 
+    # round trips as the backtest report counts them
+    metrics = json.loads((runs / "reports" / "bt" / "metrics.json").read_text())
+    assert (report["backtest"]["round_trips"], report["backtest"]["round_trip_pnl"]) == (
+        metrics["trades"],
+        metrics["round_trip_pnl"],
+    )
+
     # latency: what each simulated venue assumed is what its orders saw
     assert report["live"]["assumed_latency_ns"] == {"order": 40 * MS, "response": 60 * MS}
     assert report["backtest"]["assumed_latency_ns"] == {"order": 5 * MS, "response": 5 * MS}
     pairs = [o for o in report["orders"] if o["live"] and o["backtest"]]
-    assert len(pairs) == report["matching"]["pairs"] > 50
+    assert len(pairs) == report["matching"]["pairs"] > 10
     for order in pairs:
         live, backtest = order["live"], order["backtest"]
         if live["response_latency_ns"] is not None:  # refused by risk: never sent
@@ -118,9 +131,13 @@ def test_slow_venue_vs_backtest(
     assert any(o["pnl_difference"]["total"] != "0" for o in report["orders"])
 
 
-def test_a_run_against_itself_differs_in_nothing(runs: Path, capsys: pytest.CaptureFixture[str],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
-    report = compare(runs, capsys, monkeypatch, "fast", "fast")
+def test_paper_and_its_backtest_at_the_same_latency_differ_in_nothing(
+    runs: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live (here paper) and backtest behave the same: same orders, same fills, same fees, same PnL."""
+    report = compare(runs, capsys, monkeypatch, "paper", "bt-same")
     assert report["matching"]["only_in_live"] == report["matching"]["only_in_backtest"] == 0
+    assert report["matching"]["pairs"] == report["live"]["orders"] > 0
     assert set(report["pnl_difference"]["USDT"].values()) == {"0"}
     assert all(o["placed_apart_ns"] == 0 and o["price_difference"] in (None, "0") for o in report["orders"])
+    assert report["live"]["pnl_at_mark"] == report["backtest"]["pnl_at_mark"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import time
-import zlib
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from adapters.exchanges.feeds.kraken import checksum
 from tests.local_exchange.capture import SHARED_DATA, read_capture
 from tests.local_exchange.playback import Outgoing, Playback, Subscriber, dumps
 from tests.local_exchange.server import VenueServer
@@ -49,15 +49,10 @@ ASSETS = {
 }  # fmt: skip
 
 
-def checksum(bids: Levels, asks: Levels) -> int:
-    """Kraken's book checksum over the top 10 asks (ascending) then the top 10 bids (descending)."""
-
-    def text(value: Decimal, places: int) -> str:
-        return f"{value:.{places}f}".replace(".", "").lstrip("0")
-
-    parts = [text(p, PRICE_PLACES) + text(q, QTY_PLACES) for p, q in sorted(asks)[:DEPTH]]
-    parts += [text(p, PRICE_PLACES) + text(q, QTY_PLACES) for p, q in sorted(bids, reverse=True)[:DEPTH]]
-    return zlib.crc32("".join(parts).encode())
+def book_checksum(bids: Levels, asks: Levels) -> int:
+    """Kraken's checksum of a book side by side (the client's implementation, checked against Kraken's
+    documented example in tests/unit/test_local_exchange.py)."""
+    return checksum(sorted(bids, reverse=True), sorted(asks), PRICE_PLACES, QTY_PLACES)
 
 
 def _number(value: Decimal, places: int) -> Any:
@@ -105,7 +100,7 @@ class KrakenFeed:
 
     def _checksum(self) -> int:
         bids, asks = self.market.view
-        return checksum(list(bids.items()), list(asks.items()))
+        return book_checksum(list(bids.items()), list(asks.items()))
 
     def snapshot(self) -> Outgoing:
         bids, asks = self.market.view

@@ -57,7 +57,8 @@ class Playback:
         self.subscribers: set[Subscriber] = set()
         self.sent: dict[str, int] = {}
         """Messages sent per topic (to at least one subscriber)."""
-        self.finished = asyncio.Event()
+        self.finished_flag = False
+        """Every source message was played (read from any thread)."""
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._held: tuple[Outgoing, int] | None = None
@@ -91,7 +92,7 @@ class Playback:
             for message in messages:
                 await self._publish(message)
             await asyncio.sleep(0)
-        self.finished.set()
+        self.finished_flag = True
 
     async def _publish(self, message: Outgoing) -> None:
         if message.depth and self.subscribed(message.topic):

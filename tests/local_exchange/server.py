@@ -68,9 +68,12 @@ async def _faults_middleware(request: web.Request, handler: Handler) -> web.Stre
         if fault.delay_s:
             await asyncio.sleep(fault.delay_s)
         if fault.status is not None:
+            # 429 as the exchanges send it (a JSON error); 5xx as a gateway does (plain text)
             headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s is not None else {}
-            return web.json_response({"code": fault.status, "msg": f"injected fault {fault.status}"},
-                                     status=fault.status, headers=headers)  # fmt: skip
+            if fault.status == 429:
+                return web.json_response({"code": -1003, "msg": "Too many requests (injected fault)"},
+                                         status=429, headers=headers)  # fmt: skip
+            return web.Response(text=f"{fault.status} injected fault", status=fault.status, headers=headers)
     return await handler(request)
 
 

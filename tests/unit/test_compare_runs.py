@@ -31,6 +31,9 @@ PnL difference live - backtest = -0.38225 - 2.586 = -2.96825, in parts:
          slippage: price part (1.5-4) - (-1) = -1.5, minus decision; sold 109 vs 109.5: 1.5*0.5 = -0.75
          fees: 0.11 - 0.08175                                                                = 0.02825
   quantity -1, decision price -1.75, slippage -1.25, fees 0.02675; sum -2.96825.
+
+Round trips (FIFO, as the backtest report counts them): live L4 sells 1 spot against the first lot of L1
+(1 @ 100.5, fee 0.1005): (99 - 100.5) * 1 - 0.1005 - 0.099 = -1.6995; the backtest only adds to positions.
 """
 
 from __future__ import annotations
@@ -205,6 +208,8 @@ def test_hand_computed_differences(tmp_path: Path) -> None:
         "orders_answered": 3,
     }
     assert (report["live"]["partially_filled"], report["live"]["filled"]) == (1, 2)
+    assert (report["live"]["round_trips"], report["live"]["round_trip_pnl"]) == (1, "-1.6995")
+    assert (report["backtest"]["round_trips"], report["backtest"]["round_trip_pnl"]) == (0, "0")
 
     by_order = {
         (o["venue"], o["side"], o["live"] is not None, o["backtest"] is not None): o for o in report["orders"]

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from adapters.exchanges.factory import EXCHANGES, create_exchange
+from adapters.exchanges.feeds.kraken import checksum
 from tests.local_exchange import LocalExchange
-from tests.local_exchange.kraken import checksum
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_kraken_checksum_matches_the_documented_example() -> None:
             (Decimal("45280.3"), Decimal("1.54592586")), (Decimal("45279.0"), Decimal("0.07990000")),
             (Decimal("45277.6"), Decimal("0.03310103")), (Decimal("45277.5"), Decimal("0.30000000")),
             (Decimal("45277.3"), Decimal("1.54602737")), (Decimal("45276.6"), Decimal("0.15445238"))]  # fmt: skip
-    assert checksum(bids, asks) == 3310070434
+    assert checksum(bids, asks, 1, 8) == 3310070434
 
 
 def test_bybit_book_deltas_continue_the_snapshot(local_exchange: LocalExchange) -> None:

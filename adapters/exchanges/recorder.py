@@ -1,0 +1,375 @@
+"""The recorder: live market data from ccxt.pro websockets into a session of the event log.
+
+One `ExchangeRecorder` per exchange: loads its markets (the InstrumentDefined of each recorded symbol, at the
+session's start), opens one websocket with ccxt.pro's client, subscribes through its venue feed
+(`feeds/`), and takes every raw message before ccxt's own handlers see it (ccxt checks no sequence numbers and
+hides raw deltas): the client's message handler is replaced by one that stamps the receive time and queues the
+message. One task per exchange consumes the queue in order, so the events of an exchange are recorded in the
+order received. Book events go through `domain.book.SyncedBook` (the one copy of the sequence rules): a gap
+records a `BookResyncNeeded` (and counts `cse_recorder_sequence_gaps_total`), the book waits, and the venue's
+resync brings a new snapshot (Binance: REST; Bybit, Kraken: resubscribe).
+
+Failures: a dropped or silent websocket (ccxt's keep-alive), a REST timeout, HTTP 429 or 5xx are network
+errors: every book in sync gets a `BookResyncNeeded` ("reconnect"), and the exchange reconnects after an
+exponential backoff (0.5 s doubling to 30 s, reset by a connection that delivers; counted in
+`cse_recorder_reconnects_total`). REST calls go through ccxt's rate limiter; snapshot refetches of one book
+are at least `SNAPSHOT_MIN_INTERVAL_S` apart. A refused subscription or an unknown symbol stops the recorder
+with a clear error. On stop (SIGINT/SIGTERM), what was received is recorded and flushed before the command
+returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ccxt
+
+from adapters.exchanges.factory import create_exchange, exchange_spec
+from adapters.exchanges.feeds.base import Builder, Instrument, Resubscribe, VenueFeed
+from adapters.exchanges.feeds.binance import BinanceFeed
+from adapters.exchanges.feeds.bybit import BybitFeed
+from adapters.exchanges.feeds.kraken import KrakenFeed
+from adapters.exchanges.market_definitions import instrument_definition
+from adapters.exchanges.record_log import FLUSH_INTERVAL_S, RecordLog
+from adapters.observability.metrics import RECORDER_MESSAGES, RECORDER_RECONNECTS, RECORDER_SEQUENCE_GAPS
+from domain.book import SyncedBook, SyncStatus
+from domain.events import BookDelta, BookResyncNeeded, BookSnapshot, EventBase
+
+log = logging.getLogger(__name__)
+
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (ccxt.NetworkError, ConnectionError, OSError, TimeoutError)
+"""ccxt's NetworkError covers timeouts, HTTP 429 (RateLimitExceeded, DDoSProtection) and 5xx
+(ExchangeNotAvailable); ccxt's own websocket errors are NetworkErrors too."""
+SNAPSHOT_MIN_INTERVAL_S = 1.0
+CONNECT_TIMEOUT_S = 15.0
+_WATCH_HASH = "cse.recorder"
+
+
+class RecorderError(Exception):
+    """The recorder cannot go on (unknown symbol, refused subscription); the message says why."""
+
+
+def feed_for(exchange_id: str) -> VenueFeed:
+    feeds: dict[str, Callable[[], VenueFeed]] = {
+        "binance": lambda: BinanceFeed(futures=False),
+        "binanceusdm": lambda: BinanceFeed(futures=True),
+        "bybit": BybitFeed,
+        "kraken": KrakenFeed,
+    }
+    return feeds[exchange_spec(exchange_id).exchange_id]()
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial_s: float = 0.5
+    max_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.max_s, self.initial_s * 2 ** min(attempt, 16))
+
+
+@dataclass
+class _Closed:
+    error: BaseException
+
+
+@dataclass
+class _Snapshot:
+    instrument_id: str
+    raw: Any
+    receive_ns: int
+
+
+_STOP = object()
+
+
+@dataclass
+class ExchangeRecorder:
+    exchange_id: str
+    symbols: Sequence[str]
+    out: RecordLog
+    api_base: str | None = None
+    credentials: Mapping[str, str] | None = None
+    rate_limit: bool = True
+    backoff: Backoff = field(default_factory=Backoff)
+    timeout_ms: int = 10_000
+    clock: Callable[[], int] = time.time_ns
+
+    def __post_init__(self) -> None:
+        self.venue = exchange_spec(self.exchange_id).venue
+        self.feed = feed_for(self.exchange_id)
+        self.exchange: Any = None
+        self.instruments: dict[str, Instrument] = {}
+        self.books: dict[str, SyncedBook] = {}
+        self.messages = 0
+        self.reconnects = 0
+        self.gaps = 0
+        self.connected = False
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._fetching: dict[str, asyncio.Task[None]] = {}
+        self._last_fetch: dict[str, float] = {}
+        self._stop: asyncio.Event | None = None
+
+    # -- start ----------------------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the client and load the markets (retrying network errors with backoff)."""
+        self.exchange = create_exchange(self.exchange_id, websocket=True, api_base=self.api_base,
+                                        credentials=self.credentials, rate_limit=self.rate_limit)  # fmt: skip
+        self.exchange.timeout = self.timeout_ms
+        self.exchange.handle_message = self._tap
+        for attempt in range(6):
+            try:
+                markets = await self.exchange.load_markets()
+                break
+            except NETWORK_ERRORS as exc:
+                if attempt == 5:
+                    raise RecorderError(f"{self.exchange_id}: cannot load its markets: {exc}") from exc
+                log.warning("%s: load_markets failed (%s), retrying", self.exchange_id, exc)
+                await asyncio.sleep(self.backoff.delay(attempt))
+        for symbol in self.symbols:
+            market = _market_of(markets, symbol)
+            if market is None:
+                raise RecorderError(f"{self.exchange_id} has no market {symbol!r} (it has e.g. "
+                                    f"{', '.join(sorted(markets)[:5])})")  # fmt: skip
+            self.instruments[market["id"]] = Instrument(market["symbol"], market["id"], market)
+            self.books[market["id"]] = SyncedBook(self.venue, market["id"])
+
+    def define_instruments(self, time_ns: int) -> None:
+        for instrument in self.instruments.values():
+            self.out.define(self.venue, instrument.id,
+                            lambda env, m=instrument.market: instrument_definition(m, self.venue, env), time_ns)  # fmt: skip
+
+    async def close(self) -> None:
+        if self.exchange is not None:
+            await self.exchange.close()
+
+    # -- the connection loop --------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        attempt = 0
+        while not stop.is_set():
+            received_before = self.messages
+            try:
+                await self._connection(stop)
+                return
+            except Resubscribe as why:
+                log.info("%s: resubscribing (%s)", self.exchange_id, why)
+            except NETWORK_ERRORS as exc:
+                if self.messages > received_before:
+                    attempt = 0
+                self.reconnects += 1
+                RECORDER_RECONNECTS.labels(self.venue).inc()
+                self._lose_books(f"disconnected: {type(exc).__name__}: {exc}")
+                delay = self.backoff.delay(attempt)
+                attempt += 1
+                log.warning("%s: %s; reconnecting in %.1f s", self.exchange_id, exc, delay)
+                await _sleep_unless(stop, delay)
+            finally:
+                await self._disconnect()
+
+    async def _connection(self, stop: asyncio.Event) -> None:
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue = queue
+        url = self.feed.ws_url(self.exchange)
+        subscriptions = self.feed.subscriptions(list(self.instruments.values()))
+        watched = self.exchange.watch(url, _WATCH_HASH, subscriptions[0], _WATCH_HASH)
+        watched.add_done_callback(lambda f: queue.put_nowait(_Closed(f.exception() or ConnectionError("closed"))
+                                                             if not f.cancelled() else _STOP))  # fmt: skip
+        client = self.exchange.client(url)
+        await asyncio.wait_for(asyncio.shield(client.connected), CONNECT_TIMEOUT_S)
+        for message in subscriptions[1:]:
+            await client.send(message)
+        self.connected = True
+        self.feed.on_connected(self)
+        stopper = asyncio.ensure_future(stop.wait())
+        stopper.add_done_callback(lambda _: queue.put_nowait(_STOP))
+        last_flush = time.monotonic()
+        try:
+            while True:
+                item = await queue.get()
+                if item is _STOP:
+                    self._drain(queue)
+                    return
+                self._handle(item)
+                if time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
+                    self.out.flush()
+                    last_flush = time.monotonic()
+        finally:
+            stopper.cancel()
+            self.connected = False
+
+    def _drain(self, queue: asyncio.Queue[Any]) -> None:
+        """What arrived before the stop is recorded too."""
+        while not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, tuple):
+                self._handle(item)
+
+    def _handle(self, item: Any) -> None:
+        if isinstance(item, _Closed):
+            raise item.error
+        if isinstance(item, _Snapshot):
+            self.feed.on_snapshot(self, item.instrument_id, item.raw, item.receive_ns)
+            return
+        receive_ns, message = item
+        self.feed.on_message(self, message, receive_ns)
+
+    def _tap(self, client: Any, message: Any) -> None:
+        """ccxt's message handler, replaced: stamp, count and queue the raw message (any message is a sign of
+        life for ccxt's keep-alive)."""
+        client.lastPong = self.exchange.milliseconds()
+        self.messages += 1
+        RECORDER_MESSAGES.labels(self.venue).inc()
+        self._queue.put_nowait((self.clock(), message))
+
+    async def _disconnect(self) -> None:
+        for task in self._fetching.values():
+            task.cancel()
+        self._fetching.clear()
+        clients = dict(self.exchange.clients or {})
+        for url, client in clients.items():
+            await client.close()
+            self.exchange.clients.pop(url, None)
+
+    def _lose_books(self, reason: str) -> None:
+        now = self.clock()
+        for instrument_id, book in sorted(self.books.items()):
+            if book.in_sync:
+                self._record_resync(instrument_id, reason, now, gap=False)
+
+    # -- FeedSession ----------------------------------------------------------------------------------------
+
+    def record(self, instrument_id: str, receive_ns: int, build: Builder) -> EventBase | None:
+        return self.out.add(self.venue, instrument_id, receive_ns, build)
+
+    def book(self, instrument_id: str) -> SyncedBook:
+        return self.books[instrument_id]
+
+    def book_event(self, instrument_id: str, receive_ns: int, build: Builder) -> EventBase | None:
+        event = self.out.add(self.venue, instrument_id, receive_ns, build)
+        if not isinstance(event, BookSnapshot | BookDelta):
+            return event
+        outcome = self.books[instrument_id].apply(event)
+        if outcome.status is SyncStatus.OUT_OF_SYNC:
+            self._count_gap(instrument_id)
+            self._write_resync(instrument_id, outcome.reason, receive_ns, outcome.expected_update_id,
+                               outcome.received_update_id)  # fmt: skip
+            self.feed.resync(self, instrument_id)
+        return event
+
+    def resync(self, instrument_id: str, reason: str, receive_ns: int) -> None:
+        self._record_resync(instrument_id, reason, receive_ns, gap=True)
+
+    def refuse(self, detail: str) -> None:
+        log.warning("%s: message refused: %s", self.exchange_id, detail)
+
+    def fetch_later(self, instrument_id: str) -> None:
+        if instrument_id in self._fetching:
+            return
+        self._fetching[instrument_id] = asyncio.ensure_future(self._fetch(instrument_id, self._queue))
+
+    async def _fetch(self, instrument_id: str, queue: asyncio.Queue[Any]) -> None:
+        try:
+            attempt = 0
+            while True:
+                wait = self._last_fetch.get(instrument_id, -1e9) + SNAPSHOT_MIN_INTERVAL_S - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._last_fetch[instrument_id] = time.monotonic()
+                try:
+                    raw = await self.feed.fetch_snapshot(self.exchange, instrument_id)
+                except NETWORK_ERRORS as exc:
+                    delay = self.backoff.delay(attempt)
+                    attempt += 1
+                    log.warning("%s %s: snapshot failed (%s), again in %.1f s", self.exchange_id, instrument_id,
+                                exc, delay)  # fmt: skip
+                    await asyncio.sleep(delay)
+                    continue
+                queue.put_nowait(_Snapshot(instrument_id, raw, self.clock()))
+                return
+        except Exception as exc:  # not a network error: the connection fails with it, never a silent stop
+            queue.put_nowait(_Closed(exc))
+        finally:
+            if self._fetching.get(instrument_id) is asyncio.current_task():
+                del self._fetching[instrument_id]
+
+    def _count_gap(self, instrument_id: str) -> None:
+        self.gaps += 1
+        RECORDER_SEQUENCE_GAPS.labels(self.venue, instrument_id).inc()
+
+    def _record_resync(self, instrument_id: str, reason: str, receive_ns: int, *, gap: bool) -> None:
+        book = self.books[instrument_id]
+        if gap:
+            self._count_gap(instrument_id)
+        self._write_resync(instrument_id, reason, receive_ns, book.applied_update_id + 1, 0)
+        book.mark_out_of_sync()
+
+    def _write_resync(
+        self, instrument_id: str, reason: str, receive_ns: int, expected: int, received: int
+    ) -> None:
+        log.warning("%s %s: book resync: %s", self.exchange_id, instrument_id, reason)
+        event = self.out.add(self.venue, instrument_id, receive_ns, lambda env: BookResyncNeeded(
+            envelope=env, venue=self.venue, instrument=instrument_id, expected_update_id=expected,
+            received_first_update_id=received, reason=reason))  # fmt: skip
+        assert event is not None
+
+
+def _market_of(markets: Mapping[str, Any], symbol: str) -> Any:
+    """The market of a unified symbol; `BTC/USDT` also names the USD-M perpetual `BTC/USDT:USDT`."""
+    if symbol in markets:
+        return markets[symbol]
+    swaps = [m for m in markets.values() if m["symbol"].split(":")[0] == symbol and m.get("swap")]
+    return swaps[0] if len(swaps) == 1 else None
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+@dataclass
+class RecordSummary:
+    session_id: str
+    records: int
+    messages: dict[str, int]
+    reconnects: dict[str, int]
+    gaps: dict[str, int]
+
+
+async def record_exchanges(recorders: Sequence[ExchangeRecorder], out: RecordLog, stop: asyncio.Event,
+                           clock: Callable[[], int] = time.time_ns) -> RecordSummary:  # fmt: skip
+    """Open every exchange, write the session start and the instrument definitions, then record until `stop`."""
+    try:
+        for recorder in recorders:
+            await recorder.open()
+        started = clock()
+        out.start(started)
+        for recorder in recorders:
+            recorder.define_instruments(started)
+        out.flush()
+        flusher = asyncio.ensure_future(_flush_every(out, stop))
+        try:
+            await asyncio.gather(*(r.run(stop) for r in recorders))
+        finally:
+            flusher.cancel()
+            out.flush()
+    finally:
+        for recorder in recorders:
+            await recorder.close()
+    return RecordSummary(out.session_id, out.records, {r.exchange_id: r.messages for r in recorders},
+                         {r.exchange_id: r.reconnects for r in recorders}, {r.exchange_id: r.gaps for r in recorders})  # fmt: skip
+
+
+async def _flush_every(out: RecordLog, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        await _sleep_unless(stop, FLUSH_INTERVAL_S)
+        out.flush()

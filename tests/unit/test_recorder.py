@@ -1,0 +1,171 @@
+"""The recorder against the local exchange (loopback only): the events it records are the file importer's
+events from the same raw messages; sequence gaps, dropped websockets, Bybit snapshot resets, HTTP 429 on the
+snapshot end in an explicit resync and then a book equal to the exchange's own."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from adapters.importers.binance_ws import import_binance_ws
+from adapters.sqlite_event_log import SqliteEventLog
+from domain.events import BookResyncNeeded, BookSnapshot, InstrumentDefined, QuoteTick, TradeTick
+from domain.values import Side
+from tests.local_exchange import LocalExchange
+from tests.local_exchange.capture import SPOT_CAPTURE, USDM_CAPTURE
+from tests.recording import capture_head, events, payloads, record, replayed_book
+
+LINES = 3_000
+
+
+@pytest.mark.parametrize(("venue", "capture", "feed"), [("binance", SPOT_CAPTURE, "spot"),
+                                                         ("binanceusdm", USDM_CAPTURE, "usdm")])  # fmt: skip
+def test_recorded_events_are_the_importers_events_of_the_same_messages(tmp_path: Path, venue: str,
+                                                                       capture: Path, feed: str) -> None:  # fmt: skip
+    served = capture_head(capture, LINES, tmp_path / feed / capture.name)
+    log = SqliteEventLog(":memory:")
+    with LocalExchange(venues=[venue], captures={venue: served}) as exchange:
+        summary, _ = record(exchange, [venue], log, "rec")
+    import_binance_ws(log, "imp", [served], code_version=lambda: "test", echo=None)
+    stream = f"md.binance-{feed}.BTCUSDT"
+    recorded, imported = events(log, "rec", stream), events(log, "imp", stream)
+
+    def split(evs: list) -> tuple[list, list]:  # the REST snapshot's place depends on when it was asked for
+        return (
+            [e for e in evs if isinstance(e, BookSnapshot)],
+            [e for e in evs if not isinstance(e, BookSnapshot)],
+        )
+
+    (rec_snapshots, rec_rest), (imp_snapshots, imp_rest) = split(recorded), split(imported)
+    assert len(imp_rest) == LINES - 1 + 1  # every line but the snapshot, and the InstrumentDefined
+    assert payloads(rec_rest) == payloads(imp_rest)
+    assert payloads(rec_snapshots) == payloads(imp_snapshots) and len(rec_snapshots) == 1
+    # the InstrumentDefined from the exchange's metadata (ccxt) is the one our specification file gives
+    assert isinstance(recorded[0], InstrumentDefined) and payloads(recorded[:1]) == payloads(imported[:1])
+    assert summary.gaps == {venue: 0} and summary.reconnects == {venue: 0}
+    # Binance's `m` (buyer is maker) means the taker sold: the aggressor of such a trade is SELL
+    trades = [e for e in recorded if isinstance(e, TradeTick)]
+    assert {e.aggressor_side for e in trades} == {Side.BUY, Side.SELL}
+
+
+def _truth(exchange: LocalExchange, venue: str, depth: int) -> tuple[list, list]:
+    """The exchange's own top `depth` levels as decimals."""
+    playback = exchange.venue(venue).feed
+    book = getattr(playback.feed, "book", None) or playback.feed.market.book
+    bids, asks = exchange.venue(venue).call(lambda: book.top(depth))
+    return ([(Decimal(p), Decimal(q)) for p, q in bids], [(Decimal(p), Decimal(q)) for p, q in asks])
+
+
+def _top(book, depth: int) -> tuple[list, list]:  # type: ignore[no-untyped-def]
+    return book.bids.top(depth), book.asks.top(depth)
+
+
+INSTRUMENT = {"binance": "BTCUSDT", "binanceusdm": "BTCUSDT", "bybit": "BTCUSDT", "kraken": "XBTUSDT"}
+VENUE = {
+    "binance": "binance-spot",
+    "binanceusdm": "binance-usdm",
+    "bybit": "bybit-spot",
+    "kraken": "kraken-spot",
+}
+DEPTH = {"binance": 20, "binanceusdm": 20, "bybit": 50, "kraken": 10}
+
+
+def _check_resynced_book(exchange: LocalExchange, log: SqliteEventLog, venue: str, recorders: list) -> list:
+    stream = f"md.{VENUE[venue]}.{INSTRUMENT[venue]}"
+    recorded = events(log, "rec", stream)
+    resyncs = [i for i, e in enumerate(recorded) if isinstance(e, BookResyncNeeded)]
+    assert resyncs, "no resync recorded"
+    assert any(isinstance(e, BookSnapshot) for e in recorded[resyncs[-1] :]), "no snapshot after the resync"
+    truth = _truth(exchange, venue, DEPTH[venue])
+    book = recorders[0].books[INSTRUMENT[venue]]
+    assert book.in_sync and _top(book, DEPTH[venue]) == truth
+    replayed = replayed_book(recorded, VENUE[venue], INSTRUMENT[venue])
+    assert replayed.in_sync and _top(replayed, DEPTH[venue]) == truth
+    return [recorded[i] for i in resyncs]
+
+
+@pytest.mark.parametrize("venue", ["binance", "binanceusdm", "bybit", "kraken"])
+def test_a_sequence_gap_is_a_resync_then_a_correct_book(venue: str) -> None:
+    log = SqliteEventLog(":memory:")
+    with LocalExchange(venues=[venue], message_limit=LINES) as exchange:
+        exchange.venue(venue).faults.skip_depth(after=40)
+        summary, recorders = record(exchange, [venue], log, "rec")
+        resyncs = _check_resynced_book(exchange, log, venue, recorders)
+    assert summary.gaps[venue] >= 1
+    assert "gap" in resyncs[0].reason or "checksum" in resyncs[0].reason
+
+
+def test_out_of_order_depth_updates_are_a_gap() -> None:
+    log = SqliteEventLog(":memory:")
+    with LocalExchange(venues=["binanceusdm"], message_limit=LINES) as exchange:
+        exchange.venue("binanceusdm").faults.swap_depth(after=30)
+        summary, recorders = record(exchange, ["binanceusdm"], log, "rec")
+        resyncs = _check_resynced_book(exchange, log, "binanceusdm", recorders)
+    assert "pu" in resyncs[0].reason and summary.gaps["binanceusdm"] >= 1
+
+
+@pytest.mark.parametrize("venue", ["binance", "bybit", "kraken"])
+def test_reconnects_after_a_dropped_websocket(venue: str) -> None:
+    log = SqliteEventLog(":memory:")
+    with LocalExchange(venues=[venue], message_limit=LINES) as exchange:
+        exchange.venue(venue).faults.drop_ws(after=300)
+        summary, recorders = record(exchange, [venue], log, "rec")
+        resyncs = _check_resynced_book(exchange, log, venue, recorders)
+        assert exchange.venue(venue).faults.drops == 1
+    assert summary.reconnects[venue] == 1
+    assert resyncs[0].reason.startswith("disconnected")
+    # nothing twice: trade ids are unique, and quotes/trades went on after the reconnect
+    trades = [e.venue_trade_id for e in events(log, "rec", f"md.{VENUE[venue]}.{INSTRUMENT[venue]}")
+              if isinstance(e, TradeTick)]  # fmt: skip
+    assert len(trades) == len(set(trades)) > 0
+
+
+def test_bybit_snapshot_reset_u1_is_a_resync() -> None:
+    log = SqliteEventLog(":memory:")
+    with LocalExchange(venues=["bybit"], message_limit=LINES) as exchange:
+        exchange.venue("bybit").state["bybit_feed"].reset_pending = True
+        _, recorders = record(exchange, ["bybit"], log, "rec")
+        resyncs = _check_resynced_book(exchange, log, "bybit", recorders)
+    assert "u=1" in resyncs[0].reason
+    snapshots = [e for e in events(log, "rec", "md.bybit-spot.BTCUSDT") if isinstance(e, BookSnapshot)]
+    assert [s.last_update_id for s in snapshots][-1] == 1
+
+
+def test_rate_limited_and_failing_snapshot_requests_are_retried() -> None:
+    log = SqliteEventLog(":memory:")
+    with LocalExchange(venues=["binance"], message_limit=LINES) as exchange:
+        faults = exchange.venue("binance").faults
+        faults.http_status("/api/v3/depth", 429, retry_after_s=1)
+        faults.http_status("/api/v3/depth", 503)
+        faults.http_delay("/api/v3/depth", 5.0)  # beyond the client's 3 s timeout
+        _, recorders = record(exchange, ["binance"], log, "rec")
+        depth_requests = [r for r in exchange.venue("binance").requests if r[1] == "/api/v3/depth"]
+        truth = _truth(exchange, "binance", 20)
+    assert len(depth_requests) == 4
+    book = recorders[0].books["BTCUSDT"]
+    assert book.in_sync and _top(book, 20) == truth
+
+
+def test_every_venue_records_quotes_trades_and_books() -> None:
+    log = SqliteEventLog(":memory:")
+    venues = ["binance", "binanceusdm", "bybit", "kraken"]
+    with LocalExchange(venues=venues, message_limit=LINES) as exchange:
+        summary, recorders = record(exchange, venues, log, "rec")
+        for venue, recorder in zip(venues, recorders, strict=True):
+            book = recorder.books[INSTRUMENT[venue]]
+            assert book.in_sync and _top(book, DEPTH[venue]) == _truth(exchange, venue, DEPTH[venue]), venue
+    assert summary.gaps == dict.fromkeys(venues, 0)
+    for venue in venues:
+        kinds = Counter(
+            type(e).__name__ for e in events(log, "rec", f"md.{VENUE[venue]}.{INSTRUMENT[venue]}")
+        )
+        assert kinds["InstrumentDefined"] == 1 and kinds["BookSnapshot"] == 1, (venue, kinds)
+        assert kinds["BookDelta"] > 100 and kinds["TradeTick"] > 100 and kinds["QuoteTick"] > 100, (
+            venue,
+            kinds,
+        )
+    quotes = [e for e in events(log, "rec", "md.kraken-spot.XBTUSDT") if isinstance(e, QuoteTick)]
+    assert all(q.bid_price < q.ask_price for q in quotes)
