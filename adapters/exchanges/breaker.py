@@ -39,6 +39,10 @@ class CircuitBreaker:
         self.opened = 0
         """Times it opened (the venue's counters)."""
 
+    def restore(self, state: BreakerState, failures: int, at_ns: int) -> None:
+        """The state a restarted session recorded last (its time counts as when it opened)."""
+        self.state, self.failures, self.opened_at_ns = state, failures, at_ns
+
     @property
     def allows_orders(self) -> bool:
         return self.state == "closed"

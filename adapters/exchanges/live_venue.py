@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -168,9 +168,7 @@ class LiveVenue:
             if order is not None:
                 _observe(order, event)
         elif isinstance(event, VenueCircuitChanged) and event.venue == self.name and self.restoring:
-            self.breaker.state = event.state
-            self.breaker.failures = event.failures
-            self.breaker.opened_at_ns = event.envelope.event_time_ns
+            self.breaker.restore(event.state, event.failures, event.envelope.event_time_ns)
         return []
 
     def drain(self, until_ns: int) -> list[EventBase]:
@@ -471,22 +469,3 @@ def _price(command: PlaceOrder) -> str | None:
 
 def _ns(millis: Any) -> int | None:
     return None if millis is None else int(millis) * _NS_PER_MS
-
-
-def live_venues(names: Mapping[str, tuple[ccxt.Exchange, str | None]], session_id: str, inbox: Inbox,
-                clock: Callable[[], int], config: LiveVenueConfig | None = None,
-                first_sequences: Mapping[str, int] | None = None) -> dict[str, LiveVenue]:  # fmt: skip
-    """One live venue per name: (ccxt exchange, market type) each."""
-    return {
-        name: LiveVenue(
-            name,
-            exchange,
-            session_id,
-            inbox,
-            clock,
-            config=config,
-            market_type=market_type,
-            first_sequence=(first_sequences or {}).get(name, 0),
-        )  # fmt: skip
-        for name, (exchange, market_type) in sorted(names.items())
-    }

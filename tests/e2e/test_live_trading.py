@@ -539,3 +539,28 @@ async def test_an_order_for_an_instrument_the_exchange_does_not_list_is_rejected
         assert desk.requests == []
     finally:
         await exchange.close()
+
+
+async def test_a_restart_keeps_an_open_breaker_open_until_a_probe_answers(
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
+) -> None:
+    desk.set_book("BTCUSDT", "50000", "50001")
+    local.venue("binance").faults.http_status("/api/v3/order", 503, times=3)
+    config = LiveVenueConfig(retries=5, retry_backoff_s=0.01, breaker=BreakerConfig(3, 5_000_000_000))
+    async with live_session(log, local, desk, config=config) as s:
+        s.quote()
+        s.order("49990")
+        assert [e.state for e in await s.pump() if isinstance(e, VenueCircuitChanged)] == ["open"]
+    async with live_session(log, local, desk, config=config) as s:  # restarted: the recorded state holds
+        assert s.venue.breaker.state == "open"
+        refused = s.order("49991")
+        (verdict,) = [e for e in records(log, "derived")
+                      if isinstance(e, RiskCheckRejected) and e.order_id == refused.order_id]  # fmt: skip
+        assert verdict.rule == "venue_breaker"
+        s.clock.now += 10_000_000_000
+        await s.venue.reconcile()  # the probe answers: closed; the first order, never placed, is rejected
+        reported = await s.pump()
+        assert [e.state for e in reported if isinstance(e, VenueCircuitChanged)] == ["half_open", "closed"]
+        assert [type(e) for e in reported if not isinstance(e, VenueCircuitChanged)] == [OrderRejected]
+        s.run.end(s.clock())
+    assert_replays(log)
