@@ -12,6 +12,10 @@ answers are already inputs), and compares the derived events byte for byte.
 
 After a restart `resume` re-runs the recorded inputs through a fresh kernel without writing anything, so the
 deciders and the live venues know what the session knows; the caller then reconciles with the exchange.
+
+Operator commands reach a running session the way they reach any session: `append_operator_command` stores
+them in its `commands` stream; the loop runs them (`operator_commands`) before its next batch, and records
+their place in the order.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any, Literal
 
 from application.backtest import session_marker_envelope
 from application.engine import Kernel
+from application.operator_commands import COMMANDS_STREAM
 from application.ports import EventLog, LogRecord, Venue
 from application.run_config import RunConfig, build_deciders
 from application.session_run import (
@@ -28,6 +33,7 @@ from application.session_run import (
     MERGE_STREAM,
     SESSION_STREAM,
     MergeRecorder,
+    RecordedOrderError,
     RunParameters,
     session_inputs,
 )
@@ -79,6 +85,8 @@ class LiveRun:
         self._writing = True
         self._merge = MergeRecorder(session_id, parameters.streams)
         self.started = log.end_offset(session_id, SESSION_STREAM) > 0
+        self.consumed = dict.fromkeys(parameters.streams, 0)
+        """Inputs run per stream; for the `commands` stream, where the next operator command starts."""
 
     def start(self, time_ns: int) -> None:
         """Write SessionStarted (a new session) with what the run depends on."""
@@ -98,19 +106,37 @@ class LiveRun:
             raise LiveSessionError(f"session {self.session_id!r} was recorded as {recorded.mode} with other "
                                    "parameters; resume it with the same configuration")  # fmt: skip
         self._writing = False
-        inputs = 0
-        for _, stored in session_inputs(self.log, self.session_id, self.parameters.streams):
-            self.kernel.feed(decode(stored.record.payload))
-            inputs += 1
+        try:
+            for stream, stored in session_inputs(self.log, self.session_id, self.parameters.streams):
+                self.kernel.feed(decode(stored.record.payload))
+                self.consumed[stream] += 1
+        except RecordedOrderError:
+            # Operator commands appended after the last batch (the process died before running them) are
+            # not in the recorded order yet: they run next, as new inputs. Any other gap is an error.
+            if any(self.consumed[s] != self.log.end_offset(self.session_id, s)
+                   for s in self.parameters.streams if s != COMMANDS_STREAM):  # fmt: skip
+                raise
+        inputs = sum(self.consumed.values())
         self._writing = True
         self._merge = MergeRecorder(self.session_id, self.parameters.streams, first_input=inputs,
                                     chunks=self.log.end_offset(self.session_id, MERGE_STREAM))  # fmt: skip
         return inputs
 
+    def operator_commands(self) -> list[tuple[str, EventBase]]:
+        """Operator commands appended to the session (`cse command ...`, GraphQL, Kafka) and not run yet:
+        the loop feeds them before its next batch (they are stored already; `feed` does not store them)."""
+        if COMMANDS_STREAM not in self.consumed:
+            return []
+        stored = self.log.read(self.session_id, COMMANDS_STREAM, self.consumed[COMMANDS_STREAM])
+        return [(COMMANDS_STREAM, decode(record.record.payload)) for record in stored]
+
     def feed(self, inputs: Sequence[tuple[str, EventBase]]) -> None:
-        """Record and run a batch of inputs (stream, event), in arrival order; durable when this returns."""
+        """Record and run a batch of inputs (stream, event), in arrival order; durable when this returns.
+        Operator commands (stream `commands`) are stored by whoever sent them: only their order is recorded."""
         for stream, event in inputs:
-            self._pending.append(_record(stream, stream, event))
+            if stream != COMMANDS_STREAM:
+                self._pending.append(_record(stream, stream, event))
+            self.consumed[stream] += 1
             self._merge.add(stream, event.envelope.event_time_ns)
             self.kernel.feed(event)
         chunk = self._merge.flush()

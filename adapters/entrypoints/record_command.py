@@ -16,6 +16,7 @@ from adapters.entrypoints.bootstrap import open_log
 from adapters.entrypoints.service import service
 from adapters.exchanges.api_base import ApiBaseError, parse_api_bases
 from adapters.exchanges.factory import UnknownExchange, exchange_spec
+from adapters.exchanges.feeds.base import SubscriptionRefused
 from adapters.exchanges.record_log import RecordLog, RecordRefused
 from adapters.exchanges.recorder import ExchangeRecorder, RecorderError, record_exchanges
 from adapters.settings import Settings
@@ -62,7 +63,7 @@ def record_live(args: argparse.Namespace) -> int:
     try:
         with service("recorder", settings, commands.code_version(), checks) as svc:
             summary = asyncio.run(_run(svc, recorders, out, args.duration))
-    except (RecorderError, RecordRefused) as exc:
+    except (RecorderError, RecordRefused, SubscriptionRefused) as exc:
         raise commands.UserError(str(exc)) from exc
     finally:
         sink.close()

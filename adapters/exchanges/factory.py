@@ -8,8 +8,10 @@ uses (the file importers use the same names, so a recorded session and an import
 |---|---|---|
 | binance | binance-spot | spot |
 | binanceusdm | binance-usdm | USD-M futures |
+| binancecoinm | binance-coinm | COIN-M futures |
 | bybit | bybit-spot | spot |
 | kraken | kraken-spot | spot |
+| coinbase | coinbase-spot | spot (Advanced Trade) |
 
 Loading only the markets we use keeps `load_markets` to one or two requests (ccxt's Binance otherwise also
 loads the COIN-M and USD-M lists). `credentials` are ccxt's own keys (`apiKey`, `secret`, `password`) from
@@ -40,8 +42,10 @@ EXCHANGES: dict[str, ExchangeSpec] = {
     for spec in (
         ExchangeSpec("binance", "binance-spot", {"fetchMarkets": {"types": ["spot"]}}),
         ExchangeSpec("binanceusdm", "binance-usdm", {"fetchMarkets": {"types": ["linear"]}}),
+        ExchangeSpec("binancecoinm", "binance-coinm", {"fetchMarkets": {"types": ["inverse"]}}),
         ExchangeSpec("bybit", "bybit-spot", {"fetchMarkets": {"types": ["spot"]}}),
         ExchangeSpec("kraken", "kraken-spot", {}),
+        ExchangeSpec("coinbase", "coinbase-spot", {}),
     )
 }
 

@@ -137,12 +137,20 @@ class LiveVenue:
     def submit(self, command: EventBase) -> list[EventBase]:
         if isinstance(command, PlaceOrder) and command.venue == self.name:
             client_id = client_order_id(self.exchange.id, command.order_id)
-            order = _Order(
-                command, client_id, self.symbol(command.instrument), sent_ns=command.envelope.event_time_ns
-            )
+            try:
+                symbol = self.symbol(command.instrument)
+            except ValueError as exc:  # not traded here: refused without a request
+                symbol, refusal = "", str(exc)
+            else:
+                refusal = ""
+            order = _Order(command, client_id, symbol, sent_ns=command.envelope.event_time_ns)
             self._orders[command.order_id] = order
             self._by_client[client_id] = order
-            if not self.restoring:
+            if refusal:
+                order.done = True
+                if not self.restoring:  # (a restarted session recorded the rejection already)
+                    self._report(order, OrderRejected, reason=refusal)
+            elif not self.restoring:
                 order.in_flight = True
                 self._spawn(self._place(order))
         elif isinstance(command, CancelOrder) and command.venue == self.name:
@@ -178,8 +186,8 @@ class LiveVenue:
         markets = [m for m in self.exchange.markets_by_id.get(instrument, [])
                    if self._market_type is None or m["type"] == self._market_type]  # fmt: skip
         if not markets:
-            raise ValueError(f"{self.name}: no {self._market_type or ''} market {instrument!r} on "
-                             f"{self.exchange.id} (load_markets first)")  # fmt: skip
+            kind = f"{self._market_type} " if self._market_type else ""
+            raise ValueError(f"{self.name}: {self.exchange.id} lists no {kind}market {instrument!r}")
         return str(markets[0]["symbol"])
 
     async def settle(self) -> None:
@@ -348,7 +356,7 @@ class LiveVenue:
             except ccxt.BaseError:
                 await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))
                 continue
-            if answer is None:
+            if answer is None or answer.get("status") is None:  # Bybit answers a cancel with the ids only
                 try:
                     answer = await self._lookup(order)
                 except ccxt.BaseError:

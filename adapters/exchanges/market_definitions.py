@@ -5,14 +5,25 @@ the decimal the exchange published (ccxt parsed it from the exchange's text). Ou
 exchange's market id (`BTCUSDT`, `XBTUSDT`), as the file importers name it. Tick and lot sizes are ccxt's
 `precision` (tick-size mode for every exchange we support), the minimum notional its `limits.cost.min`
 (0 when none), fees its `maker`/`taker` rates (the venue's default tier) in basis points.
+
+Fees: Binance's and Bybit's market metadata carry none, so ccxt fills in built-in defaults, and those can be
+stale (ccxt 4.5.90's `binancecoinm` maker is 1 bp; Binance publishes 2 bps for COIN-M Regular). Where our
+instrument specification file (`adapters/instruments/specs.toml`, each figure sourced from the venue's
+published schedule) specifies the instrument, its fee rates are used and a difference is logged; tick, lot,
+minimum notional and contract size always come from the exchange.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from adapters.instruments.catalog import InstrumentCatalog, UnknownInstrument
 from domain.events import Envelope, InstrumentDefined
+
+log = logging.getLogger(__name__)
 
 _BPS = Decimal(10_000)
 
@@ -57,3 +68,25 @@ def instrument_definition(market: dict[str, Any], venue: str, envelope: Envelope
         )  # fmt: skip
     except KeyError as exc:
         raise MarketMetadataError(f"{venue} {symbol}: the market metadata has no {exc.args[0]!r}") from exc
+
+
+def with_published_fees(
+    market: dict[str, Any], venue: str, catalog: InstrumentCatalog
+) -> Callable[[Envelope], InstrumentDefined]:
+    """The instrument's definition from the exchange's metadata, with the published fee rates of `catalog`
+    where it specifies the instrument."""
+    try:
+        published = catalog.definition(venue, market["id"], "exchange metadata")
+    except UnknownInstrument:
+        return lambda envelope: instrument_definition(market, venue, envelope)
+
+    def define(envelope: Envelope) -> InstrumentDefined:
+        live, spec = instrument_definition(market, venue, envelope), published(envelope)
+        fees = {"maker_fee_bps": spec.maker_fee_bps, "taker_fee_bps": spec.taker_fee_bps}
+        if (live.maker_fee_bps, live.taker_fee_bps) != (spec.maker_fee_bps, spec.taker_fee_bps):
+            log.warning("%s %s: ccxt's default fees %s/%s bps differ from the published %s/%s bps (%s): using "
+                        "the published ones", venue, market["id"], live.maker_fee_bps, live.taker_fee_bps,
+                        spec.maker_fee_bps, spec.taker_fee_bps, ", ".join(catalog.files))  # fmt: skip
+        return live.model_copy(update=fees)
+
+    return define

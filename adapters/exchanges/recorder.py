@@ -33,9 +33,11 @@ from adapters.exchanges.factory import create_exchange, exchange_spec
 from adapters.exchanges.feeds.base import Builder, Instrument, Resubscribe, VenueFeed
 from adapters.exchanges.feeds.binance import BinanceFeed
 from adapters.exchanges.feeds.bybit import BybitFeed
+from adapters.exchanges.feeds.coinbase import CoinbaseFeed
 from adapters.exchanges.feeds.kraken import KrakenFeed
-from adapters.exchanges.market_definitions import instrument_definition
+from adapters.exchanges.market_definitions import with_published_fees
 from adapters.exchanges.record_log import FLUSH_INTERVAL_S, RecordLog
+from adapters.instruments.catalog import InstrumentCatalog, load_catalog
 from adapters.observability.metrics import RECORDER_MESSAGES, RECORDER_RECONNECTS, RECORDER_SEQUENCE_GAPS
 from domain.book import SyncedBook, SyncStatus
 from domain.events import BookDelta, BookResyncNeeded, BookSnapshot, EventBase
@@ -51,15 +53,17 @@ _WATCH_HASH = "cse.recorder"
 
 
 class RecorderError(Exception):
-    """The recorder cannot go on (unknown symbol, refused subscription); the message says why."""
+    """The recorder cannot go on (markets unavailable, unknown symbol); the message says why."""
 
 
 def feed_for(exchange_id: str) -> VenueFeed:
     feeds: dict[str, Callable[[], VenueFeed]] = {
-        "binance": lambda: BinanceFeed(futures=False),
-        "binanceusdm": lambda: BinanceFeed(futures=True),
+        "binance": lambda: BinanceFeed("spot"),
+        "binanceusdm": lambda: BinanceFeed("usdm"),
+        "binancecoinm": lambda: BinanceFeed("coinm"),
         "bybit": BybitFeed,
         "kraken": KrakenFeed,
+        "coinbase": CoinbaseFeed,
     }
     return feeds[exchange_spec(exchange_id).exchange_id]()
 
@@ -99,6 +103,8 @@ class ExchangeRecorder:
     backoff: Backoff = field(default_factory=Backoff)
     timeout_ms: int = 10_000
     clock: Callable[[], int] = time.time_ns
+    catalog: InstrumentCatalog = field(default_factory=load_catalog)
+    """Published fee schedules (specs.toml) preferred to ccxt's built-in fee defaults."""
 
     def __post_init__(self) -> None:
         self.venue = exchange_spec(self.exchange_id).venue
@@ -142,8 +148,8 @@ class ExchangeRecorder:
 
     def define_instruments(self, time_ns: int) -> None:
         for instrument in self.instruments.values():
-            self.out.define(self.venue, instrument.id,
-                            lambda env, m=instrument.market: instrument_definition(m, self.venue, env), time_ns)  # fmt: skip
+            definition = with_published_fees(instrument.market, self.venue, self.catalog)
+            self.out.define(self.venue, instrument.id, definition, time_ns)
 
     async def close(self) -> None:
         if self.exchange is not None:
@@ -209,7 +215,7 @@ class ExchangeRecorder:
         """What arrived before the stop is recorded too."""
         while not queue.empty():
             item = queue.get_nowait()
-            if isinstance(item, tuple):
+            if isinstance(item, tuple | _Snapshot):
                 self._handle(item)
 
     def _handle(self, item: Any) -> None:

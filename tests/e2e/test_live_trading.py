@@ -25,19 +25,25 @@ from adapters.exchanges.trading import SessionMarketFeed, trade
 from adapters.importers.binance_ws import import_binance_ws
 from adapters.sqlite_event_log import SqliteEventLog
 from application.live_run import LiveMode, LiveRun, RecordedVenue
+from application.operator_commands import COMMANDS_STREAM, append_operator_command
 from application.replay import replay_session
 from application.run_config import RunConfig
 from application.session_run import RunParameters
 from domain.events import (
+    CancelOrder,
+    EngageKillSwitch,
     Envelope,
     EventBase,
     InstrumentDefined,
+    KillSwitchEngaged,
     OrderAccepted,
+    OrderCanceled,
     OrderFilled,
     OrderPartiallyFilled,
     OrderRejected,
     PlaceOrder,
     QuoteTick,
+    ReleaseKillSwitch,
     RiskCheckPassed,
     RiskCheckRejected,
     VenueCircuitChanged,
@@ -90,9 +96,17 @@ class Session:
     sequences: dict[str, int] = field(default_factory=dict)
 
     def input(self, stream: str, event_cls: type[EventBase], **fields: object) -> EventBase:
+        """An input arriving now: market data, or (stream `commands`) a command an operator sends, stored in
+        the session as `cse command` stores it, then run by the loop."""
+        now = self.clock()
+        if stream == COMMANDS_STREAM:
+            event = append_operator_command(
+                self.run.log, SESSION, now, lambda env: event_cls(envelope=env, **fields)
+            )
+            self.run.feed(self.run.operator_commands())
+            return event
         sequence = self.sequences.get(stream, self.run.log.end_offset(SESSION, stream))
         self.sequences[stream] = sequence + 1
-        now = self.clock()
         envelope = Envelope(event_id=input_event_id(SESSION, stream, sequence), session_id=SESSION,
                             sequence=sequence, event_time_ns=now, ingest_time_ns=now, source="test")  # fmt: skip
         event = event_cls(envelope=envelope, **fields)
@@ -284,11 +298,12 @@ async def test_a_restart_reconciles_fills_made_while_down_once(
     assert_replays(log)
 
 
+@pytest.mark.parametrize("status", [503, 429])
 async def test_the_breaker_opens_refuses_through_risk_probes_half_open_and_closes(
-    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, status: int
 ) -> None:
     desk.set_book("BTCUSDT", "50000", "50001")
-    local.venue("binance").faults.http_status("/api/v3/order", 503, times=3)
+    local.venue("binance").faults.http_status("/api/v3/order", status, times=3)
     breaker = BreakerConfig(failure_threshold=3, open_for_ns=5_000_000_000)
     async with live_session(
         log, local, desk, config=LiveVenueConfig(retries=5, retry_backoff_s=0.01, breaker=breaker)
@@ -299,7 +314,7 @@ async def test_the_breaker_opens_refuses_through_risk_probes_half_open_and_close
         assert [(e.state, e.failures) for e in reported if isinstance(e, VenueCircuitChanged)] == [
             ("open", 3)
         ]
-        assert desk.orders == []  # three 503s, then nothing more is sent while open
+        assert desk.orders == []  # three failures (the order, two lookups), then nothing is sent while open
         second = s.order("49991")
         (rejected,) = [e for e in records(log, "derived")
                        if isinstance(e, RiskCheckRejected) and e.order_id == second.order_id]  # fmt: skip
@@ -425,3 +440,102 @@ async def _until(condition: Callable[[], object], timeout_s: float = 5.0) -> Non
             return
         await asyncio.sleep(0.01)
     raise AssertionError("timed out waiting")
+
+
+async def test_an_order_the_exchange_refuses_is_rejected_with_its_reason_and_the_breaker_stays_closed(
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
+) -> None:
+    desk.set_book("BTCUSDT", "50000", "50001")
+    desk.fault("/api/v3/order", "reject")
+    async with live_session(log, local, desk) as s:
+        s.quote()
+        order = s.order("49990")
+        (rejected,) = await s.pump()
+        assert isinstance(rejected, OrderRejected) and rejected.order_id == order.order_id
+        # ccxt's class for Binance's message, then the message: a trader sees what the exchange said
+        assert rejected.reason == "OrderImmediatelyFillable: binance Order would immediately match and take."
+        assert desk.orders == [] and s.venue.breaker.state == "closed"
+        again = s.order("49990")  # the next order goes out
+        assert [type(e) for e in await s.pump()] == [OrderAccepted]
+        assert len(desk.by_client_id(client_order_id("binance", again.order_id))) == 1
+        s.run.end(s.clock())
+    assert_replays(log)
+
+
+@pytest.mark.parametrize("venue", VENUES, ids=[v for v, _ in VENUES])
+async def test_a_cancel_command_cancels_at_the_exchange_and_the_account_endpoints_answer_ccxt(
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, venue: tuple[str, str]
+) -> None:
+    desk.set_book("BTCUSDT", "50000", "50001")
+    async with live_session(log, local, desk, venue=venue) as s:
+        s.quote()
+        order = s.order("49990")
+        assert [type(e) for e in await s.pump()] == [OrderAccepted]
+        open_orders = await s.venue.exchange.fetch_open_orders("BTC/USDT")
+        assert [o["clientOrderId"] for o in open_orders] == [client_order_id(venue[1], order.order_id)]
+        balance = await s.venue.exchange.fetch_balance()
+        assert Decimal(str(balance["USDT"]["total"])) == Decimal(100_000)
+        s.input("commands", CancelOrder, order_id=order.order_id, venue=s.name, reason="operator: flat")
+        (canceled,) = await s.pump()
+        assert isinstance(canceled, OrderCanceled) and canceled.reason == "operator: flat"
+        (at_exchange,) = desk.by_client_id(client_order_id(venue[1], order.order_id))
+        assert at_exchange.status == "CANCELED"
+        assert s.run.kernel.states()["orders"].orders[order.order_id].status == "canceled"
+        s.run.end(s.clock())
+    assert_replays(log)
+
+
+async def test_an_operators_kill_switch_reaches_the_running_session_cancels_at_the_exchange_and_survives_a_restart(
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
+) -> None:
+    desk.set_book("BTCUSDT", "50000", "50001")
+    async with live_session(log, local, desk) as s:
+        s.quote()
+        order = s.order("49990")
+        assert [type(e) for e in await s.pump()] == [OrderAccepted]
+        # `cse command kill-switch engage --session live-test` stores it; the loop runs it before its next batch
+        s.input(COMMANDS_STREAM, EngageKillSwitch, reason="desk halt", operator="ops")
+        derived = list(records(log, "derived"))
+        assert [type(e) for e in derived[-2:]] == [KillSwitchEngaged, CancelOrder]
+        (canceled,) = await s.pump()
+        assert isinstance(canceled, OrderCanceled) and canceled.order_id == order.order_id
+        assert desk.by_client_id(client_order_id("binance", order.order_id))[0].status == "CANCELED"
+        refused = s.order("49990")
+        (verdict,) = [e for e in records(log, "derived") if isinstance(e, RiskCheckRejected)]
+        assert (verdict.order_id, verdict.rule) == (refused.order_id, "kill_switch")
+    # Down; meanwhile the operator releases the switch (stored, not yet run: it is after the recorded order).
+    append_operator_command(log, SESSION, T0 + 10**12, lambda env: ReleaseKillSwitch(
+        envelope=env, reason="resume", operator="ops"))  # fmt: skip
+    async with live_session(log, local, desk) as s:
+        pending = s.run.operator_commands()
+        assert [type(e) for _, e in pending] == [ReleaseKillSwitch]
+        s.run.feed(pending)
+        s.clock.now = T0 + 10**12
+        s.quote()
+        again = s.order("49990")
+        assert [type(e) for e in await s.pump()] == [OrderAccepted]
+        assert len(desk.by_client_id(client_order_id("binance", again.order_id))) == 1
+        s.run.end(s.clock())
+    assert_replays(log)
+
+
+async def test_an_order_for_an_instrument_the_exchange_does_not_list_is_rejected_without_a_request(
+    local: LocalExchange, desk: OrderDesk
+) -> None:
+    exchange = await client(local, "binance")
+    try:
+        reports: list[tuple[str, EventBase]] = []
+        venue = LiveVenue("binance-spot", exchange, SESSION, reports.append, Clock())
+        envelope = Envelope(event_id=uuid.uuid4(), session_id=SESSION, sequence=0, event_time_ns=T0,
+                            ingest_time_ns=T0, source="test")  # fmt: skip
+        order = PlaceOrder(envelope=envelope, order_id=uuid.uuid4(), account="demo", strategy_id="manual",
+                           venue="binance-spot", instrument="DOGEUSDT", side=Side.BUY, order_type=OrderType.LIMIT,
+                           quantity=Decimal(100), limit_price=Decimal("0.1"))  # fmt: skip
+        assert venue.submit(order) == []
+        await venue.settle()
+        ((stream, rejected),) = reports
+        assert stream == "orders.binance-spot" and isinstance(rejected, OrderRejected)
+        assert rejected.reason == "binance-spot: binance lists no market 'DOGEUSDT'"
+        assert desk.requests == []
+    finally:
+        await exchange.close()

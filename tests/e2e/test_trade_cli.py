@@ -11,6 +11,7 @@ import pytest
 
 from tests.e2e.live_support import local_exchange
 from tests.e2e.test_import_cli import SPOT, USDM, Cse
+from tests.local_exchange import LocalExchange
 from tests.local_exchange.orders import OrderDesk
 from tests.unit.test_import_safety import head_gz
 
@@ -80,3 +81,27 @@ def test_live_trading_on_the_local_exchange_through_api_base_replays_exactly(cse
     assert held["orders.binance-spot"] + held["orders.binance-usdm"] >= 2 * len(
         desk.orders
     )  # accepted + filled
+
+
+def test_paper_trading_on_the_exchanges_live_market_data_records_it_and_replays_exactly(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    cse = Cse(home)
+    with LocalExchange(venues=("binance", "binanceusdm"), message_limit=3000) as local:
+        run = cse("trade", "--mode", "paper", "--config", CONFIG, "--session", "paper-live", "--symbol", "BTC/USDT",
+                  "--duration", "8", "--api-base", f"binance={local.api_base('binance')}",
+                  "--api-base", f"binanceusdm={local.api_base('binanceusdm')}")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    held = cse.holdings()
+    recorded = {s: n for s, n in held["paper-live.md"].items() if s.startswith("md.")}
+    assert sorted(recorded) == ["md.binance-spot.BTCUSDT", "md.binance-usdm.BTCUSDT"]
+    assert all(n > 100 for n in recorded.values())  # the definition, a snapshot, then the played updates
+    # every market event the recorder recorded went through the trading session, and nothing else did
+    traded = {s: n for s, n in held["paper-live"].items() if s.startswith("md.")}
+    assert traded == recorded and summary["inputs"] == sum(recorded.values())
+    replay = cse("replay", "paper-live", "--verify")
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert f"recorded digest  {summary['digest']}" in replay.stdout

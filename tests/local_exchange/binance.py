@@ -1,8 +1,8 @@
-"""Binance spot (`binance`) and USD-M futures (`binanceusdm`): market metadata, REST depth snapshots and the
+"""Binance spot (`binance`), USD-M (`binanceusdm`) and COIN-M futures (`binancecoinm`): market metadata, REST depth snapshots and the
 websocket streams, played from a recorded capture byte for byte.
 
-REST: `/api/v3/exchangeInfo`, `/api/v3/depth`, `/api/v3/time` (spot); `/fapi/v1/exchangeInfo`,
-`/fapi/v1/depth`, `/fapi/v1/time` (USD-M). Metadata matches `adapters/instruments/specs.toml`.
+REST: `/api/v3/exchangeInfo`, `/api/v3/depth`, `/api/v3/time` (spot); the same under `/fapi/v1` (USD-M) and
+`/dapi/v1` (COIN-M). Metadata matches `adapters/instruments/specs.toml`.
 Websocket: `/stream` and `/stream/<n>` (combined envelopes `{"stream","data"}`, as recorded), subscribing with
 `{"method":"SUBSCRIBE","params":[...],"id":n}` or `/stream?streams=a/b`. (The raw `/ws` endpoint is not served.)
 
@@ -66,6 +66,27 @@ _USDM_BTC = {
 }  # fmt: skip
 
 
+_COINM_BTC = {
+    "symbol": "BTCUSD_PERP", "pair": "BTCUSD", "contractType": "PERPETUAL", "deliveryDate": 4133404800000,
+    "onboardDate": 1597042800000, "contractStatus": "TRADING", "contractSize": 100, "marginAsset": "BTC",
+    "maintMarginPercent": "2.5000", "requiredMarginPercent": "5.0000", "baseAsset": "BTC", "quoteAsset": "USD",
+    "pricePrecision": 1, "quantityPrecision": 0, "baseAssetPrecision": 8, "quotePrecision": 8,
+    "equalQtyPrecision": 4, "triggerProtect": "0.0500", "underlyingType": "COIN", "underlyingSubType": ["PoW"],
+    "liquidationFee": "0.015000", "marketTakeBound": "0.05",
+    "filters": [
+        {"filterType": "PRICE_FILTER", "minPrice": "1000", "maxPrice": "4520958", "tickSize": "0.1"},
+        {"filterType": "LOT_SIZE", "minQty": "1", "maxQty": "1000000", "stepSize": "1"},
+        {"filterType": "MARKET_LOT_SIZE", "minQty": "1", "maxQty": "60000", "stepSize": "1"},
+        {"filterType": "MAX_NUM_ORDERS", "limit": 200},
+        {"filterType": "PERCENT_PRICE", "multiplierUp": "1.0500", "multiplierDown": "0.9500", "multiplierDecimal": "4"},
+    ],
+    "orderTypes": ["LIMIT", "MARKET", "STOP", "STOP_MARKET", "TAKE_PROFIT", "TAKE_PROFIT_MARKET", "TRAILING_STOP_MARKET"],
+    "timeInForce": ["GTC", "IOC", "FOK", "GTX"],
+}  # fmt: skip
+MARKETS = {"spot": ("/api/v3", _SPOT_BTC), "usdm": ("/fapi/v1", _USDM_BTC), "coinm": ("/dapi/v1", _COINM_BTC)}
+"""Binance market -> (REST prefix, its one symbol's exchangeInfo entry)."""
+
+
 class BinanceFeed:
     """Plays a Binance capture as is; keeps the true book of its one symbol for REST snapshots."""
 
@@ -115,12 +136,12 @@ class BinanceFeed:
                 "asks": [list(a) for a in asks]}  # fmt: skip
 
 
-def install_binance(venue: VenueServer, capture: Path, *, futures: bool, limit: int | None) -> None:
+def install_binance(venue: VenueServer, capture: Path, *, market: str, limit: int | None) -> None:
     feed = BinanceFeed(read_capture(capture, limit))
     playback = Playback(feed, venue.faults)
     venue.feed = playback
-    prefix = "/fapi/v1" if futures else "/api/v3"
-    symbol = _USDM_BTC if futures else _SPOT_BTC
+    prefix, symbol = MARKETS[market]
+    futures = market != "spot"
 
     async def exchange_info(request: web.Request) -> web.StreamResponse:
         now = int(time.time() * 1000)
@@ -133,6 +154,9 @@ def install_binance(venue: VenueServer, capture: Path, *, futures: bool, limit: 
     async def depth(request: web.Request) -> web.StreamResponse:
         if request.query.get("symbol") != symbol["symbol"]:
             return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        if not any(line.is_snapshot for line in feed.lines):
+            return web.json_response({"code": -1, "msg": "local exchange: this capture holds no REST snapshot, "
+                                      "so it cannot answer one (serve a capture that starts with one)"}, status=503)  # fmt: skip
         body = await feed.depth(int(request.query.get("limit", "100")))
         if futures:
             now = int(time.time() * 1000)

@@ -15,6 +15,7 @@ from typing import Any
 SHARED_DATA = Path(os.environ.get("CSE_SHARED_DATA", "/work/shared/data"))
 SPOT_CAPTURE = SHARED_DATA / "hftbacktest" / "spot" / "btcusdt_20240808.gz"
 USDM_CAPTURE = SHARED_DATA / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"
+COINM_CAPTURE = SHARED_DATA / "hftbacktest" / "cm" / "btcusd_perp_20240808.gz"
 
 
 @dataclass(frozen=True, slots=True)

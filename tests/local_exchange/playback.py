@@ -42,11 +42,17 @@ class Feed(Protocol):
     def source_length(self) -> int: ...
 
 
+SEQUENCE_PLACEHOLDER = '"sequence_num":null'
+"""In a message text: replaced by the connection's own message number (Coinbase's `sequence_num`)."""
+
+
 @dataclass(eq=False)
 class Subscriber:
     ws: web.WebSocketResponse
     topics: set[str] = field(default_factory=set)
     sent: int = 0
+    sequence: int | None = None
+    """The connection's next message number, for venues that number the messages of a connection."""
 
 
 class Playback:
@@ -100,6 +106,9 @@ class Playback:
             if faults.skip_depth_after is not None:
                 if faults.skip_depth_after == 0:
                     faults.skip_depth_after = None
+                    for subscriber in self.subscribers:  # lost in transit: its number was used
+                        if subscriber.sequence is not None and message.topic in subscriber.topics:
+                            subscriber.sequence += 1
                     return
                 faults.skip_depth_after -= 1
             if faults.swap_depth_after is not None:
@@ -126,8 +135,12 @@ class Playback:
     async def _deliver(self, subscriber: Subscriber, message: Outgoing) -> bool:
         if subscriber.ws.closed:
             return False
+        text = message.text
+        if subscriber.sequence is not None:
+            text = text.replace(SEQUENCE_PLACEHOLDER, f'"sequence_num":{subscriber.sequence}', 1)
+            subscriber.sequence += 1
         try:
-            await subscriber.ws.send_str(message.text)
+            await subscriber.ws.send_str(text)
         except (ConnectionError, RuntimeError):
             return False
         subscriber.sent += 1

@@ -89,7 +89,7 @@ class LocalExchange:
 
     def __init__(
         self,
-        venues: Sequence[str] = ("binance", "binanceusdm", "bybit", "kraken"),
+        venues: Sequence[str] = ("binance", "binanceusdm", "binancecoinm", "bybit", "kraken", "coinbase"),
         installers: Sequence[Installer] = (),
         captures: Mapping[str, Path] | None = None,
         message_limit: int | None = None,

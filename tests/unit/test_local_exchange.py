@@ -25,8 +25,16 @@ def local_exchange() -> Any:
 EXPECTED = {  # tick, lot, maker, taker as ccxt loads them; Binance's match adapters/instruments/specs.toml
     "binance": ("BTC/USDT", 0.01, 1e-05, 0.001, 0.001),
     "binanceusdm": ("BTC/USDT:USDT", 0.1, 0.001, 0.0002, 0.0005),
+    "binancecoinm": (
+        "BTC/USD:BTC",
+        0.1,
+        1.0,
+        0.0001,
+        0.0005,
+    ),  # ccxt's maker default; Binance publishes 2 bps
     "bybit": ("BTC/USDT", 0.01, 1e-06, 0.001, 0.001),
     "kraken": ("BTC/USDT", 0.1, 1e-08, 0.0025, 0.004),
+    "coinbase": ("BTC/USDT", 0.01, 1e-08, 0.006, 0.012),  # ccxt: Coinbase Advanced Trade lowest tier
 }
 
 

@@ -15,22 +15,24 @@ from adapters.sqlite_event_log import SqliteEventLog
 from domain.events import BookResyncNeeded, BookSnapshot, InstrumentDefined, QuoteTick, TradeTick
 from domain.values import Side
 from tests.local_exchange import LocalExchange
-from tests.local_exchange.capture import SPOT_CAPTURE, USDM_CAPTURE
+from tests.local_exchange.capture import COINM_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE
 from tests.recording import capture_head, events, payloads, record, replayed_book
 
 LINES = 3_000
 
 
-@pytest.mark.parametrize(("venue", "capture", "feed"), [("binance", SPOT_CAPTURE, "spot"),
-                                                         ("binanceusdm", USDM_CAPTURE, "usdm")])  # fmt: skip
-def test_recorded_events_are_the_importers_events_of_the_same_messages(tmp_path: Path, venue: str,
-                                                                       capture: Path, feed: str) -> None:  # fmt: skip
-    served = capture_head(capture, LINES, tmp_path / feed / capture.name)
+@pytest.mark.parametrize(("venue", "capture", "stream", "symbol"), [
+    ("binance", SPOT_CAPTURE, "md.binance-spot.BTCUSDT", "BTC/USDT"),
+    ("binanceusdm", USDM_CAPTURE, "md.binance-usdm.BTCUSDT", "BTC/USDT"),
+    ("binancecoinm", COINM_CAPTURE, "md.binance-coinm.BTCUSD_PERP", "BTC/USD"),
+])  # fmt: skip
+def test_recorded_events_are_the_importers_events_of_the_same_messages(tmp_path: Path, venue: str, capture: Path,
+                                                                       stream: str, symbol: str) -> None:  # fmt: skip
+    served = capture_head(capture, LINES, tmp_path / capture.parent.name / capture.name)
     log = SqliteEventLog(":memory:")
     with LocalExchange(venues=[venue], captures={venue: served}) as exchange:
-        summary, _ = record(exchange, [venue], log, "rec")
+        summary, _ = record(exchange, [venue], log, "rec", symbols=[symbol])
     import_binance_ws(log, "imp", [served], code_version=lambda: "test", echo=None)
-    stream = f"md.binance-{feed}.BTCUSDT"
     recorded, imported = events(log, "rec", stream), events(log, "imp", stream)
 
     def split(evs: list) -> tuple[list, list]:  # the REST snapshot's place depends on when it was asked for
@@ -63,14 +65,11 @@ def _top(book, depth: int) -> tuple[list, list]:  # type: ignore[no-untyped-def]
     return book.bids.top(depth), book.asks.top(depth)
 
 
-INSTRUMENT = {"binance": "BTCUSDT", "binanceusdm": "BTCUSDT", "bybit": "BTCUSDT", "kraken": "XBTUSDT"}
-VENUE = {
-    "binance": "binance-spot",
-    "binanceusdm": "binance-usdm",
-    "bybit": "bybit-spot",
-    "kraken": "kraken-spot",
-}
-DEPTH = {"binance": 20, "binanceusdm": 20, "bybit": 50, "kraken": 10}
+INSTRUMENT = {"binance": "BTCUSDT", "binanceusdm": "BTCUSDT", "bybit": "BTCUSDT", "kraken": "XBTUSDT",
+              "coinbase": "BTC-USDT"}  # fmt: skip
+VENUE = {"binance": "binance-spot", "binanceusdm": "binance-usdm", "bybit": "bybit-spot", "kraken": "kraken-spot",
+         "coinbase": "coinbase-spot"}  # fmt: skip
+DEPTH = {"binance": 20, "binanceusdm": 20, "bybit": 50, "kraken": 10, "coinbase": 20}
 
 
 def _check_resynced_book(exchange: LocalExchange, log: SqliteEventLog, venue: str, recorders: list) -> list:
@@ -87,7 +86,7 @@ def _check_resynced_book(exchange: LocalExchange, log: SqliteEventLog, venue: st
     return [recorded[i] for i in resyncs]
 
 
-@pytest.mark.parametrize("venue", ["binance", "binanceusdm", "bybit", "kraken"])
+@pytest.mark.parametrize("venue", ["binance", "binanceusdm", "bybit", "kraken", "coinbase"])
 def test_a_sequence_gap_is_a_resync_then_a_correct_book(venue: str) -> None:
     log = SqliteEventLog(":memory:")
     with LocalExchange(venues=[venue], message_limit=LINES) as exchange:
@@ -107,7 +106,7 @@ def test_out_of_order_depth_updates_are_a_gap() -> None:
     assert "pu" in resyncs[0].reason and summary.gaps["binanceusdm"] >= 1
 
 
-@pytest.mark.parametrize("venue", ["binance", "bybit", "kraken"])
+@pytest.mark.parametrize("venue", ["binance", "bybit", "kraken", "coinbase"])
 def test_reconnects_after_a_dropped_websocket(venue: str) -> None:
     log = SqliteEventLog(":memory:")
     with LocalExchange(venues=[venue], message_limit=LINES) as exchange:
@@ -151,7 +150,7 @@ def test_rate_limited_and_failing_snapshot_requests_are_retried() -> None:
 
 def test_every_venue_records_quotes_trades_and_books() -> None:
     log = SqliteEventLog(":memory:")
-    venues = ["binance", "binanceusdm", "bybit", "kraken"]
+    venues = ["binance", "binanceusdm", "bybit", "kraken", "coinbase"]
     with LocalExchange(venues=venues, message_limit=LINES) as exchange:
         summary, recorders = record(exchange, venues, log, "rec")
         for venue, recorder in zip(venues, recorders, strict=True):
@@ -169,3 +168,16 @@ def test_every_venue_records_quotes_trades_and_books() -> None:
         )
     quotes = [e for e in events(log, "rec", "md.kraken-spot.XBTUSDT") if isinstance(e, QuoteTick)]
     assert all(q.bid_price < q.ask_price for q in quotes)
+
+    # one aggressor meaning: the same trades of the spot capture, as Binance (`m`, buyer is maker), Bybit (the
+    # taker's side) and Coinbase (the maker's side) report them, have the same aggressor side
+    def aggressors(stream: str) -> dict[str, Side]:
+        return {
+            e.venue_trade_id: e.aggressor_side for e in events(log, "rec", stream) if isinstance(e, TradeTick)
+        }
+
+    binance = aggressors("md.binance-spot.BTCUSDT")
+    assert set(binance.values()) == {Side.BUY, Side.SELL}
+    for stream in ("md.bybit-spot.BTCUSDT", "md.coinbase-spot.BTC-USDT"):
+        other = aggressors(stream)
+        assert len(other) > 100 and other == {trade: binance[trade] for trade in other}, stream

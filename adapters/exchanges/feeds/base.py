@@ -23,6 +23,10 @@ class Instrument:
     market: dict[str, Any]
 
 
+class SubscriptionRefused(Exception):
+    """The exchange refused a subscription (an unknown symbol, a bad topic): retrying cannot help."""
+
+
 class Resubscribe(Exception):
     """The venue resends a book only on a new subscription: reconnect now (not a failure, no backoff)."""
 

@@ -1,10 +1,10 @@
-"""Binance spot and USD-M futures (ccxt `binance`, `binanceusdm`).
+"""Binance spot, USD-M and COIN-M futures (ccxt `binance`, `binanceusdm`, `binancecoinm`).
 
 Websocket: the combined-stream endpoint (`.../stream`, next to ccxt's `.../ws`), one connection per exchange,
-`SUBSCRIBE` to `<symbol>@depth@100ms` (spot) or `@depth@0ms` (USD-M), `@bookTicker` and `@trade`; each message
+`SUBSCRIBE` to `<symbol>@depth@100ms` (spot) or `@depth@0ms` (futures), `@bookTicker` and `@trade`; each message
 is `{"stream", "data"}` exactly as in the hftbacktest captures, and is parsed by the capture importer's own
 parser (`adapters.importers.binance_ws.parse_message`), so a recording and an imported capture hold the same
-events. Book: a REST snapshot (`GET /api/v3/depth` or `/fapi/v1/depth`, limit 1000) after subscribing and
+events. Book: a REST snapshot (`GET /api/v3/depth`, `/fapi/v1/depth` or `/dapi/v1/depth`, limit 1000) after subscribing and
 after every gap, deltas checked by `domain.book` (spot `U == previous u + 1`, futures `pu == previous u`, the
 first after a snapshot spanning its lastUpdateId).
 """
@@ -14,20 +14,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.exchanges.feeds.base import FeedSession, Instrument
+from adapters.exchanges.feeds.base import FeedSession, Instrument, SubscriptionRefused
 from adapters.importers.binance_ws import parse_message
 from adapters.importers.common import RowError
 
 SNAPSHOT_LIMIT = 1000
 
 
+WS_URL_KEYS = {"spot": "spot", "usdm": "linear", "coinm": "inverse"}
+
+
 class BinanceFeed:
-    def __init__(self, *, futures: bool) -> None:
-        self.futures = futures
-        self.depth_stream = "depth@0ms" if futures else "depth@100ms"
+    def __init__(self, market: str) -> None:
+        self.market = market
+        self.depth_stream = "depth@100ms" if market == "spot" else "depth@0ms"
 
     def ws_url(self, exchange: Any) -> str:
-        url: str = exchange.urls["api"]["ws"]["linear" if self.futures else "spot"]
+        url: str = exchange.urls["api"]["ws"][WS_URL_KEYS[self.market]]
         return url.removesuffix("/ws") + "/stream"
 
     def subscriptions(self, instruments: Sequence[Instrument]) -> list[dict[str, Any]]:
@@ -45,7 +48,7 @@ class BinanceFeed:
     def on_message(self, session: FeedSession, message: Any, receive_ns: int) -> None:
         if not isinstance(message, dict) or "stream" not in message:
             if isinstance(message, dict) and message.get("error"):
-                raise ConnectionError(f"{session.venue}: subscription refused: {message['error']}")
+                raise SubscriptionRefused(f"{session.venue}: subscription refused: {message['error']}")
             return  # subscription acknowledgements
         try:
             instrument, build = parse_message(message, session.venue, "")
@@ -68,6 +71,8 @@ class BinanceFeed:
 
     async def fetch_snapshot(self, exchange: Any, instrument_id: str) -> Any:
         request = {"symbol": instrument_id, "limit": SNAPSHOT_LIMIT}
-        if self.futures:
+        if self.market == "usdm":
             return await exchange.fapiPublicGetDepth(request)
+        if self.market == "coinm":
+            return await exchange.dapiPublicGetDepth(request)
         return await exchange.publicGetDepth(request)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.exchanges.feeds.base import FeedSession, Instrument, Resubscribe
+from adapters.exchanges.feeds.base import FeedSession, Instrument, Resubscribe, SubscriptionRefused
 from domain.events import BookDelta, BookSnapshot, QuoteTick, TradeTick
 from domain.values import Side
 
@@ -48,7 +48,7 @@ class BybitFeed:
         if not isinstance(message, dict):
             return
         if message.get("op") == "subscribe" and message.get("success") is False:
-            raise ConnectionError(f"{session.venue}: subscription refused: {message.get('ret_msg')}")
+            raise SubscriptionRefused(f"{session.venue}: subscription refused: {message.get('ret_msg')}")
         topic = message.get("topic")
         if not isinstance(topic, str):
             return  # acknowledgements, pongs

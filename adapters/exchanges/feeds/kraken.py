@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from adapters.exchanges.feeds.base import FeedSession, Instrument, Resubscribe
+from adapters.exchanges.feeds.base import FeedSession, Instrument, Resubscribe, SubscriptionRefused
 from adapters.exchanges.market_definitions import decimal_of
 from domain.book import SyncedBook
 from domain.events import BookDelta, BookSnapshot, Level, QuoteTick, TradeTick
@@ -89,7 +89,7 @@ class KrakenFeed:
         if not isinstance(message, dict):
             return
         if message.get("method") == "subscribe" and message.get("success") is False:
-            raise ConnectionError(f"{session.venue}: subscription refused: {message.get('error')}")
+            raise SubscriptionRefused(f"{session.venue}: subscription refused: {message.get('error')}")
         channel = message.get("channel")
         if channel not in ("book", "trade", "ticker"):
             return  # status, heartbeat, acknowledgements
