@@ -149,6 +149,7 @@ class OrderComparison:
         ]
         out: dict[str, Any] = {
             "strategy_id": strategy, "instrument": instrument, "venue": venue, "side": side, "repair": repair,
+            "placed_ns": self.placed_ns,
             "filled_in": " and ".join(filled) or "neither",
             "live": live.as_dict() if live else None,
             "backtest": backtest.as_dict() if backtest else None,

@@ -147,7 +147,8 @@ def session_inputs(log: EventLog, session_id: str, streams: tuple[str, ...]) -> 
 def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
                    order: Iterable[InputsMerged]) -> Iterator[tuple[str, StoredRecord]]:  # fmt: skip
     """The inputs of `streams` in the recorded order, checked: the chunks must be contiguous and cover every
-    record of every stream exactly once."""
+    record of every stream exactly once. Streams of the recorded order that `streams` leaves out are passed
+    over (a backtest of a live session reads its market data in the order it arrived, not its venue answers)."""
     readers: dict[str, Iterator[StoredRecord]] = {}
     expected = 0
     for chunk in order:
@@ -155,8 +156,9 @@ def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
             raise RecordedOrderError(f"merge order chunk starts at input {chunk.first_input}, expected {expected}")
         for index, count in chunk.runs:
             stream = chunk.streams[index]
-            if stream not in streams:
-                raise RecordedOrderError(f"the recorded merge order names {stream!r}, not an input stream")
+            if stream not in streams:  # not read by this run: a live run's venue answers, when it is backtested
+                expected += count
+                continue
             reader = readers.get(stream)
             if reader is None:
                 reader = readers[stream] = iter(log.read(session_id, stream))

@@ -105,7 +105,6 @@ def text(report: dict[str, Any], every_order: bool = False) -> list[str]:
 
 def _order_line(order: dict[str, Any]) -> str:
     live, backtest = order["live"], order["backtest"]
-    placed = min(o["placed_ns"] for o in (live, backtest) if o is not None)
 
     def pair(key: str, fmt: Any = str) -> str:
         return " / ".join("-" if o is None or o[key] is None else fmt(o[key]) for o in (live, backtest))
@@ -117,7 +116,7 @@ def _order_line(order: dict[str, Any]) -> str:
             return "risk " + o["status"].removeprefix("refused by risk (").rstrip(")")
         return o["filled_quantity"] + ("" if o["filled_quantity"] == o["quantity"] else f" {o['status']}")
 
-    when = utc(placed)
+    when = utc(order["placed_ns"])
     side = order["side"] + (" R" if order["repair"] else "")
     return (f"  {when:24} {order['venue']:14} {side:5} {filled(live) + ' / ' + filled(backtest):26} {pair('avg_price'):28} "
             f"{pair('slippage_bps'):20} {pair('fees'):26} {pair('response_latency_ns', _ms):18} "

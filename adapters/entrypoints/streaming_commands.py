@@ -31,12 +31,9 @@ def register(sub: Any) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--from-file", dest="from_file", metavar="SESSION",
                         help="session of the SQLite log ($CSE_EVENT_LOG) to publish")  # fmt: skip
-    source.add_argument(
-        "--exchanges", help="record live: comma-separated ccxt ids (binance, binanceusdm, bybit, kraken)"
-    )
-    p.add_argument(
-        "--symbols", help="with --exchanges: comma-separated unified symbols, e.g. BTC/USDT,ETH/USDT"
-    )
+    source.add_argument("--exchanges", help="record live: comma-separated ccxt ids (binance, binanceusdm, "
+                        "binancecoinm, bybit, kraken, coinbase; docs/recording.md)")  # fmt: skip
+    p.add_argument("--symbols", help="with --exchanges: comma-separated unified symbols, e.g. BTC/USDT,ETH/USDT")
     p.add_argument("--session", help="with --exchanges: session to record into (default: rec-<UTC time>)")
     p.add_argument("--sink", choices=["embedded", "kafka"], default="embedded",
                    help="with --exchanges: the embedded SQLite log ($CSE_EVENT_LOG) or the Kafka topics")  # fmt: skip
@@ -105,9 +102,7 @@ def record(args: argparse.Namespace) -> int:
             raise commands.UserError(f"no session {args.session!r} in {settings.event_log_path}")
         total = sum(log.end_offset(args.session, s) for s in log.streams(args.session))
         bar = ProgressBar(total, f"record {args.session}")
-        kafka = KafkaEventLog(
-            settings.kafka_bootstrap, _topics(settings, args.prefix), account=args.account, tracer=tracing
-        )
+        kafka = KafkaEventLog(settings.kafka_bootstrap, _topics(settings, args.prefix), account=args.account, tracer=tracing)
         result = record_session(log, kafka, args.session, pace=args.pace, inputs_only=args.inputs_only,
                                 progress=bar)  # fmt: skip
         bar.close()
@@ -158,9 +153,7 @@ def replay(args: argparse.Namespace) -> int:
     from streams.kafka_event_log import KafkaEventLog
     from streams.replay import replay_from_kafka, verify_worker_run
 
-    kafka = KafkaEventLog(
-        args.settings.kafka_bootstrap, _topics(args.settings, getattr(args, "prefix", None))
-    )
+    kafka = KafkaEventLog(args.settings.kafka_bootstrap, _topics(args.settings, getattr(args, "prefix", None)))
     try:
         if getattr(args, "config", None) is not None:
             config = commands.load_run_config(args.config)

@@ -75,11 +75,14 @@ class RecordLog:
             code_version=self._code_version), time_ns)  # fmt: skip
 
     def define(self, venue: str, instrument: str, definition: Callable[[Envelope], InstrumentDefined],
-               time_ns: int) -> None:  # fmt: skip
-        """Open a market-data stream with its instrument's definition (kept if the stream has one already)."""
+               time_ns: int) -> bool:  # fmt: skip
+        """Open a market-data stream with its instrument's definition; False if the stream exists already
+        (a recording continued: the definition it opened with stays)."""
         stream = market_stream(venue, instrument)
-        if self._stream(stream).next_seq == 0:
-            self._add_record(stream, f"{venue}.{instrument}", definition, time_ns)
+        if self._stream(stream).next_seq > 0:
+            return False
+        self._add_record(stream, f"{venue}.{instrument}", definition, time_ns)
+        return True
 
     def add(self, venue: str, instrument: str, time_ns: int, build: Builder) -> EventBase | None:
         """Stamp and buffer one market-data event; None (counted, logged) when the message is malformed."""

@@ -149,7 +149,9 @@ class ExchangeRecorder:
     def define_instruments(self, time_ns: int) -> None:
         for instrument in self.instruments.values():
             definition = with_published_fees(instrument.market, self.venue, self.catalog)
-            self.out.define(self.venue, instrument.id, definition, time_ns)
+            if not self.out.define(self.venue, instrument.id, definition, time_ns):
+                # the stream's book (in a replay) is as of the last recording: it must take our next snapshot
+                self._write_resync(instrument.id, "recording resumed", time_ns, 0, 0)
 
     async def close(self) -> None:
         if self.exchange is not None:

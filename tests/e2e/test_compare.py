@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import uuid
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -19,8 +20,12 @@ import pytest
 
 from adapters.entrypoints.cli import main
 from adapters.entrypoints.commands import SAMPLES
+from adapters.exchanges.client_ids import client_order_id
 from adapters.sqlite_event_log import SqliteEventLog
 from domain.events import OrderFillEvent, decode
+from tests.e2e.live_support import local_exchange
+from tests.local_exchange.orders import OrderDesk
+from tests.unit.test_import_safety import head_gz
 
 pytestmark = pytest.mark.e2e
 
@@ -141,3 +146,52 @@ def test_paper_and_its_backtest_at_the_same_latency_differ_in_nothing(
     assert set(report["pnl_difference"]["USDT"].values()) == {"0"}
     assert all(o["placed_apart_ns"] == 0 and o["price_difference"] in (None, "0") for o in report["orders"])
     assert report["live"]["pnl_at_mark"] == report["backtest"]["pnl_at_mark"]
+
+
+def test_live_session_on_the_local_exchange_vs_its_backtest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live session (`cse trade --mode live` on the local exchange, every order filling at its limit) against
+    a backtest of its own market data: the exchange's fills are the live run's truth (fill at the limit =
+    the decision price: no live slippage), and nothing is assumed about a live venue's latency."""
+    monkeypatch.setenv("CSE_HOME", str(tmp_path))
+    monkeypatch.delenv("CSE_EVENT_LOG", raising=False)
+    monkeypatch.setenv("CSE_BINANCE_API_KEY", "local-key")
+    monkeypatch.setenv("CSE_BINANCE_API_SECRET", "local-secret")
+    captures = [head_gz(path, tmp_path / venue / path.name, 6000) for venue, path in CAPTURES.items()]
+    assert main(["import", *map(str, captures), "--session", "capture"]) == 0
+    desk = OrderDesk()
+    desk.fill_at_limit = True
+    with local_exchange(desk) as local:
+        bases = [a for v in ("binance", "binanceusdm") for a in ("--api-base", f"{v}={local.api_base(v)}")]
+        trade = ["trade", "--mode", "live", "--config", str(CONFIG), "--session", "live", "--market-session"]
+        assert main([*trade, "capture", "--speed", "0", "--poll-interval", "0.2", *bases]) == 0
+    assert desk.orders, "no order reached the exchange: nothing to compare"
+    assert main(["backtest", "--session", "live", "--config", str(CONFIG), "--id", "live.bt"]) == 0
+    report = compare(tmp_path, capsys, monkeypatch, "live", "live.bt")
+
+    assert report["live"]["mode"] == "live" and report["notes"] == []
+    assert report["live"]["assumed_latency_ns"] == {"order": None, "response": None}
+    assert report["live"]["seen_response_latency_ns"]["orders_answered"] == len(desk.orders)
+    assert report["matching"]["pairs"] > 0
+    with SqliteEventLog(tmp_path / "events.sqlite") as log:
+        exchange_fills = [decode(s.record.payload) for v in ("binance-spot", "binance-usdm")
+                          for s in log.read("live", f"orders.{v}")]  # fmt: skip
+    fills = [f for f in exchange_fills if isinstance(f, OrderFillEvent)]
+    assert len(fills) == len(desk.trades) > 0  # every trade the exchange made, recorded once
+    # each live order as the exchange saw it: its trades (by client order id) are its fills and fees
+    trades: dict[str, list[Any]] = defaultdict(list)
+    for trade in desk.trades:
+        trades[trade.order.client_id].append(trade)
+    exchange_of = {"binance-spot": "binance", "binance-usdm": "binanceusdm"}
+    checked = 0
+    for order in (o for o in report["orders"] if o["live"] is not None):
+        live = order["live"]
+        made = trades.get(client_order_id(exchange_of[order["venue"]], uuid.UUID(live["order_id"])), [])
+        assert Decimal(live["filled_quantity"]) == sum((t.quantity for t in made), Decimal(0))
+        if made:
+            assert {t.price for t in made} == {Decimal(live["avg_price"])}  # filled at its limit...
+            assert live["slippage"] == "0"  # ...which is the signal's price: no live slippage
+            assert Decimal(live["fees"]) == sum((t.commission for t in made), Decimal(0))
+            checked += 1
+    assert checked > 0

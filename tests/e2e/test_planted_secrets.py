@@ -5,11 +5,10 @@ stderr (logs and error messages, including configuration errors about the secret
 under the working directory (the SQLite event log with its WAL, read models, reports) and a /metrics scrape
 of a running service.
 
-Commands covered: import, backtest, trade --mode paper, trade --mode live with half a key pair (refused before
-anything is sent), compare, inspect, sessions, command (kill switch), project --follow (the service, which also
-projects into the read models scanned). Not yet: `cse trade --mode live` placing orders and `cse record
---exchanges`, which need `--api-base` to point ccxt at the local exchange (planted keys must never be sent to a
-real exchange)."""
+Commands covered: import, backtest, record --exchanges and trade --mode live (both against the local exchange
+through --api-base: planted keys are never sent to a real exchange), trade --mode paper, trade --mode live with
+half a key pair (refused before anything is sent), compare, inspect, sessions, command (kill switch), project
+--follow (the service, which also projects into the read models scanned)."""
 
 from __future__ import annotations
 
@@ -24,6 +23,8 @@ import pytest
 from adapters.entrypoints.commands import SAMPLES
 from adapters.exchanges.credentials import ccxt_options, credentials_for
 from adapters.settings import Settings
+from tests.e2e.live_support import local_exchange
+from tests.local_exchange.orders import OrderDesk
 from tests.service_process import ROOT, ServiceProcess, http_get
 from tests.unit.test_import_safety import head_gz
 
@@ -155,6 +156,21 @@ def test_no_command_leaks_a_planted_secret(planted: tuple[Path, dict[str, str]],
     )
     assert "CSE_KRAKEN_API_KEY and CSE_KRAKEN_API_KEY_FILE are both set" in outputs[-4]
     assert "CSE_BYBIT_API_SECRET_FILE: cannot read secret file" in outputs[-3]
+
+    # Recording and live trading against the local exchange (planted keys are never sent to a real one): the
+    # keys sign every order request; the desk filling at the limit makes the session hold the exchange's answers.
+    desk = OrderDesk()
+    desk.fill_at_limit = True
+    config = str(SAMPLES / "spread-demo.toml")
+    with local_exchange(desk) as local:
+        bases = [a for v in ("binance", "binanceusdm") for a in ("--api-base", f"{v}={local.api_base(v)}")]
+        record = ["record", "--exchanges", "binance,binanceusdm", "--symbols", "BTC/USDT", "--session", "rec"]
+        trade = ["trade", "--mode", "live", "--config", config, "--session", "live", "--market-session", "s"]
+        outputs += [
+            cse(env, *record, "--duration", "4", *bases),
+            cse(env, *trade, "--speed", "0", "--poll-interval", "0.2", *bases),
+        ]
+    assert desk.orders, "no order reached the exchange: the keys were never used"
 
     follower = ServiceProcess("projector", ["project", "--follow"], env, tmp_path / "projector.log")
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters.exchanges.record_log import RecordRefused
 from adapters.importers.binance_ws import import_binance_ws
 from adapters.sqlite_event_log import SqliteEventLog
 from domain.events import BookResyncNeeded, BookSnapshot, InstrumentDefined, QuoteTick, TradeTick
@@ -181,3 +182,31 @@ def test_every_venue_records_quotes_trades_and_books() -> None:
     for stream in ("md.bybit-spot.BTCUSDT", "md.coinbase-spot.BTC-USDT"):
         other = aggressors(stream)
         assert len(other) > 100 and other == {trade: binance[trade] for trade in other}, stream
+
+
+def test_recording_again_continues_the_session_and_resyncs_its_books() -> None:
+    log = SqliteEventLog(":memory:")
+    for _ in range(2):
+        with LocalExchange(venues=["kraken"], message_limit=600) as exchange:
+            _, recorders = record(exchange, ["kraken"], log, "rec")
+    recorded = events(log, "rec", "md.kraken-spot.XBTUSDT")
+    assert [type(e).__name__ for e in recorded].count("InstrumentDefined") == 1
+    assert [e.envelope.sequence for e in recorded] == list(range(len(recorded)))
+    resumed = [e for e in recorded if isinstance(e, BookResyncNeeded)]
+    assert [e.reason for e in resumed] == ["recording resumed"]
+    # the second recording's ids start again at 1: the replayed book takes its snapshot after the resync
+    replayed = replayed_book(recorded, "kraken-spot", "XBTUSDT")
+    assert replayed.in_sync and _top(replayed, 10) == _top(recorders[0].books["XBTUSDT"], 10)
+
+
+def test_recording_into_a_session_of_another_kind_is_refused(tmp_path: Path) -> None:
+    log = SqliteEventLog(":memory:")
+    served = capture_head(SPOT_CAPTURE, 200, tmp_path / "spot" / SPOT_CAPTURE.name)
+    import_binance_ws(log, "imported", [served], code_version=lambda: "test", echo=None)
+    before = log.end_offset("imported", "md.binance-spot.BTCUSDT")
+    with (
+        LocalExchange(venues=["binance"], message_limit=200) as exchange,
+        pytest.raises(RecordRefused, match="import session"),
+    ):
+        record(exchange, ["binance"], log, "imported")
+    assert log.end_offset("imported", "md.binance-spot.BTCUSDT") == before
