@@ -105,6 +105,9 @@ class ExchangeRecorder:
     clock: Callable[[], int] = time.time_ns
     catalog: InstrumentCatalog = field(default_factory=load_catalog)
     """Published fee schedules (specs.toml) preferred to ccxt's built-in fee defaults."""
+    silence_timeout_s: float = 60.0
+    """A connection that delivers nothing for this long is dropped and reconnected (a feed can go quiet while
+    websocket pings still get their pongs)."""
 
     def __post_init__(self) -> None:
         self.venue = exchange_spec(self.exchange_id).venue
@@ -119,7 +122,6 @@ class ExchangeRecorder:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._last_fetch: dict[str, float] = {}
-        self._stop: asyncio.Event | None = None
 
     # -- start ----------------------------------------------------------------------------------------------
 
@@ -160,7 +162,6 @@ class ExchangeRecorder:
     # -- the connection loop --------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._stop = stop
         attempt = 0
         while not stop.is_set():
             received_before = self.messages
@@ -188,8 +189,9 @@ class ExchangeRecorder:
         url = self.feed.ws_url(self.exchange)
         subscriptions = self.feed.subscriptions(list(self.instruments.values()))
         watched = self.exchange.watch(url, _WATCH_HASH, subscriptions[0], _WATCH_HASH)
-        watched.add_done_callback(lambda f: queue.put_nowait(_Closed(f.exception() or ConnectionError("closed"))
-                                                             if not f.cancelled() else _STOP))  # fmt: skip
+        watched.add_done_callback(lambda f: queue.put_nowait(_Closed(
+            ConnectionError("the websocket subscription was cancelled") if f.cancelled()
+            else f.exception() or ConnectionError("closed"))))  # fmt: skip
         client = self.exchange.client(url)
         await asyncio.wait_for(asyncio.shield(client.connected), CONNECT_TIMEOUT_S)
         for message in subscriptions[1:]:
@@ -201,7 +203,10 @@ class ExchangeRecorder:
         last_flush = time.monotonic()
         try:
             while True:
-                item = await queue.get()
+                try:
+                    item = await asyncio.wait_for(queue.get(), self.silence_timeout_s)
+                except TimeoutError:
+                    raise ConnectionError(f"no message for {self.silence_timeout_s:.0f} s") from None
                 if item is _STOP:
                     self._drain(queue)
                     return

@@ -1,8 +1,9 @@
 """Kraken spot (`kraken`), from its documented formats (docs.kraken.com: REST `AssetPairs`/`Assets`, websocket
 v2), playing the Binance USD-M capture's market as BTC/USDT (Kraken's XBTUSDT: tick 0.1, lot 1e-8).
 
-REST: `/0/public/AssetPairs`, `/0/public/Assets`, `/0/public/Time`, `/0/public/Depth` (the 5-level book
-response recorded from Kraken in `nautilus_trader/.../http_order_book.json` when `KRAKEN_DEPTH_FILE` exists).
+REST: `/0/public/AssetPairs`, `/0/public/Assets`, `/0/public/Time`, and Kraken's own recorded responses
+(`nautilus_trader/crates/adapters/kraken/test_data/`, XBTUSDT, November 2025) for `/0/public/Depth`,
+`/0/public/Trades` and `/0/public/OHLC`.
 Websocket `/v2`: `{"method":"subscribe","params":{"channel":"book"|"trade"|"ticker","symbol":["BTC/USDT"],
 "depth":10}}`. Book: a `snapshot`, then `update`s, each with the CRC32 `checksum` of the top 10 asks then
 bids (price and quantity printed with the pair's decimals, '.' and leading zeros removed). Levels pushed out
@@ -30,7 +31,8 @@ from tests.local_exchange.translated import Levels, TranslatedMarket
 SYMBOL = "BTC/USDT"
 DEPTH = 10
 PRICE_PLACES, QTY_PLACES = 1, 8
-KRAKEN_DEPTH_FILE = SHARED_DATA / "nautilus_trader/crates/adapters/kraken/test_data/http_order_book.json"
+KRAKEN_RECORDED = SHARED_DATA / "nautilus_trader/crates/adapters/kraken/test_data"
+RECORDED_RESPONSES = {"Depth": "http_order_book.json", "Trades": "http_trades.json", "OHLC": "http_ohlc.json"}
 
 ASSET_PAIRS = {
     "XBTUSDT": {
@@ -171,10 +173,13 @@ def install_kraken(venue: VenueServer, capture: Path, *, limit: int | None) -> N
             {"unixtime": now, "rfc1123": time.strftime("%a, %d %b %y %H:%M:%S +0000", time.gmtime(now))}
         )
 
-    async def depth(request: web.Request) -> web.StreamResponse:
-        if KRAKEN_DEPTH_FILE.exists():
-            return web.Response(text=KRAKEN_DEPTH_FILE.read_text(), content_type="application/json")
-        return web.json_response({"error": ["EGeneral:Unavailable"]}, status=503)
+    def recorded(name: str) -> Any:
+        async def respond(request: web.Request) -> web.StreamResponse:
+            if request.query.get("pair") not in ("XBTUSDT", "XBT/USDT", None):
+                return web.json_response({"error": ["EQuery:Unknown asset pair"]})
+            return web.Response(text=(KRAKEN_RECORDED / name).read_text(), content_type="application/json")
+
+        return respond
 
     async def websocket(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=None)
@@ -224,5 +229,6 @@ def install_kraken(venue: VenueServer, capture: Path, *, limit: int | None) -> N
     venue.app.router.add_get("/0/public/AssetPairs", asset_pairs)
     venue.app.router.add_get("/0/public/Assets", assets)
     venue.app.router.add_get("/0/public/Time", server_time)
-    venue.app.router.add_get("/0/public/Depth", depth)
+    for endpoint, name in RECORDED_RESPONSES.items():
+        venue.app.router.add_get(f"/0/public/{endpoint}", recorded(name))
     venue.app.router.add_get("/v2", websocket)

@@ -67,8 +67,8 @@ class Playback:
         """Every source message was played (read from any thread)."""
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._held: tuple[Outgoing, int] | None = None
-        self._depth_sent = 0
+        self._held: Outgoing | None = None
+        """A depth message held back by `swap_depth_after`, sent after the next one."""
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self.subscribers.add(subscriber)
@@ -114,12 +114,12 @@ class Playback:
             if faults.swap_depth_after is not None:
                 if faults.swap_depth_after == 0:
                     faults.swap_depth_after = None
-                    self._held = (message, 0)
+                    self._held = message
                     return
                 faults.swap_depth_after -= 1
             await self._broadcast(message)
             if self._held is not None:
-                held, self._held = self._held[0], None
+                held, self._held = self._held, None
                 await self._broadcast(held)
             return
         await self._broadcast(message)

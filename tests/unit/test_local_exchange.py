@@ -96,3 +96,19 @@ def test_bybit_book_deltas_continue_the_snapshot(local_exchange: LocalExchange) 
     assert messages[0]["type"] == "snapshot" and len(messages[0]["data"]["b"]) == 50
     ids = [m["data"]["u"] for m in messages]
     assert ids == list(range(ids[0], ids[0] + 20))
+
+
+async def test_kraken_serves_its_recorded_rest_responses_to_ccxt(local_exchange: LocalExchange) -> None:
+    client = create_exchange(
+        "kraken", websocket=False, rate_limit=False, api_base=local_exchange.api_base("kraken")
+    )
+    try:
+        book = await client.fetch_order_book("BTC/USDT")
+        trades = await client.fetch_trades("BTC/USDT")
+        candles = await client.fetch_ohlcv("BTC/USDT", "1m")
+    finally:
+        await client.close()
+    # Kraken's own responses (nautilus_trader test data, XBTUSDT, 2025-11-10/11), as ccxt parses them
+    assert book["asks"][0][:2] == [105944.3, 0.136] and len(book["bids"]) == 5 == len(book["asks"])
+    assert len(trades) == 1000 and trades[0]["price"] == 105433.6 and trades[0]["side"] == "buy"
+    assert len(candles) == 721 and candles[0][0] == 1762777020 * 1000

@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from adapters.exchanges.record_log import RecordRefused
 from adapters.importers.binance_ws import import_binance_ws
@@ -96,6 +97,8 @@ def test_a_sequence_gap_is_a_resync_then_a_correct_book(venue: str) -> None:
         resyncs = _check_resynced_book(exchange, log, venue, recorders)
     assert summary.gaps[venue] >= 1
     assert "gap" in resyncs[0].reason or "checksum" in resyncs[0].reason
+    labels = {"venue": VENUE[venue], "instrument": INSTRUMENT[venue]}
+    assert (REGISTRY.get_sample_value("cse_recorder_sequence_gaps_total", labels) or 0) >= summary.gaps[venue]
 
 
 def test_out_of_order_depth_updates_are_a_gap() -> None:
@@ -110,12 +113,17 @@ def test_out_of_order_depth_updates_are_a_gap() -> None:
 @pytest.mark.parametrize("venue", ["binance", "bybit", "kraken", "coinbase"])
 def test_reconnects_after_a_dropped_websocket(venue: str) -> None:
     log = SqliteEventLog(":memory:")
+    reconnects_before = (
+        REGISTRY.get_sample_value("cse_recorder_reconnects_total", {"venue": VENUE[venue]}) or 0
+    )
     with LocalExchange(venues=[venue], message_limit=LINES) as exchange:
         exchange.venue(venue).faults.drop_ws(after=300)
         summary, recorders = record(exchange, [venue], log, "rec")
         resyncs = _check_resynced_book(exchange, log, venue, recorders)
         assert exchange.venue(venue).faults.drops == 1
     assert summary.reconnects[venue] == 1
+    reconnects = REGISTRY.get_sample_value("cse_recorder_reconnects_total", {"venue": VENUE[venue]})
+    assert reconnects == reconnects_before + 1
     assert resyncs[0].reason.startswith("disconnected")
     # nothing twice: trade ids are unique, and quotes/trades went on after the reconnect
     trades = [e.venue_trade_id for e in events(log, "rec", f"md.{VENUE[venue]}.{INSTRUMENT[venue]}")
