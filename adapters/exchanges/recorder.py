@@ -7,7 +7,8 @@ hides raw deltas): the client's message handler is replaced by one that stamps t
 message. One task per exchange consumes the queue in order, so the events of an exchange are recorded in the
 order received. Book events go through `domain.book.SyncedBook` (the one copy of the sequence rules): a gap
 records a `BookResyncNeeded` (and counts `cse_recorder_sequence_gaps_total`), the book waits, and the venue's
-resync brings a new snapshot (Binance: REST; Bybit, Kraken: resubscribe).
+resync brings a new snapshot (Binance: REST; Bybit, Kraken: the book resubscribed on the same connection;
+Coinbase, whose sequence numbers cover the whole connection: a new connection).
 
 Failures: a dropped or silent websocket (ccxt's keep-alive), a REST timeout, HTTP 429 or 5xx are network
 errors: every book in sync gets a `BookResyncNeeded` ("reconnect"), and the exchange reconnects after an
@@ -21,6 +22,7 @@ returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +39,7 @@ from adapters.exchanges.feeds.coinbase import CoinbaseFeed
 from adapters.exchanges.feeds.kraken import KrakenFeed
 from adapters.exchanges.market_definitions import with_published_fees
 from adapters.exchanges.record_log import FLUSH_INTERVAL_S, RecordLog
+from adapters.importers.common import ROW_ERRORS
 from adapters.instruments.catalog import InstrumentCatalog, load_catalog
 from adapters.observability.metrics import RECORDER_MESSAGES, RECORDER_RECONNECTS, RECORDER_SEQUENCE_GAPS
 from domain.book import SyncedBook, SyncStatus
@@ -118,10 +121,14 @@ class ExchangeRecorder:
         self.messages = 0
         self.reconnects = 0
         self.gaps = 0
+        self.refused = 0
+        """Messages not of the venue's documented shape (logged; a lost book message then shows as a gap)."""
         self.connected = False
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._fetching: dict[str, asyncio.Task[None]] = {}
         self._last_fetch: dict[str, float] = {}
+        self._client: Any = None
+        self._sending: set[asyncio.Future[None]] = set()
 
     # -- start ----------------------------------------------------------------------------------------------
 
@@ -192,7 +199,7 @@ class ExchangeRecorder:
         watched.add_done_callback(lambda f: queue.put_nowait(_Closed(
             ConnectionError("the websocket subscription was cancelled") if f.cancelled()
             else f.exception() or ConnectionError("closed"))))  # fmt: skip
-        client = self.exchange.client(url)
+        client = self._client = self.exchange.client(url)
         await asyncio.wait_for(asyncio.shield(client.connected), CONNECT_TIMEOUT_S)
         for message in subscriptions[1:]:
             await client.send(message)
@@ -210,7 +217,11 @@ class ExchangeRecorder:
                 if item is _STOP:
                     self._drain(queue)
                     return
-                self._handle(item)
+                try:
+                    self._handle(item)
+                except Resubscribe:
+                    self._drain(queue)  # what this connection already delivered is recorded before it closes
+                    raise
                 if time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
                     self.out.flush()
                     last_flush = time.monotonic()
@@ -219,11 +230,13 @@ class ExchangeRecorder:
             self.connected = False
 
     def _drain(self, queue: asyncio.Queue[Any]) -> None:
-        """What arrived before the stop is recorded too."""
+        """Record what the connection delivered before it ends (a stop, a resubscription); a book that loses
+        sync meanwhile is resynced by the next connection anyway."""
         while not queue.empty():
             item = queue.get_nowait()
             if isinstance(item, tuple | _Snapshot):
-                self._handle(item)
+                with contextlib.suppress(Resubscribe):
+                    self._handle(item)
 
     def _handle(self, item: Any) -> None:
         if isinstance(item, _Closed):
@@ -232,7 +245,10 @@ class ExchangeRecorder:
             self.feed.on_snapshot(self, item.instrument_id, item.raw, item.receive_ns)
             return
         receive_ns, message = item
-        self.feed.on_message(self, message, receive_ns)
+        try:
+            self.feed.on_message(self, message, receive_ns)
+        except ROW_ERRORS as exc:  # a message not of the documented shape: counted, never fatal
+            self.refuse(f"{type(exc).__name__}: {exc} in {str(message)[:200]}")
 
     def _tap(self, client: Any, message: Any) -> None:
         """ccxt's message handler, replaced: stamp, count and queue the raw message (any message is a sign of
@@ -243,9 +259,10 @@ class ExchangeRecorder:
         self._queue.put_nowait((self.clock(), message))
 
     async def _disconnect(self) -> None:
-        for task in self._fetching.values():
+        for task in [*self._fetching.values(), *self._sending]:
             task.cancel()
         self._fetching.clear()
+        self._sending.clear()
         clients = dict(self.exchange.clients or {})
         for url, client in clients.items():
             await client.close()
@@ -281,7 +298,21 @@ class ExchangeRecorder:
         self._record_resync(instrument_id, reason, receive_ns, gap=True)
 
     def refuse(self, detail: str) -> None:
+        self.refused += 1
         log.warning("%s: message refused: %s", self.exchange_id, detail)
+
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        client, queue = self._client, self._queue
+
+        async def send_in_order() -> None:
+            try:
+                for message in messages:
+                    await client.send(message)
+            except Exception as exc:  # the connection is failing: it reconnects
+                queue.put_nowait(_Closed(ConnectionError(f"sending {message}: {exc}")))
+
+        self._sending.add(asyncio.ensure_future(send_in_order()))
+        self._sending = {task for task in self._sending if not task.done()}
 
     def fetch_later(self, instrument_id: str) -> None:
         if instrument_id in self._fetching:

@@ -3,7 +3,7 @@ spot capture's market as BTCUSDT.
 
 REST: `/v5/market/instruments-info?category=spot`, `/v5/market/time`, `/v5/market/orderbook`.
 Websocket `/v5/public/spot`: `{"op":"subscribe","args":["orderbook.50.BTCUSDT","publicTrade.BTCUSDT",
-"orderbook.1.BTCUSDT"]}` and `{"op":"ping"}`. Order book: a `snapshot` on subscription, then `delta`s; `u` is
+"orderbook.1.BTCUSDT"]}`, `{"op":"unsubscribe","args":[...]}` and `{"op":"ping"}`. Order book: a `snapshot` on subscription, then `delta`s; `u` is
 the book's update id, +1 per message; `seq` the cross sequence. Levels pushed out of the 50 are sent as removals
 (size 0). `faults.reset_book()` makes the next message a fresh snapshot with `u=1`, as Bybit sends after a
 service restart. Trades: `S` is the taker's side (Buy/Sell). `orderbook.1` carries the top of book.
@@ -149,6 +149,11 @@ def install_bybit(venue: VenueServer, capture: Path, *, limit: int | None) -> No
                 if op == "ping":
                     await ws.send_str(dumps({"success": True, "ret_msg": "pong", "conn_id": "local", "op": "ping",
                                              "req_id": req.get("req_id")}))  # fmt: skip
+                    continue
+                if op == "unsubscribe":
+                    subscriber.topics.difference_update(req.get("args", []))
+                    await ws.send_str(dumps({"success": True, "ret_msg": "", "conn_id": "local",
+                                             "req_id": req.get("req_id"), "op": "unsubscribe"}))  # fmt: skip
                     continue
                 if op != "subscribe":
                     await ws.send_str(dumps({"success": False, "ret_msg": f"unknown op {op!r}", "op": op}))

@@ -50,7 +50,6 @@ SEQUENCE_PLACEHOLDER = '"sequence_num":null'
 class Subscriber:
     ws: web.WebSocketResponse
     topics: set[str] = field(default_factory=set)
-    sent: int = 0
     sequence: int | None = None
     """The connection's next message number, for venues that number the messages of a connection."""
 
@@ -61,8 +60,6 @@ class Playback:
         self.faults = faults
         self.cursor = 0
         self.subscribers: set[Subscriber] = set()
-        self.sent: dict[str, int] = {}
-        """Messages sent per topic (to at least one subscriber)."""
         self.finished_flag = False
         """Every source message was played (read from any thread)."""
         self._connected = asyncio.Event()
@@ -125,16 +122,13 @@ class Playback:
         await self._broadcast(message)
 
     async def _broadcast(self, message: Outgoing) -> None:
-        delivered = False
         for subscriber in list(self.subscribers):
             if message.topic in subscriber.topics:
-                delivered = await self._deliver(subscriber, message) or delivered
-        if delivered:
-            self.sent[message.topic] = self.sent.get(message.topic, 0) + 1
+                await self._deliver(subscriber, message)
 
-    async def _deliver(self, subscriber: Subscriber, message: Outgoing) -> bool:
+    async def _deliver(self, subscriber: Subscriber, message: Outgoing) -> None:
         if subscriber.ws.closed:
-            return False
+            return
         text = message.text
         if subscriber.sequence is not None:
             text = text.replace(SEQUENCE_PLACEHOLDER, f'"sequence_num":{subscriber.sequence}', 1)
@@ -142,8 +136,7 @@ class Playback:
         try:
             await subscriber.ws.send_str(text)
         except (ConnectionError, RuntimeError):
-            return False
-        subscriber.sent += 1
+            return
         faults = self.faults
         if faults.drop_ws_after is not None:
             if faults.drop_ws_after <= 0:
@@ -153,7 +146,6 @@ class Playback:
                     await other.ws.close()
             else:
                 faults.drop_ws_after -= 1
-        return True
 
 
 def dumps(value: Any) -> str:

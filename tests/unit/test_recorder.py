@@ -16,7 +16,7 @@ from adapters.importers.binance_ws import import_binance_ws
 from adapters.sqlite_event_log import SqliteEventLog
 from domain.events import BookResyncNeeded, BookSnapshot, InstrumentDefined, QuoteTick, TradeTick
 from domain.values import Side
-from tests.local_exchange import LocalExchange
+from tests.local_exchange import LocalExchange, VenueServer
 from tests.local_exchange.capture import COINM_CAPTURE, SPOT_CAPTURE, USDM_CAPTURE
 from tests.recording import capture_head, events, payloads, record, replayed_book
 
@@ -95,7 +95,7 @@ def test_a_sequence_gap_is_a_resync_then_a_correct_book(venue: str) -> None:
         exchange.venue(venue).faults.skip_depth(after=40)
         summary, recorders = record(exchange, [venue], log, "rec")
         resyncs = _check_resynced_book(exchange, log, venue, recorders)
-    assert summary.gaps[venue] >= 1
+    assert summary.gaps[venue] >= 1 and summary.reconnects[venue] == 0  # a resync is not a reconnect
     assert "gap" in resyncs[0].reason or "checksum" in resyncs[0].reason
     labels = {"venue": VENUE[venue], "instrument": INSTRUMENT[venue]}
     assert (REGISTRY.get_sample_value("cse_recorder_sequence_gaps_total", labels) or 0) >= summary.gaps[venue]
@@ -218,3 +218,41 @@ def test_recording_into_a_session_of_another_kind_is_refused(tmp_path: Path) -> 
     ):
         record(exchange, ["binance"], log, "imported")
     assert log.end_offset("imported", "md.binance-spot.BTCUSDT") == before
+
+
+def test_a_malformed_message_is_refused_not_fatal() -> None:
+    log = SqliteEventLog(":memory:")
+    with LocalExchange(venues=["bybit"], message_limit=LINES) as exchange:
+
+        def corrupt(venue: VenueServer) -> None:  # one trade message without its data, one delta without `u`
+            feed = venue.state["bybit_feed"]
+            play = feed.play
+            state = {"trades": 0, "deltas": 0}
+
+            def play_corrupted(index: int) -> list:
+                out = play(index)
+                for n, message in enumerate(out):
+                    kind = (
+                        "trades"
+                        if message.topic.startswith("publicTrade")
+                        else "deltas"
+                        if '"delta"' in message.text
+                        else ""
+                    )
+                    if kind and state[kind] == 0:
+                        state[kind] = 1
+                        text = (
+                            message.text.replace('"data":[', '"data":null,"x":[')
+                            if kind == "trades"
+                            else message.text.replace('"u":', '"v":')
+                        )
+                        out[n] = type(message)(message.topic, text, message.depth)
+                return out
+
+            feed.play = play_corrupted
+
+        exchange.venue("bybit").call(lambda: corrupt(exchange.venue("bybit")))
+        summary, recorders = record(exchange, ["bybit"], log, "rec")
+        resyncs = _check_resynced_book(exchange, log, "bybit", recorders)
+    assert recorders[0].refused == 1 and summary.gaps["bybit"] >= 1  # the delta's loss shows as a gap
+    assert "gap" in resyncs[0].reason

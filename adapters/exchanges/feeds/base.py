@@ -28,7 +28,7 @@ class SubscriptionRefused(Exception):
 
 
 class Resubscribe(Exception):
-    """The venue resends a book only on a new subscription: reconnect now (not a failure, no backoff)."""
+    """The connection's data cannot be trusted (Coinbase's sequence gap): reconnect now (no backoff)."""
 
 
 class FeedSession(Protocol):
@@ -53,6 +53,9 @@ class FeedSession(Protocol):
     def refuse(self, detail: str) -> None:
         """Count and log a message that makes no event."""
 
+    def send(self, messages: list[dict[str, Any]]) -> None:
+        """Send messages on the open websocket, in order, in the background (e.g. resubscribe one book)."""
+
     def fetch_later(self, instrument_id: str) -> None:
         """Fetch a REST snapshot of the book (Binance), in the background, rate limited."""
 
@@ -70,7 +73,8 @@ class VenueFeed(Protocol):
         """One raw message as received (parsed JSON)."""
 
     def resync(self, session: FeedSession, instrument_id: str) -> None:
-        """Get a new snapshot of a book that lost sync (REST, or raise `Resubscribe`)."""
+        """Get a new snapshot of a book that lost sync (REST, resubscribing it on the same connection, or
+        raise `Resubscribe` for a new connection)."""
 
     async def fetch_snapshot(self, exchange: Any, instrument_id: str) -> Any:
         """The REST snapshot of one book, raw (only feeds that call `fetch_later`)."""

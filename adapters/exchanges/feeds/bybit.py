@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.exchanges.feeds.base import FeedSession, Instrument, Resubscribe, SubscriptionRefused
+from adapters.exchanges.feeds.base import FeedSession, Instrument, SubscriptionRefused
 from domain.events import BookDelta, BookSnapshot, QuoteTick, TradeTick
 from domain.values import Side
 
@@ -91,7 +91,9 @@ class BybitFeed:
             session.refuse(f"orderbook message of type {kind!r}")
 
     def resync(self, session: FeedSession, instrument_id: str) -> None:
-        raise Resubscribe(f"{session.venue} {instrument_id}: book out of sync")
+        topic = f"orderbook.{DEPTH}.{instrument_id}"
+        session.send([{"op": "unsubscribe", "args": [topic], "req_id": "cse-resync-off"},
+                      {"op": "subscribe", "args": [topic], "req_id": "cse-resync-on"}])  # fmt: skip
 
     async def fetch_snapshot(self, exchange: Any, instrument_id: str) -> Any:
         raise NotImplementedError("Bybit resends its books on subscription")

@@ -7,7 +7,7 @@ Book: no sequence numbers; Kraken sends a CRC32 `checksum` of the top 10 asks an
 does not send levels pushed out of the subscribed depth: the client truncates. So each update is recorded as
 a BookDelta with the recorder's own contiguous ids (snapshot n, then n+1, ...) and with the truncated levels
 added as removals (the recorded deltas alone rebuild the 10-level book), then the book's checksum is checked:
-a mismatch records a BookResyncNeeded and resubscribes (a new snapshot). Trades: `side` is the taker's side.
+a mismatch records a BookResyncNeeded and resubscribes the book on the same connection (a new snapshot). Trades: `side` is the taker's side.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from adapters.exchanges.feeds.base import FeedSession, Instrument, Resubscribe, SubscriptionRefused
+from adapters.exchanges.feeds.base import FeedSession, Instrument, SubscriptionRefused
 from adapters.exchanges.market_definitions import decimal_of
 from domain.book import SyncedBook
 from domain.events import BookDelta, BookSnapshot, Level, QuoteTick, TradeTick
@@ -144,7 +144,9 @@ class KrakenFeed:
             self.resync(session, instrument)
 
     def resync(self, session: FeedSession, instrument_id: str) -> None:
-        raise Resubscribe(f"{session.venue} {instrument_id}: book out of sync")
+        params = {"channel": "book", "symbol": [session.instruments[instrument_id].symbol], "depth": DEPTH}
+        session.send([{"method": "unsubscribe", "params": params, "req_id": 91},
+                      {"method": "subscribe", "params": params, "req_id": 92}])  # fmt: skip
 
     async def fetch_snapshot(self, exchange: Any, instrument_id: str) -> Any:
         raise NotImplementedError("Kraken resends its books on subscription")
