@@ -2,22 +2,75 @@
 point (`adapters.entrypoints.cli.main`) from `CSE_*` environment variables and secret files, then passed to
 the parts that need it. Nothing else reads the environment.
 
-Secrets (database password, exchange keys) may come from files named like the variable in lower case in
-`/run/secrets/` (Docker/Swarm secrets), e.g. `/run/secrets/cse_pg_password`; an environment variable wins.
+Secrets (database password, exchange keys; the `SecretStr` fields) may also come from a file: named by
+`CSE_<NAME>_FILE` (e.g. `CSE_BINANCE_API_KEY_FILE=/run/secrets/binance_key`), or named like the variable in
+lower case in `/run/secrets/` (Docker/Swarm secrets), e.g. `/run/secrets/cse_pg_password`. The variable
+itself wins over a secrets-directory file; the variable and its `_FILE` together are refused (which one was
+meant?). A secret's value never appears in a repr, a log line or an error message.
 The README's configuration table is generated from this model (`configuration_table`), and a test keeps it
 in step.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 from sqlalchemy.engine import make_url
 
 SECRETS_DIR = Path("/run/secrets")
+EXCHANGES = ("binance", "coinbase", "kraken", "bybit")
+
+
+class SettingsError(Exception):
+    """A configuration the settings model cannot even read (its message names the variable, never a value)."""
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return field.annotation in (SecretStr, SecretStr | None)
+
+
+class SecretFileVariables(PydanticBaseSettingsSource):
+    """`CSE_<NAME>_FILE=PATH` for every secret setting: the value is the file's content (trailing newline off).
+
+    Looks the variables up in the environment source's variables (lower-cased names), because that source
+    ignores the ones the model does not declare, and the model declares each secret once, not twice."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environment: Mapping[str, str | None]) -> None:
+        super().__init__(settings_cls)
+        self._environment = environment
+
+    def _variable(self, name: str) -> str:
+        return (self._environment.get(name.lower()) or "").strip()
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads every secret at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            variable = f"CSE_{name.upper()}_FILE"
+            path = self._variable(variable)
+            if not _is_secret(field) or not path:
+                continue
+            if self._variable(variable.removesuffix("_FILE")):
+                raise SettingsError(f"{variable.removesuffix('_FILE')} and {variable} are both set: set one of them")
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise SettingsError(f"{variable}: cannot read secret file {path}: {reason}") from None
+        return values
 
 
 class Settings(BaseSettings):
@@ -59,16 +112,49 @@ class Settings(BaseSettings):
     api_cors_origins: Annotated[tuple[str, ...], NoDecode] = Field((), description="origins allowed to call the API from a browser, comma-separated (none: same origin only)")
     api_keys: Path | None = Field(None, description="API keys file (hashed); default `$CSE_HOME/api_keys.json`")
     api_base: Annotated[tuple[str, ...], NoDecode] = Field((), description="exchanges' hosts overridden, comma-separated `EXCHANGE=URL` (`cse record --api-base`; docs/recording.md)")
+    binance_api_key: SecretStr | None = Field(None, description="Binance API key (trading, private streams); unset: market data only")
+    binance_api_secret: SecretStr | None = Field(None, description="Binance API secret (set with the key)")
+    binance_api_passphrase: SecretStr | None = Field(None, description="Binance API passphrase (ccxt `password`), only for a key that has one")
+    coinbase_api_key: SecretStr | None = Field(None, description="Coinbase Advanced Trade API key name; unset: market data only")
+    coinbase_api_secret: SecretStr | None = Field(None, description="Coinbase Advanced Trade API private key (set with the key)")
+    coinbase_api_passphrase: SecretStr | None = Field(None, description="Coinbase API passphrase (ccxt `password`), only for a key that has one")
+    kraken_api_key: SecretStr | None = Field(None, description="Kraken API key; unset: market data only")
+    kraken_api_secret: SecretStr | None = Field(None, description="Kraken API private key (set with the key)")
+    kraken_api_passphrase: SecretStr | None = Field(None, description="Kraken API passphrase (ccxt `password`), only for a key that has one")
+    bybit_api_key: SecretStr | None = Field(None, description="Bybit API key; unset: market data only")
+    bybit_api_secret: SecretStr | None = Field(None, description="Bybit API secret (set with the key)")
+    bybit_api_passphrase: SecretStr | None = Field(None, description="Bybit API passphrase (ccxt `password`), only for a key that has one")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # earlier wins: arguments, the variable, its _FILE, the secrets directory
+        assert isinstance(env_settings, EnvSettingsSource)
+        file_variables = SecretFileVariables(settings_cls, env_settings.env_vars)
+        return init_settings, env_settings, file_variables, dotenv_settings, file_secret_settings
 
     @field_validator("api_cors_origins", "api_base", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return tuple(o.strip() for o in value.split(",") if o.strip()) if isinstance(value, str) else value
 
-    @field_validator("event_log", "api_keys", "otlp_endpoint", "influx_shard_duration", "worker_session_timeout_s", "pg_password", mode="before")
+    @field_validator("event_log", "api_keys", "otlp_endpoint", "influx_shard_duration", "worker_session_timeout_s", "pg_password",
+                     *(f"{e}_api_{part}" for e in EXCHANGES for part in ("key", "secret", "passphrase")), mode="before")  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @classmethod
+    def is_secret(cls, variable: str) -> bool:
+        """Whether `CSE_<NAME>` is a secret setting, or not one at all (a model-wide error: show nothing)."""
+        field = cls.model_fields.get(variable.removeprefix("CSE_").lower())
+        return field is None or _is_secret(field)
 
     @property
     def event_log_path(self) -> Path:

@@ -65,10 +65,11 @@ class Clock(Protocol):
 class Venue(Protocol):
     """Where order commands go and order events come from: the simulated venue or a live exchange adapter.
 
-    `on_market` lets a simulated venue match against recorded data; a live venue ignores it.
-    Returned events are already stamped with the time the engine learns of them (the local clock; when they
-    happened at the venue is in the order events' `exchange_time_ns`); a live venue reports asynchronously
-    via `drain`."""
+    `on_market` lets a simulated venue match against recorded data; a live venue only notes its own recorded
+    reports there. Returned events are already stamped with the time the engine learns of them (the local
+    clock; when they happened at the venue is in the order events' `exchange_time_ns`). A live venue's
+    reports are not derived: they are inputs of the session (recorded, so a replay reads them back), fed by
+    the trading loop, and its `drain` releases nothing (`adapters/exchanges/live_venue.py`)."""
 
     name: str
 

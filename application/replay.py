@@ -1,6 +1,7 @@
 """Replay: re-run a session's recorded inputs through the deciders and prove the derived events identical.
 
-For a backtest session the inputs are re-run in their recorded order (the `merge` stream) and the recorded
+For a backtest, paper or live session (`application/live_run.py`; a live one's inputs include what the
+exchange answered) the inputs are re-run in their recorded order (the `merge` stream) and the recorded
 `derived` stream is compared event by event (canonical bytes) with what the kernel derives now, and one digest is computed over each side. On the first difference both
 events are returned side by side. A session without derived events (an import) is verified by decoding and
 re-encoding every record: the stored bytes must already be canonical.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from application.live_run import recorded_venues
 from application.ports import EventLog
 from application.session_run import (
     DERIVED_STREAM,
@@ -68,8 +70,10 @@ def replay_session(
     if session_id not in log.sessions():
         raise ValueError(f"no session {session_id!r} in the log")
     started, ended = session_markers(log, session_id)
-    if started is None or started.mode != "backtest":
+    if started is None or started.mode not in ("backtest", "live", "paper"):
         return _verify_canonical(log, session_id, progress)
+    if started.mode == "live":  # the exchange's answers are recorded inputs: no venue acts in the replay
+        venue_factory = recorded_venues
     report = ReplayReport(session_id, started.mode, 0, "", "")
     if started.code_version != code_version:
         report.notes.append(f"recorded with code {started.code_version}, replayed with {code_version}")

@@ -83,13 +83,16 @@ class MergeRecorder:
     """Records which stream each input of a run came from, run-length encoded, as one `InputsMerged` event
     per `chunk` inputs (ids derived from (session, `merge`, chunk index), so a re-run gives the same)."""
 
-    def __init__(self, session_id: str, streams: tuple[str, ...], chunk: int = MERGE_CHUNK) -> None:
+    def __init__(self, session_id: str, streams: tuple[str, ...], chunk: int = MERGE_CHUNK, *,
+                 first_input: int = 0, chunks: int = 0) -> None:  # fmt: skip
+        """`first_input`, `chunks`: where a resumed session's recorded order ends (0, 0 for a new run)."""
         self._session_id = session_id
         self._streams = streams
         self._index = {name: i for i, name in enumerate(streams)}
         self._chunk = chunk
         self._runs: list[list[int]] = []
-        self._first = self._count = self._chunks = self._time_ns = 0
+        self._count = self._time_ns = 0
+        self._first, self._chunks = first_input, chunks
 
     def add(self, stream: str, time_ns: int) -> InputsMerged | None:
         """Note the next input's stream; returns a full chunk's event when one is complete."""
@@ -144,7 +147,8 @@ def session_inputs(log: EventLog, session_id: str, streams: tuple[str, ...]) -> 
 def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
                    order: Iterable[InputsMerged]) -> Iterator[tuple[str, StoredRecord]]:  # fmt: skip
     """The inputs of `streams` in the recorded order, checked: the chunks must be contiguous and cover every
-    record of every stream exactly once."""
+    record of every stream exactly once. Streams of the recorded order that `streams` leaves out are passed
+    over (a backtest of a live session reads its market data in the order it arrived, not its venue answers)."""
     readers: dict[str, Iterator[StoredRecord]] = {}
     expected = 0
     for chunk in order:
@@ -152,8 +156,9 @@ def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
             raise RecordedOrderError(f"merge order chunk starts at input {chunk.first_input}, expected {expected}")
         for index, count in chunk.runs:
             stream = chunk.streams[index]
-            if stream not in streams:
-                raise RecordedOrderError(f"the recorded merge order names {stream!r}, not an input stream")
+            if stream not in streams:  # not read by this run: a live run's venue answers, when it is backtested
+                expected += count
+                continue
             reader = readers.get(stream)
             if reader is None:
                 reader = readers[stream] = iter(log.read(session_id, stream))

@@ -20,6 +20,9 @@ Rules, in this fixed order; the first that fails names itself in `rule` with `li
                            repair" here is an order marked `repair` that only takes off its leg group's
                            own imbalance: the group's filled net, less what the group's working repairs
                            already take off (anything else marked `repair` is an ordinary order).
+    "venue_breaker"        the circuit breaker of the order's venue is not closed (VenueCircuitChanged
+                           "open" or "half_open": the venue keeps failing; limit 0, actual = the failures
+                           counted). Repairs too: an order to a failing venue would fail as well.
  2. "drawdown_halt"        a latched breach with action "halt" (limit = max_drawdown_fraction, actual =
                            the drawdown at the last equity sample). Leg repairs pass: they take risk off.
     "drawdown_reduce_only" a latched breach with action "reduce_only": only an order that shrinks the
@@ -116,6 +119,7 @@ from domain.events import (
     RiskCheckPassed,
     RiskCheckRejected,
     UpdateRiskLimits,
+    VenueCircuitChanged,
     applies_to,
 )
 from domain.events import (
@@ -172,6 +176,8 @@ class RiskState:
     """(venue, venue_trade_id) of applied fills; membership tests only, never iterated."""
     passed_times: dict[str, list[int]] = field(default_factory=dict)
     """Venue -> event times of orders passed within the rate window."""
+    tripped_venues: dict[str, VenueCircuitChanged] = field(default_factory=dict)
+    """Venue -> its breaker's last change while not closed; looked up by key, never iterated."""
     peak_equity: Decimal | None = None
     last_equity: Decimal | None = None
     drawdown: Decimal = ZERO
@@ -224,6 +230,7 @@ class RiskDecider:
     consumes = (
         InstrumentDefined, BookSnapshot, BookDelta, BookResyncNeeded, QuoteTick, PlaceOrder, OrderPartiallyFilled, OrderFilled, OrderRejected, OrderCanceled, OrderExpired,
         EngageKillSwitch, ReleaseKillSwitch, UpdateRiskLimits, ReleaseDrawdownHalt, EquitySampled,
+        VenueCircuitChanged,
     )  # fmt: skip
 
     def __init__(
@@ -416,6 +423,11 @@ class RiskDecider:
         elif isinstance(event, EquitySampled):
             if event.account == self.account:
                 self._apply_equity(state, event)
+        elif isinstance(event, VenueCircuitChanged):
+            if event.state == "closed":
+                state.tripped_venues.pop(event.venue, None)
+            else:
+                state.tripped_venues[event.venue] = event
         return state
 
     def _apply_book(self, state: RiskState, event: BookDelta | BookSnapshot) -> None:
@@ -537,6 +549,10 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
     if state.kill_switch and not (repair and limits.repairs_under_kill_switch):
         scope = "global" if state.global_kill else "account"
         return _Rejection("kill_switch", ZERO, Decimal(1), f"kill switch engaged ({scope})")
+    breaker = state.tripped_venues.get(order.venue)
+    if breaker is not None:
+        return _Rejection("venue_breaker", ZERO, Decimal(breaker.failures),
+                          f"circuit breaker of {order.venue} is {breaker.state}: {breaker.reason}")  # fmt: skip
     if state.breach_action is DrawdownAction.HALT and not repair:
         return _Rejection("drawdown_halt", limits.max_drawdown_fraction, state.drawdown,
                           "drawdown breach: trading halted until an operator releases it")  # fmt: skip

@@ -12,12 +12,14 @@ from pydantic import ValidationError
 from adapters.entrypoints import (
     api_commands,
     commands,
+    compare_command,
     inspect_command,
     operator_cli,
     projection_commands,
     streaming_commands,
+    trade_command,
 )
-from adapters.settings import Settings
+from adapters.settings import Settings, SettingsError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.export)
 
     inspect_command.register(sub)
+    compare_command.register(sub)
 
     p = sub.add_parser("sessions", help="list the sessions of the event log with their streams and sizes")
     p.set_defaults(handler=commands.sessions)
@@ -87,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=commands.schemas)
 
     streaming_commands.register(sub)
+    trade_command.register(sub)
     operator_cli.register(sub)
     api_commands.register(sub)
     return parser
@@ -99,7 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         for error in exc.errors():
             name = f"CSE_{'_'.join(str(part) for part in error['loc']).upper()}"
-            print(f"cse: configuration: {name}: {error['msg']} (got {error.get('input')!r})", file=sys.stderr)
+            shown = "" if Settings.is_secret(name) else f" (got {error.get('input')!r})"  # never a secret's value
+            print(f"cse: configuration: {name}: {error['msg']}{shown}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        print(f"cse: configuration: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file in the secrets directory that cannot be read (its name is the variable's)
+        print(f"cse: configuration: cannot read secret file {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     handler: Handler = args.handler
     try:

@@ -52,6 +52,7 @@ from domain.events.risk import (
     LegExposureUnresolved,
     RiskCheckPassed,
     RiskCheckRejected,
+    VenueCircuitChanged,
 )
 from domain.events.session import FilesImported, ImportedFile, InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
@@ -110,4 +111,5 @@ __all__ = [
     "StopStrategy",
     "TradeTick",
     "UpdateRiskLimits",
+    "VenueCircuitChanged",
 ]

@@ -53,6 +53,7 @@ from domain.events.risk import (
     LegExposureUnresolved,
     RiskCheckPassed,
     RiskCheckRejected,
+    VenueCircuitChanged,
 )
 from domain.events.session import FilesImported, InputsMerged, SessionEnded, SessionStarted
 from domain.events.signals import ModelScored, SpreadOpportunityDetected
@@ -65,7 +66,7 @@ EVENT_CLASSES: tuple[type[EventBase], ...] = (
     OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
     OrderTransitionRefused,
     RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
-    DrawdownHaltReleased, LegExposureUnresolved,
+    DrawdownHaltReleased, LegExposureUnresolved, VenueCircuitChanged,
     EquitySampled,
     SessionStarted, InputsMerged, SessionEnded, FilesImported,
 )  # fmt: skip
@@ -79,7 +80,7 @@ Event = Annotated[
         OrderAccepted, OrderRejected, OrderPartiallyFilled, OrderFilled, OrderCanceled, OrderExpired,
         OrderTransitionRefused,
         RiskCheckPassed, RiskCheckRejected, KillSwitchEngaged, KillSwitchReleased, DrawdownBreached,
-        DrawdownHaltReleased, LegExposureUnresolved,
+        DrawdownHaltReleased, LegExposureUnresolved, VenueCircuitChanged,
         EquitySampled,
         SessionStarted, InputsMerged, SessionEnded, FilesImported,
     ],  # fmt: skip

@@ -82,3 +82,17 @@ class LegExposureUnresolved(EventBase):
     attempts: int
     """Repair orders sent."""
     reason: str
+
+
+class VenueCircuitChanged(EventBase):
+    """The circuit breaker of one venue's connection changed state. An input of a live session (the live
+    venue adapter reports it, recorded like the venue's order updates): "open" after `failures` requests to
+    the venue failed in a row, and risk refuses every new order to `venue` (rule "venue_breaker"); "half_open"
+    while a read-only probe tests the venue (orders still refused); "closed" once a probe succeeded."""
+
+    type: Literal["risk.venue_circuit_changed"] = "risk.venue_circuit_changed"
+    venue: str
+    state: Literal["closed", "open", "half_open"]
+    failures: int
+    reason: str
+    """The last failure (opened, still failing probe) or what closed it."""

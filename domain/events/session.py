@@ -11,7 +11,9 @@ from domain.events.base import EventBase
 
 class SessionStarted(EventBase):
     type: Literal["session.started"] = "session.started"
-    mode: Literal["import", "record", "backtest", "live", "replay"]
+    mode: Literal["import", "record", "backtest", "live", "paper", "replay"]
+    """`live`: orders on an exchange; `paper`: live market data, a simulated venue (docs/trading-live.md);
+    `record`: market data recorded from the exchanges (docs/recording.md)."""
     config_hash: str
     model_hash: str
     code_version: str
