@@ -126,7 +126,7 @@ async def _session(
         loop.call_later(args.duration, stop.set)
     feed: AsyncIterator[tuple[str, EventBase]]
     if args.market_session is not None:
-        recorded = SessionMarketFeed(log, args.market_session, args.session, time.time_ns, args.speed)
+        recorded = SessionMarketFeed(log, args.market_session, args.session, time.time_ns, args.speed, stop)
         config = read_run_config(args.config).validate(
             session_instruments(log, args.market_session, recorded.streams)
         )
@@ -159,7 +159,7 @@ async def _session(
     else:
         run.start(time.time_ns())
     recorder = None if recording is None else asyncio.ensure_future(recording[0].run(recording[1], stop))
-    fed = await trade(run, feed, inbox, live, args.poll_interval, stop)
+    fed = await trade(run, feed, inbox, live, args.poll_interval)
     if recorder is not None:
         await recorder  # its errors (an unknown symbol, a refused subscription) end the command
     ended = run.end(time.time_ns())

@@ -92,12 +92,13 @@ class LiveMarketFeed:
 
 class SessionMarketFeed:
     def __init__(self, log: EventLog, source_session: str, target_session: str, clock: Callable[[], int],
-                 speed: float = 1.0) -> None:  # fmt: skip
+                 speed: float = 1.0, stop: asyncio.Event | None = None) -> None:  # fmt: skip
+        """`stop`: when set, the feed ends (SIGINT, --duration)."""
         self.streams = market_data_streams(log, source_session)
         if not self.streams:
             raise ValueError(f"session {source_session!r} has no market data streams (md.*)")
         self._log, self._source, self._target = log, source_session, target_session
-        self._clock, self._speed = clock, speed
+        self._clock, self._speed, self._stop = clock, speed, stop
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, EventBase]]:
         loop = asyncio.get_running_loop()
@@ -116,23 +117,26 @@ class SessionMarketFeed:
                 await asyncio.sleep(delay)
             elif count % 200 == 0:
                 await asyncio.sleep(0)  # let the venues' requests and the consumer run
+            if self._stop is not None and self._stop.is_set():
+                return
             yield stream, restamp(stream, decode(stored.record.payload), self._clock())
 
 
 async def trade(run: LiveRun, feed: AsyncIterator[tuple[str, EventBase]], inbox: Inbox,
-                venues: Sequence[LiveVenue], poll_interval_s: float, stop: asyncio.Event) -> int:  # fmt: skip
-    """Run until `stop` is set or the feed ends (then the venues settle and their last reports are fed);
-    returns the number of inputs fed."""
+                venues: Sequence[LiveVenue], poll_interval_s: float) -> int:  # fmt: skip
+    """Run until the feed ends (a feed ends when its stop is set, after what it received), every input fed;
+    then the venues settle and their last reports are fed. Returns the number of inputs fed."""
+    done = asyncio.Event()
 
     async def pump() -> None:
-        async for item in feed:
-            await inbox.put(item)
-            if stop.is_set():
-                return
-        stop.set()
+        try:
+            async for item in feed:
+                await inbox.put(item)
+        finally:
+            done.set()
 
     async def poll() -> None:
-        while not stop.is_set():
+        while not done.is_set():
             await asyncio.sleep(poll_interval_s)
             for venue in venues:
                 await venue.poll()
@@ -141,7 +145,7 @@ async def trade(run: LiveRun, feed: AsyncIterator[tuple[str, EventBase]], inbox:
     workers += [asyncio.ensure_future(venue.watch()) for venue in venues if venue.streams_orders]
     fed = 0
     try:
-        while not (stop.is_set() and inbox.empty()):
+        while not (done.is_set() and inbox.empty()):
             try:
                 batch = [await asyncio.wait_for(inbox.get(), timeout=poll_interval_s)]
             except TimeoutError:

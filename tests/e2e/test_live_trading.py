@@ -378,7 +378,7 @@ async def test_the_trading_loop_over_a_recorded_feed_places_each_passed_order_on
             log, SESSION, RunParameters(SESSION, streams, config), "live", {v.name: v for v in venues}, "t"
         )
         run.start(clock())
-        fed = await trade(run, feed.__aiter__(), inbox, venues, 0.05, asyncio.Event())
+        fed = await trade(run, feed.__aiter__(), inbox, venues, 0.05)
         for venue in venues:  # the last orders' fills
             await venue.poll()
             await venue.settle()
