@@ -31,6 +31,7 @@ import ccxt.async_support as ccxt
 
 from adapters.exchanges.breaker import BreakerConfig, CircuitBreaker, Transition
 from adapters.exchanges.client_ids import by_client_id, client_order_id
+from adapters.exchanges.errors import describe
 from domain.events import (
     CancelOrder,
     Envelope,
@@ -266,7 +267,7 @@ class LiveVenue:
             raise
         except ccxt.BaseError as exc:
             self._counts["failures"] += 1
-            self._report_breaker(self.breaker.failure(self._clock(), f"{what}: {type(exc).__name__}: {exc}"))
+            self._report_breaker(self.breaker.failure(self._clock(), f"{what}: {describe(exc)}"))
             raise
         self._report_breaker(self.breaker.success(what))
         return result
@@ -319,7 +320,7 @@ class LiveVenue:
                 )  # fmt: skip
                 return answer
             except REFUSALS as exc:
-                self._reject(order, f"{type(exc).__name__}: {exc}")
+                self._reject(order, describe(exc))
                 return None
             except ccxt.BaseError:
                 await asyncio.sleep(self.config.retry_backoff_s * (attempt + 1))

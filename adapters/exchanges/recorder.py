@@ -31,6 +31,7 @@ from typing import Any
 
 import ccxt
 
+from adapters.exchanges.errors import describe
 from adapters.exchanges.factory import create_exchange, exchange_spec
 from adapters.exchanges.feeds.base import Builder, Instrument, Resubscribe, VenueFeed
 from adapters.exchanges.feeds.binance import BinanceFeed
@@ -144,7 +145,7 @@ class ExchangeRecorder:
                 break
             except NETWORK_ERRORS as exc:
                 if attempt == 5:
-                    raise RecorderError(f"{self.exchange_id}: cannot load its markets: {exc}") from exc
+                    raise RecorderError(f"{self.exchange_id}: cannot load its markets: {describe(exc)}") from exc
                 log.warning("%s: load_markets failed (%s), retrying", self.exchange_id, exc)
                 await asyncio.sleep(self.backoff.delay(attempt))
         for symbol in self.symbols:
@@ -182,7 +183,7 @@ class ExchangeRecorder:
                     attempt = 0
                 self.reconnects += 1
                 RECORDER_RECONNECTS.labels(self.venue).inc()
-                self._lose_books(f"disconnected: {type(exc).__name__}: {exc}")
+                self._lose_books(f"disconnected: {describe(exc)}")
                 delay = self.backoff.delay(attempt)
                 attempt += 1
                 log.warning("%s: %s; reconnecting in %.1f s", self.exchange_id, exc, delay)
