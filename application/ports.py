@@ -108,6 +108,14 @@ class Tracer(Protocol):
         ...
 
 
+class MarketState(MarketView, Protocol):
+    """A market view the kernel folds events into: each input exactly once (after the venues' `on_market`,
+    before the input's own cascade) and each derived `BookResyncNeeded` (its book goes out of sync); other
+    events are ignored."""
+
+    def apply(self, event: EventBase) -> None: ...
+
+
 class MarketCore(Protocol):
     """The market side of a run: runs the session's market rows, keeps the market view, and returns to Python
     only at rows where some decider or venue could act (`domain.wake`). Implemented by the pure-Python
@@ -118,7 +126,7 @@ class MarketCore(Protocol):
 
     The loop (`application.fast_run.run_gated`):
         while (event := core.next_wake()) is not None:
-            kernel.feed(event)                  # the full cascade; the kernel calls core.apply(event) itself
+            kernel.feed(event)                  # the full cascade; the kernel calls core.view.apply(event)
             for owner, spec in kernel.wake_specs(): core.set_wake(owner, spec)
         kernel.skip_to(core.last_time_ns()); kernel.release_due(...)
 
@@ -127,24 +135,22 @@ class MarketCore(Protocol):
       2. evaluate every owner's spec on r against the view *before* r (`domain.wake.evaluate`; the compiled
          core may be looser, never stricter). If one is true: return r, unapplied: the kernel applies it to
          the view at the right point of its cascade (after the venues' `on_market`, before the input's own
-         cascade) through `apply`.
-      3. otherwise r is *skipped*: applied to the view (`apply`), to the market state of the venue it
+         cascade) through `view.apply`.
+      3. otherwise r is *skipped*: applied to the view, to the market state of the venue it
          belongs to (the reference calls `Venue.observe(r)`), counted in `skipped`, and the run goes on.
     It returns None after the last row. The returned event is the exact event of the row (`decode` of its
     stored payload, re-stamped into the target session as `application.session_run.restamp` does): ids,
     amounts with their exponents, optional fields.
     """
 
-    view: MarketView
-    """The market view the deciders read (`domain.market_view`), owned by the core."""
+    @property
+    def view(self) -> MarketState:
+        """The market view the deciders read (`domain.market_view`), owned by the core; the kernel folds the
+        returned rows and Python-derived `BookResyncNeeded` into it (`MarketState.apply`)."""
+        ...
 
     def next_wake(self) -> EventBase | None:
         """Run rows until one must reach Python (see the class docstring); None at the end of the rows."""
-        ...
-
-    def apply(self, event: EventBase) -> None:
-        """Fold an event into the view: a returned row (exactly once), or a `BookResyncNeeded` derived in
-        Python (its book goes out of sync). Other events are ignored."""
         ...
 
     def set_wake(self, owner: int, spec: WakeSpec) -> None:

@@ -18,7 +18,7 @@ Contract (the reference below and the compiled core implement it identically; al
   * `trade`: the last `TradeTick`.
   * `book`: the L2 book (`domain.book.SyncedBook`: levels, in sync, has snapshot, applied update id and
     time) built from every `BookSnapshot`/`BookDelta` under the sync rules, out of sync on `BookResyncNeeded`;
-    None before the key's first book event.
+    None before the key's first `BookSnapshot`/`BookDelta`.
   * `book_outcome`: what applying the key's last book event did (`domain.book.SyncOutcome`: applied,
     buffered, stale, out of sync with the reason); the book decider reads it for the event it decides on.
   * `valid_quotes`: every key's valid quote, sorted by key (deterministic).
@@ -108,10 +108,10 @@ class ReferenceMarketView:
         elif isinstance(event, TradeTick):
             self._slot((event.venue, event.instrument)).trade = event
         elif isinstance(event, BookResyncNeeded):
-            slot = self._slot((event.venue, event.instrument))
-            if slot.book is None:
-                slot.book = SyncedBook(event.venue, event.instrument)
-            slot.book.mark_out_of_sync()
+            # A book not built yet is out of sync anyway (a new SyncedBook waits for its snapshot).
+            book = self.book(event.venue, event.instrument)
+            if book is not None:
+                book.mark_out_of_sync()
 
     def quote(self, venue: str, instrument: str) -> QuoteTick | None:
         slot = self._slots.get((venue, instrument))
