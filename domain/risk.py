@@ -253,6 +253,9 @@ class RiskDecider:
         self.limits = limits or RiskLimits()
         self.name = name or f"risk.{account}"
         self.book_instruments = None if book_instruments is None else frozenset(book_instruments)
+        self._judged: tuple[PlaceOrder, RiskState, list[tuple[PlaceOrder, _Rejection | None]]] | None = None
+        """Memo of the verdicts `decide` gave an order, for the `evolve` of that order on that state that
+        follows it (a runner calls them back to back; judging costs a third of a spread's cascade)."""
         """Instruments whose L2 books risk walks to value market orders (None: every instrument); a market
         order on another instrument is valued at its quote's top level."""
 
@@ -292,6 +295,7 @@ class RiskDecider:
                 return []
             held = [] if self._breaks_group(state, event) else state.held
             verdicts = self._judge(state, _Market(view, self.book_instruments), held, event)
+            self._judged = (event, state, verdicts)
             return [self._verdict(order, rejection) for order, rejection in verdicts]
         if isinstance(event, EngageKillSwitch | ReleaseKillSwitch) and applies_to(
             event.account, self.account
@@ -432,8 +436,12 @@ class RiskDecider:
         return state
 
     def _apply_order(self, state: RiskState, market: _Market, order: PlaceOrder) -> None:
+        judged, self._judged = self._judged, None
+        if judged is not None and judged[0] is order and judged[1] is state:
+            verdicts = judged[2]  # decide judged this order on this very state: nothing changed since
+        else:
+            verdicts = self._judge(state, market, state.held, order)
         state.orders.setdefault(order.order_id, order)
-        verdicts = self._judge(state, market, state.held, order)
         if not verdicts:
             state.held.append(order)
             return

@@ -88,6 +88,7 @@ from domain.events import (
     StopStrategy,
     applies_to,
     derive_envelope,
+    uuid5,
 )
 from domain.instruments import notional
 from domain.market_view import MarketView
@@ -222,7 +223,7 @@ def _unit_value(spec: InstrumentDefined | None, price: Decimal) -> Decimal:
 
 
 def leg_order_id(opportunity_id: uuid.UUID, index: int) -> uuid.UUID:
-    return uuid.uuid5(opportunity_id, f"leg:{index}")
+    return uuid5(opportunity_id, f"leg:{index}")
 
 
 class SpreadStrategy:
@@ -296,7 +297,7 @@ class SpreadStrategy:
         best = self._best_exit(state, quotes, now) or self._best_candidate(quotes, state.specs, now)
         if best is None:
             return []
-        opportunity_id = uuid.uuid5(event.envelope.event_id, f"{self.name}:opportunity")
+        opportunity_id = uuid5(event.envelope.event_id, f"{self.name}:opportunity")
         signal = SpreadOpportunityDetected(
             envelope=derive_envelope(event.envelope, self.name, 0),
             opportunity_id=opportunity_id,

@@ -87,7 +87,7 @@ def test_no_owner_acts_where_its_wake_spec_is_false(imported: tuple[Path, str], 
     with SqliteEventLog(path) as log:
         parameters = RunParameters(name, market_data_streams(log, name), config)
         inputs = _inputs(log, parameters)
-    audit, derived = audit_run(build_deciders(config), simulated_venues(config), inputs)
+    audit, derived = audit_run(build_deciders(config), simulated_venues(config), inputs, states_every=5)
     assert audit.breaches == []
     assert audit.acted > 0 and derived  # owners really acted: the audit saw wakes that mattered
     assert audit.woken < audit.rows  # and the specs skip rows: the gate is not "always"

@@ -69,12 +69,17 @@ def quote(
                      ask_price=D(ask), ask_size=D(1))  # fmt: skip
 
 
-_VIEWS: dict[int, ReferenceMarketView] = {}
-"""The market view of each test's state (by id: a state is not hashable), as the kernel keeps one per run."""
+_VIEWS: list[tuple[PortfolioState, ReferenceMarketView]] = []
+"""The market view of each test's state, as the kernel keeps one per run (a state is not hashable; keeping it
+here also keeps its id from being reused by a later state)."""
 
 
 def view_of(state: PortfolioState) -> ReferenceMarketView:
-    return _VIEWS.setdefault(id(state), ReferenceMarketView())
+    found = next((view for known, view in _VIEWS if known is state), None)
+    if found is None:
+        found = ReferenceMarketView()
+        _VIEWS.append((state, found))
+    return found
 
 
 def run(decider: PortfolioDecider, state: PortfolioState, event: EventBase) -> list[EventBase]:
