@@ -45,7 +45,17 @@ sizes of rows are compared as the exact values of their decimals (mantissa x 10^
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import (
+    MAX_EMAX,
+    MAX_PREC,
+    MIN_EMIN,
+    Context,
+    Decimal,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    Rounded,
+)
 from enum import IntEnum
 from fractions import Fraction
 from typing import NamedTuple
@@ -72,6 +82,11 @@ _KIND_OF: dict[type, RowKind] = {
 }
 MARKET_ROWS = tuple(_KIND_OF)
 _BPS = 10_000
+_EXACT = Context(
+    prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN, traps=[Inexact, Rounded, InvalidOperation, Overflow]
+)
+"""Decimal arithmetic that never rounds (a rounding would raise): products and differences of amounts are
+exact, and comparing decimals is exact anyway; much cheaper than fractions on every quote row."""
 
 
 def row_kind(event: EventBase) -> RowKind | None:
@@ -190,7 +205,8 @@ def _cross_edge(predicate: CrossEdge, view: MarketView, row: QuoteTick) -> bool:
     if row.instrument != predicate.instrument:
         return False
     now = row.envelope.event_time_ns
-    min_size = Fraction(*predicate.min_size)
+    exact = _EXACT
+    min_num, min_den = predicate.min_size
 
     def usable(venue: str) -> QuoteTick | None:
         quote = row if venue == row.venue else view.quote(venue, predicate.instrument)
@@ -204,10 +220,14 @@ def _cross_edge(predicate: CrossEdge, view: MarketView, row: QuoteTick) -> bool:
         buy, sell = usable(hurdle.buy_venue), usable(hurdle.sell_venue)
         if buy is None or sell is None:
             continue
-        if Fraction(buy.ask_size) < min_size or Fraction(sell.bid_size) < min_size:
+        if (
+            exact.multiply(buy.ask_size, min_den) < min_num
+            or exact.multiply(sell.bid_size, min_den) < min_num
+        ):
             continue
-        ask, bid = Fraction(buy.ask_price), Fraction(sell.bid_price)
-        if (bid - ask) * _BPS * hurdle.bps.den > hurdle.bps.num * ask:
+        ask, bid = buy.ask_price, sell.bid_price
+        edge = exact.multiply(exact.subtract(bid, ask), _BPS * hurdle.bps.den)
+        if edge > exact.multiply(ask, hurdle.bps.num):
             return True
     return False
 
