@@ -38,7 +38,9 @@ LEAN_PAIR = ("quantconnect-lean/cryptofuture/binance/minute/btcusd/20221213_quot
 
 
 def _captures() -> list[Path]:
-    found = sorted((DATA / "hftbacktest").glob("*/*.gz"))
+    """Every Binance capture (spot, USD-M, COIN-M; each venue's days in time order). The Hyperliquid file is
+    another exchange's format, which the Binance importer refuses by design."""
+    found = [path for venue in ("spot", "usdm", "cm") for path in sorted((DATA / "hftbacktest" / venue).glob("*.gz"))]
     assert len(found) >= 5, f"recorded captures missing under {DATA / 'hftbacktest'}"  # a failure, never a skip
     return found
 
