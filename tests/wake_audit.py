@@ -146,7 +146,9 @@ def audit_run(deciders: Sequence[Decider[Any]], venues: Mapping[str, Venue], inp
 VenueFactory = Callable[[], Mapping[str, Venue]]
 
 
-def full_run(deciders: Sequence[Decider[Any]], venues: Mapping[str, Venue], inputs: Sequence[EventBase]) -> list[bytes]:
+def full_run(
+    deciders: Sequence[Decider[Any]], venues: Mapping[str, Venue], inputs: Sequence[EventBase]
+) -> list[bytes]:
     out: list[bytes] = []
     kernel = Kernel(deciders, venues, lambda e: out.append(encode(e)))
     for event in inputs:

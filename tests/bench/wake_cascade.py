@@ -32,7 +32,13 @@ CONFIG = REPO / "deploy" / "samples" / "spread-demo.toml"
 def _category(types: set[str]) -> str:
     if "signal.spread_opportunity" in types:
         return "signal cascade"
-    if types & {"order.filled", "order.partially_filled", "order.accepted", "order.canceled", "order.rejected"}:
+    if types & {
+        "order.filled",
+        "order.partially_filled",
+        "order.accepted",
+        "order.canceled",
+        "order.rejected",
+    }:
         return "venue answer"
     if "market.book_resync_needed" in types:
         return "book resync"

@@ -41,8 +41,14 @@ LEAN_PAIR = ("quantconnect-lean/cryptofuture/binance/minute/btcusd/20221213_quot
 def _captures() -> list[Path]:
     """Every Binance capture (spot, USD-M, COIN-M; each venue's days in time order). The Hyperliquid file is
     another exchange's format, which the Binance importer refuses by design."""
-    found = [path for venue in ("spot", "usdm", "cm") for path in sorted((DATA / "hftbacktest" / venue).glob("*.gz"))]
-    assert len(found) >= 5, f"recorded captures missing under {DATA / 'hftbacktest'}"  # a failure, never a skip
+    found = [
+        path
+        for venue in ("spot", "usdm", "cm")
+        for path in sorted((DATA / "hftbacktest" / venue).glob("*.gz"))
+    ]
+    assert len(found) >= 5, (
+        f"recorded captures missing under {DATA / 'hftbacktest'}"
+    )  # a failure, never a skip
     return found
 
 
@@ -97,7 +103,9 @@ def _inputs(log: SqliteEventLog, parameters: RunParameters) -> list[EventBase]:
 
 
 @pytest.mark.parametrize(("name", "eager"), RUNS, ids=RUN_IDS)
-def test_no_owner_acts_where_its_wake_spec_is_false(imported: Callable[[str], Path], name: str, eager: bool) -> None:
+def test_no_owner_acts_where_its_wake_spec_is_false(
+    imported: Callable[[str], Path], name: str, eager: bool
+) -> None:
     path = imported(name)
     _, _, venues, instrument = SESSIONS[name]
     config = _config(venues, instrument, eager)
@@ -128,7 +136,11 @@ def test_gated_run_equals_the_reference_run(imported: Callable[[str], Path], nam
             results[-1].summary["derived_payloads"] = derived
     reference, gated = results
     assert reference.derived > 0
-    assert (gated.digest, gated.inputs, gated.derived) == (reference.digest, reference.inputs, reference.derived)
+    assert (gated.digest, gated.inputs, gated.derived) == (
+        reference.digest,
+        reference.inputs,
+        reference.derived,
+    )
     assert gated.summary == reference.summary  # report figures and every derived byte
     with SqliteEventLog(path) as log:  # the gated replay of the reference path's session: byte for byte
         report = replay_session(log, f"bt-{eager}", simulated_venues, "test", core=reference_core)

@@ -107,7 +107,9 @@ def test_not_before_and_timer() -> None:
     spec = cross("4")
     assert not evaluate(WakeSpec(spec.predicates, not_before_ns=51), view, rich)
     assert evaluate(WakeSpec(spec.predicates, not_before_ns=50), view, rich)  # time == cooldown end
-    assert evaluate(WakeSpec(timer_at_ns=50), view, rich) and not evaluate(WakeSpec(timer_at_ns=51), view, rich)
+    assert evaluate(WakeSpec(timer_at_ns=50), view, rich) and not evaluate(
+        WakeSpec(timer_at_ns=51), view, rich
+    )
     assert evaluate(WakeSpec(timer_at_ns=50, not_before_ns=99), view, rich)  # the timer ignores not_before
     assert not evaluate(NEVER, view, rich)
 
@@ -219,8 +221,9 @@ class EdgeStreams(RuleBasedStateMachine):
         times: dict[str, int | None] = {
             "cooldown_end": None if spread.last_trade_ns is None else spread.last_trade_ns + COOLDOWN,
             "sample_boundary": (self.t // SAMPLE + 1) * SAMPLE,
-            "venue_due": min((t for v in self.kernel._venues if (t := v.wake().timer_at_ns) is not None),
-                             default=None),  # fmt: skip
+            "venue_due": min(
+                (t for v in self.kernel._venues if (t := v.wake().timer_at_ns) is not None), default=None
+            ),  # fmt: skip
             "strategy_due": self.kernel.wake_specs()[1].not_before_ns,
         }
         quotes = [q for v in "AB" if (q := self.kernel.market.quote(v, X)) is not None]
