@@ -219,7 +219,9 @@ class SimulatedVenue:
     def wake(self) -> WakeSpec:
         """When the venue could act on a market row: at the first row at or after its next due action (an
         order arriving, a cancel, an answer reaching the engine), and on every row of an instrument it has
-        resting orders on (queue positions, fills through the book, trades)."""
+        resting orders on (queue positions, fills through the book, trades). Not `LevelTouched`: whether the
+        venue matches against its L2 book or the ticker (out of sync, behind the ticker) changes with a delta at
+        any price."""
         due = [queue[0][0] for queue in (self._actions, self._outbox) if queue]
         resting = frozenset((self.name, order.command.instrument) for order in self.resting.values())
         predicates = (Always(keys=resting),) if resting else ()
