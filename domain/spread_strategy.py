@@ -67,6 +67,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
 from fractions import Fraction
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -222,6 +223,7 @@ def _unit_value(spec: InstrumentDefined | None, price: Decimal) -> Decimal:
     return price if spec is None else notional(spec, Decimal(1), price)
 
 
+@lru_cache(maxsize=1024)  # asked for when the legs are placed, when their group opens, when each comes back
 def leg_order_id(opportunity_id: uuid.UUID, index: int) -> uuid.UUID:
     return uuid5(opportunity_id, f"leg:{index}")
 
