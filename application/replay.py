@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from application.fast_run import CoreFactory
 from application.live_run import recorded_venues
 from application.ports import EventLog
 from application.session_run import (
@@ -66,6 +67,7 @@ def replay_session(
     venue_factory: VenueFactory,
     code_version: str,
     progress: Callable[[int], None] | None = None,
+    core: CoreFactory | None = None,
 ) -> ReplayReport:
     if session_id not in log.sessions():
         raise ValueError(f"no session {session_id!r} in the log")
@@ -102,7 +104,8 @@ def replay_session(
     if recorded_merge(log, session_id) is None:
         report.notes.append("no recorded merge order (a session of an earlier version): inputs merged by "
                             "(time, stream priority, sequence) as the backtest did")  # fmt: skip
-    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id)
+    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id,
+               core=core)  # fmt: skip
     for extra in recorded:  # recorded events the replay did not produce are divergences too
         recorded_digest.add(extra)
         report.divergences += 1

@@ -22,7 +22,7 @@ from domain.events.commands import (
     UpdateRiskLimits,
     applies_to,
 )
-from domain.events.envelope import Envelope, derive_envelope, input_event_id
+from domain.events.envelope import Envelope, derive_envelope, input_event_id, uuid5
 from domain.events.market import (
     BookDelta,
     BookResyncNeeded,
@@ -81,6 +81,7 @@ __all__ = [
     "FilesImported",
     "ImportedFile",
     "input_event_id",
+    "uuid5",
     "InputsMerged",
     "InstrumentDefined",
     "json_schemas",

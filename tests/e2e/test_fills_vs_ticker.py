@@ -39,6 +39,7 @@ from domain.events import (
     decode,
     derive_envelope,
 )
+from domain.market_view import MarketView
 from domain.values import Liquidity, OrderType, Side
 
 pytestmark = pytest.mark.e2e
@@ -109,7 +110,7 @@ class Prober:
     def initial_state(self) -> dict[str, Any]:
         return {"last": -PROBE_EVERY_NS, "resting": []}
 
-    def decide(self, state: dict[str, Any], event: EventBase) -> list[EventBase]:
+    def decide(self, state: dict[str, Any], event: EventBase, view: MarketView) -> list[EventBase]:
         if not isinstance(event, QuoteTick) or event.envelope.event_time_ns - state["last"] < PROBE_EVERY_NS:
             return []
         out: list[EventBase] = [CancelOrder(envelope=derive_envelope(event.envelope, self.name, i), order_id=order_id,
@@ -126,7 +127,7 @@ class Prober:
             out += [order, passed]
         return out
 
-    def evolve(self, state: dict[str, Any], event: EventBase) -> dict[str, Any]:
+    def evolve(self, state: dict[str, Any], event: EventBase, view: MarketView) -> dict[str, Any]:
         if isinstance(event, QuoteTick) and event.envelope.event_time_ns - state["last"] >= PROBE_EVERY_NS:
             limits = [derive_envelope(event.envelope, self.name, 10 + 2 * i).event_id for i in (2, 3)]
             return {"last": event.envelope.event_time_ns, "resting": limits}
