@@ -31,6 +31,7 @@ from domain.events import (
     SpreadOpportunityDetected,
     decode,
 )
+from domain.market_view import ReferenceMarketView
 from domain.orders import Order, OrdersDecider, OrdersState
 from domain.values import decimal_context
 
@@ -143,22 +144,25 @@ def _fold(placed: dict[uuid.UUID, PlacedOrder], answers: list[OrderEvent]) -> tu
     or ignores (duplicates) is not counted. Returns the orders in placement order and the fills refused."""
     decider = OrdersDecider()
     state: OrdersState = decider.initial_state()
+    no_market = ReferenceMarketView()  # the order lifecycle reads no market state
     ordered = sorted(
         placed.values(), key=lambda o: (o.placed_ns, o.command.envelope.sequence, str(o.command.order_id))
     )
     with decimal_context():
         for each in ordered:
-            state = decider.evolve(state, each.command)
+            state = decider.evolve(state, each.command, no_market)
         orphans = 0
         answers = [a for a in answers if not isinstance(a, OrderTransitionRefused)]
         for answer in sorted(answers, key=lambda a: (a.envelope.event_time_ns, a.envelope.sequence)):
             owner = placed.get(answer.order_id)
-            if owner is None or decider.decide(state, answer):  # no such order, or the lifecycle refuses it
+            if owner is None or decider.decide(
+                state, answer, no_market
+            ):  # no such order, or the lifecycle refuses it
                 orphans += isinstance(answer, OrderFillEvent)
                 continue
             known = state.orders[answer.order_id]
             fills_before = known.fill_count
-            state = decider.evolve(state, answer)  # a duplicate fill delivery changes nothing
+            state = decider.evolve(state, answer, no_market)  # a duplicate fill delivery changes nothing
             if owner.first_response_ns is None:
                 owner.first_response_ns = answer.envelope.event_time_ns
                 owner.first_venue_ns = answer.exchange_time_ns
