@@ -269,7 +269,7 @@ class SqliteEventLog:
     def attach_market_data(self, session_id: str, sha256: str, streams: Sequence[str], codec: str = CODEC) -> None:
         """Make `streams` of the catalog file `sha256` the session's market data (an import's new file, or a
         backtest naming its input's). Part of the current transaction when inside `transaction()`."""
-        file = self._open(MarketDataRef(sha256, codec, tuple(streams)))
+        file = self.market_file(sha256)
         unknown = sorted(set(streams) - set(file.streams))
         if unknown:
             raise ValueError(f"market-data file {file.path} has no stream {', '.join(unknown)}")
@@ -282,16 +282,22 @@ class SqliteEventLog:
         self._refs.pop(session_id, None)
 
     def store_market_data(self, session_id: str, rows: RowBuilder) -> str:
-        """Write the session's market data with `rows` added (a new file: old and new rows in engine order)
-        and attach it; returns its sha256. The file is written before the caller's transaction commits: a
-        rollback leaves an unnamed file in the catalog, never a session naming a missing one."""
-        catalog = self._require_catalog()
+        """Write the session's market data with `rows` added and attach it; returns its sha256."""
+        sha = self.write_market_data(session_id, rows)
+        self.attach_market_data(session_id, sha, self.market_file(sha).streams)
+        return sha
+
+    def write_market_data(self, session_id: str, rows: RowBuilder) -> str:
+        """Write a file of the session's market data with `rows` added (old and new rows in engine order),
+        not yet attached; returns its sha256. The file is written before the caller's transaction commits:
+        a rollback leaves an unnamed file in the catalog, never a session naming a missing one."""
         ref = self.market_data(session_id)
         existing = self._open(ref).table if ref is not None else None
-        table = rows.table(existing)
-        sha = catalog.write(table)
-        self.attach_market_data(session_id, sha, self._open(MarketDataRef(sha, CODEC, ())).streams)
-        return sha
+        return self._require_catalog().write(rows.table(existing))
+
+    def market_file(self, sha256: str) -> MarketDataFile:
+        """The catalog file `sha256`, opened (checked against its name)."""
+        return self._open(MarketDataRef(sha256, CODEC, ()))
 
     def sqlite_market_streams(self, session_id: str, prefix: str = "md.") -> list[str]:
         """Streams of the session with records in SQLite whose name starts with `prefix`."""

@@ -50,15 +50,20 @@ class RunParameters:
     its data by content instead of copying it (absent in sessions of earlier versions)."""
 
     def canonical_json(self) -> str:
-        body: dict[str, Any] = {"config": self.config.model_dump(mode="json"), "input_session": self.input_session,
-                                "streams": list(self.streams)}  # fmt: skip
-        if self.market_data is not None:
-            body["market_data"] = {"sha256": self.market_data[0], "codec": self.market_data[1]}
-        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return self._json(with_market_data=True)
 
     @property
     def config_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        """What the run was asked (config, input session, streams): not the data file's name, so a run's
+        id (`<input>.bt-<hash>`) and hash stay what they were before files were named."""
+        return hashlib.sha256(self._json(with_market_data=False).encode()).hexdigest()[:16]
+
+    def _json(self, *, with_market_data: bool) -> str:
+        body: dict[str, Any] = {"config": self.config.model_dump(mode="json"), "input_session": self.input_session,
+                                "streams": list(self.streams)}  # fmt: skip
+        if with_market_data and self.market_data is not None:
+            body["market_data"] = {"sha256": self.market_data[0], "codec": self.market_data[1]}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> RunParameters:

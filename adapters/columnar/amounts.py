@@ -8,6 +8,7 @@ trailing zeros after the point (`domain.values.canonical_amount`), so "61800.300
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from domain.values import canonical_amount
 
@@ -39,6 +40,7 @@ def parse_amount(text: str) -> tuple[int, int]:
     return amount_parts(value)
 
 
+@lru_cache(maxsize=1 << 16)  # equal amounts have one canonical form, so a hit for 1.0 serves 1.00 rightly
 def amount_parts(value: Decimal) -> tuple[int, int]:
     """(mantissa, exponent) of an amount in its canonical form."""
     text = canonical_amount(value)

@@ -43,15 +43,9 @@ class RowBuilder:
     Rows are packed into Arrow every `_ROW_CHUNK` rows, so an import holds them compactly."""
 
     def __init__(self) -> None:
-        self._cols: dict[str, list[Any]] = {}
-        self._columns: list[list[Any]] = []
-        self._new_columns()
+        self._pending: list[tuple[Any, ...]] = []
         self._packed: list[pa.Table] = []
         self._rows = 0
-
-    def _new_columns(self) -> None:
-        self._cols = {name: [] for name in s.COLUMNS}
-        self._columns = [self._cols[name] for name in s.COLUMNS]
 
     def __len__(self) -> int:
         return self._rows
@@ -83,7 +77,7 @@ class RowBuilder:
                 self._row(common, kind, event, side, price, size, ids=ids, time=time, end=i == last)
         else:
             self._row(common, s.KIND_EVENT, event, s.SIDE_NONE, (0, 0), (0, 0), payload=encode(event))
-        if len(self._cols["kind"]) >= _ROW_CHUNK:
+        if len(self._pending) >= _ROW_CHUNK:
             self._pack()
 
     def _row(
@@ -93,22 +87,21 @@ class RowBuilder:
         trade: tuple[str | None, int] = (None, s.AGGRESSOR_NONE), payload: bytes | None = None, end: bool = True,
     ) -> None:  # fmt: skip
         stream, sequence, event_time, ingest_time, source = common
-        values = (
+        self._pending.append((
             stream, sequence, kind, end, event_time, ingest_time, time, source,
             getattr(event, "venue", ""), getattr(event, "instrument", ""), side,
             price[0], price[1], size[0], size[1], ask[0][0], ask[0][1], ask[1][0], ask[1][1],
             ids[0], ids[1], ids[2], trade[0], trade[1], payload,
-        )  # fmt: skip
-        for column, value in zip(self._columns, values, strict=True):
-            column.append(value)
+        ))  # fmt: skip
         self._rows += 1
 
     def _pack(self) -> None:
         """The pending rows as Arrow (stream still by name: indices are fixed when the file is built)."""
-        if self._cols["kind"]:
+        if self._pending:
             fields = [pa.field("stream", pa.utf8()), *s.FIELDS[1:]]
-            self._packed.append(pa.Table.from_pydict(self._cols, schema=pa.schema(fields)))
-            self._new_columns()
+            columns = dict(zip(s.COLUMNS, map(list, zip(*self._pending, strict=True)), strict=True))
+            self._packed.append(pa.Table.from_pydict(columns, schema=pa.schema(fields)))
+            self._pending = []
 
     def table(self, existing: pa.Table | None = None) -> pa.Table:
         """These rows (after `existing`'s, when given), in engine order: (event time, stream name,

@@ -44,25 +44,42 @@ class MarketDataFile:
         self.streams = s.streams_of(table.schema)
         stream_col = table["stream"].to_numpy()
         ends = table["msg_end"].to_numpy(zero_copy_only=False)
-        self._rows = {name: np.flatnonzero(stream_col == i) for i, name in enumerate(self.streams)}
-        self._counts = {name: int(np.count_nonzero(ends[rows])) for name, rows in self._rows.items()}
+        sequences = table["sequence"].to_numpy()
+        self._rows: dict[str, np.ndarray] = {}
+        self._ends: dict[str, np.ndarray] = {}
+        for i, name in enumerate(self.streams):
+            rows = self._rows[name] = np.flatnonzero(stream_col == i)
+            message_ends = self._ends[name] = np.flatnonzero(ends[rows]) + 1  # exclusive, into `rows`
+            # Offsets are sequences: message k of a stream has sequence k (what an import stamps).
+            if not np.array_equal(sequences[rows[message_ends - 1]], np.arange(len(message_ends))):
+                raise ValueError(
+                    f"market-data file {path}: stream {name} does not hold sequences 0..n-1 in order"
+                )
         self._materialiser = Materialiser(self.streams)
 
     def count(self, stream: str) -> int:
         """Messages of `stream` (its end offset: sequences run 0..count-1)."""
-        return self._counts.get(stream, 0)
+        ends = self._ends.get(stream)
+        return 0 if ends is None else len(ends)
 
     def events(self, session_id: str, stream: str, from_offset: int = 0) -> Iterator[EventBase]:
-        """The messages of `stream` from sequence `from_offset`, stamped for `session_id`."""
-        rows = self._rows.get(stream)
-        if rows is None or from_offset >= self.count(stream):
+        """The messages of `stream` from sequence `from_offset`, stamped for `session_id`; rows are taken a
+        block at a time, so reading a few messages from anywhere costs a few messages."""
+        count = self.count(stream)
+        if from_offset >= count:
             return
-        part = self.table.take(pa.array(rows))
-        if from_offset > 0:
-            start = int(np.searchsorted(part["sequence"].to_numpy(), from_offset))
-            part = part.slice(start)
-        for _, event in self._materialiser.events(part, session_id):
-            yield event
+        rows, ends = self._rows[stream], self._ends[stream]
+        start = 0 if from_offset == 0 else int(ends[from_offset - 1])
+        while start < len(rows):
+            stop = int(ends[min(int(np.searchsorted(ends, start + _BLOCK)), count - 1)])
+            part = self.table.take(pa.array(rows[start:stop]))
+            for _, event in self._materialiser.events(part, session_id):
+                yield event
+            start = stop
+
+
+_BLOCK = 8_192
+"""Rows taken from the file per step of a stream read."""
 
 
 class Catalog:
