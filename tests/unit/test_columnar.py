@@ -328,9 +328,10 @@ def test_a_sqlite_session_keeps_running_on_the_reference_path_then_migrates(tmp_
     with SqliteEventLog(path) as log:
         report = replay_session(log, "bt", simulated_venues, code_version())
         assert report.ok and report.replayed_digest == digest
-        assert replay_session(
+        replayed = replay_session(
             log, "bt-again", simulated_venues, code_version()
-        ).ok  # not migrated: still runs
+        )  # not migrated: still runs
+        assert replayed.ok and replayed.replayed_digest == again
         after = digest_of(log, backtest(log, "in", "bt-new"))
         with pytest.raises(NotMigratable, match="already columnar"):
             migrate_session(log, "in")
