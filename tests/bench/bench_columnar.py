@@ -4,7 +4,8 @@ second (a depth update with all its levels is one message). Functions for `run.p
 
 - `import_pair_sqlite`: the two captures into SQLite records (the layout before columnar files);
 - `import_pair_columnar`: the same into a columnar file (what `cse import` does now);
-- `read_pair_columnar`: every message of that file materialised as its event, in engine order.
+- `read_pair_sqlite` / `read_pair_columnar`: every message read back as the event a backtest gets (decoded and
+  re-stamped from SQLite records / materialised from the file with the run's ids).
 
 `python tests/bench/bench_columnar.py` runs the three once and prints the figures.
 """
@@ -24,6 +25,7 @@ if __package__ in (None, ""):
 from adapters.entrypoints.commands import code_version
 from adapters.importers.binance_ws import import_binance_ws
 from adapters.sqlite_event_log import SqliteEventLog
+from application.session_run import stream_events
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("CSE_SHARED_DATA") or (REPO / ".." / "shared" / "data").resolve()) / "hftbacktest"
@@ -49,15 +51,29 @@ def import_pair_columnar(workdir: Path, rep: int = 0) -> dict[str, Any]:
     return _import(workdir, f"columnar-{rep}", columnar=True)
 
 
+def read_pair_sqlite(workdir: Path, rep: int = 0) -> dict[str, Any]:
+    """The reference read path: every message of the SQLite pair (`import_pair_sqlite`, rep 0) decoded and
+    re-stamped, as a backtest over that layout does."""
+    with SqliteEventLog(workdir / "sqlite-0" / "events.sqlite", catalog=False) as log:
+        started = time.perf_counter()
+        messages = sum(
+            sum(1 for _ in stream_events(log, SESSION, s, "bench.read"))
+            for s in log.streams(SESSION)
+            if s.startswith("md.")
+        )
+        seconds = time.perf_counter() - started
+    return {"events": messages, "seconds": seconds}
+
+
 def read_pair_columnar(workdir: Path, rep: int = 0) -> dict[str, Any]:
     """Materialise every message of the columnar pair (imported by `import_pair_columnar`, rep 0)."""
     with SqliteEventLog(workdir / "columnar-0" / "events.sqlite") as log:
         started = time.perf_counter()
-        messages = 0
-        for stream in log.streams(SESSION):
-            events = log.input_events(SESSION, stream, "bench.read")
-            for _ in events or ():
-                messages += 1
+        messages = sum(
+            sum(1 for _ in stream_events(log, SESSION, s, "bench.read"))
+            for s in log.streams(SESSION)
+            if s.startswith("md.")
+        )
         seconds = time.perf_counter() - started
     return {"events": messages, "seconds": seconds}
 
