@@ -100,6 +100,10 @@ class MarketDataRef:
     streams: tuple[str, ...]
 
 
+_OPEN_FILES = 4
+"""Market-data files kept open (decoded in memory) per log, least recently used dropped first."""
+
+
 class SqliteEventLog:
     """`EventLog` on one SQLite file (or ":memory:"). One connection; use from one thread.
 
@@ -120,8 +124,7 @@ class SqliteEventLog:
         if catalog is None and self.path != ":memory:" and not self.path.startswith("file:"):
             catalog = Path(self.path).parent / "catalog"
         self.catalog = Catalog(catalog) if catalog else None
-        self._files: dict[str, MarketDataFile] = {}
-        self._refs: dict[str, MarketDataRef | None] = {}
+        self._files: dict[str, MarketDataFile] = {}  # by content: never stale
         # isolation_level=None: no implicit transactions; append() opens and commits its own.
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute(f"PRAGMA page_size = {int(page_size)}")  # only takes effect on a new file
@@ -228,13 +231,12 @@ class SqliteEventLog:
     # -- columnar market data ------------------------------------------------------------------------------
 
     def market_data(self, session_id: str) -> MarketDataRef | None:
-        """The session's columnar market data, None when it has none (every record in SQLite)."""
-        if session_id not in self._refs:
-            row = self._db.execute(
-                "SELECT sha256, codec, streams FROM market_data WHERE session_id = ?", (session_id,)
-            ).fetchone()
-            self._refs[session_id] = None if row is None else MarketDataRef(row[0], row[1], tuple(json.loads(row[2])))
-        return self._refs[session_id]
+        """The session's columnar market data, None when it has none (every record in SQLite). Read each
+        time, not cached: another process's import may have named a new file since."""
+        row = self._db.execute(
+            "SELECT sha256, codec, streams FROM market_data WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return None if row is None else MarketDataRef(row[0], row[1], tuple(json.loads(row[2])))
 
     def input_events(
         self, session_id: str, stream: str, as_session: str, from_offset: int = 0
@@ -279,7 +281,6 @@ class SqliteEventLog:
             " streams = excluded.streams",
             (session_id, sha256, codec, json.dumps(sorted(streams))),
         )
-        self._refs.pop(session_id, None)
 
     def store_market_data(self, session_id: str, rows: RowBuilder) -> str:
         """Write the session's market data with `rows` added and attach it; returns its sha256."""
@@ -327,9 +328,12 @@ class SqliteEventLog:
         )
 
     def _open(self, ref: MarketDataRef) -> MarketDataFile:
-        opened = self._files.get(ref.sha256)
+        opened = self._files.pop(ref.sha256, None)
         if opened is None:
-            opened = self._files[ref.sha256] = self._require_catalog().open(ref.sha256, self)
+            opened = self._require_catalog().open(ref.sha256, self)
+            while len(self._files) >= _OPEN_FILES:  # a long-lived reader (the API) visits many sessions
+                del self._files[next(iter(self._files))]
+        self._files[ref.sha256] = opened  # most recently used last
         return opened
 
     def _require_catalog(self) -> Catalog:
