@@ -19,12 +19,13 @@ class LogFeed:
     """Each iterator opens its own read connection (SQLite connections are per thread; WAL lets readers run
     beside the writer)."""
 
-    def __init__(self, path: str | Path, poll_seconds: float = 0.02) -> None:
+    def __init__(self, path: str | Path, poll_seconds: float = 0.02, catalog: Path | None = None) -> None:
         self.path = path
         self.poll_seconds = poll_seconds
+        self.catalog = catalog
 
     async def follow(self, session_id: str, *, from_start: bool = False) -> AsyncIterator[FeedItem]:
-        with SqliteEventLog(self.path) as log:
+        with SqliteEventLog(self.path, catalog=self.catalog) as log:
             positions = (
                 {} if from_start else {s: log.end_offset(session_id, s) for s in log.streams(session_id)}
             )
@@ -39,7 +40,7 @@ class LogFeed:
                 await asyncio.sleep(0 if moved else self.poll_seconds)
 
     async def replay(self, session_id: str, speed: float) -> AsyncIterator[FeedItem]:
-        with SqliteEventLog(self.path) as log:
+        with SqliteEventLog(self.path, catalog=self.catalog) as log:
             merged = heapq.merge(*(_keyed(log, session_id, s) for s in log.streams(session_id)))
             async for item in paced(((t, item) for t, _, _, item in merged), speed):
                 yield item

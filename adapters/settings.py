@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     home: Path = Field(Path("var"), description="working directory for the embedded log, reports and read models")
     event_log: Path | None = Field(None, description="the embedded event log (SQLite, WAL); default `$CSE_HOME/events.sqlite`")
     core: Literal["compiled", "reference"] = Field("reference", description="market core of `cse backtest`/`replay`/`demo`: `reference` the pure-Python core, `compiled` the Rust extension `cse_core` (an error when it is not built, never a fall back); `--reference` skips the core: every input through the kernel")
+    catalog: Path | None = Field(None, description="folder of the columnar market-data files (Arrow IPC, named by sha256); default `catalog` beside the event log")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic_prefix: str = Field("cse", pattern=r"^[A-Za-z0-9._-]+$",
                               description="prefix of every Kafka topic (`cse.md`, `cse.orders`, ... see `docs/topics.md`)")  # fmt: skip
@@ -145,7 +146,7 @@ class Settings(BaseSettings):
     def _comma_separated(cls, value: object) -> object:
         return tuple(o.strip() for o in value.split(",") if o.strip()) if isinstance(value, str) else value
 
-    @field_validator("event_log", "api_keys", "otlp_endpoint", "influx_shard_duration", "worker_session_timeout_s", "pg_password",
+    @field_validator("event_log", "catalog", "api_keys", "otlp_endpoint", "influx_shard_duration", "worker_session_timeout_s", "pg_password",
                      *(f"{e}_api_{part}" for e in EXCHANGES for part in ("key", "secret", "passphrase")), mode="before")  # fmt: skip
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -160,6 +161,10 @@ class Settings(BaseSettings):
     @property
     def event_log_path(self) -> Path:
         return self.event_log if self.event_log is not None else self.home / "events.sqlite"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.catalog if self.catalog is not None else self.event_log_path.parent / "catalog"
 
     @property
     def api_keys_path(self) -> Path:

@@ -1,20 +1,24 @@
 """Backtest: a what-if run of a strategy over a recorded session, recorded as a session of its own.
 
-The backtest session holds the re-stamped inputs (same stream names), every derived event in the order the
-kernel produced it (stream `derived`), and SessionStarted/SessionEnded (stream `session`) with the
-parameters and the digest, so `cse replay` can reproduce it from the log alone.
+The backtest session holds its inputs (same stream names, ids of the backtest session), every derived event
+in the order the kernel produced it (stream `derived`), and SessionStarted/SessionEnded (stream `session`)
+with the parameters and the digest, so `cse replay` can reproduce it from the log alone. Inputs held in a
+columnar file are not copied: the parameters name the file by sha256 and codec, and the log serves them to
+the backtest session from that file (`ColumnarMarketData.attach_market_data`); the digest covers derived
+events only, so naming the file changes none of them. Other inputs (operator commands, market data of a
+session in the SQLite layout) are copied, re-stamped, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from application.fast_run import CoreFactory
 from application.metrics import BacktestMetrics
-from application.ports import EventLog, LogRecord
+from application.ports import ColumnarMarketData, EventLog, LogRecord
 from application.run_config import InstrumentSpecs, RunConfig
 from application.session_run import (
     DERIVED_STREAM,
@@ -165,6 +169,27 @@ def _require_instrument_definitions(log: EventLog, parameters: RunParameters) ->
             )
 
 
+def name_market_data(log: EventLog, parameters: RunParameters,
+                     session_id: str) -> tuple[RunParameters, frozenset[str]]:  # fmt: skip
+    """When the input session's market data is a columnar file: the parameters naming it (sha256, codec)
+    and the streams the backtest session takes from it instead of copying (`_attach_market_data`)."""
+    if not isinstance(log, ColumnarMarketData):
+        return parameters, frozenset()
+    ref = log.market_data(parameters.input_session)
+    if ref is None:
+        return parameters, frozenset()
+    streams = frozenset(parameters.streams) & frozenset(ref.streams)
+    return replace(parameters, market_data=(ref.sha256, ref.codec)), streams
+
+
+def _attach_market_data(log: EventLog, parameters: RunParameters, session_id: str, streams: frozenset[str]) -> None:
+    """Serve the named file's streams as the finished backtest session's inputs (attached last: a run that
+    failed half way names no data)."""
+    if streams and parameters.market_data is not None and isinstance(log, ColumnarMarketData):
+        sha256, codec = parameters.market_data
+        log.attach_market_data(session_id, sha256, sorted(streams), codec)
+
+
 def run_backtest(
     log: EventLog,
     parameters: RunParameters,
@@ -180,6 +205,7 @@ def run_backtest(
         raise ValueError(f"session {session_id!r} already exists; choose another --id or replay it")
     check_inputs(log, parameters)
     _require_instrument_definitions(log, parameters)
+    parameters, named = name_market_data(log, parameters, session_id)
     writer = _BatchWriter(log, session_id)
     metrics = BacktestMetrics()
     digest = Digest()
@@ -199,7 +225,8 @@ def run_backtest(
                 parameters=parameters.canonical_json(),
             )
             writer.add(SESSION_STREAM, session_id, started)
-        writer.add(stream, stream, event)
+        if stream not in named:
+            writer.add(stream, stream, event)
         chunk = merge.add(stream, event.envelope.event_time_ns)
         if chunk is not None:
             writer.add(MERGE_STREAM, session_id, chunk)
@@ -232,6 +259,7 @@ def run_backtest(
     )
     writer.add(SESSION_STREAM, session_id, ended)
     writer.flush()
+    _attach_market_data(log, parameters, session_id, named)
     with decimal_context():
         summary = metrics.summary(Decimal(parameters.config.starting_equity))
     summary.update(session_id=session_id, digest=digest.hexdigest(), input_events=kernel.inputs,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from domain.events import EventBase
 from domain.market_view import MarketView
@@ -55,6 +55,35 @@ class EventLog(Protocol):
 
     def end_offset(self, session_id: str, stream: str) -> int:
         """The offset the next appended record of the stream will get."""
+        ...
+
+
+@runtime_checkable
+class ColumnarMarketData(Protocol):
+    """An event log whose market-data streams may live in columnar files (`adapters.columnar`): how a run
+    reads its inputs without a JSON round trip, and where a compiled market core finds the raw columns."""
+
+    def market_data(self, session_id: str) -> Any | None:
+        """What names the session's market data (`.sha256`, `.codec`, `.streams`); None: all in the log."""
+        ...
+
+    def input_events(
+        self, session_id: str, stream: str, as_session: str, from_offset: int = 0
+    ) -> Iterator[EventBase] | None:
+        """The events of a columnar stream in stream order, with the ids of `as_session` (a pure function of
+        (session, stream, sequence)); None when the stream is stored as log records."""
+        ...
+
+    def market_columns(self, session_id: str) -> tuple[Any, list[str]] | None:
+        """(pyarrow Table in engine order, stream names of its `stream` column), None without columnar data."""
+        ...
+
+    def attach_market_data(self, session_id: str, sha256: str, streams: Sequence[str], codec: str = ...) -> None:
+        """Name the file `sha256`'s `streams` as the session's market data (a backtest: no copy)."""
+        ...
+
+    def verify_market_data(self, session_id: str) -> None:
+        """Re-hash the session's file in full; raise (a ValueError naming file and hashes) if it changed."""
         ...
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from application.fast_run import CoreFactory
 from application.live_run import recorded_venues
-from application.ports import EventLog
+from application.ports import ColumnarMarketData, EventLog
 from application.session_run import (
     DERIVED_STREAM,
     SESSION_STREAM,
@@ -72,6 +72,8 @@ def replay_session(
     if session_id not in log.sessions():
         raise ValueError(f"no session {session_id!r} in the log")
     started, ended = session_markers(log, session_id)
+    named = RunParameters.from_json(started.parameters).market_data if started and started.mode == "backtest" else None
+    check_market_data(log, session_id, named)
     if started is None or started.mode not in ("backtest", "live", "paper"):
         return _verify_canonical(log, session_id, progress)
     if started.mode == "live":  # the exchange's answers are recorded inputs: no venue acts in the replay
@@ -117,6 +119,20 @@ def replay_session(
         report.notes.append(f"SessionEnded digest {ended.digest} differs from the recorded stream's digest")
         report.divergences += 1
     return report
+
+
+def check_market_data(log: EventLog, session_id: str, named: tuple[str, str] | None) -> None:
+    """A replay runs on the very data the session recorded: the file the session names (`named`, a
+    backtest's (sha256, codec)) must be the one the log serves, and its content must still hash to its
+    name (re-hashed in full, never a remembered check). Raises ValueError naming the file and both hashes."""
+    ref = log.market_data(session_id) if isinstance(log, ColumnarMarketData) else None
+    if named is not None and (ref is None or (ref.sha256, ref.codec) != named):
+        serves = "none" if ref is None else f"{ref.sha256} ({ref.codec})"
+        raise ValueError(f"session {session_id!r} names market data {named[0]} ({named[1]}), but the log serves "
+                         f"{serves}; refusing to replay on other data")  # fmt: skip
+    if ref is not None:
+        assert isinstance(log, ColumnarMarketData)
+        log.verify_market_data(session_id)
 
 
 def _recorded(log: EventLog, session_id: str) -> Iterator[bytes]:

@@ -3,7 +3,9 @@
 Inputs are read stream by stream from the log and merged by (event time, stream priority, sequence). When
 the run writes into another session (a backtest over an imported session), every input is re-stamped into
 that session with an id derived from (session, stream, sequence), so the backtest is a session of its own
-whose causation chains resolve inside it, and a replay of it needs nothing else. The merge order the run
+whose causation chains resolve inside it, and a replay of it needs nothing else. Columnar market data
+(`ColumnarMarketData`) is read as events already stamped for the run's session (no JSON, no copy); a
+backtest names its input's file instead of copying the rows. The merge order the run
 used is recorded too (`MergeRecorder`: `InputsMerged` events in the `merge` stream), and a replay reads it
 back (`ordered_inputs`) instead of recomputing it: the same code then replays sessions whose order no rule
 can recompute, such as live ones, where it is the order in which the streams' events arrived.
@@ -15,15 +17,17 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from application.engine import Kernel
 from application.fast_run import CoreFactory, run_gated
 from application.merge import Merged, merge_pairs
 from application.operator_commands import COMMANDS_STREAM
-from application.ports import EventLog, StoredRecord, Venue
+from application.ports import ColumnarMarketData, EventLog, StoredRecord, Venue
 from application.run_config import RunConfig, build_deciders
 from domain.events import Envelope, EventBase, InputsMerged, decode, input_event_id
+
+T = TypeVar("T")
 
 SESSION_STREAM = "session"
 DERIVED_STREAM = "derived"
@@ -42,20 +46,33 @@ class RunParameters:
     input_session: str
     streams: tuple[str, ...]
     config: RunConfig
+    market_data: tuple[str, str] | None = None
+    """(sha256, codec) of the columnar file holding the input market data, when it is one: the run names
+    its data by content instead of copying it (absent in sessions of earlier versions)."""
 
     def canonical_json(self) -> str:
-        body = {"config": self.config.model_dump(mode="json"), "input_session": self.input_session,
-                "streams": list(self.streams)}  # fmt: skip
-        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+        return self._json(with_market_data=True)
 
     @property
     def config_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        """What the run was asked (config, input session, streams): not the data file's name, so a run's
+        id (`<input>.bt-<hash>`) and hash stay what they were before files were named."""
+        return hashlib.sha256(self._json(with_market_data=False).encode()).hexdigest()[:16]
+
+    def _json(self, *, with_market_data: bool) -> str:
+        body: dict[str, Any] = {"config": self.config.model_dump(mode="json"), "input_session": self.input_session,
+                                "streams": list(self.streams)}  # fmt: skip
+        if with_market_data and self.market_data is not None:
+            body["market_data"] = {"sha256": self.market_data[0], "codec": self.market_data[1]}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> RunParameters:
         body: dict[str, Any] = json.loads(text)
-        return cls(body["input_session"], tuple(body["streams"]), RunConfig.model_validate(body["config"]))
+        named = body.get("market_data")
+        market_data = None if named is None else (str(named["sha256"]), str(named["codec"]))
+        return cls(body["input_session"], tuple(body["streams"]), RunConfig.model_validate(body["config"]),
+                   market_data)  # fmt: skip
 
 
 def market_data_streams(log: EventLog, session_id: str) -> tuple[str, ...]:
@@ -139,10 +156,33 @@ def _as_merge(event: EventBase) -> InputsMerged:
 def session_inputs(log: EventLog, session_id: str, streams: tuple[str, ...]) -> Iterator[tuple[str, StoredRecord]]:
     """The session's inputs in the order it recorded, or merged by (time, stream priority, sequence) when it
     recorded none (an import, or a session of an earlier version)."""
+    return _in_session_order(log, session_id, streams, lambda s: log.read(session_id, s), _record_time)
+
+
+def session_input_events(log: EventLog, session_id: str, streams: tuple[str, ...],
+                         as_session: str) -> Iterator[tuple[str, EventBase]]:  # fmt: skip
+    """`session_inputs` as events stamped for `as_session` (the run's session)."""
+    return _in_session_order(log, session_id, streams, lambda s: stream_events(log, session_id, s, as_session),
+                             _event_time)  # fmt: skip
+
+
+def stream_events(log: EventLog, session_id: str, stream: str, as_session: str) -> Iterator[EventBase]:
+    """One input stream's events with the ids of `as_session`: straight from a columnar file when the
+    stream is one, else decoded from the log's records and re-stamped."""
+    if isinstance(log, ColumnarMarketData):
+        events = log.input_events(session_id, stream, as_session)
+        if events is not None:
+            return events
+    return (restamp(decode(stored.record.payload), as_session, stream) for stored in log.read(session_id, stream))
+
+
+def _in_session_order(log: EventLog, session_id: str, streams: tuple[str, ...], read: Callable[[str], Iterable[T]],
+                      time_of: Callable[[T], int]) -> Iterator[tuple[str, T]]:  # fmt: skip
     order = recorded_merge(log, session_id)
     if order is not None:
-        return ordered_inputs(log, session_id, streams, order)
-    return ((merged.stream, merged.item[1]) for merged in merged_inputs(log, session_id, streams))
+        return _in_recorded_order(read, streams, order)
+    sources = {name: ((time_of(item), item) for item in read(name)) for name in streams}
+    return ((merged.stream, merged.item[1]) for merged in merge_pairs(sources, streams))
 
 
 def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
@@ -150,7 +190,12 @@ def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
     """The inputs of `streams` in the recorded order, checked: the chunks must be contiguous and cover every
     record of every stream exactly once. Streams of the recorded order that `streams` leaves out are passed
     over (a backtest of a live session reads its market data in the order it arrived, not its venue answers)."""
-    readers: dict[str, Iterator[StoredRecord]] = {}
+    return _in_recorded_order(lambda s: log.read(session_id, s), streams, order)
+
+
+def _in_recorded_order(read: Callable[[str], Iterable[T]], streams: tuple[str, ...],
+                       order: Iterable[InputsMerged]) -> Iterator[tuple[str, T]]:  # fmt: skip
+    readers: dict[str, Iterator[T]] = {}
     expected = 0
     for chunk in order:
         if chunk.first_input != expected:
@@ -162,16 +207,16 @@ def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
                 continue
             reader = readers.get(stream)
             if reader is None:
-                reader = readers[stream] = iter(log.read(session_id, stream))
+                reader = readers[stream] = iter(read(stream))
             for _ in range(count):
-                stored = next(reader, None)
-                if stored is None:
+                item = next(reader, None)
+                if item is None:
                     raise RecordedOrderError(f"the recorded merge order wants more records of {stream!r} "
                                              f"than the log holds ({expected} inputs in)")  # fmt: skip
-                yield stream, stored
+                yield stream, item
                 expected += 1
     for stream in streams:  # in the parameters' order: deterministic
-        reader = readers.get(stream) or iter(log.read(session_id, stream))
+        reader = readers.get(stream) or iter(read(stream))
         if next(reader, None) is not None:
             raise RecordedOrderError(f"{stream!r} holds records after input {expected} that the recorded merge "
                                      "order does not cover")  # fmt: skip
@@ -180,6 +225,14 @@ def ordered_inputs(log: EventLog, session_id: str, streams: tuple[str, ...],
 def _timed(log: EventLog, session_id: str, stream: str) -> Iterator[tuple[int, StoredRecord]]:
     for stored in log.read(session_id, stream):
         yield stored.record.event_time_ns, stored
+
+
+def _record_time(stored: StoredRecord) -> int:
+    return stored.record.event_time_ns
+
+
+def _event_time(event: EventBase) -> int:
+    return event.envelope.event_time_ns
 
 
 def restamp(event: EventBase, session_id: str, stream: str) -> EventBase:
@@ -212,8 +265,7 @@ def run_inputs(
     venues = venue_factory(parameters.config)
 
     def inputs() -> Iterator[EventBase]:
-        for stream, stored in session_inputs(log, source, parameters.streams):
-            event = restamp(decode(stored.record.payload), target_session, stream)
+        for stream, event in session_input_events(log, source, parameters.streams, target_session):
             on_input(stream, event)
             yield event
 

@@ -141,7 +141,7 @@ def build_services(settings: Settings, target: str, log_kind: str) -> ApiService
             with KafkaEventLog(settings.kafka_bootstrap, topics) as log:
                 yield log
     else:
-        feed = LogFeed(settings.event_log_path)
+        feed = LogFeed(settings.event_log_path, catalog=settings.catalog_path)
 
         def open_event_log() -> contextlib.AbstractContextManager[EventLog]:
             return open_log(settings)

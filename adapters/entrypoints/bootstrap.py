@@ -23,7 +23,7 @@ from streams.worker import Instruments, PartitionKernels
 
 def open_log(settings: Settings) -> SqliteEventLog:
     settings.event_log_path.parent.mkdir(parents=True, exist_ok=True)
-    return SqliteEventLog(settings.event_log_path)
+    return SqliteEventLog(settings.event_log_path, catalog=settings.catalog_path)
 
 
 def simulated_venues(config: RunConfig) -> Mapping[str, Venue]:

@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_command.register(sub)
     compare_command.register(sub)
 
+    p = sub.add_parser("migrate", help="move sessions' market data from SQLite records into columnar files (checked exact)")
+    p.add_argument("sessions", nargs="+", metavar="SESSION")
+    p.set_defaults(handler=commands.migrate)
+
     p = sub.add_parser("sessions", help="list the sessions of the event log with their streams and sizes")
     p.set_defaults(handler=commands.sessions)
 

@@ -41,10 +41,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
+from adapters.columnar.amounts import AmountOverflow
+from adapters.columnar.codec import RowBuilder
+from adapters.columnar.store import file_sha256
 from adapters.importers.validation import refusal
 from adapters.instruments.catalog import InstrumentCatalog, UnknownInstrument, load_catalog
 from application.ports import EventLog, LogRecord
@@ -72,6 +75,17 @@ class ImportLog(EventLog, Protocol):
     """An event log that can group appends into one transaction (an import is all or nothing)."""
 
     def transaction(self) -> AbstractContextManager[None]: ...
+
+
+@runtime_checkable
+class ColumnarLog(Protocol):
+    """An import log that keeps market data in columnar files (`SqliteEventLog` with a catalog)."""
+
+    catalog: object | None
+
+    def sqlite_market_streams(self, session_id: str, prefix: str = ...) -> list[str]: ...
+
+    def store_market_data(self, session_id: str, rows: RowBuilder) -> str: ...
 
 
 class ImportRefused(Exception):
@@ -122,14 +136,6 @@ def utc(time_ns: int) -> str:
     """A time for messages: ISO 8601 UTC with nanoseconds."""
     seconds, nanos = divmod(time_ns, 1_000_000_000)
     return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%dT%H:%M:%S}.{nanos:09d}Z"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def config_hash(config: Mapping[str, object]) -> str:
@@ -257,6 +263,8 @@ class ImportSink:
         self._last_time_ns = 0
         self._batch: list[LogRecord] = []
         self._expected: list[tuple[str, int]] = []
+        self._rows: RowBuilder | None = None
+        """Market-data rows for the session's columnar file; None: market data goes to SQLite records."""
         self._started = time.perf_counter()
 
     # -- the import ----------------------------------------------------------------------------------------
@@ -280,6 +288,9 @@ class ImportSink:
                 self._read_file(path, sha, parse)
             self._push_files_imported()
             self.flush()
+            if self._rows is not None and len(self._rows):
+                assert isinstance(self.log, ColumnarLog)
+                self.log.store_market_data(self.session_id, self._rows)
         self.report.seconds = time.perf_counter() - self._started
         if self.echo is not None:
             self.echo(self.report.summary())
@@ -313,6 +324,11 @@ class ImportSink:
         """Read what the session already holds: its files (sha256 -> name) and each stream's feed."""
         known: dict[str, str] = {}
         self._session_pending = self.log.end_offset(self.session_id, SESSION_STREAM) == 0
+        # Columnar unless the session already holds market data as SQLite records (an earlier format's
+        # import: it stays in that format until `cse migrate`).
+        log = self.log
+        if isinstance(log, ColumnarLog) and log.catalog is not None and not log.sqlite_market_streams(self.session_id):
+            self._rows = RowBuilder()
         for stored in self.log.read(self.session_id, SESSION_STREAM):
             event = decode(stored.record.payload)
             if isinstance(event, SessionStarted) and event.mode != "import":
@@ -496,8 +512,15 @@ class ImportSink:
 
     def _push(self, stream: str, key: str, event: EventBase) -> None:
         state = self._streams[stream]
-        self._batch.append(LogRecord(stream, key, event.type, event.envelope.event_time_ns, encode(event)))
-        self._expected.append((stream, state.next_seq))
+        if self._rows is not None and stream != SESSION_STREAM:
+            try:
+                self._rows.add(stream, event)
+            except AmountOverflow as exc:
+                assert self._file is not None
+                raise FileError(self._file.name, str(exc), self._line) from exc
+        else:
+            self._batch.append(LogRecord(stream, key, event.type, event.envelope.event_time_ns, encode(event)))
+            self._expected.append((stream, state.next_seq))
         state.next_seq += 1
         self.report.by_type[event.type] += 1
         self.report.by_stream[stream] += 1

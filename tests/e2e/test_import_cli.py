@@ -146,17 +146,11 @@ def test_backtest_refuses_a_session_without_its_venues_data(tmp_path: Path, cse:
 def test_an_import_killed_midway_leaves_the_session_as_it_was(cse: Cse) -> None:
     assert cse("import", SPOT, "--session", "s").returncode == 0
     before = cse.holdings()
-    wal = cse.home / "events.sqlite-wal"
-    start = wal.stat().st_size if wal.exists() else 0
     proc = subprocess.Popen([str(CSE), "import", str(USDM), "--session", "s"], env=cse.env, cwd=cse.home,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (
-            wal.exists() and wal.stat().st_size > start + 4_000_000
-        ):  # thousands of records appended, uncommitted
-            break
-        time.sleep(0.01)
+    # Market data goes to a columnar file written at the end (the log's WAL no longer grows while records
+    # are parsed): kill it after a while into its ~95k messages, before it can have committed.
+    time.sleep(2.0)
     assert proc.poll() is None, "the import ended before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -77,6 +78,7 @@ def test_replay_shows_the_first_divergence(backtested: tuple[Path, str, str], tm
     copy = tmp_path / "tampered.sqlite"
     with sqlite3.connect(path) as source, sqlite3.connect(copy) as target:
         source.backup(target)
+    shutil.copytree(path.parent / "catalog", tmp_path / "catalog")  # the log is the file and its catalog
     with sqlite3.connect(copy) as db:
         (payload,) = db.execute(
             "SELECT payload FROM records WHERE session_id=? AND stream='derived' AND offset=7", (session,)

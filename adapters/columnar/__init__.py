@@ -1,0 +1,1 @@
+"""Columnar market data: content-addressed Arrow IPC files (see `schema`)."""
