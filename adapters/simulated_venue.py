@@ -48,6 +48,7 @@ from domain.events import (
 )
 from domain.instruments import is_inverse, settlement_value, units
 from domain.values import BPS, Liquidity, OrderType, Side, TimeInForce
+from domain.wake import Always, WakeSpec
 
 _ZERO = Decimal(0)
 
@@ -208,6 +209,21 @@ class SimulatedVenue:
     def drain(self, until_ns: int) -> list[EventBase]:
         self._run_actions(until_ns)
         return self._release(until_ns)
+
+    def observe(self, event: EventBase) -> None:
+        """A market row a gated run did not wake the venue for (`wake` was false on it): only what the venue
+        knows of the market moves, since nothing is due and no resting order is on its instrument."""
+        if isinstance(event, BookDelta | BookSnapshot | QuoteTick) and event.venue == self.name:
+            self._on_book(event)
+
+    def wake(self) -> WakeSpec:
+        """When the venue could act on a market row: at the first row at or after its next due action (an
+        order arriving, a cancel, an answer reaching the engine), and on every row of an instrument it has
+        resting orders on (queue positions, fills through the book, trades)."""
+        due = [queue[0][0] for queue in (self._actions, self._outbox) if queue]
+        resting = frozenset((self.name, order.command.instrument) for order in self.resting.values())
+        predicates = (Always(keys=resting),) if resting else ()
+        return WakeSpec(predicates, timer_at_ns=min(due) if due else None)
 
     def counters(self) -> dict[str, Any]:
         """What the run's report shows of this venue: orders accepted, and how many of them were matched

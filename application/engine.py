@@ -9,8 +9,9 @@ venue one order latency later: a round trip costs both latencies.
 Per input event, in a fixed phase order:
 1. venue events whose local time is up to the input's event time are released, earliest first;
 2. venue matching: each venue (in name order) sees the market event and may fill resting orders;
-3. the input, then every event derived from it, runs breadth-first through the deciders in their order
-   (book, strategy, risk, orders, portfolio); each derived event is reported to `on_derived`;
+3. the input is applied to the market view (`domain.market_view`: what deciders read of the market), then
+   the input and every event derived from it run breadth-first through the deciders in their order (book,
+   strategy, risk, orders, portfolio); each derived event is reported to `on_derived`;
 4. execution: an order command whose risk check passed is sent to its venue; a cancel goes straight there.
 Nothing here reads a wall clock or iterates an unordered collection, so the same inputs give the same
 derived events, byte for byte. Every step runs in the domain's one Decimal context (`decimal_context`), so a
@@ -23,9 +24,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from application.ports import Venue
+from application.ports import MarketState, Venue
 from domain.decider import Decider
 from domain.events import (
+    BookResyncNeeded,
     CancelOrder,
     EventBase,
     OrderRejected,
@@ -34,7 +36,9 @@ from domain.events import (
     RiskCheckRejected,
     derive_envelope,
 )
+from domain.market_view import ReferenceMarketView
 from domain.values import decimal_context
+from domain.wake import ALWAYS, WakeSpec
 
 EXECUTION_SOURCE = "execution"
 
@@ -65,6 +69,10 @@ class _Slot:
         self.state = decider.initial_state()
         self.consumes: tuple[type, ...] | None = getattr(decider, "consumes", None)
 
+    def wake(self) -> WakeSpec:
+        wake = getattr(self.decider, "wake", None)
+        return ALWAYS if wake is None else wake(self.state)
+
 
 _EXECUTED = (PlaceOrder, RiskCheckRejected, RiskCheckPassed, CancelOrder)
 
@@ -76,8 +84,11 @@ class Kernel:
         venues: Mapping[str, Venue],
         on_derived: Callable[[EventBase], None],
         clock: SimulatedClock | None = None,
+        market: MarketState | None = None,
     ) -> None:
         self._slots = [_Slot(d) for d in deciders]
+        self.market: MarketState = market or ReferenceMarketView()
+        """The market view the deciders read; a `MarketCore`'s view when a core runs the market rows."""
         self._venues = [venues[name] for name in sorted(venues)]
         self._venue_by_name = dict(venues)
         self._on_derived = on_derived
@@ -111,7 +122,22 @@ class Kernel:
             self.inputs += 1
             for venue in self._venues:
                 self._cascade(venue.on_market(event))
+            self.market.apply(event)
             self._cascade((event,), inputs=1)
+
+    def skipped(self, count: int, until_ns: int) -> None:
+        """Count `count` market rows a core ran without calling in (no decider or venue could act on them)."""
+        self.inputs += count
+        self.clock.advance_to(until_ns)
+
+    def wake_specs(self) -> list[WakeSpec]:
+        """Each owner's wake spec as of now: the deciders in kernel order, then the venues in name order
+        (a venue without `wake` is woken on every row)."""
+        specs = [slot.wake() for slot in self._slots]
+        for venue in self._venues:
+            wake = getattr(venue, "wake", None)
+            specs.append(ALWAYS if wake is None else wake())
+        return specs
 
     def feed_all(self, events: Iterable[EventBase]) -> None:
         for event in events:
@@ -147,10 +173,13 @@ class Kernel:
             else:
                 self.derived += 1
                 self._on_derived(event)
+                if type(event) is BookResyncNeeded:
+                    self.market.apply(event)
             slots, executed = self._route(type(event))
+            market = self.market
             for slot in slots:
-                queue.extend(slot.decider.decide(slot.state, event))
-                slot.state = slot.decider.evolve(slot.state, event)
+                queue.extend(slot.decider.decide(slot.state, event, market))
+                slot.state = slot.decider.evolve(slot.state, event, market)
             if executed:
                 queue.extend(self._execute(event))
 

@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager
 from typing import Any, NamedTuple, Protocol
 
 from domain.events import EventBase
+from domain.market_view import MarketView
+from domain.wake import WakeSpec
 
 
 class LogRecord(NamedTuple):
@@ -103,4 +105,64 @@ class Tracer(Protocol):
 
     def traceparent(self) -> str | None:
         """`traceparent` of the current span for the messages it sends; None when off or not sampled."""
+        ...
+
+
+class MarketState(MarketView, Protocol):
+    """A market view the kernel folds events into: each input exactly once (after the venues' `on_market`,
+    before the input's own cascade) and each derived `BookResyncNeeded` (its book goes out of sync); other
+    events are ignored."""
+
+    def apply(self, event: EventBase) -> None: ...
+
+
+class MarketCore(Protocol):
+    """The market side of a run: runs the session's market rows, keeps the market view, and returns to Python
+    only at rows where some decider or venue could act (`domain.wake`). Implemented by the pure-Python
+    reference (`application.fast_run.ReferenceMarketCore`) and by the compiled core (`cse_core`).
+
+    Owners. Specs are kept per owner index: the kernel's deciders 0..n-1 in kernel order, then its venues
+    n..n+m-1 in venue-name order (`Kernel.owners`). Every owner starts with `domain.wake.ALWAYS`.
+
+    The loop (`application.fast_run.run_gated`):
+        while (event := core.next_wake()) is not None:
+            kernel.feed(event)                  # the full cascade; the kernel calls core.view.apply(event)
+            for owner, spec in kernel.wake_specs(): core.set_wake(owner, spec)
+        kernel.skip_to(core.last_time_ns()); kernel.release_due(...)
+
+    Row semantics of `next_wake`, for each row r from the current position, in recorded order:
+      1. r not a market row (`domain.wake.row_kind` is None): return r, unapplied.
+      2. evaluate every owner's spec on r against the view *before* r (`domain.wake.evaluate`; the compiled
+         core may be looser, never stricter). If one is true: return r, unapplied: the kernel applies it to
+         the view at the right point of its cascade (after the venues' `on_market`, before the input's own
+         cascade) through `view.apply`.
+      3. otherwise r is *skipped*: applied to the view, to the market state of the venue it
+         belongs to (the reference calls `Venue.observe(r)`), counted in `skipped`, and the run goes on.
+    It returns None after the last row. The returned event is the exact event of the row (`decode` of its
+    stored payload, re-stamped into the target session as `application.session_run.restamp` does): ids,
+    amounts with their exponents, optional fields.
+    """
+
+    @property
+    def view(self) -> MarketState:
+        """The market view the deciders read (`domain.market_view`), owned by the core; the kernel folds the
+        returned rows and Python-derived `BookResyncNeeded` into it (`MarketState.apply`)."""
+        ...
+
+    def next_wake(self) -> EventBase | None:
+        """Run rows until one must reach Python (see the class docstring); None at the end of the rows."""
+        ...
+
+    def set_wake(self, owner: int, spec: WakeSpec) -> None:
+        """Replace an owner's spec; it holds until replaced."""
+        ...
+
+    @property
+    def skipped(self) -> int:
+        """Market rows run without returning to Python so far."""
+        ...
+
+    @property
+    def last_time_ns(self) -> int:
+        """Event time of the last row run (skipped or returned); -1 before the first."""
         ...

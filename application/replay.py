@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from application.fast_run import CoreFactory
 from application.ports import EventLog
 from application.session_run import (
     DERIVED_STREAM,
@@ -64,6 +65,7 @@ def replay_session(
     venue_factory: VenueFactory,
     code_version: str,
     progress: Callable[[int], None] | None = None,
+    core: CoreFactory | None = None,
 ) -> ReplayReport:
     if session_id not in log.sessions():
         raise ValueError(f"no session {session_id!r} in the log")
@@ -98,7 +100,8 @@ def replay_session(
     if recorded_merge(log, session_id) is None:
         report.notes.append("no recorded merge order (a session of an earlier version): inputs merged by "
                             "(time, stream priority, sequence) as the backtest did")  # fmt: skip
-    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id)
+    run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id,
+               core=core)  # fmt: skip
     for extra in recorded:  # recorded events the replay did not produce are divergences too
         recorded_digest.add(extra)
         report.divergences += 1

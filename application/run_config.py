@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from domain.book import BookDecider
+from domain.book_decider import BookDecider
 from domain.decider import Decider
 from domain.events import InstrumentDefined
 from domain.orders import OrdersDecider

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from application.engine import Kernel
+from application.fast_run import CoreFactory, run_gated
 from application.merge import Merged, merge_pairs
 from application.operator_commands import COMMANDS_STREAM
 from application.ports import EventLog, StoredRecord, Venue
@@ -194,15 +195,31 @@ def run_inputs(
     on_input: Callable[[str, EventBase], None],
     on_derived: Callable[[EventBase], None],
     source_session: str | None = None,
+    core: CoreFactory | None = None,
 ) -> Kernel:
     """Feed the inputs of `source_session` (default: the parameters' input session) through a fresh kernel,
     re-stamped into `target_session`, in the order `session_inputs` gives (recorded, or merged by rule).
-    Returns the kernel, drained to the last input's time."""
-    kernel = Kernel(build_deciders(parameters.config), venue_factory(parameters.config), on_derived)
+    With a market `core` the run is gated (`application.fast_run`): the kernel is called only at rows where
+    a decider or venue could act, with the same derived events; without one every input goes through the
+    kernel (the reference path). `on_input` sees every input either way. Returns the kernel, drained to the
+    last input's time."""
     source = source_session or parameters.input_session
-    for stream, stored in session_inputs(log, source, parameters.streams):
-        event = restamp(decode(stored.record.payload), target_session, stream)
-        on_input(stream, event)
-        kernel.feed(event)
-    kernel.release_due(kernel.clock.now_ns())
+    venues = venue_factory(parameters.config)
+
+    def inputs() -> Iterator[EventBase]:
+        for stream, stored in session_inputs(log, source, parameters.streams):
+            event = restamp(decode(stored.record.payload), target_session, stream)
+            on_input(stream, event)
+            yield event
+
+    if core is None:
+        kernel = Kernel(build_deciders(parameters.config), venues, on_derived)
+        for event in inputs():
+            kernel.feed(event)
+        kernel.release_due(kernel.clock.now_ns())
+        return kernel
+    observers = [observe for _, venue in sorted(venues.items()) if (observe := getattr(venue, "observe", None))]
+    market_core = core(inputs(), observers)
+    kernel = Kernel(build_deciders(parameters.config), venues, on_derived, market=market_core.view)
+    run_gated(kernel, market_core)
     return kernel

@@ -1,7 +1,8 @@
 """L2 order books per (venue, instrument), kept in sync exactly as Binance specifies.
 
-`SyncedBook` is one venue+instrument book and the only place the sync rules live; `BookDecider` (one book per
-key, emits `BookResyncNeeded`) and the simulated venue both hold `SyncedBook`s. `SyncedBook.apply(event)`
+`SyncedBook` is one venue+instrument book and the only place the sync rules live; the market view
+(`domain.market_view`, read by `domain.book_decider.BookDecider`, which emits `BookResyncNeeded`) and the
+simulated venue both hold `SyncedBook`s. `SyncedBook.apply(event)`
 returns a `SyncOutcome`: applied, buffered, stale or out of sync (with the reason).
 
 Rules (Binance "how to manage a local order book correctly", spot and USD-M/COIN-M futures):
@@ -42,12 +43,9 @@ from enum import Enum
 
 from domain.events import (
     BookDelta,
-    BookResyncNeeded,
     BookSnapshot,
-    EventBase,
     Level,
     QuoteTick,
-    derive_envelope,
 )
 
 BookKey = tuple[str, str]
@@ -307,14 +305,6 @@ class SyncedBook:
         return SyncOutcome(SyncStatus.APPLIED, replayed=replayed)
 
 
-@dataclass(slots=True)
-class BookState:
-    books: dict[BookKey, SyncedBook] = field(default_factory=dict)
-
-    def book(self, venue: str, instrument: str) -> SyncedBook | None:
-        return self.books.get((venue, instrument))
-
-
 class DeltaAction(Enum):
     APPLY = "apply"
     STALE = "stale"
@@ -489,54 +479,3 @@ def apply_delta(book: SyncedBook, delta: BookDelta) -> None:
     book.applied_update_id = delta.final_update_id
     book.awaiting_first_delta = False
     book.deltas_applied += 1
-
-
-def mark_out_of_sync(state: BookState, venue: str, instrument: str) -> None:
-    book = state.books.get((venue, instrument))
-    if book is None:
-        book = state.books[(venue, instrument)] = SyncedBook(venue, instrument)
-    book.mark_out_of_sync()
-
-
-class BookDecider:
-    """Holds one `SyncedBook` per (venue, instrument); emits one `BookResyncNeeded` per loss of sync.
-    Other event types (instrument definitions, quotes, trades) are not consumed."""
-
-    consumes = (BookDelta, BookSnapshot, BookResyncNeeded)
-
-    def __init__(self, name: str = "book") -> None:
-        self.name = name
-
-    def initial_state(self) -> BookState:
-        return BookState()
-
-    def decide(self, state: BookState, event: EventBase) -> list[EventBase]:
-        if not isinstance(event, BookDelta | BookSnapshot):
-            return []
-        book = state.books.get((event.venue, event.instrument))
-        if book is None:
-            book = SyncedBook(event.venue, event.instrument)  # scratch: decide never mutates the state
-        outcome = book.check(event)
-        if outcome.status is not SyncStatus.OUT_OF_SYNC:
-            return []
-        return [
-            BookResyncNeeded(
-                envelope=derive_envelope(event.envelope, self.name, 0),
-                venue=event.venue,
-                instrument=event.instrument,
-                expected_update_id=outcome.expected_update_id,
-                received_first_update_id=outcome.received_update_id,
-                reason=outcome.reason,
-            )
-        ]
-
-    def evolve(self, state: BookState, event: EventBase) -> BookState:
-        if isinstance(event, BookDelta | BookSnapshot):
-            key = (event.venue, event.instrument)
-            book = state.books.get(key)
-            if book is None:
-                book = state.books[key] = SyncedBook(event.venue, event.instrument)
-            book.apply(event)
-        elif isinstance(event, BookResyncNeeded):
-            mark_out_of_sync(state, event.venue, event.instrument)
-        return state

@@ -34,7 +34,9 @@ from domain.events import (
     PlaceOrder,
     derive_envelope,
 )
+from domain.market_view import MarketView
 from domain.values import OrderType, Side, TimeInForce, in_decimal_context
+from domain.wake import NEVER, WakeSpec
 
 _ZERO = Decimal(0)
 
@@ -162,8 +164,11 @@ class OrdersDecider:
     def initial_state(self) -> OrdersState:
         return OrdersState()
 
+    def wake(self, state: OrdersState) -> WakeSpec:
+        return NEVER  # market rows never reach an order's lifecycle
+
     @in_decimal_context
-    def decide(self, state: OrdersState, event: EventBase) -> list[EventBase]:
+    def decide(self, state: OrdersState, event: EventBase, view: MarketView) -> list[EventBase]:
         if not isinstance(event, PlaceOrder | OrderEvent):
             return []
         verdict, from_state, reason = _check(state, event)
@@ -182,7 +187,7 @@ class OrdersDecider:
         ]
 
     @in_decimal_context
-    def evolve(self, state: OrdersState, event: EventBase) -> OrdersState:
+    def evolve(self, state: OrdersState, event: EventBase, view: MarketView) -> OrdersState:
         if not isinstance(event, PlaceOrder | OrderEvent):
             return state
         if _check(state, event)[0] != _APPLY:

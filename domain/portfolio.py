@@ -48,7 +48,9 @@ from domain.instruments import (
     units,
     unrealized_pnl,
 )
+from domain.market_view import MarketView
 from domain.values import Side, in_decimal_context
+from domain.wake import ALWAYS, WakeSpec
 
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
@@ -98,8 +100,6 @@ class PortfolioState:
     """(venue, asset) -> position, in order of first fill."""
     cash: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     """(venue, currency) -> balance."""
-    marks: dict[InstrumentKey, tuple[Decimal, int]] = field(default_factory=dict)
-    """(venue, instrument) -> (latest mid, its event time)."""
     realized: dict[str, Decimal] = field(default_factory=dict)
     """Currency -> realized PnL."""
     fees: dict[str, Decimal] = field(default_factory=dict)
@@ -116,15 +116,33 @@ def _add(book: dict[str, Decimal], currency: str, amount: Decimal) -> None:
     book[currency] = book.get(currency, _ZERO) + amount
 
 
-def position_mark(state: PortfolioState, position: Position) -> Decimal | None:
-    found = state.marks.get((position.venue, position.spec.instrument))
+Marks = dict[InstrumentKey, tuple[Decimal, int]]
+"""(venue, instrument) -> (mid of its last valid quote, that quote's event time)."""
+
+
+def marks(view: MarketView, before: EventBase | None = None) -> Marks:
+    """The mids of the view's valid quotes (bid > 0, ask >= bid); as of just before `before` when it is a
+    quote (the view already holds it)."""
+    found: Marks = {}
+    for key, quote in view.valid_quotes():
+        if isinstance(before, QuoteTick) and key == (before.venue, before.instrument):
+            prior = view.prior_valid_quote(*key)
+            if prior is None:
+                continue
+            quote = prior
+        found[key] = ((quote.bid_price + quote.ask_price) / _TWO, quote.envelope.event_time_ns)
+    return found
+
+
+def position_mark(marks: Marks, position: Position) -> Decimal | None:
+    found = marks.get((position.venue, position.spec.instrument))
     return None if found is None else found[0]
 
 
-def position_holding(state: PortfolioState, position: Position) -> tuple[Decimal, Decimal]:
+def position_holding(marks: Marks, position: Position) -> tuple[Decimal, Decimal]:
     """(what the position adds to its settlement currency's holdings, its open PnL). Spot carries its cost
     (the cash it took) plus open PnL; contracts carry only their open PnL."""
-    mark = position_mark(state, position)
+    mark = position_mark(marks, position)
     inverse = is_inverse(position.spec)
     pnl = _ZERO if mark is None else unrealized_pnl(position.quantity, position.cost, mark, inverse)
     carried = position.cost if is_spot(position.spec) else _ZERO
@@ -192,12 +210,12 @@ class Conversion:
         return amount / self.price if self.divide else amount * self.price
 
 
-def conversion(state: PortfolioState, currency: str, report: str) -> Conversion | None:
+def conversion(state: PortfolioState, marks: Marks, currency: str, report: str) -> Conversion | None:
     """How `currency` converts to `report` at recorded prices, or None when nothing recorded prices it."""
     if currency == report:
         return Conversion(_ONE, "", False)
     best: tuple[tuple[bool, int, str, str], Conversion] | None = None
-    for key, (mid, time_ns) in state.marks.items():
+    for key, (mid, time_ns) in marks.items():
         spec = state.specs.get(key)
         if spec is None:
             continue
@@ -225,7 +243,7 @@ class Valuation:
     currencies: tuple[CurrencyValuation, ...]
 
 
-def valuation(state: PortfolioState, report: str) -> Valuation:
+def valuation(state: PortfolioState, marks: Marks, report: str) -> Valuation:
     """Per currency: cash, realized, open PnL, fees and holdings (cash + spot positions at their mark +
     contract PnL); each converted at `conversion`'s price, the unconvertible ones listed and left out."""
     cash: dict[str, Decimal] = {}
@@ -235,7 +253,7 @@ def valuation(state: PortfolioState, report: str) -> Valuation:
         _add(cash, currency, amount)
         _add(holdings, currency, amount)
     for position in state.positions.values():
-        held, pnl = position_holding(state, position)
+        held, pnl = position_holding(marks, position)
         _add(holdings, position.settlement, held)
         _add(unrealized, position.settlement, pnl)
     books = (holdings, cash, state.realized, unrealized, state.fees)
@@ -243,7 +261,7 @@ def valuation(state: PortfolioState, report: str) -> Valuation:
     rows = []
     for currency in sorted(set().union(*books)):
         balance = holdings.get(currency, _ZERO)
-        rate = conversion(state, currency, report)
+        rate = conversion(state, marks, currency, report)
         if rate is None:
             rows.append(CurrencyValuation(currency=currency, balance=balance, price=None, price_instrument="",
                                           value=None))  # fmt: skip
@@ -277,14 +295,21 @@ class PortfolioDecider:
     def _bucket(self, event: EventBase) -> int:
         return event.envelope.event_time_ns // self.config.sample_interval_ns
 
+    def wake(self, state: PortfolioState) -> WakeSpec:
+        """Market rows only move marks (read from the view): the portfolio acts on the first row at or after
+        the next multiple of the sample interval."""
+        if state.last_sample_bucket is None:
+            return ALWAYS
+        return WakeSpec(timer_at_ns=(state.last_sample_bucket + 1) * self.config.sample_interval_ns)
+
     @in_decimal_context
-    def decide(self, state: PortfolioState, event: EventBase) -> list[EventBase]:
+    def decide(self, state: PortfolioState, event: EventBase, view: MarketView) -> list[EventBase]:
         if isinstance(event, EquitySampled):
             return []
         bucket = self._bucket(event)
         if state.last_sample_bucket is not None and bucket <= state.last_sample_bucket:
             return []
-        value = valuation(state, self.config.quote_currency)
+        value = valuation(state, marks(view, before=event), self.config.quote_currency)
         return [
             EquitySampled(
                 envelope=derive_envelope(event.envelope, self.name, 0),
@@ -301,17 +326,13 @@ class PortfolioDecider:
         ]
 
     @in_decimal_context
-    def evolve(self, state: PortfolioState, event: EventBase) -> PortfolioState:
+    def evolve(self, state: PortfolioState, event: EventBase, view: MarketView) -> PortfolioState:
         if isinstance(event, EquitySampled):
             return state
         bucket = self._bucket(event)
         if state.last_sample_bucket is None or bucket > state.last_sample_bucket:
             state.last_sample_bucket = bucket
-        if isinstance(event, QuoteTick):
-            if event.bid_price > _ZERO and event.ask_price >= event.bid_price:
-                mid = (event.bid_price + event.ask_price) / _TWO
-                state.marks[(event.venue, event.instrument)] = (mid, event.envelope.event_time_ns)
-        elif isinstance(event, InstrumentDefined):
+        if isinstance(event, InstrumentDefined):
             state.specs[(event.venue, event.instrument)] = event
         elif isinstance(event, OrderFillEvent):
             fill_key = (event.venue, event.venue_trade_id)

@@ -62,9 +62,8 @@ Rules, in this fixed order; the first that fails names itself in `rule` with `li
                            earlier legs of the group, plus this one, > max_orders_per_venue_per_second.
 
 Positions come from OrderPartiallyFilled/OrderFilled of this account's orders, deduplicated by (venue,
-venue_trade_id). Mids and top levels from QuoteTick; L2 books from BookSnapshot/BookDelta (only for the
-instruments given as `book_instruments`, when given: a run passes its strategy's instrument, since each kept
-book repeats the book decider's work), put out of sync by BookResyncNeeded.
+venue_trade_id). Mids and top levels are the market view's last quote with positive prices; L2 books are the
+view's (only for the instruments given as `book_instruments`, when given), out of sync after BookResyncNeeded.
 
 Operator commands (`account` None: every account, else that account only):
   * EngageKillSwitch -> KillSwitchEngaged and one CancelOrder per working order not yet asked to cancel;
@@ -89,7 +88,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
-from domain.book import BookKey, SyncedBook
+from domain.book import SyncedBook
 from domain.events import (
     BookDelta,
     BookResyncNeeded,
@@ -122,12 +121,16 @@ from domain.events import (
     derive_envelope as _derive,
 )
 from domain.instruments import notional as instrument_notional
+from domain.market_view import MarketView
 from domain.values import BPS, ZERO, DrawdownAction, OrderType, RiskLimits, Side, in_decimal_context
+from domain.wake import NEVER, Always, RowKind, WakeSpec
 
 _BPS_QUANTUM = Decimal("0.0001")
 _FRACTION_QUANTUM = Decimal("0.0000000001")
 _TWO = Decimal(2)
 RATE_WINDOW_NS = 1_000_000_000
+_HELD_WAKE = WakeSpec((Always(frozenset({RowKind.QUOTE, RowKind.DELTA, RowKind.SNAPSHOT})),))
+"""The market rows risk consumes: while a group is held, any of them rejects it."""
 
 Key = tuple[str, str]
 """(venue, instrument)."""
@@ -153,11 +156,6 @@ class RiskState:
     account_kill: bool = False
     positions: dict[Key, Decimal] = field(default_factory=dict)
     last_fill_price: dict[Key, Decimal] = field(default_factory=dict)
-    quotes: dict[Key, QuoteTick] = field(default_factory=dict)
-    """Latest usable quote (positive prices) per key: the mid, and the top level a market order walks when
-    the L2 book cannot be used."""
-    books: dict[BookKey, SyncedBook] = field(default_factory=dict)
-    """L2 books (of the instruments risk keeps books for) that market orders are walked on."""
     specs: dict[Key, InstrumentDefined] = field(default_factory=dict)
     """Instrument specifications as they flowed (first record of each market-data stream)."""
     orders: dict[uuid.UUID, PlaceOrder] = field(default_factory=dict)
@@ -181,6 +179,24 @@ class RiskState:
     @property
     def kill_switch(self) -> bool:
         return self.global_kill or self.account_kill
+
+
+@dataclass(frozen=True, slots=True)
+class _Market:
+    """What risk reads of the market view: the last quote with positive prices per key (the mid, and the top
+    level a market order walks when the L2 book cannot be used), and the L2 books of the instruments risk
+    walks books for."""
+
+    view: MarketView
+    book_instruments: frozenset[str] | None
+
+    def quote(self, key: Key) -> QuoteTick | None:
+        return self.view.priced_quote(*key)
+
+    def book(self, key: Key) -> SyncedBook | None:
+        if self.book_instruments is not None and key[1] not in self.book_instruments:
+            return None
+        return self.view.book(*key)
 
 
 @dataclass(frozen=True)
@@ -237,17 +253,22 @@ class RiskDecider:
         self.limits = limits or RiskLimits()
         self.name = name or f"risk.{account}"
         self.book_instruments = None if book_instruments is None else frozenset(book_instruments)
-        """Instruments whose L2 books risk keeps to value market orders (None: every instrument). A run passes
-        its strategy's instrument: a book costs a second copy of the book work for each delta."""
+        """Instruments whose L2 books risk walks to value market orders (None: every instrument); a market
+        order on another instrument is valued at its quote's top level."""
 
     def initial_state(self) -> RiskState:
         return RiskState(limits=self.limits)
 
     # ------------------------------------------------------------------ decide
 
+    def wake(self, state: RiskState) -> WakeSpec:
+        """A market row only matters while a leg group waits for its last leg (any event then rejects it):
+        quotes and books are read from the view."""
+        return _HELD_WAKE if state.held else NEVER
+
     @in_decimal_context  # the caller's decimal context never changes a result
-    def decide(self, state: RiskState, event: EventBase) -> list[EventBase]:
-        return self._incomplete_group(state, event) + self._decide(state, event)
+    def decide(self, state: RiskState, event: EventBase, view: MarketView) -> list[EventBase]:
+        return self._incomplete_group(state, event) + self._decide(state, event, view)
 
     def _incomplete_group(self, state: RiskState, event: EventBase) -> list[EventBase]:
         if not self._breaks_group(state, event):
@@ -265,12 +286,13 @@ class RiskDecider:
             return event.account == self.account and event.leg_group_id != state.held[0].leg_group_id
         return True
 
-    def _decide(self, state: RiskState, event: EventBase) -> list[EventBase]:
+    def _decide(self, state: RiskState, event: EventBase, view: MarketView) -> list[EventBase]:
         if isinstance(event, PlaceOrder):
             if event.account != self.account:
                 return []
             held = [] if self._breaks_group(state, event) else state.held
-            return [self._verdict(order, rejection) for order, rejection in self._judge(state, held, event)]
+            verdicts = self._judge(state, _Market(view, self.book_instruments), held, event)
+            return [self._verdict(order, rejection) for order, rejection in verdicts]
         if isinstance(event, EngageKillSwitch | ReleaseKillSwitch) and applies_to(
             event.account, self.account
         ):
@@ -305,7 +327,7 @@ class RiskDecider:
         )
 
     def _judge(
-        self, state: RiskState, held: list[PlaceOrder], order: PlaceOrder
+        self, state: RiskState, market: _Market, held: list[PlaceOrder], order: PlaceOrder
     ) -> list[tuple[PlaceOrder, _Rejection | None]]:
         """Verdicts due on `order`: none while its group waits for more legs, else one per leg (all or none)."""
         grouped = order.leg_group_id is not None and order.legs_in_group > 1
@@ -314,7 +336,7 @@ class RiskDecider:
             return []
         accepted: list[PlaceOrder] = []
         for leg in legs:
-            rejection = _check(state, leg, accepted)
+            rejection = _check(state, market, leg, accepted)
             if rejection is not None:
                 return [(other, rejection if other is leg else _partner(leg, rejection)) for other in legs]
             accepted.append(leg)
@@ -371,26 +393,17 @@ class RiskDecider:
     # ------------------------------------------------------------------ evolve
 
     @in_decimal_context
-    def evolve(self, state: RiskState, event: EventBase) -> RiskState:
+    def evolve(self, state: RiskState, event: EventBase, view: MarketView) -> RiskState:
         if self._breaks_group(state, event):
             state.held = []
-        return self._evolve(state, event)
+        return self._evolve(state, event, view)
 
-    def _evolve(self, state: RiskState, event: EventBase) -> RiskState:
-        if isinstance(event, BookDelta | BookSnapshot):
-            self._apply_book(state, event)
-        elif isinstance(event, QuoteTick):
-            if event.bid_price > 0 and event.ask_price > 0:
-                state.quotes[(event.venue, event.instrument)] = event
-        elif isinstance(event, BookResyncNeeded):
-            book = state.books.get((event.venue, event.instrument))
-            if book is not None:
-                book.mark_out_of_sync()
-        elif isinstance(event, InstrumentDefined):
+    def _evolve(self, state: RiskState, event: EventBase, view: MarketView) -> RiskState:
+        if isinstance(event, InstrumentDefined):
             state.specs[(event.venue, event.instrument)] = event
         elif isinstance(event, PlaceOrder):
             if event.account == self.account:
-                self._apply_order(state, event)
+                self._apply_order(state, _Market(view, self.book_instruments), event)
         elif isinstance(event, OrderPartiallyFilled | OrderFilled):
             self._apply_fill(state, event)
         elif isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
@@ -418,18 +431,9 @@ class RiskDecider:
                 self._apply_equity(state, event)
         return state
 
-    def _apply_book(self, state: RiskState, event: BookDelta | BookSnapshot) -> None:
-        if self.book_instruments is not None and event.instrument not in self.book_instruments:
-            return
-        key = (event.venue, event.instrument)
-        book = state.books.get(key)
-        if book is None:
-            book = state.books[key] = SyncedBook(event.venue, event.instrument)
-        book.apply(event)
-
-    def _apply_order(self, state: RiskState, order: PlaceOrder) -> None:
+    def _apply_order(self, state: RiskState, market: _Market, order: PlaceOrder) -> None:
         state.orders.setdefault(order.order_id, order)
-        verdicts = self._judge(state, state.held, order)
+        verdicts = self._judge(state, market, state.held, order)
         if not verdicts:
             state.held.append(order)
             return
@@ -525,7 +529,9 @@ def _exposure(state: RiskState, key: Key, extra: Sequence[PlaceOrder]) -> _Expos
     return _Exposure(state.positions.get(key, ZERO), buy, sell)
 
 
-def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> _Rejection | None:
+def _check(
+    state: RiskState, market: _Market, order: PlaceOrder, extra: Sequence[PlaceOrder]
+) -> _Rejection | None:
     """The first rule `order` breaks, with `extra` (earlier legs of its group) counted as working."""
     limits = state.limits
     key = (order.venue, order.instrument)
@@ -547,7 +553,7 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
         return _Rejection("reduce_only", reducible, order.quantity,
                           f"would not reduce position {exposure.position} on {where} "
                           f"(working buys {exposure.working_buy}, sells {exposure.working_sell})")  # fmt: skip
-    quote = state.quotes.get(key)
+    quote = market.quote(key)
     value = _valuer(state.specs.get(key))
     if order.order_type is OrderType.LIMIT:
         if order.limit_price is None:
@@ -556,7 +562,7 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
         notional = value(order.quantity, price)
         how = f"{order.quantity} x {price}"
     else:
-        book, unusable = _walkable_book(state, key)
+        book, unusable = _walkable_book(market, key)
         walked = market_notional(book, quote, order.side, order.quantity, limits.price_collar_bps, value)
         if walked is None:
             return _Rejection("no_reference_price", ZERO, ZERO, f"no quote or L2 book for {where}")
@@ -576,7 +582,7 @@ def _check(state: RiskState, order: PlaceOrder, extra: Sequence[PlaceOrder]) -> 
             f"position {exposure.position}, working buys {exposure.working_buy} / sells "
             f"{exposure.working_sell}, then {order.side} {order.quantity} -> {bound} on {where}",
         )  # fmt: skip
-    before_gross, after_gross = _gross_exposure(state, key, exposure, after, price, extra)
+    before_gross, after_gross = _gross_exposure(state, market, key, exposure, after, price, extra)
     if after_gross > limits.max_gross_exposure and after_gross > before_gross:
         return _Rejection("max_gross_exposure", limits.max_gross_exposure, after_gross,
                           f"gross exposure {before_gross} -> {after_gross}, working orders included")  # fmt: skip
@@ -619,15 +625,15 @@ def _spot_value(quantity: Decimal, price: Decimal) -> Decimal:
     return quantity * price
 
 
-def _walkable_book(state: RiskState, key: Key) -> tuple[SyncedBook | None, str]:
+def _walkable_book(market: _Market, key: Key) -> tuple[SyncedBook | None, str]:
     """The L2 book of `key` when a market order may be walked on it: in sync, built from a snapshot, and not
     older than the last quote (by the quote's update id, else by event time). Else None and why not."""
-    book = state.books.get(key)
+    book = market.book(key)
     if book is None:
         return None, "no L2 book"
     if not book.in_sync or not book.has_snapshot:
         return None, "L2 book out of sync"
-    quote = state.quotes.get(key)
+    quote = market.quote(key)
     if quote is None:
         return book, ""
     if book.behind(quote):
@@ -705,6 +711,7 @@ def _mid(quote: QuoteTick) -> Decimal:
 
 def _gross_exposure(
     state: RiskState,
+    market: _Market,
     key: Key,
     before: _Exposure,
     after: _Exposure,
@@ -722,14 +729,16 @@ def _gross_exposure(
     total_before = value(before.worst(), price)
     total_after = value(after.worst(), price)
     for k in sorted(keys):
-        exposure = _valuer(state.specs.get(k))(_exposure(state, k, extra).worst(), _mark(state, k, price))
+        exposure = _valuer(state.specs.get(k))(
+            _exposure(state, k, extra).worst(), _mark(state, market, k, price)
+        )
         total_before += exposure
         total_after += exposure
     return total_before, total_after
 
 
-def _mark(state: RiskState, key: Key, order_price: Decimal) -> Decimal:
-    quote = state.quotes.get(key)
+def _mark(state: RiskState, market: _Market, key: Key, order_price: Decimal) -> Decimal:
+    quote = market.quote(key)
     if quote is not None:
         return _mid(quote)
     return state.last_fill_price.get(key, order_price)

@@ -66,6 +66,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
+from fractions import Fraction
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -89,6 +90,7 @@ from domain.events import (
     derive_envelope,
 )
 from domain.instruments import notional
+from domain.market_view import MarketView
 from domain.values import (
     BPS,
     DECIMAL_CONTEXT,
@@ -99,6 +101,7 @@ from domain.values import (
     TimeInForce,
     in_decimal_context,
 )
+from domain.wake import NEVER, CrossEdge, Hurdle, Ratio, WakeSpec, ratio
 
 _EDGE_QUANTUM = Decimal("0.0001")
 REPAIR_LEG_INDEX = 2
@@ -185,8 +188,6 @@ class LegGroup:
 @dataclass
 class SpreadState:
     started: bool
-    quotes: dict[str, QuoteTick] = field(default_factory=dict)
-    """Latest quote per configured venue."""
     specs: dict[str, InstrumentDefined] = field(default_factory=dict)
     """The instrument's specification per configured venue, as it flowed (sizes the notional budget)."""
     groups: dict[uuid.UUID, LegGroup] = field(default_factory=dict)
@@ -241,13 +242,39 @@ class SpreadStrategy:
 
     # ------------------------------------------------------------------ decide
 
-    @in_decimal_context  # the caller's decimal context never changes a result
-    def decide(self, state: SpreadState, event: EventBase) -> list[EventBase]:
-        return self._decide(state, event)
+    def wake(self, state: SpreadState) -> WakeSpec:
+        """Quotes can only fire a trade while started, below `max_legs_in_flight`, after the cooldown, and
+        when some ordered pair's net edge is strictly above its hurdle (the entry's, or the exit's where the
+        strategy holds that spread, whichever is lower) with fresh, large enough quotes."""
+        cfg = self.config
+        if not state.started or state.legs_in_flight >= cfg.max_legs_in_flight:
+            return NEVER
+        hurdles = []
+        for buy_venue in cfg.venues:
+            for sell_venue in cfg.venues:
+                if buy_venue == sell_venue:
+                    continue
+                # Exact sums (Fraction): the hurdle must not depend on a decimal context's rounding.
+                fees = Fraction(cfg.taker_fee_bps[buy_venue]) + Fraction(cfg.taker_fee_bps[sell_venue])
+                hurdle = fees + Fraction(cfg.min_edge_bps)
+                if (
+                    cfg.exit_edge_bps is not None
+                    and state.inventory.get(sell_venue, ZERO) > 0
+                    and state.inventory.get(buy_venue, ZERO) < 0
+                ):
+                    hurdle = min(hurdle, fees + Fraction(cfg.exit_edge_bps))
+                hurdles.append(Hurdle(buy_venue, sell_venue, Ratio(hurdle.numerator, hurdle.denominator)))
+        not_before = None if state.last_trade_ns is None else state.last_trade_ns + cfg.cooldown_ns
+        edge = CrossEdge(cfg.instrument, tuple(hurdles), cfg.max_quote_age_ns, ratio(cfg.min_size))
+        return WakeSpec((edge,), not_before_ns=not_before)
 
-    def _decide(self, state: SpreadState, event: EventBase) -> list[EventBase]:
+    @in_decimal_context  # the caller's decimal context never changes a result
+    def decide(self, state: SpreadState, event: EventBase, view: MarketView) -> list[EventBase]:
+        return self._decide(state, event, view)
+
+    def _decide(self, state: SpreadState, event: EventBase, view: MarketView) -> list[EventBase]:
         if isinstance(event, QuoteTick):
-            return self._on_quote(state, event)
+            return self._on_quote(state, event, view)
         if isinstance(
             event, OrderPartiallyFilled | OrderFilled | OrderRejected | OrderCanceled | OrderExpired
         ):
@@ -256,7 +283,7 @@ class SpreadStrategy:
             return self._on_order_event(state, event, event.order_id)
         return []
 
-    def _on_quote(self, state: SpreadState, event: QuoteTick) -> list[EventBase]:
+    def _on_quote(self, state: SpreadState, event: QuoteTick, view: MarketView) -> list[EventBase]:
         cfg = self.config
         if event.instrument != cfg.instrument or event.venue not in cfg.taker_fee_bps:
             return []
@@ -265,8 +292,7 @@ class SpreadStrategy:
         now = event.envelope.event_time_ns
         if state.last_trade_ns is not None and now - state.last_trade_ns < cfg.cooldown_ns:
             return []
-        quotes = dict(state.quotes)
-        quotes[event.venue] = event
+        quotes = {venue: view.quote(venue, cfg.instrument) for venue in cfg.venues}
         best = self._best_exit(state, quotes, now) or self._best_candidate(quotes, state.specs, now)
         if best is None:
             return []
@@ -309,7 +335,7 @@ class SpreadStrategy:
         return [signal, *orders]
 
     def _best_candidate(
-        self, quotes: dict[str, QuoteTick], specs: dict[str, InstrumentDefined], now: int
+        self, quotes: dict[str, QuoteTick | None], specs: dict[str, InstrumentDefined], now: int
     ) -> _Candidate | None:
         cfg = self.config
         best: _Candidate | None = None
@@ -327,7 +353,9 @@ class SpreadStrategy:
                     best = candidate
         return best
 
-    def _best_exit(self, state: SpreadState, quotes: dict[str, QuoteTick], now: int) -> _Candidate | None:
+    def _best_exit(
+        self, state: SpreadState, quotes: dict[str, QuoteTick | None], now: int
+    ) -> _Candidate | None:
         """The best closing pair: sell where the strategy is long, buy where it is short."""
         cfg = self.config
         if cfg.exit_edge_bps is None:
@@ -459,15 +487,12 @@ class SpreadStrategy:
     # ------------------------------------------------------------------ evolve
 
     @in_decimal_context
-    def evolve(self, state: SpreadState, event: EventBase) -> SpreadState:
+    def evolve(self, state: SpreadState, event: EventBase, view: MarketView) -> SpreadState:
         return self._evolve(state, event)
 
     def _evolve(self, state: SpreadState, event: EventBase) -> SpreadState:
         cfg = self.config
-        if isinstance(event, QuoteTick):
-            if event.instrument == cfg.instrument and event.venue in cfg.taker_fee_bps:
-                state.quotes[event.venue] = event
-        elif isinstance(event, InstrumentDefined):
+        if isinstance(event, InstrumentDefined):
             if event.instrument == cfg.instrument and event.venue in cfg.taker_fee_bps:
                 state.specs[event.venue] = event
         elif isinstance(event, SpreadOpportunityDetected):

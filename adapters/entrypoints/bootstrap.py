@@ -12,6 +12,7 @@ from adapters.observability import metrics as m
 from adapters.settings import Settings
 from adapters.simulated_venue import FeeSchedule, SimulatedVenueConfig, build_simulated_venues
 from adapters.sqlite_event_log import SqliteEventLog
+from application.fast_run import CoreFactory, reference_core
 from application.ports import Venue
 from application.run_config import RunConfig
 from projections.influx import InfluxConfig
@@ -80,3 +81,25 @@ def worker_app(settings: Settings, config: RunConfig, topics: Topics, app_id: st
     return build_app(config, simulated_venues, settings.kafka_bootstrap, topics, app_id=app_id,
                      code_version=version, instruments=instruments, snapshot_every=settings.worker_snapshot_every,
                      session_timeout_s=settings.worker_session_timeout_s)  # fmt: skip
+
+
+class CoreUnavailable(RuntimeError):
+    """The compiled core was asked for (`CSE_CORE=compiled`) and is not importable."""
+
+
+def market_core(settings: Settings, reference: bool = False) -> CoreFactory | None:
+    """The market core a run uses: None with `--reference` (every input through the kernel), else the one
+    `CSE_CORE` names. The compiled core is never replaced silently by the reference: a missing build is an error."""
+    if reference:
+        return None
+    if settings.core == "reference":
+        return reference_core
+    try:
+        import cse_core  # type: ignore[import-not-found]  # built by `make install` from core/
+    except ImportError as exc:
+        raise CoreUnavailable(
+            f"CSE_CORE=compiled but the compiled core is not installed ({exc}): build it with `make install` "
+            "(needs cargo), or run with CSE_CORE=reference"
+        ) from exc
+    factory: CoreFactory = cse_core.market_core
+    return factory

@@ -19,6 +19,9 @@ from adapters.entrypoints import (
 )
 from adapters.settings import Settings
 
+REFERENCE_HELP = ("the reference path: every input through the kernel, no market core (CSE_CORE picks the core "
+                  "otherwise); derives the same events")  # fmt: skip
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -57,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, required=True, help="TOML or JSON run configuration")
     p.add_argument("--id", dest="backtest_id", help="id of the backtest session (default: derived)")
     p.add_argument("--out", type=Path, help="report directory (default: $CSE_HOME/reports/<id>)")
+    p.add_argument("--reference", action="store_true", help=REFERENCE_HELP)
     p.set_defaults(handler=commands.backtest)
 
     p = sub.add_parser("replay", help="re-run a session through the deciders and verify the derived events")
@@ -67,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", help="Kafka topic prefix with --source kafka (default: $CSE_TOPIC_PREFIX or cse)")
     p.add_argument("--config", type=Path, help="with --source kafka: the run configuration of a `cse worker` run "
                                                "(SESSION = its target session): re-run the md topic with it")  # fmt: skip
+    p.add_argument("--reference", action="store_true", help=REFERENCE_HELP)
     p.set_defaults(handler=streaming_commands.replay)
 
     p = sub.add_parser("export", help="export a session to Parquet")

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any, TextIO
 
-from adapters.entrypoints.bootstrap import open_log, simulated_venues
+from adapters.entrypoints.bootstrap import CoreUnavailable, market_core, open_log, simulated_venues
 from adapters.entrypoints.progress import Progress, ProgressBar
 from adapters.html_report import write_report
 from adapters.importers.binance_ws import import_binance_ws
@@ -33,6 +33,7 @@ from adapters.parquet_export import export_session
 from adapters.settings import Settings
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest, session_instruments
+from application.fast_run import CoreFactory
 from application.replay import ReplayReport, replay_session
 from application.run_config import InstrumentSpecs, RunConfig
 from application.session_run import RunParameters, input_streams
@@ -156,7 +157,8 @@ def backtest(args: argparse.Namespace) -> int:
     settings: Settings = args.settings
     config = read_run_config(args.config)
     with open_log(settings) as log:
-        summary = _backtest(settings, log, args.session, config, args.backtest_id, args.out)
+        summary = _backtest(settings, log, args.session, config, args.backtest_id, args.out,
+                            reference=args.reference)  # fmt: skip
     print(json.dumps({k: v for k, v in summary.items() if k != "legs"}, indent=2))
     print_fees(summary, sys.stderr)
     print_inventory(summary, sys.stderr)  # stdout stays one JSON document
@@ -185,7 +187,7 @@ def print_inventory(summary: Mapping[str, Any], out: TextIO) -> None:
 
 def _backtest(
     settings: Settings, log: SqliteEventLog, session: str, source: ConfigSource, backtest_id: str | None,
-    out: Path | None, progress: Callable[[int, str], Progress] = ProgressBar,
+    out: Path | None, progress: Callable[[int, str], Progress] = ProgressBar, reference: bool = False,
 ) -> dict[str, object]:  # fmt: skip
     if session not in log.sessions():
         raise UserError(f"no session {session!r} in {settings.event_log_path}; import one first")
@@ -196,9 +198,10 @@ def _backtest(
     parameters = RunParameters(session, streams, config)
     session_id = backtest_id or f"{session}.bt-{parameters.config_hash}"
     total = sum(log.end_offset(session, s) for s in parameters.streams)
+    core = _core(settings, reference)
     bar = progress(total, f"backtest {session_id}")
     try:
-        result = run_backtest(log, parameters, session_id, simulated_venues, code_version(), bar)
+        result = run_backtest(log, parameters, session_id, simulated_venues, code_version(), bar, core)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     seconds = bar.close()
@@ -214,16 +217,24 @@ def _backtest(
 
 def replay(args: argparse.Namespace) -> int:
     with open_log(args.settings) as log:
-        report = _replay(log, args.session)
+        report = _replay(args.settings, log, args.session, reference=args.reference)
     _print_replay(report)
     return 0 if report.ok or not args.verify else 1
 
 
-def _replay(log: SqliteEventLog, session: str) -> ReplayReport:
+def _core(settings: Settings, reference: bool) -> CoreFactory | None:
+    try:
+        return market_core(settings, reference)
+    except CoreUnavailable as exc:
+        raise UserError(str(exc)) from exc
+
+
+def _replay(settings: Settings, log: SqliteEventLog, session: str, reference: bool = False) -> ReplayReport:
     total = sum(log.end_offset(session, s) for s in log.streams(session))
+    core = _core(settings, reference)
     bar = ProgressBar(total, f"replay {session}")
     try:
-        report = replay_session(log, session, simulated_venues, code_version(), bar)
+        report = replay_session(log, session, simulated_venues, code_version(), bar, core)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     bar.close()
@@ -289,7 +300,7 @@ def demo(args: argparse.Namespace) -> int:
                             None, None)  # fmt: skip
         print_fees(summary, sys.stdout)
         print("== 3/3 replay --verify of the backtest session")
-        replayed = _replay(log, str(summary["session_id"]))
+        replayed = _replay(settings, log, str(summary["session_id"]))
     _print_replay(replayed)
     print()
     print("Summary")

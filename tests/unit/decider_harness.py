@@ -1,6 +1,7 @@
 """Runs deciders the way the kernel does (decide, evolve, derived events fed back breadth first), for rule
 tests. With several deciders, each event goes through all of them in their order, as in the kernel; there is
-no venue: tests play the venue's answers by hand."""
+no venue: tests play the venue's answers by hand. The market view (`view`) takes each event before the
+deciders do, as in the kernel."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from domain.decider import Decider
 from domain.events import Envelope, EventBase, input_event_id
+from domain.market_view import ReferenceMarketView
 
 
 class DeciderHarness:
@@ -17,6 +19,7 @@ class DeciderHarness:
         self.deciders = [decider, *others]
         self.states: list[Any] = [d.initial_state() for d in self.deciders]
         self.seq = 0
+        self.view = ReferenceMarketView()
 
     @property
     def state(self) -> Any:
@@ -39,9 +42,10 @@ class DeciderHarness:
         queue: deque[EventBase] = deque([event])
         while queue:
             current = queue.popleft()
+            self.view.apply(current)
             for index, decider in enumerate(self.deciders):
-                derived = decider.decide(self.states[index], current)
-                self.states[index] = decider.evolve(self.states[index], current)
+                derived = decider.decide(self.states[index], current, self.view)
+                self.states[index] = decider.evolve(self.states[index], current, self.view)
                 out.extend(derived)
                 queue.extend(derived)
         return out

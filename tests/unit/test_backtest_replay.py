@@ -129,11 +129,11 @@ def test_skipping_deciders_by_what_they_consume_changes_nothing(backtested: tupl
         def initial_state(self) -> Any:
             return self.inner.initial_state()
 
-        def decide(self, state: Any, event: EventBase) -> list[EventBase]:
-            return self.inner.decide(state, event)
+        def decide(self, state: Any, event: EventBase, view: Any) -> list[EventBase]:
+            return self.inner.decide(state, event, view)
 
-        def evolve(self, state: Any, event: EventBase) -> Any:
-            return self.inner.evolve(state, event)
+        def evolve(self, state: Any, event: EventBase, view: Any) -> Any:
+            return self.inner.evolve(state, event, view)
 
     path, _, _ = backtested
     config = load_run_config(CONFIG)

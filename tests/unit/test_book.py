@@ -6,8 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.book import BookDecider, BookState, SyncedBook, best_ask, best_bid, depth, is_crossed, mid
+from domain.book import SyncedBook, best_ask, best_bid, depth, is_crossed, mid
+from domain.book_decider import BookDecider
 from domain.events import BookDelta, BookResyncNeeded, BookSnapshot, Envelope, EventBase, input_event_id
+from domain.market_view import ReferenceMarketView
 
 pytestmark = pytest.mark.unit
 
@@ -40,15 +42,16 @@ def delta(seq: int, first: int, final: int, bids=(), asks=(), pu: int | None = N
     )  # fmt: skip
 
 
-def run(decider: BookDecider, state: BookState, event: EventBase) -> list[EventBase]:
-    derived = decider.decide(state, event)
-    decider.evolve(state, event)
+def run(decider: BookDecider, state: ReferenceMarketView, event: EventBase) -> list[EventBase]:
+    """As the kernel runs it: the view takes the event first, then the decider reads what it did."""
+    state.apply(event)
+    derived = decider.decide(None, event, state)
     for d in derived:
-        decider.evolve(state, d)
+        state.apply(d)
     return derived
 
 
-def the_book(state: BookState) -> SyncedBook:
+def the_book(state: ReferenceMarketView) -> SyncedBook:
     book = state.book(VENUE, SYMBOL)
     assert book is not None
     return book
@@ -59,7 +62,7 @@ def base_snapshot(seq: int = 1, last: int = 100) -> BookSnapshot:
 
 
 def test_snapshot_then_delta_by_hand() -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     assert run(decider, state, base_snapshot()) == []
     # removes bid 100.0, adds bid 99.8 x 0.7, sets ask 100.5 to 2.5
     d = delta(2, 101, 103, bids=lv(("100.0", "0"), ("99.8", "0.7")), asks=lv(("100.5", "2.5")))
@@ -73,7 +76,7 @@ def test_snapshot_then_delta_by_hand() -> None:
 
 
 def test_stale_deltas_are_dropped_and_first_delta_may_straddle() -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     run(decider, state, base_snapshot())
     assert run(decider, state, delta(2, 90, 100, bids=lv(("99", "5")))) == []  # final <= L: stale
     assert best_bid(the_book(state)) == (D("100.0"), D("1"))
@@ -85,7 +88,7 @@ def test_stale_deltas_are_dropped_and_first_delta_may_straddle() -> None:
 
 
 def test_spot_gap_reports_once_then_ignores_until_snapshot() -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     run(decider, state, base_snapshot())
     run(decider, state, delta(2, 101, 103))
     out = run(decider, state, delta(3, 105, 107, bids=lv(("99.9", "1"))))
@@ -104,7 +107,7 @@ def test_spot_gap_reports_once_then_ignores_until_snapshot() -> None:
 
 
 def test_gap_right_after_snapshot() -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     run(decider, state, base_snapshot())
     out = run(decider, state, delta(2, 102, 104))
     assert [type(e) for e in out] == [BookResyncNeeded]
@@ -112,7 +115,7 @@ def test_gap_right_after_snapshot() -> None:
 
 
 def test_futures_sequencing_uses_pu() -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     run(decider, state, base_snapshot())
     assert run(decider, state, delta(2, 98, 104, pu=97, bids=lv(("99.9", "1")))) == []  # first: 98 <= 101 <= 104
     assert run(decider, state, delta(3, 107, 110, pu=104, bids=lv(("99.9", "2")))) == []  # ids need not be contiguous
@@ -124,7 +127,7 @@ def test_futures_sequencing_uses_pu() -> None:
 
 
 def test_crossing_delta_is_refused_and_book_untouched() -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     run(decider, state, base_snapshot())
     out = run(decider, state, delta(2, 101, 101, bids=lv(("100.5", "1"))))  # bid at the best ask: locked
     assert len(out) == 1 and "cross" in out[0].reason  # type: ignore[attr-defined]
@@ -133,7 +136,7 @@ def test_crossing_delta_is_refused_and_book_untouched() -> None:
 
 
 def test_delta_that_removes_the_best_ask_and_adds_a_bid_below_the_next_is_fine() -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     run(decider, state, base_snapshot())
     assert run(decider, state, delta(2, 101, 101, bids=lv(("100.7", "1")), asks=lv(("100.5", "0")))) == []
     book = the_book(state)
@@ -141,7 +144,7 @@ def test_delta_that_removes_the_best_ask_and_adds_a_bid_below_the_next_is_fine()
 
 
 def test_delta_before_any_snapshot_is_buffered_and_crossed_snapshot_reported() -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     assert run(decider, state, delta(1, 1, 2)) == []  # buffered until the snapshot, not an error
     assert run(decider, state, delta(2, 3, 4)) == []
     assert len(the_book(state).buffer) == 2 and not the_book(state).in_sync
@@ -157,7 +160,7 @@ _level = st.tuples(st.integers(90, 110), st.integers(0, 4))
 @settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(st.lists(_level, max_size=4), st.lists(_level, max_size=4)), max_size=40))
 def test_book_never_crossed_and_matches_a_naive_model(updates: list[tuple[list[tuple[int, int]], list[tuple[int, int]]]]) -> None:
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     run(decider, state, snapshot(0, 10, lv(("99", "1")), lv(("101", "1"))))
     model_bids, model_asks = {D(99): D(1)}, {D(101): D(1)}
     next_id = 11
@@ -182,7 +185,7 @@ def test_book_never_crossed_and_matches_a_naive_model(updates: list[tuple[list[t
 
 def test_decider_buffers_deltas_that_arrive_before_the_snapshot() -> None:
     # The capture's order: depth messages first, then the REST snapshot (L = 105) they bridge.
-    decider, state = BookDecider(), BookState()
+    decider, state = BookDecider(), ReferenceMarketView()
     assert run(decider, state, delta(1, 95, 100, bids=lv(("100.0", "9")))) == []  # stale once the snapshot is in
     assert run(decider, state, delta(2, 101, 106, bids=lv(("100.0", "4")))) == []  # straddles L + 1 = 106
     assert run(decider, state, base_snapshot(3, 105)) == []

@@ -36,6 +36,7 @@ from domain.events import (
     derive_envelope,
     input_event_id,
 )
+from domain.market_view import ReferenceMarketView
 from domain.risk import RiskDecider
 from domain.spread_strategy import SpreadStrategy, SpreadStrategyConfig
 from domain.values import Liquidity, OrderType, RiskLimits
@@ -188,6 +189,7 @@ def run_session(seed: int = SEED) -> tuple[str, dict[str, int]]:
     states: list[Any] = [d.initial_state() for d in deciders]
     venue = ToyVenue(random.Random(seed + 1))
     digest = Digest()
+    view = ReferenceMarketView()
     counts: dict[str, int] = {}
     for event in inputs(seed):
         queue: deque[EventBase] = deque([event])
@@ -195,9 +197,10 @@ def run_session(seed: int = SEED) -> tuple[str, dict[str, int]]:
             current = queue.popleft()
             digest.add_events([current])
             counts[current.type] = counts.get(current.type, 0) + 1
+            view.apply(current)
             for index, decider in enumerate(deciders):
-                queue.extend(decider.decide(states[index], current))
-                states[index] = decider.evolve(states[index], current)
+                queue.extend(decider.decide(states[index], current, view))
+                states[index] = decider.evolve(states[index], current, view)
             queue.extend(venue.on_event(current))
     return digest.hexdigest(), counts
 

@@ -32,6 +32,7 @@ from domain.events import (
     decode,
     input_event_id,
 )
+from domain.market_view import ReferenceMarketView
 from domain.portfolio import PortfolioConfig, PortfolioDecider
 from domain.values import OrderType, Side
 
@@ -216,13 +217,15 @@ def test_coinm_capture_backtests_with_inverse_accounting(tmp_path: Path) -> None
         PortfolioConfig(quote_currency="USD", initial_cash=(("binance-coinm", "BTC", D(1)),))
     )
     state = portfolio.initial_state()
+    view = ReferenceMarketView()
     fills: list[OrderFillEvent] = []
     samples: list[EquitySampled] = []
 
     def consume(batch: list[EventBase]) -> None:
         for event in batch:
-            samples.extend(e for e in portfolio.decide(state, event) if isinstance(e, EquitySampled))
-            portfolio.evolve(state, event)
+            view.apply(event)
+            samples.extend(e for e in portfolio.decide(state, event, view) if isinstance(e, EquitySampled))
+            portfolio.evolve(state, event, view)
             if isinstance(event, OrderFillEvent):
                 fills.append(event)
 

@@ -21,8 +21,11 @@ from domain.events import (
     PlaceOrder,
     input_event_id,
 )
+from domain.market_view import ReferenceMarketView
 from domain.orders import Order, OrdersDecider, OrdersState, OrderStatus
 from domain.values import Liquidity, OrderType, Side
+
+NO_MARKET = ReferenceMarketView()  # the order lifecycle reads nothing of the market
 
 pytestmark = pytest.mark.unit
 
@@ -58,10 +61,10 @@ def canceled() -> OrderCanceled:
 
 
 def run(decider: OrdersDecider, state: OrdersState, event: EventBase) -> list[EventBase]:
-    derived = decider.decide(state, event)
-    decider.evolve(state, event)
+    derived = decider.decide(state, event, NO_MARKET)
+    decider.evolve(state, event, NO_MARKET)
     for d in derived:
-        decider.evolve(state, d)
+        decider.evolve(state, d, NO_MARKET)
     return derived
 
 

@@ -19,7 +19,8 @@ from domain.events import (
     input_event_id,
 )
 from domain.instruments import SETTLEMENT_QUANTUM
-from domain.portfolio import PortfolioConfig, PortfolioDecider, PortfolioState, valuation
+from domain.market_view import ReferenceMarketView
+from domain.portfolio import PortfolioConfig, PortfolioDecider, PortfolioState, Valuation, marks, valuation
 from domain.values import Liquidity, Side
 
 pytestmark = pytest.mark.unit
@@ -68,13 +69,29 @@ def quote(
                      ask_price=D(ask), ask_size=D(1))  # fmt: skip
 
 
+_VIEWS: dict[int, ReferenceMarketView] = {}
+"""The market view of each test's state (by id: a state is not hashable), as the kernel keeps one per run."""
+
+
+def view_of(state: PortfolioState) -> ReferenceMarketView:
+    return _VIEWS.setdefault(id(state), ReferenceMarketView())
+
+
 def run(decider: PortfolioDecider, state: PortfolioState, event: EventBase) -> list[EventBase]:
-    derived = decider.decide(state, event)
-    decider.evolve(state, event)
+    """As the kernel runs it: the view takes the event first."""
+    view = view_of(state)
+    view.apply(event)
+    derived = decider.decide(state, event, view)
+    decider.evolve(state, event, view)
     for d in derived:
-        assert decider.decide(state, d) == []
-        decider.evolve(state, d)
+        assert decider.decide(state, d, view) == []
+        decider.evolve(state, d, view)
     return derived
+
+
+def valued(state: PortfolioState, report: str) -> Valuation:
+    """The valuation at the view's current marks."""
+    return valuation(state, marks(view_of(state)), report)
 
 
 def start(report: str = "USDT", cash: tuple[tuple[str, str, D], ...] = ((VENUE, "USDT", D(1000)),)
@@ -93,11 +110,11 @@ def test_average_cost_realized_unrealized_and_fees_by_hand() -> None:
     pos = state.positions[(VENUE, "BTC")]
     assert pos.quantity == 3 and pos.avg_cost == D(110)  # (2*100 + 1*130) / 3
     run(decider, state, quote(c, "119", "121"))  # mid 120
-    assert valuation(state, "USDT").unrealized_pnl == D(30)  # 3 * (120 - 110)
+    assert valued(state, "USDT").unrealized_pnl == D(30)  # 3 * (120 - 110)
     run(decider, state, fill(c, Side.SELL, "2", "125", "0.25", "t3"))
     assert state.realized == {"USDT": D(30)}  # 2 * (125 - 110)
     assert pos.quantity == 1 and pos.avg_cost == D(110)
-    value = valuation(state, "USDT")
+    value = valued(state, "USDT")
     assert value.unrealized_pnl == D(10)  # 1 * (120 - 110)
     assert value.fees == D("0.58")
     assert value.cash == D("919.42")  # 1000 - 200 - 130 + 250 - 0.58
@@ -105,7 +122,7 @@ def test_average_cost_realized_unrealized_and_fees_by_hand() -> None:
     # flip: sell 3 at 100 closes the 1 (realized -10) and opens a short of 2 at 100
     run(decider, state, fill(c, Side.SELL, "3", "100", "0", "t4"))
     assert state.realized == {"USDT": D(20)} and pos.quantity == -2 and pos.avg_cost == D(100)
-    assert valuation(state, "USDT").unrealized_pnl == D(-40)  # -2 * (120 - 100)
+    assert valued(state, "USDT").unrealized_pnl == D(-40)  # -2 * (120 - 100)
 
 
 def test_duplicate_fill_ignored_and_a_base_fee_is_a_base_balance_valued_at_the_mid() -> None:
@@ -117,12 +134,12 @@ def test_duplicate_fill_ignored_and_a_base_fee_is_a_base_balance_valued_at_the_m
     assert state.positions[(VENUE, "BTC")].quantity == 1
     assert state.cash == {(VENUE, "USDT"): D(900), (VENUE, "BTC"): D("-0.001")}
     # No BTC price recorded yet: the BTC fee is reported, not converted at par, and left out of the totals.
-    value = valuation(state, "USDT")
+    value = valued(state, "USDT")
     btc = next(v for v in value.currencies if v.currency == "BTC")
     assert (btc.balance, btc.price, btc.value) == (D("-0.001"), None, None)
     assert value.equity == D(1000) and value.fees == 0
     run(decider, state, quote(c, "99", "101"))  # mid 100
-    value = valuation(state, "USDT")
+    value = valued(state, "USDT")
     btc = next(v for v in value.currencies if v.currency == "BTC")
     assert (btc.price, btc.price_instrument, btc.value) == (D(100), f"{VENUE}:{SYMBOL}", D("-0.1"))
     assert value.fees == D("0.1") and value.equity == D("999.9")
@@ -184,7 +201,7 @@ def test_coinm_inverse_long_by_hand() -> None:
     assert state.cash == {(COINM, "BTC"): D(1)}  # margin style: opening moves no cash
     run(decider, state, quote(c, "60999.9", "61000.1", venue=COINM, instrument=PERP))  # mid 61,000
     expected = D(1000) * (D(1) / D(60000) - D(1) / D(61000))
-    value = valuation(state, "USD")
+    value = valued(state, "USD")
     assert abs(value.unrealized_pnl / D(61000) - expected) < D("1e-12")  # BTC PnL, in USD at the mid
     run(decider, state, fill(c, Side.SELL, "10", "61000", "0.0001", "c2", instrument=PERP, venue=COINM,
                              fee_currency="BTC"))  # fmt: skip
@@ -192,7 +209,7 @@ def test_coinm_inverse_long_by_hand() -> None:
     assert state.realized["BTC"] == D("0.000273224044")  # 0.016666666667 - 0.016393442623, each to 1e-12 BTC
     assert pos.quantity == 0 and pos.cost == 0
     assert state.cash == {(COINM, "BTC"): 1 + state.realized["BTC"] - D("0.0001")}
-    value = valuation(state, "USD")
+    value = valued(state, "USD")
     assert value.currencies[0].currency == "BTC" and value.currencies[0].price == D(61000)
     assert value.equity == (1 + state.realized["BTC"] - D("0.0001")) * 61000
 
@@ -222,7 +239,7 @@ def test_currencies_are_converted_at_recorded_mids_never_at_par() -> None:
     run(decider, state, usdm.model_copy(update={"kind": "linear"}))
     run(decider, state, quote(c, "60000", "60002", t=1))  # spot mid 60001
     run(decider, state, quote(c, "60100", "60102", t=2, venue="binance-usdm"))  # newer, but not spot
-    value = valuation(state, "USDT")
+    value = valued(state, "USDT")
     rows = {v.currency: v for v in value.currencies}
     assert (rows["BTC"].price, rows["BTC"].price_instrument, rows["BTC"].value) == (
         D(60001), f"{VENUE}:{SYMBOL}", D(120002))  # fmt: skip

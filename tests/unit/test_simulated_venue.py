@@ -45,6 +45,7 @@ from domain.events import (
     encode,
     input_event_id,
 )
+from domain.market_view import MarketView, ReferenceMarketView
 from domain.orders import OrdersDecider, OrdersState, OrderStatus
 from domain.values import Liquidity, OrderType, Side, TimeInForce
 
@@ -146,8 +147,8 @@ def test_taker_buy_walks_three_levels_exact_vwap_and_fee_on_both_clocks() -> Non
     assert [e.cumulative_quantity for e in taken] == [D("0.5"), D("1.5"), D("2")]
     decider, state = OrdersDecider(), OrdersState()  # the order state machine accepts the venue's story
     for event in [f.order(T0, "2"), *out]:
-        assert decider.decide(state, event) == []
-        decider.evolve(state, event)
+        assert decider.decide(state, event, ReferenceMarketView()) == []
+        decider.evolve(state, event, ReferenceMarketView())
     order = state.orders[uuid.UUID(int=1)]
     assert order.status is OrderStatus.FILLED and order.avg_fill_price == D("100.5")
 
@@ -193,7 +194,7 @@ class HedgeOnFill:
     def initial_state(self) -> None:
         return None
 
-    def decide(self, state: None, event: EventBase) -> list[EventBase]:
+    def decide(self, state: None, event: EventBase, view: MarketView) -> list[EventBase]:
         if not isinstance(event, OrderFilled) or event.venue != VENUE:
             return []
         hedge = PlaceOrder(envelope=derive_envelope(event.envelope, self.name, 0), order_id=uuid.UUID(int=99),
@@ -204,7 +205,7 @@ class HedgeOnFill:
             RiskCheckPassed(envelope=derive_envelope(event.envelope, self.name, 1), order_id=hedge.order_id),
         ]
 
-    def evolve(self, state: None, event: EventBase) -> None:
+    def evolve(self, state: None, event: EventBase, view: MarketView) -> None:
         return None
 
 

@@ -1,0 +1,92 @@
+"""The gated run: a market core runs the market rows and returns to the kernel only where someone could act.
+
+`run_gated` is the `next_wake` loop of `application.ports.MarketCore`: the core runs rows until some decider's
+or venue's wake spec (`domain.wake`) is true on one, the kernel runs that row's full cascade exactly as an
+ungated run would (`Kernel.feed`), every owner declares its spec again, and so on. A skipped row is one on
+which, by each owner's soundness rule, nothing would have been derived and no state but the market's would
+have changed: so a gated run derives the same events, byte for byte, as `Kernel.feed` on every row.
+
+`ReferenceMarketCore` is the pure-Python core: the reference the compiled core (`cse_core`) must match, and
+the way to test the loop without it. It evaluates specs with `domain.wake.evaluate`, keeps the market view
+(`domain.market_view.ReferenceMarketView`) and hands each skipped row to the venues' `observe` (a simulated
+venue keeps its own book of its own venue's rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from application.engine import Kernel
+from application.ports import MarketCore
+from domain.events import EventBase
+from domain.market_view import ReferenceMarketView
+from domain.wake import ALWAYS, WakeSpec, evaluate, row_kind
+
+RowObserver = Callable[[EventBase], None]
+CoreFactory = Callable[[Iterable[EventBase], Sequence[RowObserver]], MarketCore]
+"""Builds a run's market core from its rows (the exact input events, in run order) and the observers every
+skipped row is handed to (the simulated venues' `observe`)."""
+
+
+class ReferenceMarketCore:
+    """`MarketCore` in pure Python: every row is a Python event, specs are evaluated by the reference
+    evaluator. Not fast; exact by construction, and what the compiled core is tested against."""
+
+    def __init__(self, rows: Iterable[EventBase], observers: Sequence[RowObserver] = ()) -> None:
+        self.view = ReferenceMarketView()
+        self._rows = iter(rows)
+        self._observers = tuple(observers)
+        self._specs: list[WakeSpec] = []
+        self._skipped = 0
+        self._last_time_ns = -1
+
+    def next_wake(self) -> EventBase | None:
+        view, specs = self.view, self._specs
+        for row in self._rows:
+            self._last_time_ns = row.envelope.event_time_ns
+            if row_kind(row) is None or any(evaluate(spec, view, row) for spec in specs):
+                return row
+            view.apply(row)
+            for observe in self._observers:
+                observe(row)
+            self._skipped += 1
+        return None
+
+    def apply(self, event: EventBase) -> None:
+        self.view.apply(event)
+
+    def set_wake(self, owner: int, spec: WakeSpec) -> None:
+        specs = self._specs
+        while len(specs) <= owner:
+            specs.append(ALWAYS)
+        specs[owner] = spec
+
+    @property
+    def skipped(self) -> int:
+        return self._skipped
+
+    @property
+    def last_time_ns(self) -> int:
+        return self._last_time_ns
+
+
+def reference_core(rows: Iterable[EventBase], observers: Sequence[RowObserver]) -> MarketCore:
+    return ReferenceMarketCore(rows, observers)
+
+
+def run_gated(kernel: Kernel, core: MarketCore) -> None:
+    """Run every row of `core` through `kernel`, calling in only at wakes; the kernel must read the core's
+    view (`Kernel(..., market=core.view)`). Ends with the kernel drained to the last row's time, as an
+    ungated run ends."""
+    declare(kernel, core)
+    while (event := core.next_wake()) is not None:
+        kernel.feed(event)
+        declare(kernel, core)
+    kernel.skipped(core.skipped, core.last_time_ns)
+    kernel.release_due(kernel.clock.now_ns())
+
+
+def declare(kernel: Kernel, core: MarketCore) -> None:
+    """Push every owner's current spec to the core (after each call into the kernel: only then can one change)."""
+    for owner, spec in enumerate(kernel.wake_specs()):
+        core.set_wake(owner, spec)
