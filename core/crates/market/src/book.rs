@@ -514,3 +514,159 @@ fn snapshot_problem(snapshot: &Snapshot) -> Option<Cause> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+
+    fn a(m: i64) -> Amount {
+        Amount::new(m, 0)
+    }
+
+    fn lv(levels: &[(i64, i64)]) -> Vec<Level> {
+        levels.iter().map(|&(p, q)| (a(p), a(q))).collect()
+    }
+
+    fn delta(
+        first: i64,
+        last: i64,
+        pu: Option<i64>,
+        bids: &[(i64, i64)],
+        asks: &[(i64, i64)],
+    ) -> Delta {
+        Delta {
+            first_update_id: first,
+            final_update_id: last,
+            previous_final_update_id: pu,
+            bids: lv(bids),
+            asks: lv(asks),
+            event_time_ns: last,
+        }
+    }
+
+    fn snapshot(last: i64) -> Snapshot {
+        Snapshot {
+            last_update_id: last,
+            bids: lv(&[(99, 1), (98, 2)]),
+            asks: lv(&[(101, 1)]),
+            event_time_ns: 0,
+        }
+    }
+
+    #[test]
+    fn spot_rules_by_hand() {
+        let mut book = SyncedBook::new();
+        assert_eq!(
+            book.apply_delta(delta(95, 99, None, &[], &[])).status,
+            Status::Buffered
+        );
+        assert_eq!(
+            book.apply_delta(delta(100, 103, None, &[(99, 5)], &[]))
+                .status,
+            Status::Buffered
+        );
+        let out = book.apply_snapshot(&snapshot(101)); // 95..99 dropped (u <= L), 100..103 straddles 102
+        assert_eq!((out.status, out.replayed), (Status::Applied, 1));
+        assert_eq!(book.bids.quantity_at(a(99)), a(5));
+        assert_eq!(
+            book.apply_delta(delta(103, 103, None, &[], &[])).status,
+            Status::Stale
+        );
+        let gap = book.apply_delta(delta(105, 106, None, &[], &[]));
+        assert_eq!(
+            (
+                gap.status,
+                gap.cause,
+                gap.expected_update_id,
+                gap.received_update_id
+            ),
+            (Status::OutOfSync, Some(Cause::Gap), 104, 105)
+        );
+        assert_eq!(
+            book.apply_delta(delta(104, 104, None, &[], &[])).status,
+            Status::Buffered
+        );
+    }
+
+    #[test]
+    fn futures_rules_and_crossing_by_hand() {
+        let mut book = SyncedBook::new();
+        book.apply_snapshot(&snapshot(100));
+        assert_eq!(
+            book.apply_delta(delta(90, 99, Some(89), &[], &[])).status,
+            Status::Stale
+        ); // u < L
+        assert_eq!(
+            book.apply_delta(delta(95, 105, Some(94), &[], &[])).status,
+            Status::Applied
+        ); // U <= L <= u
+        assert_eq!(
+            book.apply_delta(delta(110, 112, Some(105), &[], &[]))
+                .status,
+            Status::Applied
+        ); // pu == u
+        let crossing = book.apply_delta(delta(113, 113, Some(112), &[(101, 1)], &[]));
+        assert_eq!(
+            (crossing.status, crossing.cause),
+            (Status::OutOfSync, Some(Cause::Crossed))
+        );
+        assert_eq!(
+            book.bids.best(),
+            Some(a(99)),
+            "the crossing delta is not applied"
+        );
+        // Removing the best ask while adding a bid below the next ask is fine.
+        let mut book = SyncedBook::new();
+        book.apply_snapshot(&Snapshot {
+            asks: lv(&[(101, 1), (103, 1)]),
+            ..snapshot(1)
+        });
+        assert_eq!(
+            book.apply_delta(delta(2, 2, None, &[(102, 1)], &[(101, 0)]))
+                .status,
+            Status::Applied
+        );
+        assert_eq!(
+            book.apply_delta(delta(3, 3, None, &[(0, 1)], &[])).cause,
+            Some(Cause::Invalid)
+        );
+    }
+
+    proptest! {
+        /// In-sync books are never crossed, and match a naive map model of the applied updates.
+        #[test]
+        fn never_crossed_and_matches_a_naive_model(
+            updates in prop::collection::vec(
+                (prop::collection::vec((90i64..110, 0i64..3), 0..4), prop::collection::vec((90i64..110, 0i64..3), 0..4)),
+                1..60,
+            )
+        ) {
+            let mut book = SyncedBook::new();
+            book.apply_snapshot(&Snapshot { last_update_id: 0, bids: vec![], asks: vec![], event_time_ns: 0 });
+            let mut model: (BTreeMap<i64, i64>, BTreeMap<i64, i64>) = Default::default();
+            for (i, (bids, asks)) in updates.iter().enumerate() {
+                let id = i as i64 + 1;
+                let out = book.apply_delta(delta(id, id, None, bids, asks));
+                if !book.in_sync {
+                    prop_assert_eq!(out.status, Status::OutOfSync);
+                    break;
+                }
+                prop_assert_eq!(out.status, Status::Applied);
+                for (side, levels) in [(&mut model.0, bids), (&mut model.1, asks)] {
+                    for &(p, q) in levels {
+                        if q == 0 { side.remove(&p); } else { side.insert(p, q); }
+                    }
+                }
+                prop_assert!(!book.is_crossed());
+                let bids: Vec<(i64, i64)> = book.bids.walk().map(|(p, q)| (p.mantissa, q.mantissa)).collect();
+                let want: Vec<(i64, i64)> = model.0.iter().rev().map(|(p, q)| (*p, *q)).collect();
+                prop_assert_eq!(bids, want);
+                let asks: Vec<(i64, i64)> = book.asks.walk().map(|(p, q)| (p.mantissa, q.mantissa)).collect();
+                let want: Vec<(i64, i64)> = model.1.iter().map(|(p, q)| (*p, *q)).collect();
+                prop_assert_eq!(asks, want);
+            }
+        }
+    }
+}

@@ -143,8 +143,8 @@ impl Core {
         Ok(())
     }
 
-    /// Apply the next whole message; None when no rows are queued.
-    pub fn step(&mut self) -> Option<Message> {
+    /// The next message, read but not applied; None when no rows are queued.
+    pub fn read_next(&self) -> Option<Pending> {
         let rows = self.batches.front()?;
         let start = self.cursor;
         let mut end = start;
@@ -154,8 +154,46 @@ impl Core {
         end += 1;
         let (kind, key, time) = (rows.kind[start], rows.key[start], rows.event_time_ns[start]);
         let global = self.base + start as u64;
-        let slot = &mut self.slots[key as usize];
-        let mut message = Message {
+        let body = match kind {
+            KIND_QUOTE => Body::Quote(Quote {
+                bid_price: rows.price(start),
+                bid_size: rows.size(start),
+                ask_price: rows.ask_price(start),
+                ask_size: rows.ask_size(start),
+                venue_update_id: rows.final_update_id(start),
+                event_time_ns: time,
+                row: global,
+            }),
+            KIND_TRADE => Body::Trade(Trade {
+                price: rows.price(start),
+                size: rows.size(start),
+                aggressor_buy: rows.aggressor[start] == AGGRESSOR_BUY,
+                event_time_ns: time,
+                row: global,
+            }),
+            KIND_DELTA => {
+                let (bids, asks) = levels(rows, start, end);
+                Body::Delta(Delta {
+                    first_update_id: rows.first_update_id[start],
+                    final_update_id: rows.final_update_id[start],
+                    previous_final_update_id: rows.previous_update_id(start),
+                    bids,
+                    asks,
+                    event_time_ns: time,
+                })
+            }
+            KIND_SNAPSHOT => {
+                let (bids, asks) = levels(rows, start, end);
+                Body::Snapshot(Snapshot {
+                    last_update_id: rows.final_update_id[start],
+                    bids,
+                    asks,
+                    event_time_ns: time,
+                })
+            }
+            _ => Body::Event,
+        };
+        let message = Message {
             start: global,
             end: global + (end - start) as u64,
             key,
@@ -164,71 +202,94 @@ impl Core {
             outcome: None,
             venue_changed: false,
         };
-        match kind {
-            KIND_QUOTE => {
-                let quote = Quote {
-                    bid_price: rows.price(start),
-                    bid_size: rows.size(start),
-                    ask_price: rows.ask_price(start),
-                    ask_size: rows.ask_size(start),
-                    venue_update_id: rows.final_update_id(start),
-                    event_time_ns: time,
-                    row: global,
-                };
+        Some(Pending {
+            message,
+            body,
+            rows: end - start,
+        })
+    }
+
+    /// Apply a message `read_next` returned (the next one), and move past it.
+    pub fn apply(&mut self, pending: Pending) -> Message {
+        let Pending {
+            mut message,
+            body,
+            rows,
+        } = pending;
+        let slot = &mut self.slots[message.key as usize];
+        match body {
+            Body::Quote(quote) => {
                 slot.view.on_quote(quote);
                 if let Some(venue) = &mut slot.venue_book {
                     message.venue_changed = venue.on_quote(quote);
                 }
             }
-            KIND_TRADE => slot.view.on_trade(Trade {
-                price: rows.price(start),
-                size: rows.size(start),
-                aggressor_buy: rows.aggressor[start] == AGGRESSOR_BUY,
-                event_time_ns: time,
-                row: global,
-            }),
-            KIND_DELTA | KIND_SNAPSHOT => {
-                let (bids, asks) = levels(rows, start, end);
-                let book = slot.book.get_or_insert_with(SyncedBook::new);
-                let outcome = if kind == KIND_DELTA {
-                    let delta = Delta {
-                        first_update_id: rows.first_update_id[start],
-                        final_update_id: rows.final_update_id[start],
-                        previous_final_update_id: rows.previous_update_id(start),
-                        bids,
-                        asks,
-                        event_time_ns: time,
-                    };
-                    if let Some(venue) = &mut slot.venue_book {
-                        message.venue_changed = venue.on_delta(delta.clone());
-                    }
-                    book.apply_delta(delta)
-                } else {
-                    let snapshot = Snapshot {
-                        last_update_id: rows.final_update_id[start],
-                        bids,
-                        asks,
-                        event_time_ns: time,
-                    };
-                    if let Some(venue) = &mut slot.venue_book {
-                        message.venue_changed = venue.on_snapshot(&snapshot);
-                    }
-                    book.apply_snapshot(&snapshot)
-                };
+            Body::Trade(trade) => slot.view.on_trade(trade),
+            Body::Delta(delta) => {
+                if let Some(venue) = &mut slot.venue_book {
+                    message.venue_changed = venue.on_delta(delta.clone());
+                }
+                let outcome = slot
+                    .book
+                    .get_or_insert_with(SyncedBook::new)
+                    .apply_delta(delta);
                 slot.outcome = Some(outcome);
                 message.outcome = Some(outcome);
             }
-            _ => {} // other events: Python's (a recorded resync comes back as `mark_out_of_sync`)
+            Body::Snapshot(snapshot) => {
+                if let Some(venue) = &mut slot.venue_book {
+                    message.venue_changed = venue.on_snapshot(&snapshot);
+                }
+                let outcome = slot
+                    .book
+                    .get_or_insert_with(SyncedBook::new)
+                    .apply_snapshot(&snapshot);
+                slot.outcome = Some(outcome);
+                message.outcome = Some(outcome);
+            }
+            Body::Event => {} // other events: Python's (a recorded resync comes back as `mark_out_of_sync`)
         }
         self.messages += 1;
-        self.cursor = end;
-        if end == rows.len() {
-            self.base += rows.len() as u64;
+        self.skip_rows(rows);
+        message
+    }
+
+    /// Move past the next message's `rows` without applying it.
+    pub fn skip_rows(&mut self, rows: usize) {
+        self.cursor += rows;
+        let batch_len = self.batches.front().map_or(0, Rows::len);
+        if self.cursor >= batch_len {
+            self.base += batch_len as u64;
             self.cursor = 0;
             self.batches.pop_front();
         }
-        Some(message)
     }
+
+    /// Apply the next whole message; None when no rows are queued.
+    pub fn step(&mut self) -> Option<Message> {
+        let pending = self.read_next()?;
+        Some(self.apply(pending))
+    }
+}
+
+/// What a message carries, read from its rows.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    Quote(Quote),
+    Trade(Trade),
+    Delta(Delta),
+    Snapshot(Snapshot),
+    /// Any other event (its content stays in Python).
+    Event,
+}
+
+/// A message read and not yet applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pending {
+    pub message: Message,
+    pub body: Body,
+    /// How many rows it spans.
+    pub rows: usize,
 }
 
 fn levels(rows: &Rows, start: usize, end: usize) -> (Vec<Level>, Vec<Level>) {

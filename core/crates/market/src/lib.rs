@@ -9,5 +9,6 @@ pub mod core;
 pub mod rows;
 pub mod venue;
 pub mod view;
+pub mod wake;
 
 pub use amount::Amount;

@@ -12,6 +12,7 @@ use cse_market::core::{Core, Message, Slot};
 use cse_market::rows::Rows;
 use cse_market::venue::Fallback;
 use cse_market::view::{Quote, Trade};
+use cse_market::wake::{goes_out_of_sync, Gate, Hurdle, Predicate, Ratio, Run, Spec};
 use cse_market::Amount;
 
 /// (price mantissa, price exponent, size mantissa, size exponent)
@@ -119,6 +120,7 @@ fn fallback(code: u8) -> PyResult<Fallback> {
 #[pyclass(module = "cse_core._core", name = "MarketCore")]
 pub struct PyMarketCore {
     core: Core,
+    gate: Gate,
 }
 
 impl PyMarketCore {
@@ -152,7 +154,10 @@ fn message(m: &Message) -> PyMessage {
 impl PyMarketCore {
     #[new]
     fn new() -> Self {
-        PyMarketCore { core: Core::new() }
+        PyMarketCore {
+            core: Core::new(),
+            gate: Gate::new(),
+        }
     }
 
     /// The integer key of (venue, instrument), registered on first use.
@@ -325,6 +330,121 @@ impl PyMarketCore {
         Ok(self.venue(key)?.quote.map(|q| q.row))
     }
 
+    /// Replace an owner's wake spec: predicates as tuples (see `_core.pyi`), keys as registered ints.
+    #[pyo3(signature = (owner, predicates, not_before_ns=None, timer_at_ns=None))]
+    fn set_wake(
+        &mut self,
+        owner: usize,
+        predicates: Vec<Bound<'_, PyAny>>,
+        not_before_ns: Option<i64>,
+        timer_at_ns: Option<i64>,
+    ) -> PyResult<()> {
+        let predicates = predicates
+            .iter()
+            .map(|p| self.predicate(p))
+            .collect::<PyResult<Vec<_>>>()?;
+        self.gate.set(
+            owner,
+            Spec {
+                predicates,
+                not_before_ns,
+                timer_at_ns,
+            },
+        );
+        Ok(())
+    }
+
+    /// Run messages until one must reach Python and hold it unapplied: returns (ordinal, start row, end row,
+    /// key, kind, event time), or None at the end of the queued rows. With `budget`, at most that many
+    /// messages are run; then the answer is the string "budget" (call again to go on).
+    #[pyo3(signature = (budget=None))]
+    fn next_wake<'py>(
+        &mut self,
+        py: Python<'py>,
+        budget: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (core, gate) = (&mut self.core, &mut self.gate);
+        let result = py.detach(|| gate.next_wake(core, budget));
+        match result {
+            Run::Budget => Ok("budget".into_pyobject(py)?.into_any()),
+            Run::End => Ok(py.None().into_bound(py)),
+            Run::Wake(ordinal) => {
+                let m = &self
+                    .gate
+                    .held
+                    .as_ref()
+                    .expect("a wake holds its message")
+                    .message;
+                Ok((ordinal, m.start, m.end, m.key, m.kind, m.event_time_ns)
+                    .into_pyobject(py)?
+                    .into_any())
+            }
+        }
+    }
+
+    /// Fold the held message into the view (the kernel applies the returned row); None when none is held.
+    fn apply_held(&mut self) -> Option<PyMessage> {
+        self.gate.apply_held(&mut self.core).as_ref().map(message)
+    }
+
+    /// Whether applying the held message would put its book out of sync (the reference then words why).
+    fn held_out_of_sync(&self) -> bool {
+        self.gate
+            .held
+            .as_ref()
+            .is_some_and(|held| goes_out_of_sync(&self.core, held))
+    }
+
+    /// Also return every book message that would put its book out of sync (see `Gate::wake_out_of_sync`).
+    #[setter]
+    fn set_wake_out_of_sync(&mut self, on: bool) {
+        self.gate.wake_out_of_sync = on;
+    }
+
+    /// The deltas the view's book of `key` holds until its next snapshot: (first, final, previous or None,
+    /// bids, asks), oldest first.
+    #[allow(clippy::type_complexity)]
+    fn book_buffer(
+        &self,
+        key: u32,
+    ) -> PyResult<Vec<(i64, i64, Option<i64>, Vec<PyLevel>, Vec<PyLevel>)>> {
+        let Some(book) = self.book(key)? else {
+            return Ok(Vec::new());
+        };
+        Ok(book
+            .buffer
+            .iter()
+            .map(|d| {
+                let side = |levels: &[Level]| levels.iter().copied().map(level).collect();
+                (
+                    d.first_update_id,
+                    d.final_update_id,
+                    d.previous_final_update_id,
+                    side(&d.bids),
+                    side(&d.asks),
+                )
+            })
+            .collect())
+    }
+
+    /// Ordinal of the held message, if any.
+    #[getter]
+    fn held(&self) -> Option<u64> {
+        self.gate.held.as_ref().map(|_| self.gate.ordinal - 1)
+    }
+
+    /// Market messages run without returning to Python.
+    #[getter]
+    fn skipped(&self) -> u64 {
+        self.gate.skipped
+    }
+
+    /// Event time of the last message run (skipped or returned); -1 before the first.
+    #[getter]
+    fn last_time_ns(&self) -> i64 {
+        self.gate.last_time_ns
+    }
+
     /// The core's state as bytes (queued rows excluded).
     fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &cse_market::codec::encode(&self.core, |_| {}))
@@ -334,11 +454,97 @@ impl PyMarketCore {
     #[staticmethod]
     fn restore(data: &[u8]) -> PyResult<Self> {
         let (core, ()) = cse_market::codec::decode(data, |_| Ok(())).map_err(value_error)?;
-        Ok(PyMarketCore { core })
+        Ok(PyMarketCore {
+            core,
+            gate: Gate::new(),
+        })
     }
 }
 
+fn ratio(pair: (i128, i128)) -> PyResult<Ratio> {
+    if pair.1 <= 0 {
+        return Err(value_error(format!(
+            "ratio {}/{} needs a positive denominator",
+            pair.0, pair.1
+        )));
+    }
+    Ok(Ratio {
+        num: pair.0,
+        den: pair.1,
+    })
+}
+
 impl PyMarketCore {
+    fn check_key(&self, key: u32) -> PyResult<u32> {
+        self.slot(key).map(|_| key)
+    }
+
+    fn keys_of(&self, keys: Option<Vec<u32>>) -> PyResult<Option<Vec<u32>>> {
+        keys.map(|k| k.into_iter().map(|key| self.check_key(key)).collect())
+            .transpose()
+    }
+
+    fn predicate(&self, p: &Bound<'_, PyAny>) -> PyResult<Predicate> {
+        let kind: String = p.get_item(0)?.extract()?;
+        Ok(match kind.as_str() {
+            "never" => Predicate::Never,
+            "always" => {
+                let (_, kinds, keys): (String, u8, Option<Vec<u32>>) = p.extract()?;
+                Predicate::Always {
+                    kinds,
+                    keys: self.keys_of(keys)?,
+                }
+            }
+            "cross" => {
+                #[allow(clippy::type_complexity)]
+                let (_, instrument, hurdles, max_age_ns, min_size): (
+                    String,
+                    String,
+                    Vec<(u32, u32, i128, i128)>,
+                    i64,
+                    (i128, i128),
+                ) = p.extract()?;
+                let hurdles = hurdles
+                    .into_iter()
+                    .map(|(buy, sell, num, den)| {
+                        Ok(Hurdle {
+                            buy_key: self.check_key(buy)?,
+                            sell_key: self.check_key(sell)?,
+                            bps: ratio((num, den))?,
+                        })
+                    })
+                    .collect::<PyResult<Vec<_>>>()?;
+                Predicate::CrossEdge {
+                    instrument,
+                    hurdles,
+                    max_age_ns,
+                    min_size: ratio(min_size)?,
+                }
+            }
+            "not_clean" => {
+                let (_, keys): (String, Option<Vec<u32>>) = p.extract()?;
+                Predicate::BookNotClean {
+                    keys: self.keys_of(keys)?,
+                }
+            }
+            "touched" => {
+                #[allow(clippy::type_complexity)]
+                let (_, key, below, above): (
+                    String,
+                    u32,
+                    Option<(i128, i128)>,
+                    Option<(i128, i128)>,
+                ) = p.extract()?;
+                Predicate::LevelTouched {
+                    key: self.check_key(key)?,
+                    at_or_below: below.map(ratio).transpose()?,
+                    at_or_above: above.map(ratio).transpose()?,
+                }
+            }
+            other => return Err(value_error(format!("unknown wake predicate {other:?}"))),
+        })
+    }
+
     fn venue(&self, key: u32) -> PyResult<&cse_market::venue::VenueBook> {
         self.slot(key)?.venue_book.as_ref().ok_or_else(|| {
             value_error(format!(
