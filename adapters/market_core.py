@@ -55,8 +55,11 @@ except ImportError as exc:  # the composition root reports it (`bootstrap.market
         f"the compiled core cse_core is not built ({exc}): run `make install` (needs cargo)"
     ) from exc
 
-BATCH = 8_192
-"""Input events converted to columns per batch (memory stays flat whatever the session's length)."""
+BATCH = 1
+"""Input events pulled from the run's iterator per batch. One, because pulling an input has side effects the
+run's figures depend on (`run_inputs`' `on_input`: the backtest metrics take an order's arrival mid from the
+inputs seen so far), so the core must not read ahead of the row it runs; a larger batch is exact only for
+inputs without such observers (e.g. columnar files fed directly)."""
 KIND_EVENT = 9
 _NO_KEY: BookKey = ("", "")
 """The key of rows that are not market data of a (venue, instrument)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 from fractions import Fraction
+from itertools import islice
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -44,7 +45,8 @@ def summary(view: object, event: EventBase) -> tuple[object, ...]:
     book = view.book(*key)  # type: ignore[attr-defined]
     levels = None if book is None else (
         book.in_sync, book.has_snapshot, book.applied_update_id, book.applied_time_ns,
-        [(str(p), str(q)) for p, q in book.bids.walk()], [(str(p), str(q)) for p, q in book.asks.walk()])  # fmt: skip
+        [(str(p), str(q)) for p, q in islice(book.bids.walk(), 5)],
+        [(str(p), str(q)) for p, q in islice(book.asks.walk(), 5)])  # fmt: skip
     return quotes, valid, levels, view.book_outcome(*key)  # type: ignore[attr-defined]
 
 
@@ -133,9 +135,17 @@ def capture_specs() -> list[WakeSpec]:
     ]
 
 
+CAPTURE_SLICE = 60_000
+"""Merged messages of all five captures (all three feeds, both sequence rules) run through both cores; the
+reference core evaluates every spec in Python per row, so the whole session would take minutes here (the
+books and views are compared on every message of every capture in `test_core_books`)."""
+
+
 def test_compiled_core_equals_the_reference_on_every_capture(capture_events: list[EventBase]) -> None:  # noqa: F811
-    woken = run_both(capture_events, capture_specs(), resync_every=50)
-    assert 0 < woken < len(capture_events) // 2
+    events = capture_events[:CAPTURE_SLICE]
+    assert {e.venue for e in events} == {SPOT[0], USDM[0], COINM[0]}  # type: ignore[attr-defined]
+    woken = run_both(events, capture_specs(), resync_every=50)
+    assert 0 < woken < len(events) // 2
 
 
 def test_every_row_wakes_with_always(capture_events: list[EventBase]) -> None:  # noqa: F811
