@@ -58,6 +58,16 @@ impl Amount {
 
     /// Exact comparison by value.
     pub fn cmp_value(self, other: Amount) -> Ordering {
+        // Fast paths (a book's prices mostly share an exponent): exponents within 19 of each other fit an
+        // i128 at the smaller one.
+        let gap = self.exponent as i32 - other.exponent as i32;
+        if gap == 0 {
+            return self.mantissa.cmp(&other.mantissa);
+        }
+        if gap.abs() <= 19 {
+            let scale = self.exponent.min(other.exponent);
+            return scaled(self, scale).cmp(&scaled(other, scale));
+        }
         let (a, b) = (self.mantissa.signum(), other.mantissa.signum());
         if a != b || a == 0 {
             return a.cmp(&b);
