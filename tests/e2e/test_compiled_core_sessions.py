@@ -22,7 +22,11 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("eager", [False, True], ids=["demo-strategy", "eager-strategy"])
-def test_compiled_run_equals_the_reference_run(imported: tuple[Path, str], eager: bool, tmp_path: Path) -> None:  # noqa: F811
+def test_compiled_run_equals_the_reference_run(
+    imported: tuple[Path, str],  # noqa: F811  (the fixture imported above)
+    eager: bool,
+    tmp_path: Path,
+) -> None:
     path, name = imported
     _, _, venues, instrument = SESSIONS[name]
     config = _config(venues, instrument, eager)
@@ -37,7 +41,11 @@ def test_compiled_run_equals_the_reference_run(imported: tuple[Path, str], eager
             results[-1].summary["derived_payloads"] = [s.record.payload for s in log.read(session, "derived")]
     reference, compiled = results
     assert reference.derived > 0
-    assert (compiled.digest, compiled.inputs, compiled.derived) == (reference.digest, reference.inputs, reference.derived)
+    assert (compiled.digest, compiled.inputs, compiled.derived) == (
+        reference.digest,
+        reference.inputs,
+        reference.derived,
+    )
     assert compiled.summary == reference.summary
     with SqliteEventLog(path) as log:  # the compiled replay of the reference path's session: byte for byte
         report = replay_session(log, session, simulated_venues, "test", core=compiled_core)
