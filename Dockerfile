@@ -5,8 +5,9 @@
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# cargo-web/rustc-web: bookworm's Rust >= 1.82 for the compiled market core (core/).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential librdkafka-dev \
+ && apt-get install -y --no-install-recommends build-essential librdkafka-dev cargo-web rustc-web \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml requirements.lock README.md ./
@@ -15,14 +16,17 @@ COPY application application
 COPY adapters adapters
 COPY projections projections
 COPY streams streams
-# The compiled core (when it lands) is built here too, as part of the project's wheel.
-RUN pip wheel --wheel-dir /wheels -c requirements.lock .
+COPY core core
+# The compiled market core is built here (maturin, `cargo --locked`), then the project's wheel beside it.
+RUN cargo --version \
+ && pip wheel --wheel-dir /wheels -c requirements.lock ./core \
+ && pip wheel --wheel-dir /wheels -c requirements.lock .
 
 FROM python:3.11-slim-bookworm AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     CSE_HOME=/var/lib/cse CSE_METRICS_HOST=0.0.0.0 CSE_METRICS_PORT=9100 CSE_LOG_FORMAT=json
 COPY --from=build /wheels /wheels
-RUN pip install --no-index --find-links /wheels cryptospreadedge \
+RUN pip install --no-index --find-links /wheels cryptospreadedge cse-core \
  && rm -rf /wheels \
  && groupadd --system --gid 10001 cse \
  && useradd --system --uid 10001 --gid cse --home-dir /var/lib/cse --create-home --shell /usr/sbin/nologin cse

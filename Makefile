@@ -2,15 +2,24 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+# The stamp covers the Rust sources too, so a Rust edit rebuilds the compiled core (cse_core).
+CORE_SOURCES := $(shell find core/crates -name '*.rs' 2>/dev/null | LC_ALL=C sort) core/Cargo.toml core/Cargo.lock \
+                core/crates/market/Cargo.toml core/crates/py/Cargo.toml core/pyproject.toml \
+                $(shell find core/python -type f -not -name '*.pyc' 2>/dev/null | LC_ALL=C sort)
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock $(CORE_SOURCES) | cksum | cut -d' ' -f1)
 
-.PHONY: install demo test test-unit services services-stop lint bench schemas clean browser graphql-schema
+.PHONY: install demo test test-unit services services-stop lint bench schemas clean browser graphql-schema cargo core-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+# The compiled core needs Rust (cargo >= 1.82) and crates.io; it is never skipped (no silent slow path).
+cargo:
+	@cargo --version >/dev/null 2>&1 || { echo "error: cargo not found: the compiled market core (core/) needs a Rust toolchain >= 1.82 (rustup or Debian's cargo) on PATH" >&2; exit 1; }
+
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock $(CORE_SOURCES) | cargo
+	$(BIN)/pip install -q -c requirements.lock ./core
 	$(BIN)/pip install -q -c requirements.lock -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
@@ -20,8 +29,12 @@ demo: install
 	$(BIN)/cse demo
 
 # Starts the real servers it needs (and stops only what it started), then runs every test group.
-test: install browser
+test: install browser core-test
 	bash deploy/local/with-services.sh $(BIN)/python -m pytest tests
+
+# The Rust logic crate's own tests (unit + proptest); runs before pytest so CI reads pytest's summary last.
+core-test: cargo
+	cargo test --locked --manifest-path core/Cargo.toml
 
 test-unit: install
 	$(BIN)/python -m pytest -m unit tests
@@ -42,6 +55,7 @@ services-stop:
 lint: install
 	$(BIN)/ruff check domain application adapters projections streams tests
 	$(BIN)/mypy --strict domain application
+	cargo clippy --locked --manifest-path core/Cargo.toml --all-targets -- -D warnings
 
 schemas: install
 	$(BIN)/cse schemas --out docs/events/schemas
@@ -51,4 +65,4 @@ bench: install
 	$(BIN)/python tests/bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var core/target

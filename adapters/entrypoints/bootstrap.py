@@ -95,11 +95,10 @@ def market_core(settings: Settings, reference: bool = False) -> CoreFactory | No
     if settings.core == "reference":
         return reference_core
     try:
-        import cse_core  # type: ignore[import-not-found]  # built by `make install` from core/
+        from adapters.market_core import compiled_core  # imports cse_core, built by `make install` from core/
     except ImportError as exc:
         raise CoreUnavailable(
             f"CSE_CORE=compiled but the compiled core is not installed ({exc}): build it with `make install` "
             "(needs cargo), or run with CSE_CORE=reference"
         ) from exc
-    factory: CoreFactory = cse_core.market_core
-    return factory
+    return compiled_core
