@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import faust
@@ -164,7 +164,7 @@ def build_app(
     async def run_kernels(stream: Any) -> None:
         # Faust acks a batch's events only after this loop body has returned for it, i.e. after its outputs
         # are delivered (settle): at-least-once holds per batch as it did per message.
-        async for batch in stream.take_events(max_=batch_size, within=batch_within_s):
+        async for batch in md_batches(stream, batch_size, batch_within_s):
             last: dict[int, Any] = {}  # partition -> its last event in this batch
             ended: set[int] = set()  # partitions whose batch held an end-of-session marker
             for i, event in enumerate(batch):
@@ -222,3 +222,16 @@ def build_app(
     app.cse_settle = settle  # type: ignore[attr-defined]
     return app, kernels
 
+
+def md_batches(stream: Any, size: int, within_s: float) -> AsyncIterator[Sequence[Any]]:
+    """The stream's events in batches: `take_events` (at most `size`, waiting at most `within_s` for a batch to
+    fill); size 1 iterates Faust's events one by one (acked the same way: when the next one is asked for),
+    without take_events' hand-off between its buffer and the agent on every message."""
+    if size == 1:
+        return _one_by_one(stream)
+    return stream.take_events(max_=size, within=within_s)  # type: ignore[no-any-return]
+
+
+async def _one_by_one(stream: Any) -> AsyncIterator[Sequence[Any]]:
+    async for event in stream.events():
+        yield [event]

@@ -24,7 +24,7 @@ MAX_AGE_NS = 500_000_000
 FEES = {"SPOT": Decimal("0.0001"), "USDM": Decimal("0.00017"), "COINM": Decimal("0.0005")}
 PAIR = ("SPOT", "USDM")  # the venues the strategy trades
 VENUES = {"spot": "SPOT", "usdm": "USDM", "cm": "COINM"}  # capture folder -> venue
-SYMBOLS = {"SPOT": "BTCUSDT", "USDM": "BTCUSDT", "COINM": "BTCUSD_PERP"}
+SYMBOLS = {"SPOT": "BTCUSDT", "USDM": "BTCUSDT", "COINM": "BTCUSDPERP"}  # no "_": nautilus reads it as a spread
 SIZE_PRECISION = {"SPOT": 5, "USDM": 3, "COINM": 0}
 PRICE_PRECISION = {"SPOT": 2, "USDM": 2, "COINM": 1}
 

@@ -100,9 +100,8 @@ def backtest(kind: str, workdir: Path, rep: int = 0, reference: bool = False) ->
     seconds, out = cse(workdir / kind, "backtest", "--session", SESSION, "--config", str(CONFIG), "--id", run_id,
                        "--out", str(workdir / "reports" / f"{kind}-{run_id}"), *extra)  # fmt: skip
     summary = json.loads(out)
-    return {"seconds": seconds, "digest": summary["digest"],
-            "inputs": summary["input_events"], "derived": summary["derived_events"],
-            "trades": summary.get("trades")}  # fmt: skip
+    return {"seconds": seconds, "digest": summary.get("digest"), "inputs": summary.get("input_events"),
+            "derived": summary.get("derived_events"), "trades": summary.get("trades")}  # fmt: skip
 
 
 def replay(kind: str, workdir: Path, rep: int = 0, reference: bool = False) -> dict[str, Any]:

@@ -157,8 +157,10 @@ def _verdict(met: bool | None) -> str:
 
 def report(best: dict[str, dict[str, Any]], plan: list[tuple[str, str, str]], repeat: int, seconds: float,
            where: str) -> str:  # fmt: skip
+    laps = "" if sessions.LAPS == 10 else " (fewer than the 10 laps of record: a trial of the harness)"
     lines = [f"Run of {time.strftime('%Y-%m-%d %H:%M %Z')}: {repeat} round(s), best round per row, "
-             f"{seconds:.0f} s in all (set-up included). Machine: {where}.", "",
+             f"{seconds:.0f} s in all (set-up included); dense session of {sessions.LAPS} laps{laps}. "
+             f"Machine: {where}.", "",
              "| measurement | messages | seconds | messages/s | peak RSS MB |", "|---|---:|---:|---:|---:|"]  # fmt: skip
     for name, _, label in plan + ONCE:
         r = best.get(name, {})
@@ -184,7 +186,7 @@ def report(best: dict[str, dict[str, Any]], plan: list[tuple[str, str, str]], re
             same = "equal" if ours["digest"] == ref["digest"] else "**DIFFERENT**"
             notes.append(f"Digest of `cse backtest` vs `--reference`, {kind}: {same} ({ours['digest'][:16]}...).")
         if "digest" in ours:
-            notes.append(f"`cse backtest`, {kind}: {ours['inputs']:,} inputs, {ours['derived']:,} derived events, "
+            notes.append(f"`cse backtest`, {kind}: {ours['inputs']} inputs, {ours['derived']} derived events, "
                          f"{ours.get('trades')} trades; replay: {best.get(f'replay_{kind}', {}).get('verdict', '')}")  # fmt: skip
     lines += notes
 
