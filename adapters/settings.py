@@ -94,6 +94,8 @@ class Settings(BaseSettings):
     kafka_retention_ms: int = Field(-1, ge=-1, description="retention of the event topics (-1: forever, they are the log)")
     worker_session_timeout_s: float | None = Field(None, gt=0, description="consumer session timeout of `cse worker` (Faust's default 60 s; lower it to fail over faster)")
     worker_snapshot_every: int = Field(5000, ge=1, description="inputs of a partition between two kernel snapshots of `cse worker` (at most this many are re-run after a restart)")
+    worker_batch_size: int = Field(500, ge=1, description="md messages `cse worker` feeds as one batch before it awaits the batch's outputs and acks its inputs")
+    worker_batch_within_s: float = Field(0.005, gt=0, description="longest wait of `cse worker` for a batch to fill (a message waits at most this long at low rates)")
     pg_dsn: str = Field("postgresql+asyncpg://postgres@127.0.0.1:55432/cse", description="PostgreSQL read models (SQLAlchemy URL, asyncpg)")
     pg_password: SecretStr | None = Field(None, description="PostgreSQL password, if not in the DSN (secret file `cse_pg_password`)")
     influx_url: str = Field("http://127.0.0.1:8086", description="InfluxDB 1.x HTTP API")

@@ -2,8 +2,15 @@
 (`application.engine.Kernel`, `build_deciders(config)`, the simulated venues) per md partition, publishing
 derived events to their topics (see `streams.worker.PartitionKernels` for ids, state and limits).
 
-Guarantee: at-least-once. Faust commits the offsets of processed inputs. State: every 5,000 inputs of a
-partition (`snapshot_every`, setting `CSE_WORKER_SNAPSHOT_EVERY`) and at a session's end-of-session marker, once the outputs so far
+Batches: the agent takes md messages in batches (`stream.take_events`, at most `batch_size` messages, setting
+`CSE_WORKER_BATCH_SIZE`, waiting at most `batch_within_s` for a batch to fill, `CSE_WORKER_BATCH_WITHIN_S`),
+feeds each to its partition's kernels in the order received (offset order per partition), then waits until the batch's outputs are
+delivered; only then does Faust ack the batch's inputs. Outputs are the same for any batch size (tested: 1, 7,
+5,000): a batch changes when outputs are awaited and offsets acked, never what is fed.
+
+Guarantee: at-least-once. Faust commits the offsets of processed inputs. State: after a batch, for every
+partition with 5,000 inputs or more since its last snapshot (`snapshot_every`, setting
+`CSE_WORKER_SNAPSHOT_EVERY`) or an end-of-session marker in the batch, once the outputs so far
 are acknowledged, the partition's kernels are written to the `kernel-snapshots` table, whose changelog is the
 compacted `{prefix}.checkpoints` topic (key `{app_id}|{md topic}|{partition}`); Faust restores the table
 when a worker gets the partition. When a partition's next message is past the one the in-memory kernels
@@ -29,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import faust
@@ -44,8 +51,9 @@ from streams.worker import Instruments, PartitionKernels, in_message
 
 log = logging.getLogger(__name__)
 
-FLUSH_EVERY = 1_000
 SNAPSHOT_EVERY = 5_000  # inputs per partition; a snapshot of the sample's kernels takes ~8 ms
+BATCH_SIZE = 500  # md messages per batch (docs/benchmarks.md, "Kafka path": measured 1, 7, 500, 5,000)
+BATCH_WITHIN_S = 0.005  # the longest a message waits for its batch to fill (a latency cost at low rates)
 YIELD_EVERY = 500
 
 
@@ -63,6 +71,8 @@ def build_app(
     instruments: Instruments | None = None,
     snapshot_every: int = SNAPSHOT_EVERY,
     session_timeout_s: float | None = None,
+    batch_size: int = BATCH_SIZE,
+    batch_within_s: float = BATCH_WITHIN_S,
 ) -> tuple[faust.App, PartitionKernels]:
     """`settings`: extra/overriding faust.App settings (e.g. `broker_session_timeout`). `code_version`
     is stored in snapshots: a worker running other code ignores them and re-runs from offset 0."""
@@ -99,6 +109,8 @@ def build_app(
     since_snapshot: dict[int, int] = {}
     if snapshot_every < 1:
         raise ValueError(f"snapshot_every must be a positive number of inputs, not {snapshot_every}")
+    if batch_size < 1 or batch_within_s <= 0:
+        raise ValueError(f"batch_size must be >= 1 and batch_within_s > 0, not {batch_size}, {batch_within_s}")
 
     def snapshot_key(partition: int) -> bytes:
         return f"{app_id}|{topics.md}|{partition}".encode()
@@ -150,30 +162,42 @@ def build_app(
 
     @app.agent(md, name="kernel")
     async def run_kernels(stream: Any) -> None:
-        count = 0
-        async for event in stream.events():
-            message = event.message
-            partition, offset = message.partition, message.offset
-            if offset > kernels.next_offset(partition):  # a gap: restart, rebalance, or a takeover
-                await recover(partition, offset)
-            if offset < kernels.next_offset(partition):
-                continue  # redelivered below the state's offset: its effects and outputs are already there
-            incoming = in_message(message.topic, partition, offset, message.key, message.value, message.headers)
-            await publish(kernels.process(incoming))
-            count += 1
-            since_snapshot[partition] = since_snapshot.get(partition, 0) + 1
-            session_ended = incoming.headers.get(H_CONTROL) == CONTROL_END_OF_SESSION
-            if count % FLUSH_EVERY == 0 or session_ended or stream_idle(stream):
-                await settle()
-                if since_snapshot[partition] >= snapshot_every or session_ended:
+        # Faust acks a batch's events only after this loop body has returned for it, i.e. after its outputs
+        # are delivered (settle): at-least-once holds per batch as it did per message.
+        async for batch in md_batches(stream, batch_size, batch_within_s):
+            last: dict[int, Any] = {}  # partition -> its last event in this batch
+            ended: set[int] = set()  # partitions whose batch held an end-of-session marker
+            for i, event in enumerate(batch):
+                if i % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)  # heartbeats and the producer run during a large batch
+                message = event.message
+                partition, offset = message.partition, message.offset
+                if offset > kernels.next_offset(partition):  # a gap: restart, rebalance, or a takeover
+                    await recover(partition, offset)
+                if offset < kernels.next_offset(partition):
+                    continue  # redelivered below the state's offset: its effects and outputs are already there
+                incoming = in_message(message.topic, partition, offset, message.key, message.value,
+                                      message.headers)  # fmt: skip
+                await publish(kernels.process(incoming))
+                since_snapshot[partition] = since_snapshot.get(partition, 0) + 1
+                last[partition] = event
+                if incoming.headers.get(H_CONTROL) == CONTROL_END_OF_SESSION:
+                    ended.add(partition)
+            await settle()
+            for partition, event in sorted(last.items()):
+                message = event.message
+                if since_snapshot[partition] >= snapshot_every or partition in ended:
+                    # A table write goes to the changelog partition of the stream's current event: make that
+                    # the partition's last event of the batch (outside iteration Faust has none).
+                    stream._set_current_event(event)
                     snapshots[snapshot_key(partition)] = kernels.snapshot(partition)
                     since_snapshot[partition] = 0
-                if on_processed is not None:
-                    on_processed(kernels)
                 if instruments is not None:
                     highwater = app.consumer.highwater(message.tp)
                     if highwater is not None:
-                        instruments.lag(message.topic, partition, max(0, highwater - offset - 1))
+                        instruments.lag(message.topic, partition, max(0, highwater - message.offset - 1))
+            if last and on_processed is not None:
+                on_processed(kernels)
 
     commands = app.topic(topics.name(COMMANDS), allow_empty=True, **raw)
     md_partitions: list[int] = []
@@ -199,8 +223,15 @@ def build_app(
     return app, kernels
 
 
-def stream_idle(stream: Any) -> bool:
-    try:
-        return bool(stream.channel.empty())
-    except AttributeError:  # pragma: no cover
-        return True
+def md_batches(stream: Any, size: int, within_s: float) -> AsyncIterator[Sequence[Any]]:
+    """The stream's events in batches: `take_events` (at most `size`, waiting at most `within_s` for a batch to
+    fill); size 1 iterates Faust's events one by one (acked the same way: when the next one is asked for),
+    without take_events' hand-off between its buffer and the agent on every message."""
+    if size == 1:
+        return _one_by_one(stream)
+    return stream.take_events(max_=size, within=within_s)  # type: ignore[no-any-return]
+
+
+async def _one_by_one(stream: Any) -> AsyncIterator[Sequence[Any]]:
+    async for event in stream.events():
+        yield [event]

@@ -36,7 +36,6 @@ from projections.queries import SqlReadModels
 from projections.schema import make_engine, migrate
 from projections.series_queries import InfluxSeries, SqlSeries
 
-
 UVICORN: dict[str, Any] = {"ws": "websockets-sansio", "ws_per_message_deflate": False}
 """websockets' sans-I/O implementation (wsproto's was about twice as slow per message), and no per-message
 compression: each event's bytes are made once for all subscribers, and compressing them again per connection

@@ -80,7 +80,8 @@ def worker_app(settings: Settings, config: RunConfig, topics: Topics, app_id: st
 
     return build_app(config, simulated_venues, settings.kafka_bootstrap, topics, app_id=app_id,
                      code_version=version, instruments=instruments, snapshot_every=settings.worker_snapshot_every,
-                     session_timeout_s=settings.worker_session_timeout_s)  # fmt: skip
+                     session_timeout_s=settings.worker_session_timeout_s, batch_size=settings.worker_batch_size,
+                     batch_within_s=settings.worker_batch_within_s)  # fmt: skip
 
 
 class CoreUnavailable(RuntimeError):

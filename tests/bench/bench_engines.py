@@ -1,9 +1,11 @@
-"""nautilus_trader and backtrader on the same quotes: the bookTicker lines of the spot and USD-M captures.
+"""nautilus_trader on the same quotes: the bookTicker lines of the session's captures (spot and USD-M for the
+pair; spot, USD-M and COIN-M for the dense session), one instrument per venue.
 
-Both get the same strategy as ours, in each engine's idiom: keep the last quote per venue; when one venue's
+The same strategy as ours, in nautilus' idiom (floats): keep the last quote per venue; when the spot and USD-M
 bid exceeds the other's ask by both taker fees + min edge (1 + 1.7 + 0.5 bps), both quotes are fresher than
-0.5 s and the 2 s cooldown has passed, buy 0.05 BTC at market on the cheap venue and sell on the rich one.
-Loading and converting the quotes is not timed; only the engine's run is (like ours with decode excluded).
+0.5 s and the 2 s cooldown has passed, buy 0.05 BTC at market on the cheap venue and sell on the rich one
+(COIN-M quotes are delivered to the strategy and counted, not traded). Loading and building the `QuoteTick`s is
+not timed; only `BacktestEngine.run()` is.
 """
 
 from __future__ import annotations
@@ -11,24 +13,27 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
-
-from bench_ours import PAIR
 
 THRESHOLD = (1.0 + 1.7 + 0.5) / 10_000
 QTY = 0.05
 COOLDOWN_NS = 2_000_000_000
 MAX_AGE_NS = 500_000_000
-FEES = {"SPOT": Decimal("0.0001"), "USDM": Decimal("0.00017")}
+FEES = {"SPOT": Decimal("0.0001"), "USDM": Decimal("0.00017"), "COINM": Decimal("0.0005")}
+PAIR = ("SPOT", "USDM")  # the venues the strategy trades
+VENUES = {"spot": "SPOT", "usdm": "USDM", "cm": "COINM"}  # capture folder -> venue
+SYMBOLS = {"SPOT": "BTCUSDT", "USDM": "BTCUSDT", "COINM": "BTCUSDPERP"}  # no "_": nautilus reads it as a spread
+SIZE_PRECISION = {"SPOT": 5, "USDM": 3, "COINM": 0}
+PRICE_PRECISION = {"SPOT": 2, "USDM": 2, "COINM": 1}
 
 
-def load_quotes() -> dict[str, list[tuple[int, float, float, float, float]]]:
+def load_quotes(files: list[Path]) -> dict[str, list[tuple[int, float, float, float, float]]]:
     """venue -> [(receive_ns, bid, bid_size, ask, ask_size)] in file order (= receive-time order)."""
     quotes: dict[str, list[tuple[int, float, float, float, float]]] = {}
-    for path, venue in zip(PAIR, ("SPOT", "USDM"), strict=True):
-        rows = quotes.setdefault(venue, [])
+    for path in files:
+        rows = quotes.setdefault(VENUES[path.parent.name], [])
         with gzip.open(path, "rt") as fh:
             for line in fh:
                 head, _, body = line.partition(" ")
@@ -40,7 +45,7 @@ def load_quotes() -> dict[str, list[tuple[int, float, float, float, float]]]:
 
 
 class _Edge:
-    """The per-quote bookkeeping both strategies share (floats: each engine's natural idiom)."""
+    """The strategy's per-quote bookkeeping (floats: the engine's natural idiom); only spot and USD-M trade."""
 
     def __init__(self) -> None:
         self.last: dict[str, tuple[int, float, float]] = {}
@@ -49,7 +54,7 @@ class _Edge:
 
     def on_quote(self, venue: str, ts: int, bid: float, ask: float) -> tuple[str, str] | None:
         self.last[venue] = (ts, bid, ask)
-        if len(self.last) < 2 or ts < self.next_allowed:
+        if venue not in PAIR or any(v not in self.last for v in PAIR) or ts < self.next_allowed:
             return None
         (ta, bid_a, ask_a), (tb, bid_b, ask_b) = self.last["SPOT"], self.last["USDM"]
         if ts - ta > MAX_AGE_NS or ts - tb > MAX_AGE_NS:
@@ -65,7 +70,7 @@ class _Edge:
         return legs
 
 
-def nautilus() -> dict[str, Any]:
+def nautilus(files: list[Path]) -> dict[str, Any]:
     from nautilus_trader.backtest.engine import BacktestEngine, BacktestEngineConfig
     from nautilus_trader.config import LoggingConfig, StrategyConfig
     from nautilus_trader.model.currencies import BTC, USDT
@@ -76,27 +81,27 @@ def nautilus() -> dict[str, Any]:
     from nautilus_trader.model.objects import Money, Price, Quantity
     from nautilus_trader.trading.strategy import Strategy
 
-    size_precision = {"SPOT": 5, "USDM": 3}
+    size_precision = SIZE_PRECISION
 
     def instrument(venue: str) -> CurrencyPair:
+        pp, sp = PRICE_PRECISION[venue], size_precision[venue]
         return CurrencyPair(
-            instrument_id=InstrumentId(Symbol("BTCUSDT"), Venue(venue)), raw_symbol=Symbol("BTCUSDT"),
-            base_currency=BTC, quote_currency=USDT, price_precision=2, size_precision=size_precision[venue],
-            price_increment=Price(0.01, 2), size_increment=Quantity(10 ** -size_precision[venue],
-                                                                    size_precision[venue]),
+            instrument_id=InstrumentId(Symbol(SYMBOLS[venue]), Venue(venue)), raw_symbol=Symbol(SYMBOLS[venue]),
+            base_currency=BTC, quote_currency=USDT, price_precision=pp, size_precision=sp,
+            price_increment=Price(10**-pp, pp), size_increment=Quantity(10**-sp, sp),
             lot_size=None, max_quantity=None, min_quantity=None, max_notional=None, min_notional=None,
             max_price=None, min_price=None, margin_init=Decimal(0), margin_maint=Decimal(0),
             maker_fee=Decimal(0), taker_fee=FEES[venue], ts_event=0, ts_init=0,
         )  # fmt: skip
 
     class SpreadConfig(StrategyConfig, frozen=True):
-        spot: str
-        usdm: str
+        instruments: tuple[str, ...]  # one per venue, "SYMBOL.VENUE"
 
     class Spread(Strategy):
         def __init__(self, config: SpreadConfig) -> None:
             super().__init__(config)
-            self.ids = {"SPOT": InstrumentId.from_str(config.spot), "USDM": InstrumentId.from_str(config.usdm)}
+            ids = [InstrumentId.from_str(i) for i in config.instruments]
+            self.ids = {i.venue.value: i for i in ids}
             self.venue_of = {v: k for k, v in self.ids.items()}
             self.edge = _Edge()
             self.quotes = 0
@@ -115,7 +120,7 @@ def nautilus() -> dict[str, Any]:
                 for leg, side in ((buy, OrderSide.BUY), (sell, OrderSide.SELL)):
                     self.submit_order(self.order_factory.market(self.ids[leg], side, self.qty[leg]))
 
-    quotes = load_quotes()
+    quotes = load_quotes(files)
     engine = BacktestEngine(BacktestEngineConfig(trader_id=TraderId("BENCH-001"),
                                                  logging=LoggingConfig(log_level="ERROR")))  # fmt: skip
     ids = {}
@@ -125,61 +130,17 @@ def nautilus() -> dict[str, Any]:
         inst = instrument(venue)
         engine.add_instrument(inst)
         ids[venue] = inst.id
-        sp = size_precision[venue]
-        engine.add_data([QuoteTick(inst.id, Price(b, 2), Price(a, 2), Quantity(bs, sp), Quantity(as_, sp), ts, ts)
+        pp, sp = PRICE_PRECISION[venue], size_precision[venue]
+        engine.add_data([QuoteTick(inst.id, Price(b, pp), Price(a, pp), Quantity(bs, sp), Quantity(as_, sp), ts, ts)
                          for ts, b, bs, a, as_ in rows])  # fmt: skip
-    strategy = Spread(SpreadConfig(spot=str(ids["SPOT"]), usdm=str(ids["USDM"])))
+    strategy = Spread(SpreadConfig(instruments=tuple(str(i) for i in ids.values())))
     engine.add_strategy(strategy)
     started = time.perf_counter()
     engine.run()
     seconds = time.perf_counter() - started
     fills = sum(1 for o in engine.cache.orders() if o.filled_qty > 0)
     engine.dispose()
-    return {"events": strategy.quotes, "seconds": seconds, "signals": strategy.edge.signals, "orders_filled": fills}
+    return {"quotes": strategy.quotes, "seconds": seconds, "signals": strategy.edge.signals, "orders_filled": fills}
 
 
-def backtrader() -> dict[str, Any]:
-    import backtrader as bt
-    import pandas as pd
 
-    class QuoteData(bt.feeds.PandasData):
-        lines = ("bid", "ask")
-        params = (("bid", "bid"), ("ask", "ask"), ("openinterest", None))
-
-    class Spread(bt.Strategy):
-        def __init__(self) -> None:
-            self.edge = _Edge()
-            self.quotes = 0
-            self.seen = {d._name: -1 for d in self.datas}
-
-        def next(self) -> None:
-            for data in self.datas:  # a feed that advanced this step delivered a new quote
-                length = len(data)
-                if length == self.seen[data._name]:
-                    continue
-                self.seen[data._name] = length
-                self.quotes += 1
-                ts = int(bt.num2date(data.datetime[0]).timestamp() * 1e9)
-                legs = self.edge.on_quote(data._name, ts, data.bid[0], data.ask[0])
-                if legs is not None:
-                    by_name = {d._name: d for d in self.datas}
-                    self.buy(data=by_name[legs[0]], size=QTY)
-                    self.sell(data=by_name[legs[1]], size=QTY)
-
-    cerebro = bt.Cerebro(stdstats=False)
-    for venue, rows in load_quotes().items():
-        frame = pd.DataFrame(rows, columns=["ns", "bid", "bid_size", "ask", "ask_size"])
-        frame.index = pd.to_datetime(frame.pop("ns"), unit="ns")
-        mid = (frame["bid"] + frame["ask"]) / 2
-        frame = frame.assign(open=mid, high=frame["ask"], low=frame["bid"], close=mid, volume=frame["bid_size"])
-        cerebro.adddata(QuoteData(dataname=frame), name=venue)
-        cerebro.broker.setcommission(commission=float(FEES[venue]), name=venue)
-    cerebro.broker.setcash(100_000)
-    cerebro.addstrategy(Spread)
-    started = time.perf_counter()
-    strategy = cerebro.run()[0]
-    seconds = time.perf_counter() - started
-    return {"events": strategy.quotes, "seconds": seconds, "signals": strategy.edge.signals}
-
-
-WORKERS: dict[str, Callable[[], dict[str, Any]]] = {"nautilus": nautilus, "backtrader": backtrader}

@@ -1,171 +1,126 @@
-"""Our pipeline, measured through the same entry points the `cse` commands use (composition root included).
+"""Our pipeline, measured through the `cse` command itself (`adapters.entrypoints.cli.main` called in this
+process: the interpreter's start-up and imports are not timed, everything the command does is, report and
+digest included). Whatever engine the composition root picks is what gets measured.
 
-Each function runs inside its own subprocess (see run.py) and returns a dict of numbers; run.py adds the
-process's peak RSS. "events" = inputs + derived events, as `cse backtest` counts them.
+Each function runs in its own subprocess (run.py) and returns a dict of numbers; run.py adds the process's
+peak RSS and the session's market-data messages (capture lines, `sessions.messages`).
+Every session lives in its own `CSE_HOME` under the run's work directory: `pair`, `quotes` (the pair's
+bookTicker lines only: what nautilus_trader gets), `lap` (the dense session's first lap: the 1x of the
+memory check) and `dense`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import cProfile
-import gc
+import gzip
 import io
+import json
+import os
 import pstats
+import shutil
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from adapters.entrypoints.commands import code_version, load_run_config, simulated_venues
-from adapters.importers.binance_ws import import_binance_ws
-from adapters.sqlite_event_log import SqliteEventLog
-from application.backtest import run_backtest
-from application.engine import Kernel
-from application.replay import replay_session
-from application.run_config import build_deciders
-from application.session_run import RunParameters, market_data_streams, merged_inputs, restamp
-from domain.events import EventBase, decode
+import sessions
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = (REPO / ".." / "shared" / "data" / "hftbacktest").resolve()
 CONFIG = REPO / "deploy" / "samples" / "spread-demo.toml"
-PAIR = [DATA / "spot" / "btcusdt_20240808.gz", DATA / "usdm" / "btcusdt_20240808.gz"]
-ALL_FIVE = [DATA / "spot" / "btcusdt_20240808.gz", DATA / "spot" / "btcusdt_20240809.gz",
-            DATA / "usdm" / "btcusdt_20240808.gz",
-            DATA / "cm" / "btcusd_perp_20240808.gz", DATA / "cm" / "btcusd_perp_20240809.gz"]  # fmt: skip
 SESSION = "bench"
-QUOTES = "bench-quotes"  # the quotes only (the data the other engines get)
 BACKTEST = "bench.bt"
 
 
-def _log(workdir: Path, name: str) -> SqliteEventLog:
-    return SqliteEventLog(workdir / f"{name}.sqlite")
+def files(kind: str, workdir: Path) -> list[Path]:
+    if kind == "pair":
+        return sessions.PAIR
+    if kind == "quotes":
+        return _quotes_only(workdir)
+    if kind == "lap":
+        return sessions.dense(workdir, laps=1)
+    return sessions.dense(workdir)
 
 
-def _parameters(log: SqliteEventLog, session: str) -> RunParameters:
-    return RunParameters(session, market_data_streams(log, session), load_run_config(CONFIG))
+def _quotes_only(workdir: Path) -> list[Path]:
+    """The pair's bookTicker lines, as captures of their own (same folders, so the same venues)."""
+    out = []
+    for src in sessions.PAIR:
+        dst = workdir / "quotes-only" / src.parent.name / src.name
+        if not dst.exists():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with gzip.open(src, "rb") as fin, gzip.open(dst, "wb", compresslevel=1) as fout:
+                fout.writelines(line for line in fin if b"@bookTicker" in line)
+        out.append(dst)
+    return out
 
 
-def import_pair(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    """Import the two captures; then (untimed) copy their quotes into a quotes-only session."""
-    with _log(workdir, "pair" if rep == 0 else f"import{rep}") as log:
+def has_flag(command: str, flag: str) -> bool:
+    """Whether `cse COMMAND` takes FLAG (e.g. `--reference`, added with the compiled core)."""
+    from adapters.entrypoints.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return any(flag in action.option_strings for action in sub.choices[command]._actions)  # type: ignore[attr-defined]
+
+
+def cse(home: Path, *argv: str, profile: cProfile.Profile | None = None) -> tuple[float, str]:
+    """Run `cse ARGV` with CSE_HOME=home in this process; (seconds, stdout). A failure raises."""
+    from adapters.entrypoints.cli import main
+
+    os.environ["CSE_HOME"] = str(home)
+    os.environ.pop("CSE_EVENT_LOG", None)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
         started = time.perf_counter()
-        report = import_binance_ws(log, SESSION, PAIR, code_version=code_version, echo=None)
+        code = profile.runcall(main, list(argv)) if profile is not None else main(list(argv))
         seconds = time.perf_counter() - started
-        for stream in market_data_streams(log, SESSION) if rep == 0 else ():
-            quotes = (s.record for s in log.read(SESSION, stream) if s.record.event_type == "market.quote")
-            log.append_many(QUOTES, quotes)
-    return {"events": report.records, "seconds": seconds}
+    if code != 0:
+        raise RuntimeError(f"cse {' '.join(argv[:2])} exited {code}: {out.getvalue()[-500:]}")
+    return seconds, out.getvalue()
 
 
-def import_large(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    """Untimed set-up: all five captures, plus the same five under other venue names (copied in from
-    side sessions), in one session of ~4x the pair's events (~585k)."""
-    with _log(workdir, "large") as log:
-        events = import_binance_ws(log, SESSION, ALL_FIVE, code_version=code_version, echo=None).records
-        for folder in ("spot", "usdm", "cm"):
-            side = f"copy-{folder}"
-            paths = [p for p in ALL_FIVE if p.parent.name == folder]
-            events += import_binance_ws(log, side, paths, code_version=code_version, venue=side,
-                                        echo=None).records  # fmt: skip
-            for stream in market_data_streams(log, side):
-                log.append_many(SESSION, (s.record for s in log.read(side, stream)))
-    return {"events": events}
+def import_session(kind: str, workdir: Path, rep: int = 0) -> dict[str, Any]:
+    """`cse import` of the session's captures; rep 0 builds the home the other rows read, later reps import
+    into a scratch home deleted afterwards."""
+    paths = files(kind, workdir)
+    home = workdir / (kind if rep == 0 else f"{kind}-import{rep}")
+    try:
+        seconds, _ = cse(home, "import", *map(str, paths), "--session", SESSION)
+    finally:
+        if rep:
+            shutil.rmtree(home, ignore_errors=True)
+    return {"seconds": seconds}
 
 
-def _backtest(workdir: Path, db: str, session: str, run_id: str) -> dict[str, Any]:
-    with _log(workdir, db) as log:
-        started = time.perf_counter()
-        result = run_backtest(log, _parameters(log, session), run_id, simulated_venues, code_version())
-        seconds = time.perf_counter() - started
-    return {"events": result.inputs + result.derived, "inputs": result.inputs, "derived": result.derived,
-            "seconds": seconds, "trades": result.summary.get("trades")}  # fmt: skip
+def backtest(kind: str, workdir: Path, rep: int = 0, reference: bool = False) -> dict[str, Any]:
+    """`cse backtest` over all the session's message kinds: strategy + risk + venues + digest + log writes."""
+    extra = ["--reference"] if reference else []
+    run_id = f"{BACKTEST}{'.ref' if reference else ''}{rep}"
+    seconds, out = cse(workdir / kind, "backtest", "--session", SESSION, "--config", str(CONFIG), "--id", run_id,
+                       "--out", str(workdir / "reports" / f"{kind}-{run_id}"), *extra)  # fmt: skip
+    summary = json.loads(out)
+    return {"seconds": seconds, "digest": summary.get("digest"), "inputs": summary.get("input_events"),
+            "derived": summary.get("derived_events"), "trades": summary.get("trades")}  # fmt: skip
 
 
-def backtest_pair(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    return _backtest(workdir, "pair", SESSION, BACKTEST if rep == 0 else f"{BACKTEST}{rep}")
-
-
-def backtest_quotes(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    return _backtest(workdir, "pair", QUOTES, f"{QUOTES}.bt{rep}")
-
-
-def backtest_large(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    return _backtest(workdir, "large", SESSION, f"{BACKTEST}{rep}")
-
-
-def replay_pair(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    """`cse replay --verify` of the pair's backtest: inputs re-run + every derived event compared."""
-    with _log(workdir, "pair") as log:
-        started = time.perf_counter()
-        report = replay_session(log, BACKTEST, simulated_venues, code_version())
-        seconds = time.perf_counter() - started
-        inputs = sum(log.end_offset(BACKTEST, s) for s in market_data_streams(log, BACKTEST))
-    assert report.ok, report
-    return {"events": inputs + report.events_checked, "seconds": seconds}
-
-
-def _split(log: SqliteEventLog, session: str, target: str) -> dict[str, Any]:
-    """Pass 1 (streaming, like run_inputs): time each stage per event: read+merge, decode, re-stamp, kernel.
-    Pass 2: the kernel alone over a list of decoded, re-stamped events (frozen out of the cyclic GC, which
-    would otherwise rescan the whole list on every collection: an artefact of pre-decoding, not of the kernel)."""
-    parameters = _parameters(log, session)
-    clock = time.perf_counter
-    stages = [0.0, 0.0, 0.0, 0.0]
-    kernel = Kernel(build_deciders(parameters.config), simulated_venues(parameters.config), lambda e: None)
-    merged = merged_inputs(log, session, parameters.streams)
-    while True:
-        t0 = clock()
-        item = next(merged, None)
-        t1 = clock()
-        if item is None:
-            break
-        event = decode(item.item[1].record.payload)
-        t2 = clock()
-        event = restamp(event, target, item.stream)
-        t3 = clock()
-        kernel.feed(event)
-        t4 = clock()
-        stages[0] += t1 - t0
-        stages[1] += t2 - t1
-        stages[2] += t3 - t2
-        stages[3] += t4 - t3
-    kernel.release_due(kernel.clock.now_ns())
-
-    events = [restamp(decode(m.item[1].record.payload), target + "-2", m.stream)
-              for m in merged_inputs(log, session, parameters.streams)]  # fmt: skip
-    gc.collect()
-    gc.freeze()
-    derived: list[EventBase] = []
-    kernel = Kernel(build_deciders(parameters.config), simulated_venues(parameters.config), derived.append)
-    started = clock()
-    kernel.feed_all(events)
-    kernel.release_due(kernel.clock.now_ns())
-    seconds = clock() - started
-    return {"events": kernel.inputs + kernel.derived, "seconds": seconds, "read_merge_s": stages[0],
-            "decode_s": stages[1], "restamp_s": stages[2], "kernel_s": stages[3]}  # fmt: skip
-
-
-def kernel_pair(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    with _log(workdir, "pair") as log:
-        return _split(log, SESSION, f"kernel-split{rep}")
-
-
-def kernel_quotes(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    with _log(workdir, "pair") as log:
-        return _split(log, QUOTES, f"kernel-split-q{rep}")
+def replay(kind: str, workdir: Path, rep: int = 0, reference: bool = False) -> dict[str, Any]:
+    """`cse replay --verify` of the first backtest: inputs re-run, every derived event compared."""
+    extra = ["--reference"] if reference else []
+    seconds, out = cse(workdir / kind, "replay", f"{BACKTEST}0", "--verify", *extra)
+    return {"seconds": seconds, "verdict": out.splitlines()[0] if out else ""}
 
 
 def profile_pair(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    """cProfile of a whole backtest of the pair (slower than unprofiled; shares matter, not times)."""
+    """cProfile of `cse backtest` of the pair (slower than unprofiled; shares matter, not times)."""
     profiler = cProfile.Profile()
-    with _log(workdir, "pair") as log:
-        parameters = _parameters(log, SESSION)
-        profiler.runcall(run_backtest, log, parameters, f"profiled.bt{rep}", simulated_venues, code_version())
+    cse(workdir / "pair", "backtest", "--session", SESSION, "--config", str(CONFIG), "--id", f"profiled{rep}",
+        "--out", str(workdir / "reports" / f"profiled{rep}"), profile=profiler)  # fmt: skip
     stats = pstats.Stats(profiler, stream=io.StringIO()).stats  # type: ignore[attr-defined]
     total = max(v[3] for v in stats.values())
 
     def top(column: int) -> list[dict[str, Any]]:
-        ranked = sorted(stats.items(), key=lambda kv: -kv[1][column])[:10]
+        ranked = sorted(stats.items(), key=lambda kv: -kv[1][column])[:12]
         return [{"function": f"{_short(file)}:{line}({func})", "calls": v[1], "own_s": round(v[2], 2),
                  "cumulative_s": round(v[3], 2), "share": round(v[column] / total, 3)}
                 for (file, line, func), v in ranked]  # fmt: skip
@@ -174,9 +129,11 @@ def profile_pair(workdir: Path, rep: int = 0) -> dict[str, Any]:
 
 
 def baseline(workdir: Path, rep: int = 0) -> dict[str, Any]:
-    """Peak RSS of a process that imports everything and loads the config, but runs nothing."""
-    with _log(workdir, "pair") as log:
-        _parameters(log, SESSION)
+    """Peak RSS of a process that has imported the command and its engine, and runs nothing."""
+    import adapters.entrypoints.commands  # noqa: F401
+    from adapters.entrypoints.cli import build_parser
+
+    build_parser()
     return {}
 
 
@@ -187,9 +144,13 @@ def _short(file: str) -> str:
     return file.rsplit("/", 1)[-1] if "/" in file else file
 
 
+KINDS = ("pair", "quotes", "lap", "dense")
 WORKERS: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "baseline": baseline,
-    "import_pair": import_pair, "import_large": import_large, "backtest_pair": backtest_pair,
-    "backtest_quotes": backtest_quotes, "backtest_large": backtest_large, "replay_pair": replay_pair,
-    "kernel_pair": kernel_pair, "kernel_quotes": kernel_quotes, "profile_pair": profile_pair,
-}  # fmt: skip
+    "profile_pair": profile_pair,
+    **{f"import_{k}": partial(import_session, k) for k in KINDS},
+    **{f"backtest_{k}": partial(backtest, k) for k in KINDS},
+    **{f"reference_{k}": partial(backtest, k, reference=True) for k in ("pair", "dense")},
+    **{f"replay_{k}": partial(replay, k) for k in ("pair", "dense")},
+    **{f"replay_reference_{k}": partial(replay, k, reference=True) for k in ("pair", "dense")},
+}

@@ -1,7 +1,11 @@
 """`make bench`: every measurement in its own subprocess (so its peak RSS is its own), ours and the other
-engines interleaved in rounds within one run; prints a table and rewrites the results of docs/benchmarks.md.
+engines interleaved in rounds within one run, on the two-capture session and the dense session
+(`sessions.py`); prints the tables and rewrites the results section of docs/benchmarks.md.
 
-    python tests/bench/run.py [--repeat N] [--no-docs]      # N rounds (default 3); best round reported
+    python tests/bench/run.py [--repeat N] [--no-docs] [--no-dense]     # N rounds (default 2); best round
+
+Every figure is in market-data messages per second: one capture line (a depth update with all its levels, a
+trade, a bookTicker, a snapshot) is one message, whatever the engine stores (hftbacktest: one row per level).
 """
 
 from __future__ import annotations
@@ -16,48 +20,77 @@ import sys
 import tempfile
 import time
 import warnings
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
+sys.path[:0] = [str(REPO), str(HERE)]
+
+import sessions  # noqa: E402
+from docs_section import write_section  # noqa: E402
+
 DOCS = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:results:start -->", "<!-- bench:results:end -->"
-TARGET = 1_000_000
+TARGET_RUN = 1_000_000  # messages/s, backtest and replay, one core
+TARGET_IMPORT = 500_000
+TARGET_VS_NAUTILUS = 5.0
+TARGET_MEMORY = 1.2  # peak RSS ratio for 10x the messages
+PEERS = ("nautilus_trader", "hftbacktest", "numba")
 
-# (name, label); the label is what the table shows.
-ROUND = [
-    ("import_pair", "import (2 captures -> SQLite log)"),
-    ("backtest_pair", "backtest, 2 captures (all kinds), from the log"),
-    ("replay_pair", "replay --verify of that backtest"),
-    ("backtest_quotes", "backtest, quotes only, from the log"),
-    ("kernel_pair", "kernel only, 2 captures, pre-decoded"),
-    ("kernel_quotes", "kernel only, quotes only, pre-decoded"),
-    ("nautilus", "nautilus_trader 1.221 BacktestEngine.run, quotes"),
-]
-ONCE = [
-    ("backtrader", "backtrader Cerebro.run, quotes"),
-    ("backtest_large", "backtest, 5 captures x2 venues (memory)"),
-    ("profile_pair", "cProfile of backtest, 2 captures"),
-]
+
+def rows(reference: bool, replay_reference: bool, dense: bool) -> list[tuple[str, str, str]]:
+    """(worker, session kind, label) of one round, in the order they run."""
+    today = "" if reference else " (today's engine: the reference path; no `--reference` flag yet)"
+    out = []
+    for kind, name in (("pair", "2 captures"), ("dense", "dense session")) if dense else (("pair", "2 captures"),):
+        out += [(f"import_{kind}", kind, f"`cse import`, {name}"),
+                (f"backtest_{kind}", kind, f"`cse backtest`, {name}, all kinds{today}")]  # fmt: skip
+        if reference:
+            out.append((f"reference_{kind}", kind, f"`cse backtest --reference`, {name}, all kinds"))
+        out.append((f"replay_{kind}", kind, f"`cse replay --verify`, {name}"))
+        if replay_reference:
+            out.append((f"replay_reference_{kind}", kind, f"`cse replay --verify --reference`, {name}"))
+        if kind == "pair":
+            out.append(("backtest_quotes", "quotes", "`cse backtest`, 2 captures, bookTicker quotes only"))
+        out += [(f"nautilus_{kind}", kind, f"nautilus_trader BacktestEngine.run, {name}, quotes only"),
+                (f"hftbacktest_{kind}", kind, f"hftbacktest + numba strategy, {name}, all kinds")]  # fmt: skip
+    return out
+
+
+ONCE = [("backtest_lap", "lap", "`cse backtest`, dense session's first lap (memory 1x)"),
+        ("profile_pair", "pair", "cProfile of `cse backtest`, 2 captures")]  # fmt: skip
 
 
 def worker(name: str, workdir: Path, rep: int) -> None:
-    sys.path[:0] = [str(REPO), str(HERE)]
     warnings.simplefilter("ignore")
-    import bench_engines
-    import bench_ours
+    if name.startswith("prepare_hftbacktest_"):  # untimed: capture lines -> hftbacktest rows
+        import bench_hftbacktest
 
-    if name in bench_engines.WORKERS:
-        result = bench_engines.WORKERS[name]()
+        kind = name.rsplit("_", 1)[1]
+        if kind == "pair":
+            bench_hftbacktest.prepare_warm_up(sessions.PAIR, workdir / "hbt" / "warm")
+        paths = sessions.PAIR if kind == "pair" else sessions.dense(workdir)
+        result: dict[str, Any] = bench_hftbacktest.prepare(paths, workdir / "hbt" / kind)
+    elif name.startswith("hftbacktest_"):
+        import bench_hftbacktest
+
+        result = bench_hftbacktest.run(workdir / "hbt" / name.split("_", 1)[1], workdir / "hbt" / "warm")
+    elif name.startswith("nautilus_"):
+        import bench_engines
+
+        kind = name.split("_", 1)[1]
+        result = bench_engines.nautilus(sessions.PAIR if kind == "pair" else sessions.dense(workdir))
     else:
+        import bench_ours
+
         result = bench_ours.WORKERS[name](workdir, rep)
     result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def measure(name: str, workdir: Path, rep: int) -> dict[str, Any]:
+def measure(name: str, workdir: Path, rep: int, messages: int = 0) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, __file__, "--worker", name, "--rep", str(rep), "--workdir", str(workdir)],
                           cwd=REPO, capture_output=True, text=True)  # fmt: skip
     if proc.returncode != 0:
@@ -65,8 +98,11 @@ def measure(name: str, workdir: Path, rep: int) -> dict[str, Any]:
         print(f"  {name}: FAILED: {' | '.join(tail)}", file=sys.stderr)
         return {"error": tail[-1] if tail else f"exit {proc.returncode}"}
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    if "seconds" in result and result["seconds"] > 0:
-        result["rate"] = result["events"] / result["seconds"]
+    if name.startswith("nautilus_"):
+        messages = result["quotes"]  # it gets the quotes only
+    if messages and result.get("seconds", 0) > 0:
+        result["messages"] = messages
+        result["rate"] = messages / result["seconds"]
     print(f"  {name} #{rep}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in result.items() if not isinstance(v, list)),
           file=sys.stderr)  # fmt: skip
     return result
@@ -76,21 +112,31 @@ def _fmt(v: Any) -> str:
     return f"{v:,.2f}" if isinstance(v, float) else str(v)
 
 
-def run_all(repeat: int) -> tuple[dict[str, dict[str, Any]], float]:
+def run_all(repeat: int, dense: bool, plan: list[tuple[str, str, str]]) -> tuple[dict[str, dict[str, Any]], float]:
     started = time.perf_counter()
     best: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="cse-bench-") as tmp:
         workdir = Path(tmp)
-        best["baseline"] = measure("baseline", workdir, 0)  # creates pair.sqlite (empty) as a side effect
-        measure("import_large", workdir, 0)  # untimed set-up of the memory check
+        import bench_ours
+
+        lap = sessions.messages(sessions.LAP)  # the dense session's laps have the first lap's lines
+        counts = {"pair": sessions.messages(sessions.PAIR), "lap": lap, "dense": lap * sessions.LAPS,
+                  "quotes": sessions.messages(bench_ours.files("quotes", workdir))}  # fmt: skip
+        if dense:
+            sessions.dense(workdir)
+        best["baseline"] = measure("baseline", workdir, 0)
+        for kind in ("pair", "dense") if dense else ("pair",):  # untimed set-up
+            best[f"prepare_hftbacktest_{kind}"] = measure(f"prepare_hftbacktest_{kind}", workdir, 0)
+        for name in ("import_quotes", "import_lap") if dense else ("import_quotes",):
+            measure(name, workdir, 0)
         for rep in range(repeat):
-            for name, _ in ROUND:
-                result = measure(name, workdir, rep)
+            for name, kind, _ in plan:
+                result = measure(name, workdir, rep, counts[kind])
                 old = best.get(name)
                 if old is None or "error" in old or result.get("rate", 0) > old.get("rate", 0):
                     best[name] = {**result, "rss_mb": max(result.get("rss_mb", 0), (old or {}).get("rss_mb", 0))}
-        for name, _ in ONCE:
-            best[name] = measure(name, workdir, 0)
+        for name, kind, _ in ONCE if dense else ONCE[1:]:
+            best[name] = measure(name, workdir, 0, counts[kind])
     return best, time.perf_counter() - started
 
 
@@ -105,87 +151,100 @@ def machine() -> str:
             f"Python {platform.python_version()}, load average at start {os.getloadavg()[0]:.2f}")  # fmt: skip
 
 
-def report(best: dict[str, dict[str, Any]], repeat: int, seconds: float, where: str) -> str:
-    labels = dict(ROUND + ONCE)
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else "**met**" if met else "**missed**"
+
+
+def report(best: dict[str, dict[str, Any]], plan: list[tuple[str, str, str]], repeat: int, seconds: float,
+           where: str) -> str:  # fmt: skip
+    laps = "" if sessions.LAPS == 10 else " (fewer than the 10 laps of record: a trial of the harness)"
     lines = [f"Run of {time.strftime('%Y-%m-%d %H:%M %Z')}: {repeat} round(s), best round per row, "
-             f"{seconds:.0f} s in all. Machine: {where}.", "",
-             "| measurement | events | seconds | events/s | peak RSS MB |", "|---|---:|---:|---:|---:|"]  # fmt: skip
-    for name, label in ROUND + ONCE:
+             f"{seconds:.0f} s in all (set-up included); dense session of {sessions.LAPS} laps{laps}. "
+             f"Machine: {where}.", "",
+             "| measurement | messages | seconds | messages/s | peak RSS MB |", "|---|---:|---:|---:|---:|"]  # fmt: skip
+    for name, _, label in plan + ONCE:
         r = best.get(name, {})
         if "error" in r:
             lines.append(f"| {label} | failed: {r['error']} | | | |")
-        elif name != "profile_pair" and r:
-            lines.append(f"| {label} | {r['events']:,} | {r['seconds']:.2f} | {_rate(r):,.0f} | {r['rss_mb']:.0f} |")
-    lines.append(f"| (baseline: interpreter + imports, no work) | | | | {best['baseline'].get('rss_mb', 0):.0f} |")
-    lines += ["", "Events: ours count inputs + derived events (what `cse backtest` reports); replay counts inputs +"
-              " derived events compared; the other engines count quotes delivered to the strategy.", ""]
+        elif "rate" in r:
+            lines.append(f"| {label} | {r['messages']:,} | {r['seconds']:.2f} | {_rate(r):,.0f} | {r['rss_mb']:.0f} |")
+    lines.append(f"| (baseline: interpreter + `cse` imported, no work) | | | | {best['baseline'].get('rss_mb', 0):.0f} |")
 
-    naut, btr = best.get("nautilus", {}), best.get("backtrader", {})
-    lines += ["**Ratios, ours / theirs (same run)**", "", "| ours | vs nautilus_trader | vs backtrader |", "|---|---:|---:|"]
-    for name in ("backtest_pair", "backtest_quotes", "kernel_quotes", "replay_pair"):
-        ours = _rate(best.get(name, {}))
-        vs = [f"{ours / _rate(o):.3f}" if _rate(o) else "n/a" for o in (naut, btr)]
-        lines.append(f"| {labels[name]} | {vs[0]} | {vs[1]} |")
+    notes = ["", "Messages: capture lines of the session (a depth update with all its levels is one message). Ours "
+             "and hftbacktest get every line; nautilus_trader gets the bookTicker quotes only (its count is the "
+             "quotes its strategy received)."]  # fmt: skip
+    for kind in ("pair", "dense"):
+        hbt, rows_ = best.get(f"hftbacktest_{kind}", {}), best.get(f"prepare_hftbacktest_{kind}", {})
+        if "rate" in hbt and rows_:
+            per = rows_["rows"] / rows_["messages"]
+            notes.append(f"hftbacktest, {kind}: {rows_['rows']:,} rows for {rows_['messages']:,} messages "
+                         f"({per:.2f} rows per message): {rows_['rows'] / hbt['seconds']:,.0f} rows/s = "
+                         f"{_rate(hbt):,.0f} messages/s; {hbt['wakes']:,} strategy wakes, {hbt['signals']} signals.")  # fmt: skip
+    for kind in ("pair", "dense"):
+        ours, ref = best.get(f"backtest_{kind}", {}), best.get(f"reference_{kind}", {})
+        if "digest" in ours and "digest" in ref:
+            same = "equal" if ours["digest"] == ref["digest"] else "**DIFFERENT**"
+            notes.append(f"Digest of `cse backtest` vs `--reference`, {kind}: {same} ({ours['digest'][:16]}...).")
+        if "digest" in ours:
+            notes.append(f"`cse backtest`, {kind}: {ours['inputs']} inputs, {ours['derived']} derived events, "
+                         f"{ours.get('trades')} trades; replay: {best.get(f'replay_{kind}', {}).get('verdict', '')}")  # fmt: skip
+    lines += notes
 
-    small, large, base = best.get("backtest_pair", {}), best.get("backtest_large", {}), best["baseline"]
-    if "rss_mb" in small and "events" in large:
-        ev = large["events"] / small["events"]
-        rss = large["rss_mb"] / small["rss_mb"]
-        above = (large["rss_mb"] - base["rss_mb"]) / max(small["rss_mb"] - base["rss_mb"], 1e-9)
-        lines += ["", f"**Memory**: {ev:.2f}x the events -> {rss:.2f}x the peak RSS "
-                  f"({small['rss_mb']:.0f} -> {large['rss_mb']:.0f} MB; above the {base['rss_mb']:.0f} MB baseline:"
-                  f" {above:.2f}x)."]  # fmt: skip
-
-    kp = best.get("kernel_pair", {})
-    if "decode_s" in kp:
-        total = kp["read_merge_s"] + kp["decode_s"] + kp["restamp_s"] + kp["kernel_s"]
-        parts = [("read + merge from SQLite", kp["read_merge_s"]), ("decode (pydantic validate_json)", kp["decode_s"]),
-                 ("re-stamp (model_copy)", kp["restamp_s"]), ("kernel: venues + 5 deciders + cascade", kp["kernel_s"])]  # fmt: skip
-        lines += ["", f"**Where the time goes** (2 captures, {kp['events']:,} events, each stage timed per event in "
-                  "one streaming pass; a full backtest adds encoding + digest + writing the derived events and "
-                  "re-stamped inputs to the log):", "",
-                  "| stage | seconds | share | events/s of the stage alone |", "|---|---:|---:|---:|"]  # fmt: skip
-        for label, s in parts:
-            lines.append(f"| {label} | {s:.2f} | {s / total:.0%} | {kp['events'] / s:,.0f} |")
+    lines += ["", "**Targets** (issue 12; ratios between engines of the same run)", "",
+              "| target | session | figure | met? |", "|---|---|---|---|"]  # fmt: skip
+    for kind in ("pair", "dense"):
+        ours = _rate(best.get(f"backtest_{kind}", {}))
+        if not ours:
+            continue
+        name = "2 captures" if kind == "pair" else "dense"
+        replay = _rate(best.get(f"replay_{kind}", {}))
+        imported = _rate(best.get(f"import_{kind}", {}))
+        naut, hbt = _rate(best.get(f"nautilus_{kind}", {})), _rate(best.get(f"hftbacktest_{kind}", {}))
+        lines += [
+            f"| backtest >= 1,000,000 msg/s | {name} | {ours:,.0f} | {_verdict(ours >= TARGET_RUN)} |",
+            f"| replay --verify >= 1,000,000 msg/s | {name} | {replay:,.0f} | {_verdict(replay >= TARGET_RUN if replay else None)} |",
+            f"| backtest >= 5x nautilus_trader | {name} | {ours / naut:.3f}x" if naut else f"| backtest >= 5x nautilus_trader | {name} | n/a",
+            f"| backtest ahead of hftbacktest | {name} | {ours / hbt:.3f}x" if hbt else f"| backtest ahead of hftbacktest | {name} | n/a",
+            f"| import >= 500,000 msg/s | {name} | {imported:,.0f} | {_verdict(imported >= TARGET_IMPORT if imported else None)} |",
+        ]  # fmt: skip
+        lines[-3] += f" | {_verdict(ours / naut >= TARGET_VS_NAUTILUS if naut else None)} |"
+        lines[-2] += f" | {_verdict(ours / hbt > 1 if hbt else None)} |"
+    small, large = best.get("backtest_lap", {}), best.get("backtest_dense", {})
+    if "rss_mb" in small and "rss_mb" in large and "messages" in small and "messages" in large:
+        ratio = large["rss_mb"] / small["rss_mb"]
+        lines.append(f"| peak RSS for 10x the messages <= 1.2x | first lap -> dense ({large['messages'] / small['messages']:.0f}x"
+                     f" messages) | {small['rss_mb']:.0f} -> {large['rss_mb']:.0f} MB = {ratio:.2f}x |"
+                     f" {_verdict(ratio <= TARGET_MEMORY)} |")  # fmt: skip
 
     prof = best.get("profile_pair", {})
     for key, title in (("by_cumulative", "cumulative"), ("by_own", "own (tottime)")):
         if key in prof:
-            lines += ["", f"**cProfile, backtest of the 2 captures, top 10 by {title} time** (profiled total "
+            lines += ["", f"**cProfile of `cse backtest`, 2 captures, top by {title} time** (profiled total "
                       f"{prof['total_s']:.1f} s):", "", "| function | calls | own s | cumulative s | share |",
                       "|---|---:|---:|---:|---:|"]  # fmt: skip
             for row in prof[key]:
                 lines.append(f"| `{row['function']}` | {row['calls']:,} | {row['own_s']} | {row['cumulative_s']} |"
                              f" {row['share']:.0%} |")  # fmt: skip
-
-    lines += ["", "**Targets**", ""]
-    for name in ("replay_pair", "backtest_pair"):
-        rate = _rate(best.get(name, {}))
-        verdict = "met" if rate >= TARGET else f"NOT met ({TARGET / rate:.0f}x short)" if rate else "not measured"
-        lines.append(f"- >= 1,000,000 events/s, {labels[name]}: {rate:,.0f}/s, {verdict}.")
-    if _rate(naut):
-        ahead = _rate(best.get("backtest_quotes", {})) / _rate(naut)
-        lines.append(f"- ahead of nautilus_trader on the same quotes: {'met' if ahead >= 1 else 'NOT met'} "
-                     f"(ours/theirs {ahead:.3f}; kernel alone, pre-decoded: "
-                     f"{_rate(best.get('kernel_quotes', {})) / _rate(naut):.3f}).")  # fmt: skip
-    if "rss_mb" in small and "rss_mb" in large:
-        flat = large["rss_mb"] / small["rss_mb"] < 1.25
-        lines.append(f"- memory flat in the number of events: {'met' if flat else 'NOT met'} "
-                     f"({rss:.2f}x RSS for {ev:.2f}x events).")
     return "\n".join(lines) + "\n"
 
 
-def write_docs(text: str) -> None:
-    doc = DOCS.read_text() if DOCS.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-    head, _, rest = doc.partition(START)
-    _, _, tail = rest.partition(END)
-    DOCS.write_text(f"{head}{START}\n{text}{END}{tail}")
+def _versions() -> str:
+    out = []
+    for package in (*PEERS, "pydantic"):
+        try:
+            out.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            out.append(f"{package} missing")
+    return ", ".join(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/benchmarks.md alone")
+    parser.add_argument("--no-dense", action="store_true", help="the two-capture session only (a quick look)")
+    parser.add_argument("--laps", type=int, default=10,
+                        help="laps of the dense session (default 10; fewer only to try the harness)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--rep", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
@@ -193,14 +252,19 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.workdir, args.rep)
         return
-    where = machine()
-    versions = ", ".join(f"{p} {version(p)}" for p in ("nautilus_trader", "backtrader", "pydantic"))
+    os.environ["CSE_BENCH_LAPS"] = str(args.laps)  # before `sessions` is read by any measuring subprocess
+    sessions.LAPS = args.laps
+    import bench_ours
+
+    plan = rows(bench_ours.has_flag("backtest", "--reference"), bench_ours.has_flag("replay", "--reference"),
+                not args.no_dense)  # fmt: skip
+    where, versions = machine(), _versions()
     print(f"benchmarks ({versions}); progress on stderr", file=sys.stderr)
-    best, seconds = run_all(args.repeat)
-    text = report(best, args.repeat, seconds, f"{where}; {versions}")
+    best, seconds = run_all(args.repeat, not args.no_dense, plan)
+    text = report(best, plan, args.repeat, seconds, f"{where}; {versions}")
     print(text)
     if not args.no_docs:
-        write_docs(text)
+        write_section(DOCS, f"{START}\n{text}{END}", START, END, "Results")
         print(f"results written to {DOCS.relative_to(REPO)}", file=sys.stderr)
 
 

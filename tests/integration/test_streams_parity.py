@@ -31,6 +31,7 @@ BOOTSTRAP = os.environ.get("CSE_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 CAPTURES = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
             SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]  # fmt: skip
 IMPORTED = "binance-btcusdt-20240808"
+BATCH_SIZES = [1, 7, 5000]  # md messages per agent batch: one by one, batches cut mid-burst, whole fetches
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,8 @@ def test_replay_from_kafka_matches_embedded_backtest(embedded: dict[str, Any]) -
     assert report.replayed_digest == report.recorded_digest == result.digest
 
 
-async def test_faust_agent_derives_the_embedded_digest(embedded: dict[str, Any]) -> None:
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+async def test_faust_agent_derives_the_embedded_digest(embedded: dict[str, Any], batch_size: int) -> None:
     topics = await asyncio.to_thread(fresh_topics)
     result, config = embedded["result"], embedded["config"]
     kafka = KafkaEventLog(BOOTSTRAP, topics, account=config.account)
@@ -96,7 +98,8 @@ async def test_faust_agent_derives_the_embedded_digest(embedded: dict[str, Any])
             done.set()
 
     app, kernels = build_app(config, simulated_venues, BOOTSTRAP, topics, app_id=f"{topics.prefix}-kernel",
-                             loop=asyncio.get_running_loop(), on_processed=on_processed)  # fmt: skip
+                             loop=asyncio.get_running_loop(), on_processed=on_processed,
+                             batch_size=batch_size)  # fmt: skip
     app.finalize()
     started = time.perf_counter()
     await asyncio.wait_for(app.start(), timeout=90)
@@ -108,7 +111,7 @@ async def test_faust_agent_derives_the_embedded_digest(embedded: dict[str, Any])
         await asyncio.wait_for(app.stop(), timeout=60)
     seconds = time.perf_counter() - started
     print(
-        f"faust agent: {kernels.inputs} ticks in {seconds:.2f}s = {kernels.inputs / seconds:,.0f}/s end to end"
+        f"faust agent, batches of {batch_size}: {kernels.inputs} ticks in {seconds:.2f}s = {kernels.inputs / seconds:,.0f}/s end to end"
     )
 
     got = await asyncio.to_thread(derived_digest, BOOTSTRAP, topics, result.session_id)

@@ -46,6 +46,7 @@ CAPTURES = [SAMPLES / "hftbacktest" / "spot" / "btcusdt_20240808.gz",
             SAMPLES / "hftbacktest" / "usdm" / "btcusdt_20240808.gz"]  # fmt: skip
 SESSIONS = ("binance-btcusdt-20240808.a", "binance-btcusdt-20240808.b")
 CSE = str(Path(sys.executable).parent / "cse")
+BATCH_SIZES = [1, 7, 5000]  # md messages per agent batch: one by one, batches cut mid-burst, whole fetches
 SESSION_TIMEOUT_S = "8"  # a SIGKILLed member holds its partitions this long (Faust's default is 60 s)
 
 
@@ -74,9 +75,10 @@ def fresh_topics(partitions: int) -> Topics:
 class Worker:
     """`cse worker` as a real process with its own environment; stdout+stderr to a log file."""
 
-    def __init__(self, topics: Topics, app_id: str, log_path: Path) -> None:
+    def __init__(self, topics: Topics, app_id: str, log_path: Path, batch_size: int) -> None:
         env = {**os.environ, "CSE_KAFKA_BOOTSTRAP": BOOTSTRAP, "CSE_TOPIC_PREFIX": topics.prefix,
                "CSE_WORKER_SESSION_TIMEOUT_S": SESSION_TIMEOUT_S, "PYTHONUNBUFFERED": "1",
+               "CSE_WORKER_BATCH_SIZE": str(batch_size),
                "CSE_METRICS_PORT": "0"}  # fmt: skip  # two workers on one host: any free port each
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -170,8 +172,9 @@ def complete_digest(topics: Topics, session: str, expected: int) -> Callable[[],
     return check
 
 
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
 def test_sigkilled_worker_restarts_without_loss_or_duplicates_downstream(
-    embedded: dict[str, Any], workers: list[Worker], tmp_path: Path
+    embedded: dict[str, Any], workers: list[Worker], tmp_path: Path, batch_size: int
 ) -> None:
     session = SESSIONS[0]
     result = embedded["results"][session]
@@ -182,7 +185,7 @@ def test_sigkilled_worker_restarts_without_loss_or_duplicates_downstream(
     assert recorded.inputs == result.inputs
 
     started = time.monotonic()
-    first = Worker(topics, app_id, tmp_path / "worker-1.log")
+    first = Worker(topics, app_id, tmp_path / "worker-1.log", batch_size)
     workers.append(first)
     # Mid-stream: a third of the outputs out, and at least one offset commit (so the restart resumes there).
     wait_for("a third of the outputs", lambda: published(topics) >= result.derived // 3, 120, [first])
@@ -193,7 +196,7 @@ def test_sigkilled_worker_restarts_without_loss_or_duplicates_downstream(
     print(f"\nSIGKILL after {time.monotonic() - started:.1f}s: {at_kill}/{result.derived} outputs, "
           f"committed md offsets {offsets_at_kill} of {recorded.inputs + 1}")  # fmt: skip
 
-    second = Worker(topics, app_id, tmp_path / "worker-2.log")
+    second = Worker(topics, app_id, tmp_path / "worker-2.log", batch_size)
     workers.append(second)
     got = wait_for("the complete digest", complete_digest(topics, result.session_id, result.derived), 150,
                    [second], every=2.0)  # fmt: skip
@@ -214,15 +217,16 @@ def test_sigkilled_worker_restarts_without_loss_or_duplicates_downstream(
     assert got.digest == result.digest
 
 
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
 def test_two_workers_share_partitions_and_one_takes_over(
-    embedded: dict[str, Any], workers: list[Worker], tmp_path: Path
+    embedded: dict[str, Any], workers: list[Worker], tmp_path: Path, batch_size: int
 ) -> None:
     results = embedded["results"]
     topics = fresh_topics(partitions=2)
     app_id = f"{topics.prefix}-kernel"
     started = time.monotonic()
     for i in range(2):
-        workers.append(Worker(topics, app_id, tmp_path / f"worker-{i}.log"))
+        workers.append(Worker(topics, app_id, tmp_path / f"worker-{i}.log", batch_size))
     wait_for("one md partition per worker", lambda: assignment(app_id, topics.md) == [[0], [1]], 90, workers,
              every=1.0)  # fmt: skip
     print(f"\ngroup of 2 with one partition each after {time.monotonic() - started:.1f}s")

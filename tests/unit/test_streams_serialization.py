@@ -151,3 +151,17 @@ def test_the_snapshot_interval_must_be_positive(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("CSE_WORKER_SNAPSHOT_EVERY", "0")  # refused where the configuration is read
     with pytest.raises(ValueError, match="worker_snapshot_every"):
         Settings()
+
+
+@pytest.mark.parametrize(("batch_size", "within_s"), [(0, 0.005), (7, 0.0)])
+def test_the_worker_batch_must_be_positive(monkeypatch: pytest.MonkeyPatch, batch_size: int, within_s: float) -> None:
+    from adapters.settings import Settings
+    from streams.app import build_app
+
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        build_app(load_run_config(SAMPLES / "spread-demo.toml"), simulated_venues, "127.0.0.1:1",
+                  batch_size=batch_size, batch_within_s=within_s)  # fmt: skip
+    monkeypatch.setenv("CSE_WORKER_BATCH_SIZE", str(batch_size))  # refused where the configuration is read
+    monkeypatch.setenv("CSE_WORKER_BATCH_WITHIN_S", str(within_s))
+    with pytest.raises(ValueError, match="worker_batch_size" if batch_size < 1 else "worker_batch_within_s"):
+        Settings()
