@@ -20,7 +20,7 @@ their place in the order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from application.backtest import session_marker_envelope
@@ -73,8 +73,11 @@ class LiveSessionError(ValueError):
 
 class LiveRun:
     def __init__(self, log: EventLog, session_id: str, parameters: RunParameters, mode: LiveMode,
-                 venues: Mapping[str, Venue], code_version: str) -> None:  # fmt: skip
+                 venues: Mapping[str, Venue], code_version: str,
+                 observe: Callable[[EventBase], None] | None = None) -> None:  # fmt: skip
         self.log = log
+        self.observe = observe or (lambda event: None)
+        """Sees every input run and every event derived (metrics of a live service); changes nothing."""
         self.session_id = session_id
         self.parameters = parameters
         self.mode = mode
@@ -108,7 +111,9 @@ class LiveRun:
         self._writing = False
         try:
             for stream, stored in session_inputs(self.log, self.session_id, self.parameters.streams):
-                self.kernel.feed(decode(stored.record.payload))
+                event = decode(stored.record.payload)
+                self.observe(event)
+                self.kernel.feed(event)
                 self.consumed[stream] += 1
         except RecordedOrderError:
             # Operator commands appended after the last batch (the process died before running them) are
@@ -138,6 +143,7 @@ class LiveRun:
                 self._pending.append(_record(stream, stream, event))
             self.consumed[stream] += 1
             self._merge.add(stream, event.envelope.event_time_ns)
+            self.observe(event)
             self.kernel.feed(event)
         chunk = self._merge.flush()
         if chunk is not None:
@@ -161,6 +167,7 @@ class LiveRun:
         return markers[0]
 
     def _on_derived(self, event: EventBase) -> None:
+        self.observe(event)
         payload = encode(event)
         self.digest.add(payload)
         if self._writing:

@@ -23,6 +23,7 @@ from typing import Any
 
 from adapters.entrypoints.bootstrap import open_log, simulated_venues
 from adapters.entrypoints.commands import UserError, code_version, read_run_config
+from adapters.entrypoints.service import service
 from adapters.exchanges.api_base import ApiBaseError, parse_api_bases
 from adapters.exchanges.credentials import CredentialsError, ccxt_options, credentials_for
 from adapters.exchanges.factory import EXCHANGES, create_exchange
@@ -31,6 +32,7 @@ from adapters.exchanges.live_venue import LiveVenue, venue_stream
 from adapters.exchanges.record_log import RecordRefused
 from adapters.exchanges.recorder import ExchangeRecorder, RecorderError
 from adapters.exchanges.trading import LiveMarketFeed, SessionMarketFeed, trade
+from adapters.observability.derived import DerivedEventMetrics
 from adapters.settings import Settings
 from application.backtest import session_instruments
 from application.live_run import LiveRun, LiveSessionError
@@ -97,10 +99,11 @@ def trade_command(args: argparse.Namespace) -> int:
     with open_log(settings) as log:
         if args.market_session is not None and args.market_session not in log.sessions():
             raise UserError(f"no session {args.market_session!r} in {settings.event_log_path}")
-        try:
-            summary = asyncio.run(_run(settings, log, args))
-        except FAILURES as exc:
-            raise UserError(str(exc)) from exc
+        with service("trader", settings, code_version()):  # /metrics + /health while it trades
+            try:
+                summary = asyncio.run(_run(settings, log, args))
+            except FAILURES as exc:
+                raise UserError(str(exc)) from exc
     print(json.dumps(summary, indent=2))
     return 0 if summary["inputs"] else 1
 
@@ -146,7 +149,13 @@ async def _session(
     else:
         venues, streams = simulated_venues(config), (COMMANDS_STREAM, *md_streams)
     run = LiveRun(
-        log, args.session, RunParameters(args.session, streams, config), args.mode, venues, code_version()
+        log,
+        args.session,
+        RunParameters(args.session, streams, config),
+        args.mode,
+        venues,
+        code_version(),
+        observe=DerivedEventMetrics(),
     )
     resumed = 0
     if run.started:  # a session that did not end: re-run what it holds, then ask the exchanges what it missed

@@ -1,5 +1,6 @@
 """Trading metrics read off the derived-event stream: the one place orders, fills, rejections, the kill
-switch, drawdown, PnL, exposure and spreads become Prometheus series. The deciders stay pure; whoever runs
+switch, drawdown, venue circuit breakers, PnL, exposure and spreads become Prometheus series (a live
+session's breaker changes are inputs, not derived: its run passes them here too). The deciders stay pure; whoever runs
 a kernel (the worker, an embedded run) passes each derived event to `DerivedEventMetrics`.
 
 Dispatch is on the event's `type` string, so an event type this module does not know is simply not counted.
@@ -35,6 +36,7 @@ class DerivedEventMetrics:
             "risk.kill_switch_released": self._kill_switch_released,
             "risk.drawdown_breached": self._drawdown,
             "risk.drawdown_halt_released": self._drawdown_released,
+            "risk.venue_circuit_changed": self._venue_circuit,
             "portfolio.equity_sampled": self._equity,
             "signal.spread_opportunity": self._spread,
         }
@@ -71,6 +73,9 @@ class DerivedEventMetrics:
 
     def _drawdown_released(self, _: Any) -> None:
         m.DRAWDOWN_HALTED.labels(self.account).set(0)
+
+    def _venue_circuit(self, e: Any) -> None:
+        m.VENUE_CIRCUIT_OPEN.labels(e.venue).set(0 if e.state == "closed" else 1)
 
     def _equity(self, e: Any) -> None:
         account, currency = e.account, e.quote_currency

@@ -76,6 +76,11 @@ DRAWDOWN_HALTED = Gauge(
 DRAWDOWN = Gauge(
     "cse_drawdown_ratio", "Drawdown from peak equity at the last breach (0.05 = 5 %)", ["account"]
 )
+VENUE_CIRCUIT_OPEN = Gauge(
+    "cse_venue_circuit_open",
+    "1 while the circuit breaker of a live venue is open or half-open (risk refuses new orders to it)",
+    ["venue"],
+)
 EQUITY = Gauge("cse_equity", "Equity at the last sample, in the quote currency", ["account", "currency"])
 PNL = Gauge("cse_pnl", "Profit and loss at the last equity sample", ["account", "currency", "kind"])
 FEES = Gauge("cse_fees", "Fees paid so far at the last equity sample", ["account", "currency"])

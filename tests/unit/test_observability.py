@@ -27,6 +27,7 @@ from domain.events import (
     OrderFilled,
     OrderPartiallyFilled,
     RiskCheckRejected,
+    VenueCircuitChanged,
 )
 from domain.values import Liquidity, Side
 
@@ -76,6 +77,20 @@ def test_fills_rejections_kill_switch_and_exposure_from_derived_events() -> None
     assert _value("cse_pnl", account="obs-account", currency="USDT", kind="realized") == 20
     assert _value("cse_pnl", account="obs-account", currency="USDT", kind="unrealized") == 30
 
+
+
+def test_venue_circuit_gauge_follows_the_breaker_through_half_open_to_closed() -> None:
+    observe = DerivedEventMetrics()
+
+    def changed(n: int, state: str) -> VenueCircuitChanged:
+        return VenueCircuitChanged(envelope=_env(n), venue=VENUE, state=state, failures=3, reason="503")
+
+    observe(changed(7, "open"))
+    assert _value("cse_venue_circuit_open", venue=VENUE) == 1
+    observe(changed(8, "half_open"))  # probing: orders still refused
+    assert _value("cse_venue_circuit_open", venue=VENUE) == 1
+    observe(changed(9, "closed"))
+    assert _value("cse_venue_circuit_open", venue=VENUE) == 0
 
 def _get(url: str) -> tuple[int, str]:
     try:
