@@ -71,6 +71,17 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    _quiet_credential_carriers()
+
+
+# ccxt logs every request and response with its headers and signed body at DEBUG: API keys and
+# signatures. Those loggers never go below INFO, whatever level a service runs at.
+_CREDENTIAL_CARRIERS = ("ccxt",)
+
+
+def _quiet_credential_carriers() -> None:
+    for name in _CREDENTIAL_CARRIERS:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 def logging_config(service: str, level: str = "info", json_logs: bool = True) -> dict[str, Any]:
@@ -85,6 +96,9 @@ def logging_config(service: str, level: str = "info", json_logs: bool = True) ->
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"cse": formatter},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "cse", "stream": "ext://sys.stderr"}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "cse", "stream": "ext://sys.stderr"}
+        },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {name: {"level": "INFO"} for name in _CREDENTIAL_CARRIERS},
     }

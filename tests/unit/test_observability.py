@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from adapters.observability.derived import DerivedEventMetrics
 from adapters.observability.http import Health, OpsServer
-from adapters.observability.logs import JsonFormatter, log_context
+from adapters.observability.logs import JsonFormatter, configure_logging, log_context
 from adapters.observability.tracing import Tracing
 from domain.events import (
     Envelope,
@@ -61,7 +61,9 @@ def test_fills_rejections_kill_switch_and_exposure_from_derived_events() -> None
     observe(RiskCheckRejected(envelope=_env(3), order_id=uuid.uuid4(), rule="obs_max_notional",
                               limit=Decimal("1000"), actual=Decimal("1500")))  # fmt: skip
     assert _value("cse_fills_total", venue=VENUE, instrument="BTCUSDT", liquidity="taker") == fills_before + 2
-    assert _value("cse_position_quantity", venue=VENUE, instrument="BTCUSDT") == pytest.approx(0.3)  # 0.5 - 0.2
+    assert _value("cse_position_quantity", venue=VENUE, instrument="BTCUSDT") == pytest.approx(
+        0.3
+    )  # 0.5 - 0.2
     assert _value("cse_risk_rejections_total", rule="obs_max_notional") == rule_before + 1
 
     observe(KillSwitchEngaged(envelope=_env(4), reason="operator"))
@@ -78,7 +80,6 @@ def test_fills_rejections_kill_switch_and_exposure_from_derived_events() -> None
     assert _value("cse_pnl", account="obs-account", currency="USDT", kind="unrealized") == 30
 
 
-
 def test_venue_circuit_gauge_follows_the_breaker_through_half_open_to_closed() -> None:
     observe = DerivedEventMetrics()
 
@@ -91,6 +92,7 @@ def test_venue_circuit_gauge_follows_the_breaker_through_half_open_to_closed() -
     assert _value("cse_venue_circuit_open", venue=VENUE) == 1
     observe(changed(9, "closed"))
     assert _value("cse_venue_circuit_open", venue=VENUE) == 0
+
 
 def _get(url: str) -> tuple[int, str]:
     try:
@@ -191,3 +193,21 @@ def test_sampling_keeps_the_ratio_of_uuid_trace_ids_and_every_process_agrees() -
                 kept.append(tracing.traceparent() is not None)
     assert kept_a == kept_b
     assert 150 < sum(kept_a) < 250  # 10 % of 2,000, within 3.5 standard deviations
+
+
+def test_a_service_at_debug_level_never_logs_ccxt_requests_which_carry_keys_and_signatures() -> None:
+    out = io.StringIO()
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("ccxt").level)
+    try:
+        configure_logging("trader", "debug", json_logs=True, stream=out)
+        logging.getLogger("ccxt.async_support.base.exchange").debug(
+            "POST http://127.0.0.1/api/v3/order, Request: %s", {"X-MBX-APIKEY": "planted-key"}
+        )
+        logging.getLogger("cse.test.debug_level").debug("our own debug line")
+    finally:
+        root.handlers[:], level, ccxt_level = saved
+        root.setLevel(level)
+        logging.getLogger("ccxt").setLevel(ccxt_level)
+    assert "planted-key" not in out.getvalue()
+    assert "our own debug line" in out.getvalue()  # the service itself still logs at debug
