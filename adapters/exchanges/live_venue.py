@@ -30,7 +30,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from adapters.exchanges.breaker import BreakerConfig, CircuitBreaker, Transition
-from adapters.exchanges.client_ids import by_client_id, client_order_id
+from adapters.exchanges.client_ids import FOUND_IN_ORDER_LISTS, by_client_id, client_order_id
 from adapters.exchanges.errors import describe
 from domain.events import (
     CancelOrder,
@@ -274,13 +274,20 @@ class LiveVenue:
 
     async def _lookup(self, order: _Order) -> dict[str, Any] | None:
         """The exchange's view of the order, by client id; None when it does not know it."""
+        params = by_client_id(self.exchange.id, order.client_id)
+        if self.exchange.id in FOUND_IN_ORDER_LISTS:
+            for listing in (self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders):
+                listed = await self._request("order lookup", listing, order.symbol, None, None, params)
+                if listed:
+                    return dict(listed[0])
+            return None
         try:
             found: dict[str, Any] = await self._request(
                 "order lookup",
                 self.exchange.fetch_order,
                 None,
                 order.symbol,
-                by_client_id(self.exchange.id, order.client_id),
+                params,
             )
         except ccxt.OrderNotFound:
             return None
@@ -399,7 +406,7 @@ class LiveVenue:
         filled = Decimal(answer.get("filled") or 0)
         if filled > order.filled:
             trades = await self._request("order trades", self.exchange.fetch_my_trades, order.symbol, None, None,
-                                         {"orderId": order.venue_order_id})  # fmt: skip
+                                         _trades_filter(self.exchange.id, order.venue_order_id))  # fmt: skip
             self._report_fills(order, [t for t in trades if str(t.get("order")) == order.venue_order_id])
         if order.done or order.filled < filled:  # a terminal state waits for every fill before it
             return
@@ -462,6 +469,12 @@ def _observe(order: _Order, event: OrderEvent) -> None:
         order.done = order.done or isinstance(event, OrderFilled)
     elif isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
         order.done = True
+
+
+def _trades_filter(exchange_id: str, venue_order_id: str | None) -> dict[str, Any]:
+    """ccxt params narrowing fetch_my_trades to one order. Kraken's TradesHistory has no such filter (an
+    `orderId` would reach Kraken as an unknown argument): all are fetched, the order's kept by `order`."""
+    return {} if exchange_id == "kraken" else {"orderId": venue_order_id}
 
 
 def _price(command: PlaceOrder) -> str | None:

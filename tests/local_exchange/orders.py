@@ -1,4 +1,5 @@
-"""The local exchange's order and account side: Binance spot (`/api/v3`) and USD-M (`/fapi`), Bybit v5 spot.
+"""The local exchange's order and account side: Binance spot (`/api/v3`) and USD-M (`/fapi`), Bybit v5 spot,
+Kraken spot (`tests.local_exchange.kraken_orders`).
 
 What ccxt's binance / binanceusdm classes call to trade, answering in Binance's documented formats and
 error codes (https://developers.binance.com/docs: "Spot Trading / Account", "USDS-M Futures / Trade"):
@@ -552,9 +553,12 @@ def _bybit_error(refused: Refused) -> web.Response:
 
 
 def install_orders(desk: OrderDesk) -> Installer:
-    """The order side of every venue of a `LocalExchange` that has one (Binance spot and USD-M, Bybit)."""
+    """The order side of every venue of a `LocalExchange` that has one (Binance spot and USD-M, Bybit,
+    Kraken)."""
 
     def install(venue: VenueServer) -> None:
+        from tests.local_exchange.kraken_orders import KrakenOrders  # (it builds on this module)
+
         venue.state["orders"] = desk
         if venue.name == "binance":
             BinanceOrders(desk).register(venue.app, "spot")
@@ -562,5 +566,7 @@ def install_orders(desk: OrderDesk) -> Installer:
             BinanceOrders(desk).register(venue.app, "usdm")
         elif venue.name == "bybit":
             BybitOrders(desk).register(venue.app)
+        elif venue.name == "kraken":
+            KrakenOrders(desk).register(venue.app)
 
     return install
