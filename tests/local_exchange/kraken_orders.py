@@ -9,9 +9,11 @@ What ccxt's `kraken` calls to trade, in the documented formats (docs.kraken.com/
 Kraken names bitcoin XBT (pair `XBTUSDT`, asset `XXBT`); the desk's symbols and balances use BTC. Fees: the
 desk's rates, charged in the quote currency, which is how TradesHistory reports a trade's `fee`.
 Order ids are Kraken-shaped (`OLOCAL-00001-KRAKEN`, trades `TLOCAL-01001-KRAKEN`) over the desk's numbers.
-Errors are Kraken's documented ones (EOrder:Unknown order, EOrder:Insufficient funds, EOrder:Post only order,
-EAPI:Invalid key, EGeneral:Invalid arguments, EService:Unavailable), except the duplicate `cl_ord_id`, whose
-text Kraken does not document: "EOrder:Duplicate order" (ccxt then raises its generic ExchangeError).
+A post-only order that would take is accepted, then canceled at once with reason "Post only order" (Kraken
+does not refuse it at AddOrder). Errors are Kraken's documented ones (EOrder:Unknown order, EOrder:Insufficient
+funds, EAPI:Invalid key, EGeneral:Invalid arguments, EService:Unavailable; the injected `reject` fault answers
+EOrder:Order minimum not met), except the duplicate `cl_ord_id`, whose text Kraken does not document:
+"EOrder:Duplicate order" (ccxt then raises its generic ExchangeError: the adapter looks the order up).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ PAIRS = {"XBTUSDT": "BTCUSDT"}
 ASSETS = {"BTC": "XXBT", "USDT": "USDT"}
 """Desk asset -> Kraken asset name (BalanceEx keys)."""
 _ERRORS = {"duplicate": "EOrder:Duplicate order", "insufficient": "EOrder:Insufficient funds",
-           "would_take": "EOrder:Post only order", "no_market": "EService:Unavailable",
+           "would_take": "EOrder:Order minimum not met", "no_market": "EService:Unavailable",
            "unknown": "EOrder:Unknown order", "not_found": "EOrder:Unknown order", "auth": "EAPI:Invalid key",
            "params": "EGeneral:Invalid arguments", "rate_limit": "EAPI:Rate limit exceeded"}  # fmt: skip
 _STATUS = {"NEW": "open", "PARTIALLY_FILLED": "open", "FILLED": "closed", "CANCELED": "canceled",
@@ -96,7 +98,7 @@ class KrakenOrders:
         order = self.desk.place(
             API, symbol, params["type"].upper(), kind, params.get("timeinforce", "GTC"),
             Decimal(params["volume"]), Decimal(params["price"]) if ordertype == "limit" else None,
-            params.get("cl_ord_id") or f"local-{len(self.desk.orders) + 1}",
+            params.get("cl_ord_id") or f"local-{len(self.desk.orders) + 1}", post_only_cancels=True,
         )  # fmt: skip
         return {"descr": {"order": self._description(order)}, "txid": [order_txid(order)]}
 
@@ -161,7 +163,7 @@ class KrakenOrders:
             "oflags": "fciq,post" if order.type == "LIMIT_MAKER" else "fciq",
         }  # fmt: skip
         if order.status not in OPEN:
-            body.update(closetm=_seconds(order.update_ms), reason=None)
+            body.update(closetm=_seconds(order.update_ms), reason=order.reason)
         if with_trades:
             body["trades"] = [trade_txid(t) for t in fills]
         return body
