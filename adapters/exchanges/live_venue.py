@@ -275,9 +275,12 @@ class LiveVenue:
     async def _lookup(self, order: _Order) -> dict[str, Any] | None:
         """The exchange's view of the order, by client id; None when it does not know it."""
         params = by_client_id(self.exchange.id, order.client_id)
-        if self.exchange.id in FOUND_IN_ORDER_LISTS:
+        if self.exchange.id in FOUND_IN_ORDER_LISTS:  # with the order's trade ids (`_order_trades`)
+            listed_with_trades = {**params, "trades": True}
             for listing in (self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders):
-                listed = await self._request("order lookup", listing, order.symbol, None, None, params)
+                listed = await self._request(
+                    "order lookup", listing, order.symbol, None, None, listed_with_trades
+                )
                 if listed:
                     return dict(listed[0])
             return None
@@ -405,8 +408,7 @@ class LiveVenue:
                          exchange_time_ns=_ns(answer.get("timestamp")))  # fmt: skip
         filled = Decimal(answer.get("filled") or 0)
         if filled > order.filled:
-            trades = await self._request("order trades", self.exchange.fetch_my_trades, order.symbol, None, None,
-                                         _trades_filter(self.exchange.id, order.venue_order_id))  # fmt: skip
+            trades = await self._order_trades(order, answer)
             self._report_fills(order, [t for t in trades if str(t.get("order")) == order.venue_order_id])
         if order.done or order.filled < filled:  # a terminal state waits for every fill before it
             return
@@ -417,6 +419,21 @@ class LiveVenue:
         elif status == "expired":
             self._report(order, OrderExpired, exchange_time_ns=_ns(answer.get("lastUpdateTimestamp")))
             order.done = True
+
+    async def _order_trades(self, order: _Order, answer: dict[str, Any]) -> list[dict[str, Any]]:
+        """The trades of the order. Kraken's TradesHistory has no order filter and pages by 50 (a busy account
+        would hide older fills): its orders list their own trade ids, read by QueryTrades."""
+        args: tuple[Any, ...]
+        if self.exchange.id not in FOUND_IN_ORDER_LISTS:
+            call = self.exchange.fetch_my_trades
+            args = (order.symbol, None, None, {"orderId": order.venue_order_id})
+        elif answer.get("trades"):
+            call = self.exchange.fetch_order_trades
+            args = (order.venue_order_id, order.symbol, None, None, {"trades": answer["trades"]})
+        else:  # an answer without them (AddOrder's): the next lookup brings them
+            return []
+        trades: list[dict[str, Any]] = await self._request("order trades", call, *args)
+        return trades
 
     def _report_fills(self, order: _Order, trades: list[dict[str, Any]]) -> None:
         command = order.command
@@ -469,12 +486,6 @@ def _observe(order: _Order, event: OrderEvent) -> None:
         order.done = order.done or isinstance(event, OrderFilled)
     elif isinstance(event, OrderRejected | OrderCanceled | OrderExpired):
         order.done = True
-
-
-def _trades_filter(exchange_id: str, venue_order_id: str | None) -> dict[str, Any]:
-    """ccxt params narrowing fetch_my_trades to one order. Kraken's TradesHistory has no such filter (an
-    `orderId` would reach Kraken as an unknown argument): all are fetched, the order's kept by `order`."""
-    return {} if exchange_id == "kraken" else {"orderId": venue_order_id}
 
 
 def _price(command: PlaceOrder) -> str | None:

@@ -254,6 +254,9 @@ async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_
             fee,
         )
         assert (fill.cumulative_quantity, fill.leaves_quantity) == (Decimal("0.004"), Decimal("0.006"))
+        if venue[1] == "kraken":  # the order's own trades (QueryTrades), never the account's last page of 50
+            assert ("POST", "/0/private/QueryTrades") in desk.requests
+            assert ("POST", "/0/private/TradesHistory") not in desk.requests
         s.fill(placed.client_id, "0.006")  # the rest rests at 50001 until a trade reaches it
         await s.venue.poll()
         (last,) = await s.pump()

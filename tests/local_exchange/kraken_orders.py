@@ -5,7 +5,8 @@ What ccxt's `kraken` calls to trade, in the documented formats (docs.kraken.com/
 `API-Key` and `API-Sign` (present, not verified); every answer is HTTP 200 `{"error": [...], "result": ...}`.
   AddOrder (`pair`, `type`, `ordertype`, `volume`, `price`, `cl_ord_id`, `oflags`, `timeinforce`),
   CancelOrder (`txid` or `cl_ord_id`), QueryOrders (`txid`), OpenOrders / ClosedOrders (filter `cl_ord_id`:
-  Kraken's way to find an order by client id, QueryOrders takes only order ids), TradesHistory, BalanceEx.
+  Kraken's way to find an order by client id, QueryOrders takes only order ids; `trades` lists the order's
+  trade ids), QueryTrades (`txid`: those trade ids), TradesHistory, BalanceEx.
 Kraken names bitcoin XBT (pair `XBTUSDT`, asset `XXBT`); the desk's symbols and balances use BTC. Fees: the
 desk's rates, charged in the quote currency, which is how TradesHistory reports a trade's `fee`.
 Order ids are Kraken-shaped (`OLOCAL-00001-KRAKEN`, trades `TLOCAL-01001-KRAKEN`) over the desk's numbers.
@@ -30,6 +31,7 @@ from tests.local_exchange.server import Handler
 API = "kraken-spot"
 PAIRS = {"XBTUSDT": "BTCUSDT"}
 """Kraken pair id -> desk symbol."""
+TRADES_PAGE = 50
 ASSETS = {"BTC": "XXBT", "USDT": "USDT"}
 """Desk asset -> Kraken asset name (BalanceEx keys)."""
 _ERRORS = {"duplicate": "EOrder:Duplicate order", "insufficient": "EOrder:Insufficient funds",
@@ -58,6 +60,11 @@ def _kraken_pair(symbol: str) -> str:
     return next(pair for pair, desk_symbol in PAIRS.items() if desk_symbol == symbol)
 
 
+def _flag(params: dict[str, str], name: str) -> bool:
+    """A boolean parameter: ccxt's Python encoder writes `True` where its JavaScript one writes `true`."""
+    return params.get(name, "").lower() == "true"
+
+
 def _seconds(millis: int) -> float:
     return millis / 1000
 
@@ -70,7 +77,7 @@ class KrakenOrders:
         actions: dict[str, Callable[[dict[str, str]], Any]] = {
             "AddOrder": self._place, "CancelOrder": self._cancel, "QueryOrders": self._query,
             "OpenOrders": self._open_orders, "ClosedOrders": self._closed_orders,
-            "TradesHistory": self._trades_history, "BalanceEx": self._balance,
+            "TradesHistory": self._trades_history, "QueryTrades": self._query_trades, "BalanceEx": self._balance,
         }  # fmt: skip
         for method, action in actions.items():
             app.router.add_route("POST", f"/0/private/{method}", self._route(action))
@@ -102,27 +109,28 @@ class KrakenOrders:
         )  # fmt: skip
         return {"descr": {"order": self._description(order)}, "txid": [order_txid(order)]}
 
-    def _find(self, params: dict[str, str]) -> DeskOrder | None:
-        symbol = PAIRS["XBTUSDT"]  # Kraken addresses an order by id alone; the desk by symbol and id
-        return self.desk.find(API, symbol, params.get("cl_ord_id"), _desk_id(params.get("txid")))
+    def _find(self, client_id: str | None, txid: str | None) -> DeskOrder | None:
+        """Kraken addresses an order by id alone; the desk by symbol and id."""
+        found = (self.desk.find(API, symbol, client_id, _desk_id(txid)) for symbol in PAIRS.values())
+        return next((order for order in found if order is not None), None)
 
     def _cancel(self, params: dict[str, str]) -> Any:
-        self.desk.cancel(self._find(params))
+        self.desk.cancel(self._find(params.get("cl_ord_id"), params.get("txid")))
         return {"count": 1, "pending": False}
 
     def _query(self, params: dict[str, str]) -> Any:
         txids = [t for t in params.get("txid", "").split(",") if t]
-        found = [self.desk.find(API, PAIRS["XBTUSDT"], None, _desk_id(t)) for t in txids]
+        found = [self._find(None, t) for t in txids]
         if not txids or None in found:
             raise Refused("not_found", "Unknown order")
-        trades = params.get("trades") == "true"
+        trades = _flag(params, "trades")
         return {order_txid(o): self._order_json(o, trades) for o in found if o is not None}
 
     def _listed(self, params: dict[str, str], is_open: bool) -> dict[str, Any]:
         client_id = params.get("cl_ord_id")
         orders = [o for o in self.desk.orders if o.api == API and (o.status in OPEN) == is_open
                   and client_id in (None, o.client_id)]  # fmt: skip
-        return {order_txid(o): self._order_json(o, params.get("trades") == "true") for o in orders}
+        return {order_txid(o): self._order_json(o, _flag(params, "trades")) for o in orders}
 
     def _open_orders(self, params: dict[str, str]) -> Any:
         return {"open": self._listed(params, is_open=True)}
@@ -132,11 +140,18 @@ class KrakenOrders:
         return {"closed": closed, "count": len(closed)}
 
     def _trades_history(self, params: dict[str, str]) -> Any:
-        trades = [t for t in self.desk.trades if t.order.api == API]
-        return {
-            "trades": {trade_txid(t): self._trade_json(t) for t in reversed(trades)},
-            "count": len(trades),
-        }
+        """The most recent first, 50 a page from offset `ofs`, as Kraken pages them; `count` is all of them."""
+        trades = [t for t in reversed(self.desk.trades) if t.order.api == API]
+        offset = int(params.get("ofs", "0"))
+        page = trades[offset : offset + TRADES_PAGE]
+        return {"trades": {trade_txid(t): self._trade_json(t) for t in page}, "count": len(trades)}
+
+    def _query_trades(self, params: dict[str, str]) -> Any:
+        wanted = [t for t in params.get("txid", "").split(",") if t]
+        by_id = {trade_txid(t): t for t in self.desk.trades if t.order.api == API}
+        if not wanted or any(t not in by_id for t in wanted):
+            raise Refused("params", f"txid {params.get('txid')!r}")
+        return {t: self._trade_json(by_id[t]) for t in wanted}
 
     def _balance(self, params: dict[str, str]) -> Any:
         return {ASSETS.get(asset, asset): {"balance": str(amount), "hold_trade": "0"}
