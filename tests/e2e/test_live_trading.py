@@ -72,6 +72,10 @@ KRAKEN_FEES = {"maker_bps": "25", "taker_bps": "40"}
 """Kraken's published starter tier for XBTUSDT (AssetPairs `fees_maker` [0, 0.25], `fees` [0, 0.4] percent)."""
 
 
+DESK_APIS = {"binance": "spot", "bybit": "bybit-spot", "kraken": "kraken-spot"}
+"""The desk's name of each spot venue's account (`tests/local_exchange/orders.py`, `kraken_orders.py`)."""
+
+
 def venue_ids(exchange_id: str, order: DeskOrder, trades: list[DeskTrade]) -> tuple[str, list[str]]:
     """The order and trade ids the exchange reports for a desk order (Kraken's are txid-shaped)."""
     if exchange_id == "kraken":
@@ -315,9 +319,13 @@ async def test_a_restart_reconciles_fills_made_while_down_once(
         s.fill(client_id, "0.003")
         await s.venue.poll()
         assert [type(e) for e in await s.pump()] == [OrderPartiallyFilled]
-    # The process is gone (no SessionEnded). While it is down the order fills twice more.
+    # The process is gone (no SessionEnded). While it is down the order fills twice more, and then the account
+    # trades 60 times more by hand (its history pages: Kraken's TradesHistory shows the latest 50).
     on_server(local, venue[1], lambda: desk.fill(client_id, "0.002"))
     on_server(local, venue[1], lambda: desk.fill(client_id, "0.005"))
+    for i in range(60):
+        on_server(local, venue[1], lambda i=i: desk.place(DESK_APIS[venue[1]], "BTCUSDT", "BUY", "LIMIT", "GTC",
+                                                          Decimal("0.0001"), Decimal("50001"), f"manual-{i}"))  # fmt: skip
     async with live_session(log, local, desk, venue=venue) as s:
         await s.venue.reconcile()
         missed = await s.pump()
@@ -332,7 +340,8 @@ async def test_a_restart_reconciles_fills_made_while_down_once(
             if isinstance(e, OrderPartiallyFilled | OrderFilled)
         ]
         (placed,) = desk.by_client_id(client_id)
-        assert sorted(f.venue_trade_id for f in fills) == sorted(venue_ids(venue[1], placed, desk.trades)[1])
+        ours = [t for t in desk.trades if t.order is placed]
+        assert sorted(f.venue_trade_id for f in fills) == sorted(venue_ids(venue[1], placed, ours)[1])
         assert sum(f.quantity for f in fills) == Decimal("0.01")
         assert s.run.kernel.states()["orders"].orders[order.order_id].status == "filled"
         s.run.end(s.clock())
