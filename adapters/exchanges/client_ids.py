@@ -32,8 +32,14 @@ def client_order_id(exchange_id: str, order_id: uuid.UUID) -> str:
     return (PREFIX + order_id.hex)[:limit]
 
 
+FOUND_IN_ORDER_LISTS = frozenset({"kraken"})
+"""Exchanges whose single-order query takes the exchange's order id only (Kraken QueryOrders: `txid`
+required; its `userref` filter is an int32, never our id): an order is looked up by client id in the open,
+then the closed orders (OpenOrders / ClosedOrders filter `cl_ord_id`)."""
+
+
 def by_client_id(exchange_id: str, client_id: str) -> dict[str, object]:
     """The ccxt params that make fetch_order / cancel_order address the order by its client id."""
     if exchange_id == "bybit":  # v5 `orderLinkId`; fetchOrder on a unified account asks to acknowledge that
         return {"orderLinkId": client_id, "acknowledged": True}  # it only sees the last 500 orders
-    return {"clientOrderId": client_id}
+    return {"clientOrderId": client_id}  # (ccxt sends it as Kraken's `cl_ord_id`)

@@ -30,7 +30,7 @@ from typing import Any
 import ccxt.async_support as ccxt
 
 from adapters.exchanges.breaker import BreakerConfig, CircuitBreaker, Transition
-from adapters.exchanges.client_ids import by_client_id, client_order_id
+from adapters.exchanges.client_ids import FOUND_IN_ORDER_LISTS, by_client_id, client_order_id
 from adapters.exchanges.errors import describe
 from domain.events import (
     CancelOrder,
@@ -274,13 +274,23 @@ class LiveVenue:
 
     async def _lookup(self, order: _Order) -> dict[str, Any] | None:
         """The exchange's view of the order, by client id; None when it does not know it."""
+        params = by_client_id(self.exchange.id, order.client_id)
+        if self.exchange.id in FOUND_IN_ORDER_LISTS:  # with the order's trade ids (`_order_trades`)
+            listed_with_trades = {**params, "trades": True}
+            for listing in (self.exchange.fetch_open_orders, self.exchange.fetch_closed_orders):
+                listed = await self._request(
+                    "order lookup", listing, order.symbol, None, None, listed_with_trades
+                )
+                if listed:
+                    return dict(listed[0])
+            return None
         try:
             found: dict[str, Any] = await self._request(
                 "order lookup",
                 self.exchange.fetch_order,
                 None,
                 order.symbol,
-                by_client_id(self.exchange.id, order.client_id),
+                params,
             )
         except ccxt.OrderNotFound:
             return None
@@ -398,8 +408,7 @@ class LiveVenue:
                          exchange_time_ns=_ns(answer.get("timestamp")))  # fmt: skip
         filled = Decimal(answer.get("filled") or 0)
         if filled > order.filled:
-            trades = await self._request("order trades", self.exchange.fetch_my_trades, order.symbol, None, None,
-                                         {"orderId": order.venue_order_id})  # fmt: skip
+            trades = await self._order_trades(order, answer)
             self._report_fills(order, [t for t in trades if str(t.get("order")) == order.venue_order_id])
         if order.done or order.filled < filled:  # a terminal state waits for every fill before it
             return
@@ -410,6 +419,21 @@ class LiveVenue:
         elif status == "expired":
             self._report(order, OrderExpired, exchange_time_ns=_ns(answer.get("lastUpdateTimestamp")))
             order.done = True
+
+    async def _order_trades(self, order: _Order, answer: dict[str, Any]) -> list[dict[str, Any]]:
+        """The trades of the order. Kraken's TradesHistory has no order filter and pages by 50 (a busy account
+        would hide older fills): its orders list their own trade ids, read by QueryTrades."""
+        args: tuple[Any, ...]
+        if self.exchange.id not in FOUND_IN_ORDER_LISTS:
+            call = self.exchange.fetch_my_trades
+            args = (order.symbol, None, None, {"orderId": order.venue_order_id})
+        elif answer.get("trades"):
+            call = self.exchange.fetch_order_trades
+            args = (order.venue_order_id, order.symbol, None, None, {"trades": answer["trades"]})
+        else:  # an answer without them (AddOrder's): the next lookup brings them
+            return []
+        trades: list[dict[str, Any]] = await self._request("order trades", call, *args)
+        return trades
 
     def _report_fills(self, order: _Order, trades: list[dict[str, Any]]) -> None:
         command = order.command

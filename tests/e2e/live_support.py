@@ -13,8 +13,10 @@ from tests.local_exchange import LocalExchange
 from tests.local_exchange.orders import OrderDesk, install_orders
 
 T = TypeVar("T")
-VENUES = ("binance", "binanceusdm", "bybit")
+VENUES = ("binance", "binanceusdm", "bybit", "kraken")
 CREDENTIALS = {"apiKey": "local-key", "secret": "local-secret"}
+SECRETS = {"kraken": "bG9jYWwtc2VjcmV0"}
+"""Kraken's API secret is base64 (ccxt decodes it to sign): "local-secret", encoded."""
 ACCOUNT_OPTIONS = {"bybit": {"enableUnifiedMargin": False, "enableUnifiedAccount": True}}
 """What ccxt would otherwise ask Bybit's account endpoints (a unified trading account)."""
 
@@ -32,7 +34,7 @@ async def client(
 ) -> Any:
     """A ccxt client with keys on the local exchange, markets loaded; `streams`: ccxt.pro (websockets)."""
     ccxt_client = create_exchange(exchange_id, websocket=streams, api_base=exchange.api_base(exchange_id),
-                                  credentials=CREDENTIALS, rate_limit=False,
+                                  credentials={**CREDENTIALS, "secret": SECRETS.get(exchange_id, CREDENTIALS["secret"])}, rate_limit=False,
                                   options=ACCOUNT_OPTIONS.get(exchange_id))  # fmt: skip
     ccxt_client.timeout = timeout_ms
     ccxt_client.has["fetchCurrencies"] = (

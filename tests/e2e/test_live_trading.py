@@ -54,7 +54,8 @@ from domain.values import OrderType, Side
 from tests.e2e.live_support import client, local_exchange, on_server
 from tests.e2e.test_import_cli import SPOT, USDM
 from tests.local_exchange import LocalExchange
-from tests.local_exchange.orders import DeskTrade, OrderDesk
+from tests.local_exchange.kraken_orders import order_txid, trade_txid
+from tests.local_exchange.orders import DeskOrder, DeskTrade, OrderDesk
 from tests.unit.test_import_safety import head_gz
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,14 +64,31 @@ CONFIG = load_run_config(DEMO)
 SESSION = "live-test"
 MD = "md.binance-spot.BTCUSDT"
 T0 = 1_700_000_000_000_000_000
-VENUES = [("binance-spot", "binance"), ("bybit-spot", "bybit")]
+VENUES = [("binance-spot", "binance"), ("bybit-spot", "bybit"), ("kraken-spot", "kraken")]
 """(venue, ccxt exchange id) of the spot venues the local exchange trades."""
+INSTRUMENTS = {"kraken-spot": "XBTUSDT"}
+"""The venue's own name of BTC/USDT where it is not BTCUSDT (our instrument is the exchange's market id)."""
+KRAKEN_FEES = {"maker_bps": "25", "taker_bps": "40"}
+"""Kraken's published starter tier for XBTUSDT (AssetPairs `fees_maker` [0, 0.25], `fees` [0, 0.4] percent)."""
+
+
+DESK_APIS = {"binance": "spot", "bybit": "bybit-spot", "kraken": "kraken-spot"}
+"""The desk's name of each spot venue's account (`tests/local_exchange/orders.py`, `kraken_orders.py`)."""
+
+
+def venue_ids(exchange_id: str, order: DeskOrder, trades: list[DeskTrade]) -> tuple[str, list[str]]:
+    """The order and trade ids the exchange reports for a desk order (Kraken's are txid-shaped)."""
+    if exchange_id == "kraken":
+        return order_txid(order), [trade_txid(t) for t in trades]
+    return str(order.order_id), [str(t.trade_id) for t in trades]
 
 
 def config_for(venue: str) -> RunConfig:
-    """The demo configuration with `venue` as the spot leg (Binance's VIP 0 rates restated for Bybit's: 10 bps)."""
+    """The demo configuration with `venue` as the spot leg (Binance's VIP 0 rates restated for Bybit's: 10 bps;
+    Kraken's own)."""
     raw = tomllib.loads(DEMO.read_text())
-    raw["venues"] = {venue: raw["venues"]["binance-spot"], "binance-usdm": raw["venues"]["binance-usdm"]}
+    rates = KRAKEN_FEES if venue == "kraken-spot" else raw["venues"]["binance-spot"]
+    raw["venues"] = {venue: rates, "binance-usdm": raw["venues"]["binance-usdm"]}
     raw["strategy"]["taker_fee_bps"] = {venue: "1", "binance-usdm": "1.7"}
     return RunConfig.model_validate(raw)
 
@@ -113,13 +131,17 @@ class Session:
         self.run.feed([(stream, event)])
         return event
 
+    @property
+    def instrument(self) -> str:
+        return INSTRUMENTS.get(self.name, "BTCUSDT")
+
     def quote(self, bid: str = "50000", ask: str = "50001") -> None:
-        self.input(f"md.{self.name}.BTCUSDT", QuoteTick, venue=self.name, instrument="BTCUSDT", bid_price=Decimal(bid),
+        self.input(f"md.{self.name}.{self.instrument}", QuoteTick, venue=self.name, instrument=self.instrument, bid_price=Decimal(bid),
                    bid_size=Decimal(1), ask_price=Decimal(ask), ask_size=Decimal(1))  # fmt: skip
 
     def order(self, price: str, quantity: str = "0.01", side: Side = Side.BUY) -> PlaceOrder:
         event = self.input("commands", PlaceOrder, order_id=uuid.uuid4(), account="demo", strategy_id="manual",
-                           venue=self.name, instrument="BTCUSDT", side=side, order_type=OrderType.LIMIT,
+                           venue=self.name, instrument=self.instrument, side=side, order_type=OrderType.LIMIT,
                            quantity=Decimal(quantity), limit_price=Decimal(price))  # fmt: skip
         assert isinstance(event, PlaceOrder)
         return event
@@ -158,7 +180,7 @@ async def live_session(log: SqliteEventLog, local: LocalExchange, desk: OrderDes
         live = LiveVenue(name, exchange, SESSION, inbox.append, clock,
                          config=config or LiveVenueConfig(retry_backoff_s=0.01), market_type="spot",
                          first_sequence=log.end_offset(SESSION, venue_stream(name)))  # fmt: skip
-        streams_of_run = ("commands", f"md.{name}.BTCUSDT", venue_stream(name))
+        streams_of_run = ("commands", f"md.{name}.{INSTRUMENTS.get(name, 'BTCUSDT')}", venue_stream(name))
         # The USD-M leg is not traded here: a venue that never acts.
         run = LiveRun(log, SESSION, RunParameters(SESSION, streams_of_run, config_for(name)), "live",
                       {name: live, "binance-usdm": RecordedVenue("binance-usdm")}, "test")  # fmt: skip
@@ -205,28 +227,40 @@ async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_
     log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, venue: tuple[str, str]
 ) -> None:
     desk.set_book("BTCUSDT", "50000", "50001", size="0.004")  # the ask holds 0.004 of the 0.01 wanted
+    if venue[1] == "kraken":
+        desk.taker_fee = Decimal(KRAKEN_FEES["taker_bps"]) / 10_000
     async with live_session(log, local, desk, venue=venue) as s:
         s.quote()
         order = s.order("50001")
         reported = await s.pump()
-        await s.venue.poll()  # Bybit answers an order with its ids only: its fills come from polling
+        await (
+            s.venue.poll()
+        )  # Bybit and Kraken answer an order with its ids only: its fills come from polling
         reported += await s.pump()
         (placed,) = desk.by_client_id(client_order_id(venue[1], order.order_id))
-        assert placed.client_id == "cse" + order.order_id.hex and placed.quantity == Decimal("0.01")
+        # Binance and Bybit: "cse" + the order id's hex (36 characters); Kraken's cl_ord_id is a UUID
+        client_id = str(order.order_id) if venue[1] == "kraken" else "cse" + order.order_id.hex
+        assert placed.client_id == client_id and placed.quantity == Decimal("0.01")
         assert [type(e) for e in reported] == [OrderAccepted, OrderPartiallyFilled]
         accepted, fill = reported
-        assert isinstance(accepted, OrderAccepted) and accepted.venue_order_id == str(placed.order_id)
+        assert isinstance(accepted, OrderAccepted)
+        assert accepted.venue_order_id == venue_ids(venue[1], placed, [])[0]
         assert accepted.envelope.causation_id == order.envelope.event_id
         assert isinstance(fill, OrderPartiallyFilled)
         # 0.004 at the ask 50001, taker fee 0.1%: Binance charges the quote, 0.004 x 50001 x 0.001 = 0.200004
-        # USDT; Bybit spot charges a buy in the coin received, 0.004 x 0.001 = 0.000004 BTC.
-        fee = (Decimal("0.200004"), "USDT") if venue[1] == "binance" else (Decimal("0.000004"), "BTC")
+        # USDT; Bybit spot charges a buy in the coin received, 0.004 x 0.001 = 0.000004 BTC. Kraken, taker
+        # 0.40%, in the quote (TradesHistory's `fee`): 0.004 x 50001 x 0.004 = 0.800016 USDT.
+        fee = {"binance": (Decimal("0.200004"), "USDT"), "bybit": (Decimal("0.000004"), "BTC"),
+               "kraken": (Decimal("0.800016"), "USDT")}[venue[1]]  # fmt: skip
         assert (fill.price, fill.quantity, (fill.fee, fill.fee_currency)) == (
             Decimal("50001"),
             Decimal("0.004"),
             fee,
         )
         assert (fill.cumulative_quantity, fill.leaves_quantity) == (Decimal("0.004"), Decimal("0.006"))
+        if venue[1] == "kraken":  # the order's own trades (QueryTrades), never the account's last page of 50
+            assert ("POST", "/0/private/QueryTrades") in desk.requests
+            assert ("POST", "/0/private/TradesHistory") not in desk.requests
         s.fill(placed.client_id, "0.006")  # the rest rests at 50001 until a trade reaches it
         await s.venue.poll()
         (last,) = await s.pump()
@@ -240,22 +274,32 @@ async def test_an_order_command_ends_in_the_exchanges_answers_as_recorded_order_
     assert_replays(log)
 
 
+RETRY_LOOKUPS = [
+    (VENUES[0], "/api/v3/order", [("POST", "/api/v3/order"), ("GET", "/api/v3/order")]),
+    # Kraken finds an order by client id in its open orders (QueryOrders takes the exchange's ids only)
+    (VENUES[2], "/0/private/AddOrder", [("POST", "/0/private/AddOrder"), ("POST", "/0/private/OpenOrders")]),
+]
+"""(venue, the placement path, the requests of a placement whose answer was lost and its retry)."""
+
+
+@pytest.mark.parametrize(
+    ("venue", "path", "requests"), RETRY_LOOKUPS, ids=[v for (v, _), _, _ in RETRY_LOOKUPS]
+)
 async def test_a_retry_after_a_timeout_looks_the_order_up_and_never_places_it_twice(
-    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk
-) -> None:
+    log: SqliteEventLog, local: LocalExchange, desk: OrderDesk, venue: tuple[str, str], path: str,
+    requests: list[tuple[str, str]],
+) -> None:  # fmt: skip
     desk.set_book("BTCUSDT", "50000", "50001")
-    desk.fault("/api/v3/order", "accept_then_timeout")  # the exchange takes the order, the answer never comes
+    desk.fault(path, "accept_then_timeout")  # the exchange takes the order, the answer never comes
     desk.hang_s = 1.0  # past the client's 0.4 s timeout; short, so the server shuts down quickly
-    async with live_session(log, local, desk, timeout_ms=400) as s:
+    async with live_session(log, local, desk, venue=venue, timeout_ms=400) as s:
         s.quote()
         order = s.order("49990")  # rests below the ask
         reported = await s.pump()
-        client_id = client_order_id("binance", order.order_id)
+        client_id = client_order_id(venue[1], order.order_id)
         assert len(desk.by_client_id(client_id)) == 1
-        assert [r for r in desk.requests if r[1] == "/api/v3/order"] == [
-            ("POST", "/api/v3/order"),
-            ("GET", "/api/v3/order"),
-        ]  # the retry looked it up, found it, stopped
+        assert [r for r in desk.requests if r[1] in {p for _, p in requests}] == requests
+        # the retry looked it up, found it, stopped
         assert [type(e) for e in reported] == [OrderAccepted]
         assert s.venue.counters()["found_by_client_id"] == 1
         s.run.end(s.clock())
@@ -275,9 +319,13 @@ async def test_a_restart_reconciles_fills_made_while_down_once(
         s.fill(client_id, "0.003")
         await s.venue.poll()
         assert [type(e) for e in await s.pump()] == [OrderPartiallyFilled]
-    # The process is gone (no SessionEnded). While it is down the order fills twice more.
+    # The process is gone (no SessionEnded). While it is down the order fills twice more, and then the account
+    # trades 60 times more by hand (its history pages: Kraken's TradesHistory shows the latest 50).
     on_server(local, venue[1], lambda: desk.fill(client_id, "0.002"))
     on_server(local, venue[1], lambda: desk.fill(client_id, "0.005"))
+    for i in range(60):
+        on_server(local, venue[1], lambda i=i: desk.place(DESK_APIS[venue[1]], "BTCUSDT", "BUY", "LIMIT", "GTC",
+                                                          Decimal("0.0001"), Decimal("50001"), f"manual-{i}"))  # fmt: skip
     async with live_session(log, local, desk, venue=venue) as s:
         await s.venue.reconcile()
         missed = await s.pump()
@@ -291,7 +339,9 @@ async def test_a_restart_reconciles_fills_made_while_down_once(
             for e in records(log, venue_stream(venue[0]))
             if isinstance(e, OrderPartiallyFilled | OrderFilled)
         ]
-        assert sorted(f.venue_trade_id for f in fills) == sorted(str(t.trade_id) for t in desk.trades)
+        (placed,) = desk.by_client_id(client_id)
+        ours = [t for t in desk.trades if t.order is placed]
+        assert sorted(f.venue_trade_id for f in fills) == sorted(venue_ids(venue[1], placed, ours)[1])
         assert sum(f.quantity for f in fills) == Decimal("0.01")
         assert s.run.kernel.states()["orders"].orders[order.order_id].status == "filled"
         s.run.end(s.clock())

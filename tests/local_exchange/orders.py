@@ -1,4 +1,5 @@
-"""The local exchange's order and account side: Binance spot (`/api/v3`) and USD-M (`/fapi`), Bybit v5 spot.
+"""The local exchange's order and account side: Binance spot (`/api/v3`) and USD-M (`/fapi`), Bybit v5 spot,
+Kraken spot (`tests.local_exchange.kraken_orders`).
 
 What ccxt's binance / binanceusdm classes call to trade, answering in Binance's documented formats and
 error codes (https://developers.binance.com/docs: "Spot Trading / Account", "USDS-M Futures / Trade"):
@@ -69,6 +70,8 @@ class DeskOrder:
     executed: Decimal = Decimal(0)
     quote: Decimal = Decimal(0)
     update_ms: int = 0
+    reason: str | None = None
+    """Why the exchange closed it on its own (Kraken's post-only cancel)."""
 
 
 @dataclass
@@ -147,8 +150,11 @@ class OrderDesk:
     # ---- the exchange's rules (venue-neutral; the wire formats below) ---------------------------------
 
     def place(self, api: str, symbol: str, side: str, kind: str, time_in_force: str, quantity: Decimal,
-              price: Decimal | None, client_id: str, reduce_only: bool = False) -> DeskOrder:  # fmt: skip
-        """Accept (and match) an order, or raise `Refused`. `side` BUY/SELL, `kind` LIMIT/LIMIT_MAKER/MARKET."""
+              price: Decimal | None, client_id: str, reduce_only: bool = False,
+              post_only_cancels: bool = False) -> DeskOrder:  # fmt: skip
+        """Accept (and match) an order, or raise `Refused`. `side` BUY/SELL, `kind` LIMIT/LIMIT_MAKER/MARKET.
+        A post-only order that would take is refused (Binance, Bybit), or with `post_only_cancels` accepted
+        and canceled at once (Kraken: status canceled, reason "Post only order")."""
         if any(o.status in OPEN for o in self.by_client_id(client_id)):
             raise Refused("duplicate", "Duplicate order sent.")
         now = self.now_ms()
@@ -160,12 +166,14 @@ class OrderDesk:
         crosses = book is not None and (
             price is None or (price >= book.ask if side == "BUY" else price <= book.bid)
         )
-        if kind == "LIMIT_MAKER" and crosses:
+        if kind == "LIMIT_MAKER" and crosses and not post_only_cancels:
             raise Refused("would_take", "Order would immediately match and take.")
         if kind == "MARKET" and book is None:
             raise Refused("no_market", "Market is closed.")
         self.orders.append(order)
-        if self.fill_at_limit and price is not None and kind != "LIMIT_MAKER":
+        if kind == "LIMIT_MAKER" and crosses:
+            order.status, order.reason = "CANCELED", "Post only order"
+        elif self.fill_at_limit and price is not None and kind != "LIMIT_MAKER":
             self._trade(order, price, quantity, maker=False)
         elif crosses and book is not None:
             self._trade(
@@ -552,9 +560,12 @@ def _bybit_error(refused: Refused) -> web.Response:
 
 
 def install_orders(desk: OrderDesk) -> Installer:
-    """The order side of every venue of a `LocalExchange` that has one (Binance spot and USD-M, Bybit)."""
+    """The order side of every venue of a `LocalExchange` that has one (Binance spot and USD-M, Bybit,
+    Kraken)."""
 
     def install(venue: VenueServer) -> None:
+        from tests.local_exchange.kraken_orders import KrakenOrders  # (it builds on this module)
+
         venue.state["orders"] = desk
         if venue.name == "binance":
             BinanceOrders(desk).register(venue.app, "spot")
@@ -562,5 +573,7 @@ def install_orders(desk: OrderDesk) -> Installer:
             BinanceOrders(desk).register(venue.app, "usdm")
         elif venue.name == "bybit":
             BybitOrders(desk).register(venue.app)
+        elif venue.name == "kraken":
+            KrakenOrders(desk).register(venue.app)
 
     return install

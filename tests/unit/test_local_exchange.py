@@ -9,11 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 import aiohttp
+import ccxt.async_support as ccxt
 import pytest
 
 from adapters.exchanges.factory import EXCHANGES, create_exchange
 from adapters.exchanges.feeds.kraken import checksum
 from tests.local_exchange import LocalExchange
+from tests.local_exchange.kraken_orders import order_txid
+from tests.local_exchange.orders import OrderDesk, install_orders
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,52 @@ async def test_kraken_serves_its_recorded_rest_responses_to_ccxt(local_exchange:
     assert book["asks"][0][:2] == [105944.3, 0.136] and len(book["bids"]) == 5 == len(book["asks"])
     assert len(trades) == 1000 and trades[0]["price"] == 105433.6 and trades[0]["side"] == "buy"
     assert len(candles) == 721 and candles[0][0] == 1762777020 * 1000
+
+
+async def test_kraken_order_endpoints_refuse_with_krakens_errors_and_ccxt_maps_them() -> None:
+    desk = OrderDesk()
+    desk.set_book("BTCUSDT", "50000", "50001")
+    with LocalExchange(venues=["kraken"], installers=[install_orders(desk)], message_limit=200) as local:
+        url = local.venue("kraken").base_url + "/0/private/AddOrder"
+        form = {"nonce": "1", "pair": "XBTUSDT", "type": "buy", "ordertype": "limit", "volume": "0.01",
+                "price": "49990"}  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+            answers = []
+            for headers, body in [
+                ({"API-Key": "k"}, form),
+                ({"API-Key": "k", "API-Sign": "s"}, {"pair": "XBTUSDT"}),
+            ]:
+                async with session.post(url, data=body, headers=headers) as response:
+                    answers.append((response.status, await response.json()))
+        # Kraken answers HTTP 200 with the error list: unsigned, then without a nonce
+        assert answers == [(200, {"error": ["EAPI:Invalid key"], "result": {}}),
+                           (200, {"error": ["EGeneral:Invalid arguments"], "result": {}})]  # fmt: skip
+        client = create_exchange("kraken", websocket=False, rate_limit=False, api_base=local.api_base("kraken"),
+                                 credentials={"apiKey": "k", "secret": "bG9jYWwtc2VjcmV0"})  # fmt: skip
+        try:
+            await client.load_markets()
+            taker = await client.create_order("BTC/USDT", "limit", "buy", 0.01, 50001, {"postOnly": True})
+            # Kraken accepts a post-only order that would take the ask, then cancels it
+            (canceled,) = await client.fetch_closed_orders("BTC/USDT")
+            assert (canceled["id"], canceled["status"], canceled["postOnly"]) == (
+                taker["id"],
+                "canceled",
+                True,
+            )
+            assert canceled["info"]["reason"] == "Post only order" and desk.trades == []
+            with pytest.raises(
+                ccxt.InsufficientFunds, match="EOrder:Insufficient funds"
+            ):  # 500,000 > 100,000
+                await client.create_order("BTC/USDT", "limit", "buy", 10, 50000)
+            with pytest.raises(ccxt.OrderNotFound):
+                await client.cancel_order(None, "BTC/USDT", {"clientOrderId": "no-such-order"})
+            client_id = "7b0c2bfa-3f7e-4a55-9d4a-3c6f1a2b9e10"
+            placed = await client.create_order(
+                "BTC/USDT", "limit", "sell", 0.01, 50010, {"clientOrderId": client_id}
+            )
+        finally:
+            await client.close()
+    _, order = desk.orders
+    assert (order.client_id, order.side, order.symbol, order.quantity, order.price) == (
+        client_id, "SELL", "BTCUSDT", Decimal("0.01"), Decimal("50010"))  # fmt: skip
+    assert placed["id"] == order_txid(order) and placed["amount"] == 0.01
