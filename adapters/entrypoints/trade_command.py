@@ -17,7 +17,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,12 @@ from adapters.entrypoints.bootstrap import open_log, simulated_venues
 from adapters.entrypoints.commands import UserError, code_version, read_run_config
 from adapters.entrypoints.service import service
 from adapters.exchanges.api_base import ApiBaseError, parse_api_bases
-from adapters.exchanges.credentials import CredentialsError, ccxt_options, credentials_for
+from adapters.exchanges.credentials import (
+    CredentialsError,
+    ExchangeCredentials,
+    ccxt_options,
+    credentials_for,
+)
 from adapters.exchanges.factory import EXCHANGES, create_exchange
 from adapters.exchanges.feeds.base import SubscriptionRefused
 from adapters.exchanges.live_venue import LiveVenue, venue_stream
@@ -99,6 +104,12 @@ def trade_command(args: argparse.Namespace) -> int:
     with open_log(settings) as log:
         if args.market_session is not None and args.market_session not in log.sessions():
             raise UserError(f"no session {args.market_session!r} in {settings.event_log_path}")
+        if args.mode == "live":  # refused before anything starts: one line naming what is missing
+            try:
+                venues = read_run_config(args.config).validate().venues
+            except FAILURES as exc:
+                raise UserError(str(exc)) from exc
+            _require_credentials(settings, venues)
         with service("trader", settings, code_version()):  # /metrics + /health while it trades
             try:
                 summary = asyncio.run(_run(settings, log, args))
@@ -194,15 +205,26 @@ def _exchange_of(venue: str) -> str:
     return exchange_id
 
 
+def _require_credentials(settings: Settings, venues: Iterable[str]) -> list[ExchangeCredentials]:
+    """Each venue's exchange credentials, in order; a venue without them is refused, naming its exchange."""
+    found = []
+    for name in sorted(venues):
+        credentials = credentials_for(settings, _exchange_of(name))
+        if credentials is None:
+            raise UserError(
+                f"live trading on {name} needs {_exchange_of(name)} credentials (docs/trading-live.md)"
+            )
+        found.append(credentials)
+    return found
+
+
 async def _open_live_venues(settings: Settings, names: Mapping[str, Any], args: argparse.Namespace,
                             inbox: asyncio.Queue[tuple[str, EventBase]], log: Any, api_bases: Mapping[str, str],
                             venues: list[LiveVenue]) -> None:  # fmt: skip
     """One live venue per configured venue, into `venues` as each is made (so every one made gets closed)."""
     for name in sorted(names):
         exchange_id = _exchange_of(name)
-        credentials = credentials_for(settings, exchange_id)
-        if credentials is None:
-            raise UserError(f"live trading on {name} needs {exchange_id} credentials (docs/trading-live.md)")
+        credentials = _require_credentials(settings, [name])[0]
         exchange = create_exchange(exchange_id, websocket=True, api_base=api_bases.get(exchange_id),
                                    credentials=ccxt_options(credentials))  # fmt: skip
         venues.append(LiveVenue(name, exchange, args.session, inbox.put_nowait, time.time_ns,

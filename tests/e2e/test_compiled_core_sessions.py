@@ -5,7 +5,7 @@ with the demo strategy and an eager one; and the compiled replay of the referenc
 
 from __future__ import annotations
 
-import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,22 +16,22 @@ from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest
 from application.replay import replay_session
 from application.session_run import RunParameters, market_data_streams
-from tests.e2e.test_wake_sessions import SESSIONS, _config, imported  # noqa: F401  (module-scoped sessions)
+from tests.e2e.test_wake_sessions import RUN_IDS, RUNS, SESSIONS, _config, copy_log, imported  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.mark.parametrize("eager", [False, True], ids=["demo-strategy", "eager-strategy"])
+@pytest.mark.parametrize(("name", "eager"), RUNS, ids=RUN_IDS)
 def test_compiled_run_equals_the_reference_run(
-    imported: tuple[Path, str],  # noqa: F811  (the fixture imported above)
+    imported: Callable[[str], Path],  # noqa: F811  (the fixture imported above)
+    name: str,
     eager: bool,
     tmp_path: Path,
 ) -> None:
-    path, name = imported
+    path = imported(name)
     _, _, venues, instrument = SESSIONS[name]
     config = _config(venues, instrument, eager)
-    copy = tmp_path / "compiled.sqlite"
-    shutil.copy(path, copy)
+    copy = copy_log(path, tmp_path / "compiled")
     results = []
     session = f"bt-compiled-{eager}"
     for log_path, core in ((path, None), (copy, compiled_core)):

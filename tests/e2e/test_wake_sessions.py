@@ -97,6 +97,14 @@ def imported(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     return get
 
 
+def copy_log(path: Path, into: Path) -> Path:
+    """A copy of an embedded log: the SQLite file and its catalog of columnar market data beside it."""
+    into.mkdir()
+    shutil.copy(path, into / path.name)
+    shutil.copytree(path.parent / "catalog", into / "catalog")
+    return into / path.name
+
+
 def _inputs(log: SqliteEventLog, parameters: RunParameters) -> list[EventBase]:
     return [restamp(decode(stored.record.payload), "audit", stream)
             for stream, stored in session_inputs(log, parameters.input_session, parameters.streams)]  # fmt: skip
@@ -124,8 +132,7 @@ def test_gated_run_equals_the_reference_run(imported: Callable[[str], Path], nam
     path = imported(name)
     _, _, venues, instrument = SESSIONS[name]
     config = _config(venues, instrument, eager)
-    copy = tmp_path / "gated.sqlite"
-    shutil.copy(path, copy)
+    copy = copy_log(path, tmp_path / "gated")
     results = []
     for log_path, core in ((path, None), (copy, reference_core)):
         with SqliteEventLog(log_path) as log:
