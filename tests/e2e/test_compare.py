@@ -122,7 +122,7 @@ def test_slow_paper_venue_vs_backtest(
     assert report["live"]["assumed_latency_ns"] == {"order": 40 * MS, "response": 60 * MS}
     assert report["backtest"]["assumed_latency_ns"] == {"order": 5 * MS, "response": 5 * MS}
     pairs = [o for o in report["orders"] if o["live"] and o["backtest"]]
-    assert len(pairs) == report["matching"]["pairs"] > 10
+    assert len(pairs) == report["matching"]["pairs"] >= 5, report["matching"]  # enough pairs to mean something
     for order in pairs:
         live, backtest = order["live"], order["backtest"]
         if live["response_latency_ns"] is not None:  # refused by risk: never sent
