@@ -11,8 +11,11 @@ the core's view points at; the L2 book is rebuilt as a `domain.book.SyncedBook` 
 levels (cached until the core moves); a book outcome that is out of sync gets its reason from the reference
 rules (`SyncedBook.check`) on the book as it was just before the row, so resync events are byte-identical.
 
-Skipped rows go to the run's observers (the simulated venues keep their own books) in order, exactly as the
-reference core hands them over.
+Venues. A simulated venue that can keep its liquidity elsewhere (`SimulatedVenue.keep_liquidity_in`) keeps it
+here: the core holds each of its keys' venue book (`track_venue`, Rust's `VenueBook`, tested against `OwnBook`
+row by row), so no skipped row goes back to Python for it. The venue takes a woken row before the market view
+does (`Kernel.feed`), through `apply_held_venue`. Skipped rows go to the observers of any other venue, in order,
+exactly as the reference core hands them over.
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ from decimal import Decimal
 
 import numpy as np
 
-from application.fast_run import RowObserver
-from application.ports import MarketCore
+from adapters.columnar.inputs import FileInputs
+from adapters.simulated_venue import FALLBACK_OUT_OF_SYNC, FALLBACK_STALE, VenueLiquidity
+from application.fast_run import RowObserver, events_of, observers
+from application.ports import InputColumns, MarketCore, Venue
 from domain.book import BookKey, OutOfSyncCause, SyncedBook, SyncOutcome, SyncStatus
 from domain.events import (
     BookDelta,
     BookResyncNeeded,
     BookSnapshot,
     EventBase,
+    Level,
     QuoteTick,
     TradeTick,
 )
@@ -55,11 +61,12 @@ except ImportError as exc:  # the composition root reports it (`bootstrap.market
         f"the compiled core cse_core is not built ({exc}): run `make install` (needs cargo)"
     ) from exc
 
-BATCH = 1
-"""Input events pulled from the run's iterator per batch. One, because pulling an input has side effects the
-run's figures depend on (`run_inputs`' `on_input`: the backtest metrics take an order's arrival mid from the
-inputs seen so far), so the core must not read ahead of the row it runs; a larger batch is exact only for
-inputs without such observers (e.g. columnar files fed directly)."""
+BATCH = 4_096
+"""Input events pulled from the run's iterator per batch. Reading ahead of the row the kernel runs is exact:
+nothing a run derives or reports depends on when an input is pulled (the backtest metrics read mids from the
+kernel's market view, not from the inputs they are shown)."""
+COLUMN_SLICE = 1 << 18
+"""Rows of a columnar file converted and appended to the core at a time: memory stays flat."""
 KIND_EVENT = 9
 _NO_KEY: BookKey = ("", "")
 """The key of rows that are not market data of a (venue, instrument)."""
@@ -168,15 +175,26 @@ class CompiledMarketCore:
     """`MarketCore` on the Rust core; see the module docstring."""
 
     def __init__(
-        self, rows: Iterable[EventBase], observers: Sequence[RowObserver] = (), batch: int = BATCH
+        self,
+        rows: Iterable[EventBase] | InputColumns,
+        observers: Sequence[RowObserver] = (),
+        batch: int = BATCH,
+        venue_books: Iterable[str] = (),
     ) -> None:
+        """`rows`: the input events, or a columnar file's (`FileInputs`: appended as columns, and only the
+        messages that reach Python are built, unless an observer must see every row). `venue_books`: the
+        venues whose liquidity the core keeps (`venue_liquidity`)."""
         self._core = _RustCore()
         self._core.wake_out_of_sync = True  # their outcome is worded by the reference rules (CompiledView)
         self._keys: dict[BookKey, int] = {}
         self.names: list[BookKey] = []
         """(venue, instrument) by key."""
+        self._venue_books = frozenset(venue_books)
         self._key(_NO_KEY)
-        self._rows: Iterator[EventBase] = iter(rows)
+        self._columns = rows if isinstance(rows, FileInputs) and not observers else None
+        self._rows: Iterator[EventBase] = iter(events_of(rows) if self._columns is None else ())
+        self._column_rows = 0
+        """Rows of `_columns` appended to the core so far."""
         self._observers = tuple(observers)
         self._batch = batch
         self._queued: deque[EventBase] = deque()
@@ -194,6 +212,8 @@ class CompiledMarketCore:
 
     def next_wake(self) -> EventBase | None:
         self._held = None
+        if self._columns is not None:
+            return self._next_wake_in_columns(self._columns)
         while True:
             found = self._core.next_wake()
             if found is not None:
@@ -206,6 +226,23 @@ class CompiledMarketCore:
             self._skip_until(self._next_ordinal + len(self._queued))
             if not self._feed():
                 return None
+
+    def _next_wake_in_columns(self, columns: FileInputs) -> EventBase | None:
+        while (found := self._core.next_wake()) is None:
+            if self._column_rows >= columns.rows:
+                return None
+            stop = columns.slice_stop(self._column_rows, COLUMN_SLICE)
+            self._core.append(columns.core_columns(self._column_rows, stop, self._key_of_names))
+            self._column_rows = stop
+        self._held = columns.message(found[1])
+        return self._held
+
+    def _key_of_names(self, venue: str, instrument: str) -> int:
+        return self._key((venue, instrument))
+
+    def event_at(self, row: int) -> EventBase:
+        """The input event whose first row is `row` (one the view points at)."""
+        return self._by_row[row] if self._columns is None else self._columns.message(row)
 
     def set_wake(self, owner: int, spec: WakeSpec) -> None:
         if self._specs.get(owner) == spec:
@@ -228,7 +265,15 @@ class CompiledMarketCore:
         if found is None:
             found = self._keys[key] = self._core.add_key(*key)
             self.names.append(key)
+            if key[0] in self._venue_books:
+                self._core.track_venue(found)
         return found
+
+    def venue_liquidity(self, venue: str, instrument: str) -> VenueLiquidity:
+        """The venue's liquidity of `instrument` as this core keeps it (a `LiquiditySource`)."""
+        if venue not in self._venue_books:
+            raise ValueError(f"the core keeps no venue book for {venue}")
+        return CoreVenueBook(self._core, self._key((venue, instrument)))
 
     def key_of(self, event: EventBase) -> int:
         venue, instrument = getattr(event, "venue", None), getattr(event, "instrument", None)
@@ -359,7 +404,7 @@ class CompiledView:
         if index is None:
             return None
         row = self._core.view_row(index, which)
-        return None if row is None else self._owner._by_row[row]
+        return None if row is None else self._owner.event_at(row)
 
     def quote(self, venue: str, instrument: str) -> QuoteTick | None:
         return self._event((venue, instrument), "quote")  # type: ignore[return-value]
@@ -448,6 +493,51 @@ def _delta(
     )  # fmt: skip
 
 
-def compiled_core(rows: Iterable[EventBase], observers: Sequence[RowObserver]) -> MarketCore:
-    """The `application.fast_run.CoreFactory` of the compiled core."""
-    return CompiledMarketCore(rows, observers)
+_FALLBACKS = ("", FALLBACK_OUT_OF_SYNC, FALLBACK_STALE)
+"""Rust's `Fallback` codes, as the venue's reasons."""
+_FALLBACK_CODE = {reason: code for code, reason in enumerate(_FALLBACKS)}
+_FIRST_LEVELS = 16
+"""Levels fetched first when the venue walks a side: most walks stop at the top."""
+
+
+class CoreVenueBook:
+    """`VenueLiquidity` of one (venue, instrument) kept by the compiled core (Rust `VenueBook`)."""
+
+    __slots__ = ("_core", "_key")
+
+    def __init__(self, core: _RustCore, key: int) -> None:
+        self._core = core
+        self._key = key
+
+    def take(self, event: BookDelta | BookSnapshot | QuoteTick) -> bool:
+        changed = self._core.apply_held_venue()
+        if changed is None:
+            raise RuntimeError(f"compiled core: the venue took {event.type} but no row is held")
+        return bool(changed)
+
+    def fallback_reason(self) -> str:
+        return _FALLBACKS[self._core.venue_fallback(self._key)]
+
+    def levels(self, bids: bool, reason: str) -> Iterator[Level]:
+        code = _FALLBACK_CODE[reason]
+        first = self._core.venue_levels(self._key, bids, code, _FIRST_LEVELS)
+        for pm, pe, qm, qe in first:
+            yield amount(pm, pe), amount(qm, qe)
+        if len(first) == _FIRST_LEVELS:
+            for pm, pe, qm, qe in self._core.venue_levels(self._key, bids, code)[_FIRST_LEVELS:]:
+                yield amount(pm, pe), amount(qm, qe)
+
+    def quantity_at(self, bids: bool, price: Decimal, reason: str) -> Decimal | None:
+        found = self._core.venue_quantity_at(self._key, bids, parts(price), _FALLBACK_CODE[reason])
+        return None if found is None else amount(*found)
+
+
+def compiled_core(rows: Iterable[EventBase] | InputColumns, venues: Sequence[Venue]) -> MarketCore:
+    """The `application.fast_run.CoreFactory` of the compiled core: simulated venues keep their liquidity in
+    it; any other venue observes the skipped rows."""
+    keeps = [v for v in venues if hasattr(v, "keep_liquidity_in")]
+    others = observers([v for v in venues if v not in keeps])
+    core = CompiledMarketCore(rows, others, venue_books=[v.name for v in keeps])
+    for venue in keeps:
+        venue.keep_liquidity_in(core.venue_liquidity)  # type: ignore[attr-defined]
+    return core

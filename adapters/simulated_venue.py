@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from adapters.queue_models import QueueModel, QueuePosition
 from adapters.venue_rules import (
@@ -78,13 +78,53 @@ FALLBACK_OUT_OF_SYNC = "book out of sync"
 FALLBACK_STALE = "book older than the ticker"
 
 
+class VenueLiquidity(Protocol):
+    """What the venue matches against on one instrument: its own view of the recorded L2 book and ticker.
+    `OwnBook` keeps it in Python; a compiled market core keeps the same view in Rust (`track_venue`)."""
+
+    def take(self, event: BookDelta | BookSnapshot | QuoteTick) -> bool:
+        """Take one of the instrument's rows; True if the liquidity matched against may have changed."""
+        ...
+
+    def fallback_reason(self) -> str: ...
+
+    def levels(self, bids: bool, reason: str) -> Iterator[Level]: ...
+
+    def quantity_at(self, bids: bool, price: Decimal, reason: str) -> Decimal | None: ...
+
+
+LiquiditySource = Callable[[str, str], VenueLiquidity]
+"""(venue, instrument) -> the venue's liquidity of that instrument."""
+
+
 @dataclass(slots=True)
 class _Market:
     """What the venue knows of one instrument."""
 
+    liquidity: VenueLiquidity
     spec: InstrumentDefined | None = None
+
+
+@dataclass(slots=True)
+class OwnBook:
+    """`VenueLiquidity` kept by the venue itself: its own L2 book under the sync rules plus the last ticker
+    it accepted."""
+
+    venue: str
+    instrument: str
     book: SyncedBook | None = None
     quote: QuoteTick | None = None
+
+    def take(self, event: BookDelta | BookSnapshot | QuoteTick) -> bool:
+        if isinstance(event, QuoteTick):
+            if event.bid_price <= _ZERO or event.ask_price <= _ZERO or event.bid_price >= event.ask_price:
+                return False  # a crossed or non-positive ticker cannot be matched against: ignored
+            self.quote = event
+            return True
+        book = self.book = self.book or SyncedBook(self.venue, self.instrument)
+        status = book.apply(event).status
+        # Out of sync: matching falls back to the ticker from now on (a change too).
+        return status is SyncStatus.OUT_OF_SYNC or status is SyncStatus.APPLIED
 
     def fallback_reason(self) -> str:
         """Why the L2 book must not be matched against now ('' if it may). No L2 book at all (a venue
@@ -155,13 +195,15 @@ class RestingOrder:
 class SimulatedVenue:
     def __init__(self, name: str, config: SimulatedVenueConfig | None = None) -> None:
         self.name = name
+        self._liquidity: LiquiditySource = OwnBook
         self.config = config or SimulatedVenueConfig()
         if self.config.order_latency_ns < 0 or self.config.response_latency_ns < 0:
             raise ValueError("latencies must not be negative")
         self.fees = self.config.fees.get(name)
         self.queue_model = QueueModel(self.config.queue_model)
         self.markets: dict[str, _Market] = {
-            instrument: _Market(spec=spec) for instrument, spec in sorted(self.config.instruments.items())
+            instrument: _Market(OwnBook(name, instrument), spec)
+            for instrument, spec in sorted(self.config.instruments.items())
         }
         self.resting: dict[uuid.UUID, RestingOrder] = {}
         """Working orders in arrival order."""
@@ -209,6 +251,13 @@ class SimulatedVenue:
     def drain(self, until_ns: int) -> list[EventBase]:
         self._run_actions(until_ns)
         return self._release(until_ns)
+
+    def keep_liquidity_in(self, source: LiquiditySource) -> None:
+        """Have `source` keep the venue's view of the market (a compiled core that runs the market rows),
+        before the run's first row; `observe` is then never needed."""
+        self._liquidity = source
+        for instrument, market in self.markets.items():
+            market.liquidity = source(self.name, instrument)
 
     def observe(self, event: EventBase) -> None:
         """A market row a gated run did not wake the venue for (`wake` was false on it): only what the venue
@@ -284,7 +333,7 @@ class SimulatedVenue:
         if command.post_only and command.order_type is OrderType.MARKET:
             return f"{WOULD_TAKE} (a post-only order cannot be a market order)"
         buying = command.side is Side.BUY
-        best = next(market.levels(not buying, reason), None)
+        best = next(market.liquidity.levels(not buying, reason), None)
         price = command.limit_price if command.order_type is OrderType.LIMIT else (best[0] if best else None)
         failure = filter_failure(spec, command, price)
         if failure:
@@ -308,7 +357,7 @@ class SimulatedVenue:
 
     def _arrive(self, command: PlaceOrder, at_ns: int) -> None:
         market = self._market(command.instrument)
-        reason = market.fallback_reason()
+        reason = market.liquidity.fallback_reason()
         refusal = self._refusal(command, market, reason)
         self._seen_orders.add(command.order_id)
         if refusal:
@@ -332,7 +381,7 @@ class SimulatedVenue:
             self._emit(command, at_ns, OrderCanceled, command.order_id,
                        reason=f"IOC remainder canceled: no more liquidity{detail}")  # fmt: skip
             return
-        order.level_quantity = market.quantity_at(order.is_buy, order.price, reason)
+        order.level_quantity = market.liquidity.quantity_at(order.is_buy, order.price, reason)
         order.queue = QueuePosition(order.level_quantity or _ZERO)
         self.resting[command.order_id] = order
 
@@ -342,7 +391,7 @@ class SimulatedVenue:
         """Take up to `wanted` from the other side, best price first, up to `limit`, never what our orders
         already took: (price, quantity) per level."""
         taken: list[tuple[Decimal, Decimal]] = []
-        for price, recorded in market.levels(not buying, reason):
+        for price, recorded in market.liquidity.levels(not buying, reason):
             if wanted == _ZERO or (limit is not None and (price > limit if buying else price < limit)):
                 break
             key = (instrument, not buying, price)
@@ -398,24 +447,12 @@ class SimulatedVenue:
     def _market(self, instrument: str) -> _Market:
         market = self.markets.get(instrument)
         if market is None:
-            market = self.markets[instrument] = _Market()
+            market = self.markets[instrument] = _Market(self._liquidity(self.name, instrument))
         return market
 
     def _on_book(self, event: BookDelta | BookSnapshot | QuoteTick) -> bool:
         """Update what the venue knows; True if the liquidity it would match against may have changed."""
-        market = self._market(event.instrument)
-        if isinstance(event, QuoteTick):
-            if event.bid_price <= _ZERO or event.ask_price <= _ZERO or event.bid_price >= event.ask_price:
-                return False  # a crossed or non-positive ticker cannot be matched against: ignored
-            market.quote = event
-            return True
-        book = market.book = market.book or SyncedBook(self.name, event.instrument)
-        status = book.apply(event).status
-        if status is SyncStatus.OUT_OF_SYNC:
-            return True  # matching falls back to the ticker from now on
-        if status is not SyncStatus.APPLIED:
-            return False
-        return True
+        return self._market(event.instrument).liquidity.take(event)
 
     def _match_resting(self, cause: EventBase, at_ns: int) -> None:
         """After a book or ticker change: queue positions follow their levels, and a resting order the
@@ -425,9 +462,9 @@ class SimulatedVenue:
         if not orders:
             return
         market = self.markets[instrument]
-        reason = market.fallback_reason()
+        reason = market.liquidity.fallback_reason()
         for order in orders:
-            level = market.quantity_at(order.is_buy, order.price, reason)
+            level = market.liquidity.quantity_at(order.is_buy, order.price, reason)
             if level is None or level == order.level_quantity:
                 continue
             if order.level_quantity is None:  # first sight of the level: we are behind all of it

@@ -41,6 +41,7 @@ from typing import Literal
 import pyarrow as pa
 
 from adapters.columnar.codec import RowBuilder
+from adapters.columnar.inputs import FileInputs
 from adapters.columnar.schema import CODEC
 from adapters.columnar.store import Catalog, MarketDataFile
 from application.ports import LogRecord, StoredRecord
@@ -246,6 +247,12 @@ class SqliteEventLog:
         if ref is None or stream not in ref.streams:
             return None
         return self._open(ref).events(as_session, stream, from_offset)
+
+    def input_columns(self, session_id: str, streams: Sequence[str], as_session: str) -> FileInputs | None:
+        ref = self.market_data(session_id)
+        if ref is None or not streams or not set(streams) <= set(ref.streams):
+            return None
+        return FileInputs(self._open(ref), streams, as_session)
 
     def market_columns(self, session_id: str) -> tuple[pa.Table, list[str]] | None:
         """Raw columns of the session's market data (layout `adapters.columnar.schema`, engine order) and

@@ -18,7 +18,7 @@ from typing import Any
 
 from application.fast_run import CoreFactory
 from application.metrics import BacktestMetrics
-from application.ports import ColumnarMarketData, EventLog, LogRecord
+from application.ports import ColumnarMarketData, EventLog, InputColumns, LogRecord
 from application.run_config import InstrumentSpecs, RunConfig
 from application.session_run import (
     DERIVED_STREAM,
@@ -213,18 +213,21 @@ def run_backtest(
     last_equity: list[EquitySampled] = []
     merge = MergeRecorder(session_id, parameters.streams)
 
+    def start(time_ns: int) -> None:
+        first_time.append(time_ns)
+        started = SessionStarted(
+            envelope=session_marker_envelope(session_id, 0, time_ns, "backtest"),
+            mode="backtest",
+            config_hash=parameters.config_hash,
+            model_hash="",
+            code_version=code_version,
+            parameters=parameters.canonical_json(),
+        )
+        writer.add(SESSION_STREAM, session_id, started)
+
     def on_input(stream: str, event: EventBase) -> None:
         if not first_time:
-            first_time.append(event.envelope.event_time_ns)
-            started = SessionStarted(
-                envelope=session_marker_envelope(session_id, 0, first_time[0], "backtest"),
-                mode="backtest",
-                config_hash=parameters.config_hash,
-                model_hash="",
-                code_version=code_version,
-                parameters=parameters.canonical_json(),
-            )
-            writer.add(SESSION_STREAM, session_id, started)
+            start(event.envelope.event_time_ns)
         if stream not in named:
             writer.add(stream, stream, event)
         chunk = merge.add(stream, event.envelope.event_time_ns)
@@ -233,6 +236,19 @@ def run_backtest(
         metrics.observe(event)
         if progress is not None:
             progress(1)
+
+    def on_columns(columns: InputColumns) -> None:
+        """All inputs at once, held in the named file (nothing to copy): the bookkeeping `on_input` does per
+        input. Of the inputs, the metrics need only the instrument definitions (mids come from the view)."""
+        if not len(columns):
+            return
+        start(columns.time_at(0))
+        for chunk in merge.add_runs(columns.runs(), columns.time_at):
+            writer.add(MERGE_STREAM, session_id, chunk)
+        for _, event in columns.non_market_events():
+            metrics.observe(event)
+        if progress is not None:
+            progress(len(columns))
 
     def on_derived(event: EventBase) -> None:
         if isinstance(event, EquitySampled):
@@ -243,7 +259,9 @@ def run_backtest(
         metrics.observe(event)
 
     with decimal_context():  # the metrics too: the caller's decimal context never changes a reported number
-        kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, core=core)
+        kernel = run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, core=core,
+                            on_kernel=lambda k: metrics.follow(k.market),
+                            on_columns=on_columns if named == frozenset(parameters.streams) else None)  # fmt: skip
     if not first_time:
         raise ValueError(
             f"session {parameters.input_session!r} has no input events in {list(parameters.streams)}"

@@ -17,15 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from application.engine import Kernel
-from application.ports import MarketCore
+from application.ports import InputColumns, MarketCore, Venue
 from domain.events import EventBase
 from domain.market_view import ReferenceMarketView
 from domain.wake import ALWAYS, WakeSpec, evaluate, row_kind
 
 RowObserver = Callable[[EventBase], None]
-CoreFactory = Callable[[Iterable[EventBase], Sequence[RowObserver]], MarketCore]
-"""Builds a run's market core from its rows (the exact input events, in run order) and the observers every
-skipped row is handed to (the simulated venues' `observe`)."""
+CoreFactory = Callable[[Iterable[EventBase] | InputColumns, Sequence[Venue]], MarketCore]
+"""Builds a run's market core from its rows (the exact input events, in run order, or the columns holding
+them) and the run's venues in name order: what a venue knows of the market must follow the rows the core skips (a simulated venue's
+`observe`, or its liquidity kept by the core itself)."""
 
 
 class ReferenceMarketCore:
@@ -70,8 +71,20 @@ class ReferenceMarketCore:
         return self._last_time_ns
 
 
-def reference_core(rows: Iterable[EventBase], observers: Sequence[RowObserver]) -> MarketCore:
-    return ReferenceMarketCore(rows, observers)
+def reference_core(rows: Iterable[EventBase] | InputColumns, venues: Sequence[Venue]) -> MarketCore:
+    return ReferenceMarketCore(events_of(rows), observers(venues))
+
+
+def events_of(rows: Iterable[EventBase] | InputColumns) -> Iterable[EventBase]:
+    """The input events of a run's rows (columns materialised message by message)."""
+    if isinstance(rows, InputColumns):
+        return (event for _, event in rows.events())
+    return rows
+
+
+def observers(venues: Sequence[Venue]) -> list[RowObserver]:
+    """The venues' `observe` (a simulated venue keeps its own book of its venue's rows)."""
+    return [observe for venue in venues if (observe := getattr(venue, "observe", None))]
 
 
 def run_gated(kernel: Kernel, core: MarketCore) -> None:

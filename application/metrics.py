@@ -39,6 +39,7 @@ from domain.events import (
     SpreadOpportunityDetected,
 )
 from domain.instruments import is_inverse, settlement_value, units
+from domain.market_view import MarketView, ReferenceMarketView
 from domain.values import ZERO, canonical_amount
 
 MINUTE_NS = 60_000_000_000
@@ -83,13 +84,21 @@ class BacktestMetrics:
     fees: Decimal = ZERO
     legs: dict[str, LegStats] = field(default_factory=dict)
     round_trips: RoundTripBook = field(default_factory=RoundTripBook)
-    _mids: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    market: MarketView = field(default_factory=ReferenceMarketView)
+    """Where mids come from (an order's arrival mid, the end inventory's marks): the last quote of each
+    (venue, instrument). Its own view, fed the quotes `observe` is given, until `follow` shares the run's."""
+    _own_market: ReferenceMarketView | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.market, ReferenceMarketView):
+            self._own_market = self.market
     _specs: dict[tuple[str, str], InstrumentDefined] = field(default_factory=dict)
     _arrival_mid: dict[uuid.UUID, Decimal] = field(default_factory=dict)
 
     def observe(self, event: EventBase) -> None:
         if isinstance(event, QuoteTick):
-            self._mids[(event.venue, event.instrument)] = (event.bid_price + event.ask_price) / 2
+            if self._own_market is not None:
+                self._own_market.apply(event)
         elif isinstance(event, InstrumentDefined):
             self._specs[(event.venue, event.instrument)] = event
         elif isinstance(event, SpreadOpportunityDetected):
@@ -104,11 +113,21 @@ class BacktestMetrics:
         elif isinstance(event, RiskCheckRejected):
             self.rejections_by_rule[event.rule] = self.rejections_by_rule.get(event.rule, 0) + 1
 
+    def follow(self, market: MarketView) -> None:
+        """Read mids from the run's market view (`Kernel.market`, which the kernel keeps): at an order, the
+        last quote the engine had when it derived it, even where a market core skipped the quotes."""
+        self.market = market
+        self._own_market = None
+
+    def _mid(self, venue: str, instrument: str) -> Decimal | None:
+        quote = self.market.quote(venue, instrument)
+        return None if quote is None else (quote.bid_price + quote.ask_price) / 2
+
     def _on_order(self, order: PlaceOrder) -> None:
         leg = self.legs.setdefault(order.venue, LegStats())
         leg.orders += 1
         leg.ordered_quantity += order.quantity
-        mid = self._mids.get((order.venue, order.instrument))
+        mid = self._mid(order.venue, order.instrument)
         if mid is not None:
             self._arrival_mid[order.order_id] = mid
 
@@ -157,7 +176,8 @@ class BacktestMetrics:
             if quantity == 0:
                 continue
             lots = self.round_trips.lots[(venue, instrument)]
-            mark = self._mids.get((venue, instrument), lots[-1].price)
+            mid = self._mid(venue, instrument)
+            mark = lots[-1].price if mid is None else mid
             base = self._in_base(venue, instrument, quantity, mark)
             rows.append({"venue": venue, "instrument": instrument, "asset": self._base(venue, instrument),
                          "quantity": canonical_amount(quantity), "base_quantity": canonical_amount(base), "mark": canonical_amount(mark),

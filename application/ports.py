@@ -78,12 +78,43 @@ class ColumnarMarketData(Protocol):
         """(pyarrow Table in engine order, stream names of its `stream` column), None without columnar data."""
         ...
 
+    def input_columns(self, session_id: str, streams: Sequence[str], as_session: str) -> InputColumns | None:
+        """The inputs of a run over `streams` of `session_id` as columns, in the file's row order, stamped for
+        `as_session`, when every one of them is in the session's columnar file; else None."""
+        ...
+
     def attach_market_data(self, session_id: str, sha256: str, streams: Sequence[str], codec: str = ...) -> None:
         """Name the file `sha256`'s `streams` as the session's market data (a backtest: no copy)."""
         ...
 
     def verify_market_data(self, session_id: str) -> None:
         """Re-hash the session's file in full; raise (a ValueError naming file and hashes) if it changed."""
+        ...
+
+
+@runtime_checkable
+class InputColumns(Protocol):
+    """A run's inputs as the rows of a columnar market-data file, in run order: a compiled market core runs
+    them without an event per message; only the messages that reach Python become events."""
+
+    def __len__(self) -> int:
+        """Messages (inputs)."""
+        ...
+
+    def runs(self) -> Iterator[tuple[str, int]]:
+        """(stream, count) of consecutive inputs of one stream, in run order (what the merge order records)."""
+        ...
+
+    def time_at(self, index: int) -> int:
+        """Event time of the `index`-th input."""
+        ...
+
+    def non_market_events(self) -> Iterator[tuple[str, EventBase]]:
+        """The inputs that are not market rows (each stream's `InstrumentDefined`, ...), in run order."""
+        ...
+
+    def events(self) -> Iterator[tuple[str, EventBase]]:
+        """Every input as (stream, event), in run order (a core that runs events, not columns)."""
         ...
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from application.fast_run import CoreFactory
 from application.live_run import recorded_venues
-from application.ports import ColumnarMarketData, EventLog
+from application.ports import ColumnarMarketData, EventLog, InputColumns
 from application.session_run import (
     DERIVED_STREAM,
     SESSION_STREAM,
@@ -106,8 +106,12 @@ def replay_session(
     if recorded_merge(log, session_id) is None:
         report.notes.append("no recorded merge order (a session of an earlier version): inputs merged by "
                             "(time, stream priority, sequence) as the backtest did")  # fmt: skip
+    def on_columns(columns: InputColumns) -> None:
+        if progress is not None:
+            progress(len(columns))
+
     run_inputs(log, parameters, session_id, venue_factory, on_input, on_derived, source_session=session_id,
-               core=core)  # fmt: skip
+               core=core, on_columns=on_columns)  # fmt: skip
     for extra in recorded:  # recorded events the replay did not produce are divergences too
         recorded_digest.add(extra)
         report.divergences += 1

@@ -23,7 +23,7 @@ from application.engine import Kernel
 from application.fast_run import CoreFactory, run_gated
 from application.merge import Merged, merge_pairs
 from application.operator_commands import COMMANDS_STREAM
-from application.ports import ColumnarMarketData, EventLog, StoredRecord, Venue
+from application.ports import ColumnarMarketData, EventLog, InputColumns, StoredRecord, Venue
 from application.run_config import RunConfig, build_deciders
 from domain.events import Envelope, EventBase, InputsMerged, decode, input_event_id
 
@@ -114,20 +114,36 @@ class MergeRecorder:
 
     def add(self, stream: str, time_ns: int) -> InputsMerged | None:
         """Note the next input's stream; returns a full chunk's event when one is complete."""
-        index = self._index[stream]
-        if self._count == 0:
-            self._time_ns = time_ns
-        if self._runs and self._runs[-1][0] == index:
-            self._runs[-1][1] += 1
-        else:
-            self._runs.append([index, 1])
-        self._count += 1
-        return self.flush() if self._count >= self._chunk else None
+        chunks = self.add_runs(((stream, 1),), lambda _: time_ns)
+        return chunks[0] if chunks else None
+
+    def add_runs(self, runs: Iterable[tuple[str, int]], time_at: Callable[[int], int]) -> list[InputsMerged]:
+        """Note runs of consecutive inputs of one stream, (stream, count) in order; `time_at(i)` is the event
+        time of the i-th of these inputs. Returns the chunks completed on the way, in order."""
+        done: list[InputsMerged] = []
+        position = 0
+        for stream, count in runs:
+            index = self._index[stream]
+            while count:
+                if self._count == 0:
+                    self._time_ns = time_at(position)
+                take = min(count, self._chunk - self._count)
+                if self._runs and self._runs[-1][0] == index:
+                    self._runs[-1][1] += take
+                else:
+                    self._runs.append([index, take])
+                self._count += take
+                position += take
+                count -= take
+                if self._count >= self._chunk:
+                    done.append(self._flush())
+        return done
 
     def flush(self) -> InputsMerged | None:
         """The event of the inputs noted since the last one (None if none)."""
-        if self._count == 0:
-            return None
+        return self._flush() if self._count else None
+
+    def _flush(self) -> InputsMerged:
         envelope = Envelope(event_id=input_event_id(self._session_id, MERGE_STREAM, self._chunks),
                             session_id=self._session_id, sequence=self._chunks, event_time_ns=self._time_ns,
                             ingest_time_ns=self._time_ns, source=MERGE_STREAM)  # fmt: skip
@@ -235,6 +251,30 @@ def _event_time(event: EventBase) -> int:
     return event.envelope.event_time_ns
 
 
+def file_order_is_run_order(log: EventLog, session_id: str, streams: tuple[str, ...], columns: InputColumns) -> bool:
+    """Whether the file's rows are in the order the run reads `streams`: the session's recorded merge order
+    (restricted to `streams`), or, with none recorded, the merge rule, whose stream priority is `streams`'
+    order and the file's is name order."""
+    order = recorded_merge(log, session_id)
+    if order is None:
+        return list(streams) == sorted(streams)
+    recorded: list[list[Any]] = []
+    expected = 0
+    for chunk in order:
+        if chunk.first_input != expected:
+            return False  # the run reads the order itself and says what is wrong with it
+        for index, count in chunk.runs:
+            expected += count
+            stream = chunk.streams[index]
+            if stream not in streams:
+                continue
+            if recorded and recorded[-1][0] == stream:
+                recorded[-1][1] += count
+            else:
+                recorded.append([stream, count])
+    return [(stream, count) for stream, count in recorded] == list(columns.runs())
+
+
 def restamp(event: EventBase, session_id: str, stream: str) -> EventBase:
     envelope = event.envelope
     if envelope.session_id == session_id:
@@ -254,13 +294,19 @@ def run_inputs(
     on_derived: Callable[[EventBase], None],
     source_session: str | None = None,
     core: CoreFactory | None = None,
+    on_kernel: Callable[[Kernel], None] | None = None,
+    on_columns: Callable[[InputColumns], None] | None = None,
 ) -> Kernel:
     """Feed the inputs of `source_session` (default: the parameters' input session) through a fresh kernel,
     re-stamped into `target_session`, in the order `session_inputs` gives (recorded, or merged by rule).
     With a market `core` the run is gated (`application.fast_run`): the kernel is called only at rows where
     a decider or venue could act, with the same derived events; without one every input goes through the
-    kernel (the reference path). `on_input` sees every input either way. Returns the kernel, drained to the
-    last input's time."""
+    kernel (the reference path). `on_input` sees every input either way; `on_kernel` gets the kernel before
+    the first input (to read its market view). Returns the kernel, drained to the last input's time.
+
+    Inputs held in a columnar file go to a core as its columns (`InputColumns`: no event per input) when the
+    caller takes them that way (`on_columns`, called once, before the run, instead of `on_input`) and the
+    file's row order is the run's order (`file_order_is_run_order`)."""
     source = source_session or parameters.input_session
     venues = venue_factory(parameters.config)
 
@@ -271,12 +317,23 @@ def run_inputs(
 
     if core is None:
         kernel = Kernel(build_deciders(parameters.config), venues, on_derived)
+        if on_kernel is not None:
+            on_kernel(kernel)
         for event in inputs():
             kernel.feed(event)
         kernel.release_due(kernel.clock.now_ns())
         return kernel
-    observers = [observe for _, venue in sorted(venues.items()) if (observe := getattr(venue, "observe", None))]
-    market_core = core(inputs(), observers)
+    columns = None
+    if on_columns is not None and isinstance(log, ColumnarMarketData):
+        columns = log.input_columns(source, parameters.streams, target_session)
+        if columns is not None and not file_order_is_run_order(log, source, parameters.streams, columns):
+            columns = None
+    if columns is not None:
+        assert on_columns is not None
+        on_columns(columns)
+    market_core = core(inputs() if columns is None else columns, [venue for _, venue in sorted(venues.items())])
     kernel = Kernel(build_deciders(parameters.config), venues, on_derived, market=market_core.view)
+    if on_kernel is not None:
+        on_kernel(kernel)
     run_gated(kernel, market_core)
     return kernel

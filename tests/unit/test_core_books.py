@@ -85,12 +85,12 @@ def check_message(
     market = ref.venues[venue].markets.get(instrument)
     if market is None or (expected is None and not isinstance(event, QuoteTick) and not full):
         return
-    reason = market.fallback_reason()
+    reason = market.liquidity.fallback_reason()
     assert core.venue_fallback(key) == VENUE_FALLBACK[reason]  # type: ignore[attr-defined]
     for is_bid in (True, False):
         want = [
             level(p, q)
-            for _, (p, q) in zip(range(1 << 62 if full else 2), market.levels(is_bid, reason), strict=False)
+            for _, (p, q) in zip(range(1 << 62 if full else 2), market.liquidity.levels(is_bid, reason), strict=False)
         ]
         assert core.venue_levels(key, is_bid, VENUE_FALLBACK[reason], None if full else 2) == want  # type: ignore[attr-defined]
 

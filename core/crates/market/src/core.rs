@@ -211,24 +211,41 @@ impl Core {
 
     /// Apply a message `read_next` returned (the next one), and move past it.
     pub fn apply(&mut self, pending: Pending) -> Message {
+        self.apply_with(pending, None)
+    }
+
+    /// Apply only the venue's part of a message (the simulated venue's own view of its key), ahead of the
+    /// rest: the venue takes a row before the market view does. True if its matchable liquidity may have
+    /// changed.
+    pub fn apply_venue(&mut self, pending: &Pending) -> bool {
+        let Some(venue) = self.slots[pending.message.key as usize].venue_book.as_mut() else {
+            return false;
+        };
+        match &pending.body {
+            Body::Quote(quote) => venue.on_quote(*quote),
+            Body::Delta(delta) => venue.on_delta(delta.clone()),
+            Body::Snapshot(snapshot) => venue.on_snapshot(snapshot),
+            Body::Trade(_) | Body::Event => false,
+        }
+    }
+
+    /// `apply`, where `venue_applied` is the answer of an `apply_venue` already run on this message.
+    pub fn apply_with(&mut self, pending: Pending, venue_applied: Option<bool>) -> Message {
+        let venue_changed = match venue_applied {
+            Some(changed) => changed,
+            None => self.apply_venue(&pending),
+        };
         let Pending {
             mut message,
             body,
             rows,
         } = pending;
+        message.venue_changed = venue_changed;
         let slot = &mut self.slots[message.key as usize];
         match body {
-            Body::Quote(quote) => {
-                slot.view.on_quote(quote);
-                if let Some(venue) = &mut slot.venue_book {
-                    message.venue_changed = venue.on_quote(quote);
-                }
-            }
+            Body::Quote(quote) => slot.view.on_quote(quote),
             Body::Trade(trade) => slot.view.on_trade(trade),
             Body::Delta(delta) => {
-                if let Some(venue) = &mut slot.venue_book {
-                    message.venue_changed = venue.on_delta(delta.clone());
-                }
                 let outcome = slot
                     .book
                     .get_or_insert_with(SyncedBook::new)
@@ -237,9 +254,6 @@ impl Core {
                 message.outcome = Some(outcome);
             }
             Body::Snapshot(snapshot) => {
-                if let Some(venue) = &mut slot.venue_book {
-                    message.venue_changed = venue.on_snapshot(&snapshot);
-                }
                 let outcome = slot
                     .book
                     .get_or_insert_with(SyncedBook::new)

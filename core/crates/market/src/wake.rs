@@ -260,6 +260,8 @@ pub enum Run {
 pub struct Gate {
     pub specs: Vec<Spec>,
     pub held: Option<Pending>,
+    /// The held message's venue part, when the venue took it already (`apply_held_venue`): its answer.
+    pub held_venue: Option<bool>,
     /// Market messages applied without returning to Python.
     pub skipped: u64,
     /// Event time of the last message run (skipped or returned); -1 before the first.
@@ -294,6 +296,7 @@ impl Gate {
         if let Some(held) = self.held.take() {
             core.skip_rows(held.rows);
         }
+        self.held_venue = None;
         let mut left = budget.unwrap_or(u64::MAX);
         while let Some(pending) = core.read_next() {
             if left == 0 {
@@ -318,7 +321,19 @@ impl Gate {
 
     /// Fold the held message into the view (the kernel's `view.apply` of the returned row).
     pub fn apply_held(&mut self, core: &mut Core) -> Option<crate::core::Message> {
-        self.held.take().map(|pending| core.apply(pending))
+        let venue = self.held_venue.take();
+        self.held.take().map(|pending| core.apply_with(pending, venue))
+    }
+
+    /// Apply the held message to the simulated venue's view only (the venue sees a row before the market
+    /// view does, `Kernel.feed`); once per message. Whether its matchable liquidity may have changed; None
+    /// when nothing is held.
+    pub fn apply_held_venue(&mut self, core: &mut Core) -> Option<bool> {
+        let pending = self.held.as_ref()?;
+        if self.held_venue.is_none() {
+            self.held_venue = Some(core.apply_venue(pending));
+        }
+        self.held_venue
     }
 }
 

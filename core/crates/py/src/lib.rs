@@ -387,6 +387,12 @@ impl PyMarketCore {
         self.gate.apply_held(&mut self.core).as_ref().map(message)
     }
 
+    /// Apply the held message to the simulated venue's view of its key only (once): whether the venue's
+    /// matchable liquidity may have changed; None when nothing is held.
+    fn apply_held_venue(&mut self) -> Option<bool> {
+        self.gate.apply_held_venue(&mut self.core)
+    }
+
     /// Whether applying the held message would put its book out of sync (the reference then words why).
     fn held_out_of_sync(&self) -> bool {
         self.gate
