@@ -65,7 +65,7 @@ BATCH = 4_096
 """Input events pulled from the run's iterator per batch. Reading ahead of the row the kernel runs is exact:
 nothing a run derives or reports depends on when an input is pulled (the backtest metrics read mids from the
 kernel's market view, not from the inputs they are shown)."""
-COLUMN_SLICE = 1 << 18
+COLUMN_SLICE = 1 << 16
 """Rows of a columnar file converted and appended to the core at a time: memory stays flat."""
 KIND_EVENT = 9
 _NO_KEY: BookKey = ("", "")

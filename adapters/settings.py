@@ -84,7 +84,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path("var"), description="working directory for the embedded log, reports and read models")
     event_log: Path | None = Field(None, description="the embedded event log (SQLite, WAL); default `$CSE_HOME/events.sqlite`")
-    core: Literal["compiled", "reference"] = Field("reference", description="market core of `cse backtest`/`replay`/`demo`: `reference` the pure-Python core, `compiled` the Rust extension `cse_core` (an error when it is not built, never a fall back); `--reference` skips the core: every input through the kernel")
+    core: Literal["compiled", "reference"] = Field("compiled", description="market core of `cse backtest`/`replay`/`demo`: `compiled` the Rust extension `cse_core` (an error when it is not built, never a fall back), `reference` the pure-Python core; `--reference` skips the core: every input through the kernel")
     catalog: Path | None = Field(None, description="folder of the columnar market-data files (Arrow IPC, named by sha256); default `catalog` beside the event log")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic_prefix: str = Field("cse", pattern=r"^[A-Za-z0-9._-]+$",

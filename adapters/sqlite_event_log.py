@@ -250,9 +250,10 @@ class SqliteEventLog:
 
     def input_columns(self, session_id: str, streams: Sequence[str], as_session: str) -> FileInputs | None:
         ref = self.market_data(session_id)
-        if ref is None or not streams or not set(streams) <= set(ref.streams):
+        if ref is None or not streams:
             return None
-        return FileInputs(self._open(ref), streams, as_session)
+        file = self._open(ref)
+        return FileInputs(file, as_session) if sorted(streams) == sorted(file.streams) else None
 
     def market_columns(self, session_id: str) -> tuple[pa.Table, list[str]] | None:
         """Raw columns of the session's market data (layout `adapters.columnar.schema`, engine order) and

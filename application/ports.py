@@ -80,7 +80,7 @@ class ColumnarMarketData(Protocol):
 
     def input_columns(self, session_id: str, streams: Sequence[str], as_session: str) -> InputColumns | None:
         """The inputs of a run over `streams` of `session_id` as columns, in the file's row order, stamped for
-        `as_session`, when every one of them is in the session's columnar file; else None."""
+        `as_session`, when they are exactly the streams of the session's columnar file; else None."""
         ...
 
     def attach_market_data(self, session_id: str, sha256: str, streams: Sequence[str], codec: str = ...) -> None:

@@ -160,15 +160,37 @@ class Materialiser:
         c = {name: _pylist(chunk[name]) for name in _SCALARS}
         prices = self._amounts_of(chunk, "price")
         sizes = self._amounts_of(chunk, "size")
-        levels = list(zip(prices, sizes, strict=True))
         side = chunk["side"].to_numpy()
         ends = np.flatnonzero(chunk["msg_end"].to_numpy(zero_copy_only=False)) + 1
         starts = np.concatenate(([0], ends[:-1]))
         bid_counts = np.add.reduceat((side == s.SIDE_BID).astype(np.int64), starts).tolist()
         level_counts = np.add.reduceat((side != s.SIDE_NONE).astype(np.int64), starts).tolist()
+        return self._assemble(c, prices, sizes, starts.tolist(), bid_counts, level_counts, session_id)
+
+    def message(self, c: dict[str, list[Any]], session_id: str) -> tuple[str, EventBase]:
+        """(stream, event) of one message from its rows' values as Python lists (`_SCALARS` plus the amount
+        mantissas/exponents and `side`; null as None): one message without a table's per-call costs."""
+        prices = [self._amount(m, e) for m, e in zip(c["price_m"], c["price_e"], strict=True)]
+        sizes = [self._amount(m, e) for m, e in zip(c["size_m"], c["size_e"], strict=True)]
+        sides = c["side"]
+        bids = sum(1 for side in sides if side == s.SIDE_BID)
+        levels = sum(1 for side in sides if side != s.SIDE_NONE)
+        return next(self._assemble(c, prices, sizes, [0], [bids], [levels], session_id))
+
+    def _assemble(
+        self,
+        c: dict[str, list[Any]],
+        prices: list[Decimal],
+        sizes: list[Decimal],
+        starts: list[int],
+        bid_counts: list[int],
+        level_counts: list[int],
+        session_id: str,
+    ) -> Iterator[tuple[str, EventBase]]:
+        levels = list(zip(prices, sizes, strict=True))
         streams = self._streams
         envelope_of = _ENVELOPE
-        for m, row in enumerate(starts.tolist()):
+        for m, row in enumerate(starts):
             stream = streams[c["stream"][row]]
             sequence = c["sequence"][row]
             envelope = envelope_of(

@@ -312,13 +312,16 @@ def demo(args: argparse.Namespace) -> int:
     report = _import(settings, captures, "binance-btcusdt-20240808", "binance-ws", None, None)
     if report.bad_row_count:
         print(f"   {report.bad_row_count} rows refused, reported above by reason; counted, not hidden")
-    print("== 2/3 backtest: cross-venue spread strategy, spot vs USD-M perpetual as two venues")
+    print("== 2/3 backtest: cross-venue spread strategy, spot vs USD-M perpetual as two venues "
+          f"({settings.core} market core)")
     with open_log(settings) as log:
         summary = _backtest(settings, log, "binance-btcusdt-20240808", read_run_config(SAMPLES / "spread-demo.toml"),
                             None, None)  # fmt: skip
         print_fees(summary, sys.stdout)
-        print("== 3/3 replay --verify of the backtest session")
-        replayed = _replay(settings, log, str(summary["session_id"]))
+        # The replay takes the reference path (every input through the kernel, no core): equal digests show
+        # the core derived exactly what the deciders derive on every input.
+        print("== 3/3 replay --verify --reference of the backtest session (every input through the kernel)")
+        replayed = _replay(settings, log, str(summary["session_id"]), reference=True)
     _print_replay(replayed)
     print()
     print("Summary")
@@ -328,7 +331,7 @@ def demo(args: argparse.Namespace) -> int:
         print(f"  {key:22} {'n/a' if summary[key] is None else summary[key]}")
     print_inventory(summary, sys.stdout)
     print(f"  {'backtest digest':22} {summary['digest']}")
-    print(f"  {'replay digest':22} {replayed.replayed_digest}")
+    print(f"  {'replay digest':22} {replayed.replayed_digest}  (reference path)")
     print(f"  {'digests equal':22} {replayed.ok and replayed.replayed_digest == summary['digest']}")
     print(f"  {'report':22} {summary['report']}")
     print()

@@ -24,6 +24,8 @@ def test_demo_backtests_and_replays_identically(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     lines = dict(line.split(None, 1) for line in run.stdout.splitlines() if line.startswith("  ") and " " in line.strip())
     assert "digests equal          True" in run.stdout
+    # the backtest ran on the compiled core, the replay on the reference path: equal digests prove them equal
+    assert "(compiled market core)" in run.stdout and "replay --verify --reference" in run.stdout
     assert "identical" in run.stdout
     report = Path(lines["report"].strip())
     metrics = json.loads((report.parent / "metrics.json").read_text())
