@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -99,8 +101,10 @@ def build_app(
         options["loop"] = loop
     if session_timeout_s is not None:
         options["broker_session_timeout"] = session_timeout_s
-    options.update(settings or {})
     app_id = app_id or f"{topics.prefix}-kernel"
+    # Faust keeps a data directory even with memory tables; its default is the working directory.
+    options["datadir"] = str(Path(tempfile.gettempdir()) / "cse-faust" / f"{app_id}-data")
+    options.update(settings or {})
     app = faust.App(app_id, **options)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     md = app.topic(topics.md, allow_empty=True, **raw)
