@@ -46,6 +46,9 @@ class Outgoing:
 
 FrameWriter = Callable[[bytes], bool]
 
+_STATE = ("conn", "writable", "transport", "close_sent", "disconnected", "initial_response")
+"""The attributes of uvicorn's websockets-sansio protocol (0.54) the writer reads."""
+
 
 def frame_writer(send: Any) -> FrameWriter | None:
     """For the ASGI send of an accepted uvicorn websocket (websockets-sansio, no extension): a function
@@ -55,7 +58,11 @@ def frame_writer(send: Any) -> FrameWriter | None:
     from websockets.protocol import State
 
     protocol = getattr(send, "__self__", None)
-    if not isinstance(protocol, WebSocketsSansIOProtocol) or protocol.conn.extensions:
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or not all(
+        hasattr(protocol, name) for name in _STATE
+    ):  # another server, or a uvicorn whose protocol keeps its state elsewhere: the ASGI send it is
+        return None
+    if protocol.conn.extensions:
         return None
     conn, writable = protocol.conn, protocol.writable
 
