@@ -142,6 +142,15 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
                 pass
         return super().complete_value(return_type, field_details_list, info, path, result, position_context)
 
+    def build_response(self, data: dict[str, Any] | None) -> Any:
+        result = super().build_response(data)
+        if isinstance(result, ExecutionResult):  # complete: nothing runs on this executor any more
+            # graphql-core's resolve-info helpers hold bound methods of the executor: a reference cycle that
+            # left every request's executor, context and dataloaders (39 objects) to the cyclic collector,
+            # whose full collections then had that much more to walk
+            self.async_helpers = None  # type: ignore[assignment]
+        return result
+
     def _plan(self, type_: GraphQLOutputType, field_details_list: Any) -> Plan | None:
         if isinstance(type_, GraphQLNonNull):
             inner = self._plan(type_.of_type, field_details_list)

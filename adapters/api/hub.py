@@ -25,6 +25,7 @@ from strawberry.execution.is_awaitable import optimized_is_awaitable
 
 from adapters.api.executor import PlannedExecutor, response
 from adapters.api.types import log_event
+from adapters.api.wire import FrameWriter, Outgoing
 from application.live_feed import FeedItem, SessionFeed
 
 log = logging.getLogger("cse.api.hub")
@@ -39,23 +40,29 @@ class Client:
     A message offered while nothing is queued is sent at once, inside the fan-out loop: the ASGI send of a
     websocket whose socket takes the bytes returns without ever suspending, so running it eagerly costs no
     task switch (1,000 clients of an event would otherwise wake 1,000 sender tasks). Only a send that does
-    suspend (the socket's buffer is full: a slow reader) gets a task, which goes on with the queue."""
+    suspend (the socket's buffer is full: a slow reader) gets a task, which goes on with the queue. With a
+    frame writer (`adapters.api.wire`) the eager send is the message's shared frame written straight to the
+    transport, when the transport takes it; otherwise the ASGI send as above."""
 
     def __init__(self, send: Callable[[str], Awaitable[None]], close: Callable[[int, str], Awaitable[None]],
-                 limit: int = QUEUE_LIMIT) -> None:  # fmt: skip
-        self.queue: deque[str] = deque()
+                 limit: int = QUEUE_LIMIT, write: FrameWriter | None = None) -> None:  # fmt: skip
+        self.queue: deque[Outgoing] = deque()
         self.limit = limit
         self.send = send
         self.close = close
+        self.write = write
         self.dropped = False
         self.sender: asyncio.Task[None] | None = None
         """Set while a send is suspended: it and the queue behind it are drained by this task."""
 
-    def offer(self, message: str) -> None:
+    def offer(self, message: str | Outgoing) -> None:
         if self.dropped:
             return
+        if isinstance(message, str):
+            message = Outgoing(message)
         if self.sender is None:
-            self._send_eagerly(message)
+            if self.write is None or not self.write(message.frame):
+                self._send_eagerly(message.text)
         elif len(self.queue) < self.limit:
             self.queue.append(message)
         else:
@@ -78,7 +85,7 @@ class Client:
         try:
             await _finish(coro, waiting)
             while self.queue:
-                await self.send(self.queue.popleft())
+                await self.send(self.queue.popleft().text)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -190,8 +197,13 @@ class Channel:
                 continue
             event = event or log_event(item.session_id, item.offset, item.record)
             payload = self.hub.render(selection, event)
+            # by subscription id: the clients using the same id share one message and its frame
+            messages: dict[str, Outgoing] = {}
             for sub in list(selection.subscribers):
-                sub.client.offer(sub.prefix + payload + "}")
+                message = messages.get(sub.prefix)
+                if message is None:
+                    message = messages[sub.prefix] = Outgoing(sub.prefix + payload + "}")
+                sub.client.offer(message)
 
 
 class Hub:

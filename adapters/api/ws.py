@@ -20,6 +20,7 @@ from adapters.api.hub import Client, Hub, Subscriber
 from adapters.api.keys import Role
 from adapters.api.schema import LIVE_FIELDS, schema
 from adapters.api.services import ApiContext, ApiError, ApiServices
+from adapters.api.wire import frame_writer
 
 PROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT = 5.0
@@ -49,7 +50,8 @@ async def serve_websocket(ws: WebSocket, services: ApiServices, hub: Hub, docume
         await _close(ws, 4400, "expected connection_init")
         return
     context = ApiContext(services, services.keys.authenticate(_bearer(init.get("payload"))))
-    client = Client(_sender(ws), lambda code, reason: _close(ws, code, reason))
+    client = Client(_sender(ws), lambda code, reason: _close(ws, code, reason),
+                    write=frame_writer(ws.scope.get(SERVER_SEND)))  # fmt: skip
     await ws.send_text('{"type":"connection_ack"}')
     active: dict[str, Any] = {}
     try:

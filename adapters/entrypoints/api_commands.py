@@ -17,6 +17,7 @@ from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.api.app import create_app
+from adapters.api.heap import freeze_startup_heap
 from adapters.api.jobs import BacktestJobs
 from adapters.api.keys import KeyStore, Role
 from adapters.api.schema import schema
@@ -94,6 +95,7 @@ def serve(args: argparse.Namespace) -> int:
     # that one a no-op so a stopped API exits 0 like the other services
     signal.signal(signal.SIGTERM, lambda *_: None)
     with service("api", settings, code_version()):
+        freeze_startup_heap()
         uvicorn.run(app, host=args.host or settings.api_host, port=args.port or settings.api_port, **UVICORN,
                     log_config=logging_config("api", settings.log_level, settings.log_format == "json"))  # fmt: skip
     return 0
