@@ -103,7 +103,7 @@ def build_app(
         options["broker_session_timeout"] = session_timeout_s
     app_id = app_id or f"{topics.prefix}-kernel"
     # Faust keeps a data directory even with memory tables; its default is the working directory.
-    options["datadir"] = str(Path(tempfile.gettempdir()) / "cse-faust" / f"{app_id}-data")
+    options["datadir"] = str(Path(tempfile.gettempdir()) / f"cse-faust-{app_id}-data")  # Faust makes one level
     options.update(settings or {})
     app = faust.App(app_id, **options)
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
