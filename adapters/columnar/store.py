@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from adapters.columnar import schema as s
+from adapters.columnar.arrow import flags_of, numpy_of, on_system_memory
 from adapters.columnar.codec import Materialiser
 from domain.events import EventBase
 
@@ -42,9 +43,9 @@ class MarketDataFile:
         self.sha256 = sha256
         self.table = table
         self.streams = s.streams_of(table.schema)
-        stream_col = table["stream"].to_numpy()
-        ends = table["msg_end"].to_numpy(zero_copy_only=False)
-        sequences = table["sequence"].to_numpy()
+        stream_col = numpy_of(table["stream"])
+        ends = flags_of(table["msg_end"])
+        sequences = numpy_of(table["sequence"])
         self._rows: dict[str, np.ndarray] = {}
         self._ends: dict[str, np.ndarray] = {}
         for i, name in enumerate(self.streams):
@@ -94,7 +95,7 @@ class Catalog:
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with os.fdopen(fd, "wb") as fh, on_system_memory():
                 options = pa.ipc.IpcWriteOptions(compression=s.COMPRESSION)
                 with pa.ipc.new_file(fh, table.schema, options=options) as writer:
                     writer.write_table(table)
@@ -122,7 +123,7 @@ class Catalog:
             self.verify(sha256)
             if cache is not None:
                 cache.remember(sha256, stamp)
-        with pa.memory_map(str(path)) as source:
+        with pa.memory_map(str(path)) as source, on_system_memory():
             table = pa.ipc.open_file(source).read_all()
         return MarketDataFile(path, sha256, table)
 

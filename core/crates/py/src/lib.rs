@@ -5,7 +5,7 @@
 use pyo3::buffer::{Element, PyBuffer};
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList};
 
 use cse_market::book::{Level, Outcome, SyncedBook};
 use cse_market::core::{Core, Message, Slot};
@@ -554,9 +554,83 @@ impl PyMarketCore {
     }
 }
 
+/// The bytes of a column of plain numbers (native byte order, what `numpy.frombuffer` reads).
+fn bytes_of<T: Copy>(values: &[T]) -> &[u8] {
+    // SAFETY: T is one of the integer types of `Capture`'s columns (no padding, every byte initialised);
+    // the slice borrows `values` for its lifetime.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
+}
+
+/// A Binance websocket capture (gzip) parsed into columnar rows (`cse_market::capture`): a dict of its
+/// columns as bytes plus `symbols`, `probe` and `probe_symbols`; or `(line, reason)` when the fast path
+/// does not vouch for the file (the importer then runs its Python path).
+#[pyfunction]
+fn read_binance_capture<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    probe_lines: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let capture = match py.detach(|| cse_market::capture::read(&path, probe_lines)) {
+        Ok(capture) => capture,
+        Err(unproven) => return Ok((unproven.line, unproven.what).into_pyobject(py)?.into_any()),
+    };
+    let c = &capture;
+    let out = PyDict::new(py);
+    let columns: [(&str, &[u8]); 30] = [
+        ("msg_symbol", bytes_of(&c.msg_symbol)),
+        ("msg_kind", bytes_of(&c.msg_kind)),
+        ("msg_time_ns", bytes_of(&c.msg_time_ns)),
+        ("msg_rows", bytes_of(&c.msg_rows)),
+        ("kind", bytes_of(&c.kind)),
+        ("msg_end", &c.msg_end),
+        ("time_ns", bytes_of(&c.time_ns)),
+        ("exchange_time_ns", bytes_of(&c.exchange_time_ns)),
+        ("exchange_time_valid", &c.exchange_time_valid),
+        ("side", bytes_of(&c.side)),
+        ("price_m", bytes_of(&c.price_m)),
+        ("price_e", bytes_of(&c.price_e)),
+        ("size_m", bytes_of(&c.size_m)),
+        ("size_e", bytes_of(&c.size_e)),
+        ("ask_price_m", bytes_of(&c.ask_price_m)),
+        ("ask_price_e", bytes_of(&c.ask_price_e)),
+        ("ask_size_m", bytes_of(&c.ask_size_m)),
+        ("ask_size_e", bytes_of(&c.ask_size_e)),
+        ("first_update_id", bytes_of(&c.first_update_id)),
+        ("first_update_id_valid", &c.first_update_id_valid),
+        ("final_update_id", bytes_of(&c.final_update_id)),
+        ("final_update_id_valid", &c.final_update_id_valid),
+        ("previous_update_id", bytes_of(&c.previous_update_id)),
+        ("previous_update_id_valid", &c.previous_update_id_valid),
+        ("trade_id_offsets", bytes_of(&c.trade_id_offsets)),
+        ("trade_id_data", &c.trade_id_data),
+        ("trade_id_valid", &c.trade_id_valid),
+        ("aggressor", bytes_of(&c.aggressor)),
+        ("probe_symbols", bytes_of(&c.probe_symbols)),
+        ("probe", c.probe_body.as_deref().unwrap_or_default()),
+    ];
+    for (name, bytes) in columns {
+        out.set_item(name, PyBytes::new(py, bytes))?;
+    }
+    if c.probe_body.is_none() {
+        out.set_item("probe", py.None())?;
+    }
+    let symbols = PyList::empty(py);
+    for symbol in &c.symbols {
+        match symbol {
+            Some(text) => symbols.append(PyBytes::new(py, text))?,
+            None => symbols.append(py.None())?,
+        }
+    }
+    out.set_item("symbols", symbols)?;
+    Ok(out.into_any())
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMarketCore>()?;
+    m.add_function(wrap_pyfunction!(read_binance_capture, m)?)?;
     m.add("FORMAT", "cse-market/1")?;
     Ok(())
 }

@@ -1,0 +1,965 @@
+//! Binance websocket captures (hftbacktest's gzip files of `<receive_time_ns> <raw JSON>` lines) parsed
+//! straight into the columnar rows of `adapters/columnar/schema.py`, for `cse import`'s fast path.
+//!
+//! Python (`adapters/importers/binance_ws.py`) stays the one source of truth for what a line means and for
+//! every refusal and its wording. This parser accepts only what it can prove Python would store unchanged:
+//! plain ASCII lines of digits, one space and a JSON object of a known message kind (depth update,
+//! bookTicker, trade, REST depth snapshot) with exactly the field types Binance sends, amounts as plain
+//! decimal strings that fit (int64 mantissa, int8 exponent), no row that `validation.refusal` would refuse.
+//! Anything else (a gzip it cannot read whole, an escape in a string, a float where an id belongs, a
+//! duplicated field, a crossed quote...) is `Unproven` with the first line concerned, and the import runs
+//! the Python path instead, which gives today's errors and bad-row reports.
+
+use std::cmp::Ordering;
+use std::io::Read;
+
+use crate::amount::Amount;
+use crate::rows::{
+    AGGRESSOR_BUY, KIND_DELTA, KIND_QUOTE, KIND_SNAPSHOT, KIND_TRADE, SIDE_ASK, SIDE_BID,
+};
+
+const AGGRESSOR_SELL: i8 = 2;
+const MAX_DEPTH: usize = 64;
+/// The ns per ms of Binance's `E` (ms) -> `exchange_time_ns`.
+const NS_PER_MS: i64 = 1_000_000;
+
+/// Why the fast path does not vouch for a capture: the 1-based line (0: the file as a whole) and what it met.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unproven {
+    pub line: u64,
+    pub what: &'static str,
+}
+
+type Parsed<T> = Result<T, &'static str>;
+
+/// A capture's messages and their rows. Messages are in line order (one per line); rows are the schema's,
+/// without the columns the importer knows (stream, sequence, source, venue, instrument; the payload is null).
+/// Null ids and times hold 0 with their `*_valid` flag 0.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Capture {
+    /// Instrument source of each message: `symbols[msg_symbol]`; `None` is a snapshot naming no symbol.
+    pub symbols: Vec<Option<Vec<u8>>>,
+    pub msg_symbol: Vec<u32>,
+    pub msg_kind: Vec<i8>,
+    pub msg_time_ns: Vec<i64>,
+    pub msg_rows: Vec<u32>,
+    /// The body of the first depth update or bookTicker among the first `probe_lines` lines (what the
+    /// importer tells the feed from), and the symbols of the stream messages among them.
+    pub probe_body: Option<Vec<u8>>,
+    pub probe_symbols: Vec<u32>,
+
+    pub kind: Vec<i8>,
+    pub msg_end: Vec<u8>,
+    pub time_ns: Vec<i64>,
+    pub exchange_time_ns: Vec<i64>,
+    pub exchange_time_valid: Vec<u8>,
+    pub side: Vec<i8>,
+    pub price_m: Vec<i64>,
+    pub price_e: Vec<i8>,
+    pub size_m: Vec<i64>,
+    pub size_e: Vec<i8>,
+    pub ask_price_m: Vec<i64>,
+    pub ask_price_e: Vec<i8>,
+    pub ask_size_m: Vec<i64>,
+    pub ask_size_e: Vec<i8>,
+    pub first_update_id: Vec<i64>,
+    pub first_update_id_valid: Vec<u8>,
+    pub final_update_id: Vec<i64>,
+    pub final_update_id_valid: Vec<u8>,
+    pub previous_update_id: Vec<i64>,
+    pub previous_update_id_valid: Vec<u8>,
+    /// Arrow utf8 layout: `trade_id_offsets` has one more entry than rows; non-trade rows are empty and null.
+    pub trade_id_offsets: Vec<i32>,
+    pub trade_id_data: Vec<u8>,
+    pub trade_id_valid: Vec<u8>,
+    pub aggressor: Vec<i8>,
+}
+
+impl Capture {
+    pub fn rows(&self) -> usize {
+        self.kind.len()
+    }
+
+    pub fn messages(&self) -> usize {
+        self.msg_kind.len()
+    }
+}
+
+/// The decompressed bytes of a gzip file holding exactly one member (what the recorder writes).
+pub fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, Unproven> {
+    let whole = Unproven {
+        line: 0,
+        what: "not one whole gzip member",
+    };
+    let hint = compressed
+        .len()
+        .checked_sub(4)
+        .map_or(0, |at| {
+            u32::from_le_bytes(compressed[at..].try_into().expect("4 bytes")) as usize
+        })
+        .min(1 << 30);
+    let mut decoder = flate2::bufread::GzDecoder::new(compressed);
+    let mut out = Vec::with_capacity(hint);
+    decoder.read_to_end(&mut out).map_err(|_| whole.clone())?;
+    if !decoder.into_inner().is_empty() {
+        return Err(whole); // another member or padding: Python's reader decides what that means
+    }
+    Ok(out)
+}
+
+/// Parse the lines of a decompressed capture.
+pub fn parse(text: &[u8], probe_lines: u64) -> Result<Capture, Unproven> {
+    let mut out = Capture::default();
+    out.trade_id_offsets.push(0);
+    let mut levels = Levels::default();
+    let mut rest = text;
+    let mut line_no = 0u64;
+    while !rest.is_empty() {
+        line_no += 1;
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(at) => (&rest[..at], &rest[at + 1..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        rest = next;
+        let probing = line_no <= probe_lines;
+        parse_line(line, probing, &mut out, &mut levels).map_err(|what| Unproven {
+            line: line_no,
+            what,
+        })?;
+    }
+    Ok(out)
+}
+
+/// The (price, size) levels of one side, as parsed.
+#[derive(Default)]
+struct Levels {
+    bids: Vec<(Amount, Amount)>,
+    asks: Vec<(Amount, Amount)>,
+}
+
+fn parse_line(line: &[u8], probing: bool, out: &mut Capture, levels: &mut Levels) -> Parsed<()> {
+    let space = line
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or("no space after the receive time")?;
+    let time_ns =
+        digits_i64(&line[..space]).ok_or("receive time not plain digits fitting int64")?;
+    let body = &line[space + 1..];
+    let mut s = Scanner { buf: body, pos: 0 };
+    s.ws();
+    let message = s.message(levels)?;
+    s.ws();
+    if s.pos != body.len() {
+        return Err("text after the JSON object");
+    }
+    let symbol = message.symbol.map(|range| &body[range.0..range.1]);
+    let symbol_index = intern(&mut out.symbols, symbol);
+    if probing {
+        if message.stream && !out.probe_symbols.contains(&symbol_index) {
+            out.probe_symbols.push(symbol_index);
+        }
+        if out.probe_body.is_none() && matches!(message.kind, KIND_DELTA | KIND_QUOTE) {
+            out.probe_body = Some(body.to_vec());
+        }
+    }
+    let rows = emit(&message, body, time_ns, levels, out)?;
+    out.msg_symbol.push(symbol_index);
+    out.msg_kind.push(message.kind);
+    out.msg_time_ns.push(time_ns);
+    out.msg_rows.push(rows);
+    Ok(())
+}
+
+fn intern(symbols: &mut Vec<Option<Vec<u8>>>, symbol: Option<&[u8]>) -> u32 {
+    if let Some(at) = symbols.iter().position(|s| s.as_deref() == symbol) {
+        return at as u32;
+    }
+    symbols.push(symbol.map(<[u8]>::to_vec));
+    (symbols.len() - 1) as u32
+}
+
+/// One message's fields (byte ranges into the body for its strings).
+#[derive(Default)]
+struct Message {
+    kind: i8,
+    /// A combined-stream message (else the REST snapshot).
+    stream: bool,
+    symbol: Option<(usize, usize)>,
+    first_id: Option<i64>,
+    final_id: Option<i64>,
+    previous_id: Option<i64>,
+    exchange_ms: Option<i64>,
+    price: Amount,
+    size: Amount,
+    ask_price: Amount,
+    ask_size: Amount,
+    maker: bool,
+    trade_id: Option<(usize, usize)>,
+}
+
+fn emit(m: &Message, body: &[u8], time_ns: i64, levels: &Levels, out: &mut Capture) -> Parsed<u32> {
+    let exchange = match m.exchange_ms {
+        Some(ms) => Some(
+            ms.checked_mul(NS_PER_MS)
+                .ok_or("exchange time overflows int64 ns")?,
+        ),
+        None => None,
+    };
+    match m.kind {
+        KIND_QUOTE => {
+            // validation.refusal: prices positive, sizes not negative, neither crossed nor locked.
+            if !m.price.is_positive() || !m.ask_price.is_positive() {
+                return Err("quote price not positive");
+            }
+            if m.price.cmp_value(m.ask_price) != Ordering::Less {
+                return Err("crossed or locked quote");
+            }
+            out.row(m.kind, true, time_ns, exchange, 0, m.price, m.size);
+            out.ask(m.ask_price, m.ask_size);
+            out.ids(None, m.final_id, None);
+            out.trade(None, 0)?;
+            Ok(1)
+        }
+        KIND_TRADE => {
+            if !m.price.is_positive() || !m.size.is_positive() {
+                return Err("trade price or size not positive");
+            }
+            out.row(m.kind, true, time_ns, exchange, 0, m.price, m.size);
+            out.ask(Amount::ZERO, Amount::ZERO);
+            out.ids(None, None, None);
+            let aggressor = if m.maker {
+                AGGRESSOR_SELL
+            } else {
+                AGGRESSOR_BUY
+            };
+            let id = m.trade_id.ok_or("trade without t")?;
+            out.trade(Some(&body[id.0..id.1]), aggressor)?;
+            Ok(1)
+        }
+        _ => {
+            for (price, _) in levels.bids.iter().chain(&levels.asks) {
+                if !price.is_positive() {
+                    return Err("level price not positive");
+                }
+            }
+            if m.kind == KIND_SNAPSHOT && crossed(levels) {
+                return Err("crossed snapshot");
+            }
+            let (first, previous) = if m.kind == KIND_DELTA {
+                (m.first_id, m.previous_id)
+            } else {
+                (None, None)
+            };
+            let sides = levels
+                .bids
+                .iter()
+                .map(|l| (SIDE_BID, l))
+                .chain(levels.asks.iter().map(|l| (SIDE_ASK, l)));
+            let count = levels.bids.len() + levels.asks.len();
+            for (i, (side, &(price, size))) in sides.enumerate() {
+                out.row(m.kind, i + 1 == count, time_ns, exchange, side, price, size);
+                out.ask(Amount::ZERO, Amount::ZERO);
+                out.ids(first, m.final_id, previous);
+                out.trade(None, 0)?;
+            }
+            if count == 0 {
+                out.row(
+                    m.kind,
+                    true,
+                    time_ns,
+                    exchange,
+                    0,
+                    Amount::ZERO,
+                    Amount::ZERO,
+                );
+                out.ask(Amount::ZERO, Amount::ZERO);
+                out.ids(first, m.final_id, previous);
+                out.trade(None, 0)?;
+                return Ok(1);
+            }
+            u32::try_from(count).map_err(|_| "too many levels")
+        }
+    }
+}
+
+/// A snapshot whose best bid is at or above its best ask (levels of size 0 do not count).
+fn crossed(levels: &Levels) -> bool {
+    let live = |side: &[(Amount, Amount)]| {
+        side.iter()
+            .filter(|(_, size)| !size.is_zero())
+            .map(|&(price, _)| price)
+            .collect::<Vec<_>>()
+    };
+    let (bids, asks) = (live(&levels.bids), live(&levels.asks));
+    match (bids.iter().max(), asks.iter().min()) {
+        (Some(bid), Some(ask)) => bid >= ask,
+        _ => false,
+    }
+}
+
+impl Capture {
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &mut self,
+        kind: i8,
+        end: bool,
+        time_ns: i64,
+        exchange: Option<i64>,
+        side: i8,
+        price: Amount,
+        size: Amount,
+    ) {
+        self.kind.push(kind);
+        self.msg_end.push(end as u8);
+        self.time_ns.push(time_ns);
+        self.exchange_time_ns.push(exchange.unwrap_or(0));
+        self.exchange_time_valid.push(exchange.is_some() as u8);
+        self.side.push(side);
+        self.price_m.push(price.mantissa);
+        self.price_e.push(price.exponent);
+        self.size_m.push(size.mantissa);
+        self.size_e.push(size.exponent);
+    }
+
+    fn ask(&mut self, price: Amount, size: Amount) {
+        self.ask_price_m.push(price.mantissa);
+        self.ask_price_e.push(price.exponent);
+        self.ask_size_m.push(size.mantissa);
+        self.ask_size_e.push(size.exponent);
+    }
+
+    fn ids(&mut self, first: Option<i64>, last: Option<i64>, previous: Option<i64>) {
+        for (id, (values, valid)) in [
+            (
+                first,
+                (&mut self.first_update_id, &mut self.first_update_id_valid),
+            ),
+            (
+                last,
+                (&mut self.final_update_id, &mut self.final_update_id_valid),
+            ),
+            (
+                previous,
+                (
+                    &mut self.previous_update_id,
+                    &mut self.previous_update_id_valid,
+                ),
+            ),
+        ] {
+            values.push(id.unwrap_or(0));
+            valid.push(id.is_some() as u8);
+        }
+    }
+
+    /// `id`: the text of the JSON integer `t`, which is what Python's `str(t)` gives.
+    fn trade(&mut self, id: Option<&[u8]>, aggressor: i8) -> Parsed<()> {
+        if let Some(text) = id {
+            self.trade_id_data.extend_from_slice(text);
+        }
+        let end = i32::try_from(self.trade_id_data.len()).map_err(|_| "trade ids over 2 GiB")?;
+        self.trade_id_offsets.push(end);
+        self.trade_id_valid.push(id.is_some() as u8);
+        self.aggressor.push(aggressor);
+        Ok(())
+    }
+}
+
+/// Plain ASCII digits (leading zeros allowed, as Python's `int` reads them) fitting an int64.
+fn digits_i64(text: &[u8]) -> Option<i64> {
+    if text.is_empty() {
+        return None;
+    }
+    text.iter().try_fold(0i64, |value, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add((b - b'0') as i64)
+    })
+}
+
+/// A plain decimal string ("61800.30000000", "0.5", "12") as its canonical (mantissa, exponent): no trailing
+/// zeros after the point, zero is (0, 0): `adapters.columnar.amounts.amount_parts` of the Decimal pydantic
+/// makes of it. None for any other form or an amount that does not fit.
+pub fn plain_amount(text: &[u8]) -> Option<Amount> {
+    let (int, frac) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &text[text.len()..]),
+    };
+    let has_point = int.len() < text.len();
+    if int.is_empty() || (has_point && frac.is_empty()) {
+        return None;
+    }
+    if !int.iter().chain(frac).all(u8::is_ascii_digit) {
+        return None;
+    }
+    let kept = frac.len() - frac.iter().rev().take_while(|&&b| b == b'0').count();
+    let mut mantissa = 0i64;
+    for &b in int.iter().chain(&frac[..kept]) {
+        mantissa = mantissa.checked_mul(10)?.checked_add((b - b'0') as i64)?;
+    }
+    if mantissa == 0 {
+        return Some(Amount::ZERO);
+    }
+    let exponent = i8::try_from(-(kept as i64)).ok()?;
+    Some(Amount::new(mantissa, exponent))
+}
+
+/// Known fields of the messages, as bits of a "seen" mask (a repeated known field is not proven: JSON keeps
+/// the last, and this parser does not go back).
+const STREAM: u32 = 1;
+const DATA: u32 = 1 << 1;
+const LAST_UPDATE_ID: u32 = 1 << 2;
+const BIDS: u32 = 1 << 3;
+const ASKS: u32 = 1 << 4;
+const SYMBOL: u32 = 1 << 5;
+const SNAPSHOT_FIELDS: u32 = LAST_UPDATE_ID | BIDS | ASKS | SYMBOL;
+
+struct Scanner<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl Scanner<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    /// JSON whitespace inside a line (a carriage return is not proven: Python reads text with universal
+    /// newlines, where it ends the line).
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t')) {
+            self.pos += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Parsed<()> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err("not the JSON expected")
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Parsed<()> {
+        if self.buf[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err("not the JSON expected")
+        }
+    }
+
+    /// A string of printable ASCII without escapes; the range of its content.
+    fn string(&mut self) -> Parsed<(usize, usize)> {
+        self.expect(b'"')?;
+        let start = self.pos;
+        loop {
+            match self.peek() {
+                Some(b'"') => break,
+                Some(b'\\') => return Err("escape in a string"),
+                Some(0x20..=0x7e) => self.pos += 1,
+                _ => return Err("string of other than printable ASCII"),
+            }
+        }
+        self.pos += 1;
+        Ok((start, self.pos - 1))
+    }
+
+    /// A JSON integer, not negative, fitting an int64 (a float or an exponent is not an id).
+    fn uint(&mut self) -> Parsed<i64> {
+        self.uint_text().map(|(_, value)| value)
+    }
+
+    fn uint_text(&mut self) -> Parsed<((usize, usize), i64)> {
+        let start = self.pos;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+        let text = &self.buf[start..self.pos];
+        if text.is_empty() || (text[0] == b'0' && text.len() > 1) {
+            return Err("not a plain JSON integer");
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return Err("a number that is not an integer");
+        }
+        let value = digits_i64(text).ok_or("integer does not fit int64")?;
+        Ok(((start, self.pos), value))
+    }
+
+    fn boolean(&mut self) -> Parsed<bool> {
+        match self.peek() {
+            Some(b't') => self.literal(b"true").map(|_| true),
+            Some(b'f') => self.literal(b"false").map(|_| false),
+            _ => Err("not a boolean"),
+        }
+    }
+
+    fn amount(&mut self) -> Parsed<Amount> {
+        let (start, end) = self.string()?;
+        plain_amount(&self.buf[start..end]).ok_or("amount not a plain decimal that fits")
+    }
+
+    /// `[[price, size], ...]` of amount strings.
+    fn levels(&mut self, into: &mut Vec<(Amount, Amount)>) -> Parsed<()> {
+        into.clear();
+        self.expect(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            self.expect(b'[')?;
+            self.ws();
+            let price = self.amount()?;
+            self.ws();
+            self.expect(b',')?;
+            self.ws();
+            let size = self.amount()?;
+            self.ws();
+            self.expect(b']')?;
+            into.push((price, size));
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err("not the JSON expected"),
+            }
+        }
+    }
+
+    /// Any JSON value, checked and passed over (fields the importer does not read).
+    fn skip(&mut self, depth: usize) -> Parsed<()> {
+        if depth > MAX_DEPTH {
+            return Err("JSON nested too deep");
+        }
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => self.object(|s, _| s.skip(depth + 1)),
+            Some(b'[') => {
+                self.pos += 1;
+                self.ws();
+                if self.peek() == Some(b']') {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip(depth + 1)?;
+                    self.ws();
+                    match self.peek() {
+                        Some(b',') => {
+                            self.pos += 1;
+                            self.ws();
+                        }
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(());
+                        }
+                        _ => return Err("not the JSON expected"),
+                    }
+                }
+            }
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err("not a JSON value this parser proves"),
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?`, the grammar Python's json reads.
+    fn number(&mut self) -> Parsed<()> {
+        let digits = |s: &mut Self| {
+            let start = s.pos;
+            while s.peek().is_some_and(|b| b.is_ascii_digit()) {
+                s.pos += 1;
+            }
+            s.pos - start
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        let int_start = self.pos;
+        let n = digits(self);
+        if n == 0 || (n > 1 && self.buf[int_start] == b'0') {
+            return Err("not a JSON number");
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if digits(self) == 0 {
+                return Err("not a JSON number");
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return Err("not a JSON number");
+            }
+        }
+        Ok(())
+    }
+
+    /// `{"key": value, ...}`: `field` reads each value (given the key's bytes).
+    fn object(&mut self, mut field: impl FnMut(&mut Self, &[u8]) -> Parsed<()>) -> Parsed<()> {
+        self.expect(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(());
+        }
+        loop {
+            let (start, end) = self.string()?;
+            self.ws();
+            self.expect(b':')?;
+            self.ws();
+            let buf = self.buf;
+            field(self, &buf[start..end])?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                _ => return Err("not the JSON expected"),
+            }
+        }
+    }
+
+    /// One message: a combined-stream envelope (`stream` before `data`) or a REST depth snapshot.
+    fn message(&mut self, levels: &mut Levels) -> Parsed<Message> {
+        let mut m = Message::default();
+        let mut seen = 0u32;
+        let buf = self.buf;
+        self.object(|s, key| {
+            let bit = match key {
+                b"stream" => STREAM,
+                b"data" => DATA,
+                b"lastUpdateId" => LAST_UPDATE_ID,
+                b"bids" => BIDS,
+                b"asks" => ASKS,
+                b"symbol" => SYMBOL,
+                _ => return s.skip(1),
+            };
+            if seen & bit != 0 {
+                return Err("a field given twice");
+            }
+            seen |= bit;
+            match bit {
+                STREAM => {
+                    let (start, end) = s.string()?;
+                    let at = buf[start..end]
+                        .iter()
+                        .position(|&b| b == b'@')
+                        .ok_or("stream without '@'")?;
+                    if at == 0 {
+                        return Err("stream without a symbol");
+                    }
+                    let kind = &buf[start + at + 1..end];
+                    m.kind = if kind.starts_with(b"depth") {
+                        KIND_DELTA
+                    } else if kind == b"bookTicker" {
+                        KIND_QUOTE
+                    } else if kind == b"trade" {
+                        KIND_TRADE
+                    } else {
+                        return Err("unsupported stream kind");
+                    };
+                    m.stream = true;
+                    m.symbol = Some((start, start + at));
+                    Ok(())
+                }
+                DATA if seen & STREAM == 0 => Err("data before stream"),
+                DATA => s.data(&mut m, levels),
+                LAST_UPDATE_ID => s.uint().map(|id| m.final_id = Some(id)),
+                BIDS => s.levels(&mut levels.bids),
+                ASKS => s.levels(&mut levels.asks),
+                _ => {
+                    let range = s.string()?;
+                    m.symbol = Some(range);
+                    Ok(())
+                }
+            }
+        })?;
+        if seen & STREAM != 0 {
+            if seen & DATA == 0 || seen & SNAPSHOT_FIELDS != 0 {
+                return Err("not the shape of a combined-stream message");
+            }
+        } else {
+            if seen & (LAST_UPDATE_ID | BIDS | ASKS) != LAST_UPDATE_ID | BIDS | ASKS {
+                return Err("neither a combined-stream message nor a whole depth snapshot");
+            }
+            m.kind = KIND_SNAPSHOT;
+        }
+        Ok(m)
+    }
+
+    /// The `data` object of a stream message of `m.kind`, with its required fields.
+    fn data(&mut self, m: &mut Message, levels: &mut Levels) -> Parsed<()> {
+        const FIRST: u32 = 1;
+        const LAST: u32 = 1 << 1;
+        const PREVIOUS: u32 = 1 << 2;
+        const B: u32 = 1 << 3;
+        const A: u32 = 1 << 4;
+        const BIG_B: u32 = 1 << 5;
+        const BIG_A: u32 = 1 << 6;
+        const EXCHANGE: u32 = 1 << 7;
+        const MAKER: u32 = 1 << 8;
+        const TRADE_ID: u32 = 1 << 9;
+        let kind = m.kind;
+        let mut seen = 0u32;
+        let required = match kind {
+            KIND_DELTA => FIRST | LAST | B | A,
+            KIND_QUOTE => LAST | B | A | BIG_B | BIG_A,
+            _ => B | A | MAKER | TRADE_ID, // trade: p and q take the bits of b and a
+        };
+        levels.bids.clear();
+        levels.asks.clear();
+        self.object(|s, key| {
+            let bit = match (kind, key) {
+                (KIND_DELTA, b"U") => FIRST,
+                (KIND_DELTA | KIND_QUOTE, b"u") => LAST,
+                (KIND_DELTA, b"pu") => PREVIOUS,
+                (KIND_DELTA | KIND_QUOTE, b"b") | (KIND_TRADE, b"p") => B,
+                (KIND_DELTA | KIND_QUOTE, b"a") | (KIND_TRADE, b"q") => A,
+                (KIND_QUOTE, b"B") => BIG_B,
+                (KIND_QUOTE, b"A") => BIG_A,
+                (_, b"E") => EXCHANGE,
+                (KIND_TRADE, b"m") => MAKER,
+                (KIND_TRADE, b"t") => TRADE_ID,
+                _ => return s.skip(1),
+            };
+            if seen & bit != 0 {
+                return Err("a field given twice");
+            }
+            seen |= bit;
+            match (kind, bit) {
+                (_, FIRST) => m.first_id = Some(s.uint()?),
+                (_, LAST) => m.final_id = Some(s.uint()?),
+                (_, PREVIOUS) => m.previous_id = Some(s.uint()?),
+                (_, EXCHANGE) => m.exchange_ms = Some(s.uint()?),
+                (_, MAKER) => m.maker = s.boolean()?,
+                (_, TRADE_ID) => m.trade_id = Some(s.uint_text()?.0),
+                (KIND_DELTA, B) => s.levels(&mut levels.bids)?,
+                (KIND_DELTA, _) => s.levels(&mut levels.asks)?,
+                (_, B) => m.price = s.amount()?,
+                (_, A) if kind == KIND_TRADE => m.size = s.amount()?,
+                (_, A) => m.ask_price = s.amount()?,
+                (_, BIG_B) => m.size = s.amount()?,
+                _ => m.ask_size = s.amount()?,
+            }
+            Ok(())
+        })?;
+        if seen & required != required {
+            return Err("a required field is missing");
+        }
+        Ok(())
+    }
+}
+
+/// Read, decompress and parse the capture at `path` (an unreadable file is `Unproven` too: Python words it).
+pub fn read(path: &std::path::Path, probe_lines: u64) -> Result<Capture, Unproven> {
+    let compressed = std::fs::read(path).map_err(|_| Unproven {
+        line: 0,
+        what: "cannot read the file",
+    })?;
+    parse(&gunzip(&compressed)?, probe_lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn amount(text: &str) -> Option<(i64, i8)> {
+        plain_amount(text.as_bytes()).map(|a| (a.mantissa, a.exponent))
+    }
+
+    #[test]
+    fn amounts_take_their_canonical_form() {
+        // canonical_amount: no trailing zeros after the point, an integer keeps its zeros, zero is (0, 0).
+        assert_eq!(amount("61800.30000000"), Some((618003, -1)));
+        assert_eq!(amount("0.00000000"), Some((0, 0)));
+        assert_eq!(amount("0"), Some((0, 0)));
+        assert_eq!(amount("100"), Some((100, 0)));
+        assert_eq!(amount("100.00"), Some((100, 0)));
+        assert_eq!(amount("007.50"), Some((75, -1)));
+        assert_eq!(amount("0.00000001"), Some((1, -8)));
+        assert_eq!(amount("9223372036854775807"), Some((i64::MAX, 0)));
+        let many_places = format!("0.{}1", "0".repeat(127));
+        assert_eq!(amount(&many_places), Some((1, -128)));
+        assert_eq!(amount(&format!("0.{}", "0".repeat(300))), Some((0, 0)));
+        for not_proven in [
+            "",
+            ".5",
+            "5.",
+            "1e5",
+            "-1",
+            "+1",
+            "1.2.3",
+            " 1",
+            "9223372036854775808",
+            "NaN",
+        ] {
+            assert_eq!(amount(not_proven), None, "{not_proven:?}");
+        }
+        assert_eq!(amount(&format!("0.{}1", "0".repeat(128))), None); // 129 places: beyond int8
+    }
+
+    const DEPTH: &str = r#"1723161253937085768 {"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1723161255208,"s":"BTCUSDT","U":50093239189,"u":50093239202,"b":[["61737.63000000","0.00000000"]],"a":[["61837.64000000","1.54698000"],["61839.85000000","0.00000000"]]}}"#;
+    const QUOTE: &str = r#"1723161254000000000 {"stream":"btcusdt@bookTicker","data":{"u":50093239212,"s":"BTCUSDT","b":"61837.63000000","B":"0.5","a":"61837.64000000","A":"1.2"}}"#;
+    const TRADE: &str = r#"1723161254087896568 {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255358,"s":"BTCUSDT","t":3735683259,"p":"61837.63000000","q":"0.00100000","T":1723161255357,"m":true,"M":true}}"#;
+    const SNAPSHOT: &str = r#"1723161254100000000 {"lastUpdateId":50093239218,"bids":[["61837.63","1.0"]],"asks":[["61837.64","2.0"]]}"#;
+
+    fn lines(lines: &[&str]) -> Vec<u8> {
+        lines.join("\n").into_bytes()
+    }
+
+    #[test]
+    fn messages_become_the_schema_rows() {
+        let c = parse(&lines(&[DEPTH, QUOTE, TRADE, SNAPSHOT]), 2_000).unwrap();
+        assert_eq!(c.symbols, vec![Some(b"btcusdt".to_vec()), None]);
+        assert_eq!(c.msg_symbol, vec![0, 0, 0, 1]);
+        assert_eq!(
+            c.msg_kind,
+            vec![KIND_DELTA, KIND_QUOTE, KIND_TRADE, KIND_SNAPSHOT]
+        );
+        assert_eq!(c.msg_rows, vec![3, 1, 1, 2]);
+        assert_eq!(c.probe_symbols, vec![0]);
+        assert_eq!(c.probe_body.as_deref(), Some(&DEPTH.as_bytes()[20..]));
+        assert_eq!(c.kind, vec![3, 3, 3, 1, 2, 4, 4]);
+        assert_eq!(c.msg_end, vec![0, 0, 1, 1, 1, 0, 1]);
+        assert_eq!(c.side, vec![1, 2, 2, 0, 0, 1, 2]);
+        assert_eq!(
+            c.price_m,
+            vec![6173763, 6183764, 6183985, 6183763, 6183763, 6183763, 6183764]
+        );
+        assert_eq!(c.price_e, vec![-2; 7]);
+        assert_eq!((c.size_m[0], c.size_e[0]), (0, 0));
+        assert_eq!((c.size_m[1], c.size_e[1]), (154698, -5));
+        assert_eq!(
+            (c.ask_price_m[3], c.ask_size_m[3], c.ask_size_e[3]),
+            (6183764, 12, -1)
+        );
+        assert_eq!(c.first_update_id_valid, vec![1, 1, 1, 0, 0, 0, 0]);
+        assert_eq!(c.first_update_id[0], 50093239189);
+        assert_eq!(
+            c.final_update_id[..4],
+            [50093239202, 50093239202, 50093239202, 50093239212]
+        );
+        assert_eq!(c.final_update_id_valid, vec![1, 1, 1, 1, 0, 1, 1]);
+        assert_eq!(c.previous_update_id_valid, vec![0; 7]); // spot sends no pu
+        assert_eq!(c.exchange_time_valid, vec![1, 1, 1, 0, 1, 0, 0]);
+        assert_eq!(c.exchange_time_ns[4], 1723161255358 * NS_PER_MS);
+        assert_eq!(c.trade_id_data, b"3735683259");
+        assert_eq!(c.trade_id_offsets, vec![0, 0, 0, 0, 0, 10, 10, 10]);
+        assert_eq!(c.trade_id_valid, vec![0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(c.aggressor, vec![0, 0, 0, 0, AGGRESSOR_SELL, 0, 0]); // m: the buyer made, a seller took
+        assert_eq!(c.time_ns[4], 1723161254087896568);
+    }
+
+    #[test]
+    fn a_depth_update_without_levels_is_one_row() {
+        let empty = r#"5 {"stream":"btcusd_perp@depth@0ms","data":{"U":1,"u":2,"pu":0,"b":[],"a":[],"ps":"BTCUSD"}}"#;
+        let c = parse(empty.as_bytes(), 2_000).unwrap();
+        assert_eq!(
+            (c.kind.clone(), c.side.clone(), c.msg_end.clone()),
+            (vec![3], vec![0], vec![1])
+        );
+        assert_eq!(
+            (c.previous_update_id, c.previous_update_id_valid),
+            (vec![0], vec![1])
+        );
+    }
+
+    fn unproven(line: &str) -> Option<&'static str> {
+        let text = lines(&[DEPTH, line]);
+        match parse(&text, 2_000) {
+            Ok(_) => None,
+            Err(e) => {
+                assert_eq!(e.line, 2, "{line}");
+                Some(e.what)
+            }
+        }
+    }
+
+    #[test]
+    fn only_what_python_would_store_unchanged_is_proven() {
+        let trade = |from: &str, to: &str| TRADE.replacen(from, to, 1);
+        for line in [
+            DEPTH.replace("@depth@100ms", "@kline_1m"),
+            DEPTH[..DEPTH.len() / 2].to_string(),
+            format!("-5 {}", &DEPTH[20..]),
+            format!("notatime {}", &DEPTH[20..]),
+            format!("99999999999999999999 {}", &DEPTH[20..]),
+            DEPTH.replacen(' ', "\t", 1),
+            trade(r#""p":"#, r#""price":"#),
+            trade(r#""q":"0.00100000""#, r#""q":"abc""#),
+            trade(r#""q":"0.00100000""#, r#""q":"0""#), // refused: trade size not positive
+            trade(r#""q":"0.00100000""#, r#""q":0.001"#),
+            trade(r#""m":true"#, r#""m":1"#),
+            trade(r#""t":3735683259"#, r#""t":3735683259.0"#),
+            trade(r#""t":3735683259"#, r#""t":"3735683259""#),
+            trade(r#""s":"BTCUSDT""#, r#""s":"BTC\u0055SDT""#),
+            trade(r#""p":"61837.63000000""#, r#""p":"61837.63000000","p":"1""#),
+            trade(r#""E":1723161255358"#, r#""E":NaN"#),
+            trade("}}", "}}\r"),
+            trade("}}", "}} x"),
+            QUOTE.replace(r#""a":"61837.64000000""#, r#""a":"61837.63""#), // locked
+            QUOTE.replace(r#""a":"61837.64000000""#, r#""a":"61837.62""#), // crossed
+            SNAPSHOT.replace(r#""61837.64","2.0""#, r#""61837.63","2.0""#), // crossed snapshot
+            SNAPSHOT.replace(r#""61837.63","1.0""#, r#""0","1.0""#),
+            r#"7 {"data":{"U":1,"u":2,"b":[],"a":[]},"stream":"btcusdt@depth"}"#.to_string(),
+            r#"7 {"stream":"btcusdt@depth","data":{"U":1,"u":2,"b":[],"a":[]},"bids":[]}"#
+                .to_string(),
+            r#"7 {"stream":"@depth","data":{"U":1,"u":2,"b":[],"a":[]}}"#.to_string(),
+            r#"7 {"lastUpdateId":1,"bids":[]}"#.to_string(),
+            r#"7 [1, 2]"#.to_string(),
+            r#"7 "#.to_string(),
+            "7 {\"stream\":\"btc\u{e9}@trade\"}".to_string(),
+        ] {
+            assert!(unproven(&line).is_some(), "{line}");
+        }
+        // Whitespace JSON allows, fields in another order, unknown fields of any JSON kind: proven.
+        for line in [
+            format!("{}  ", TRADE.replacen(' ', "  ", 1)),
+            trade(
+                r#""e":"trade","#,
+                r#""x":[1,-2.5e-3,{"y":[null,false]}],"e":"trade","#,
+            ),
+            TRADE.replace(",", " ,\t"),
+        ] {
+            assert_eq!(unproven(&line), None, "{line}");
+        }
+    }
+
+    #[test]
+    fn gzip_of_one_member_only() {
+        let text = lines(&[DEPTH, QUOTE]);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(&text).unwrap();
+        let gz = encoder.finish().unwrap();
+        assert_eq!(gunzip(&gz).unwrap(), text);
+        assert!(gunzip(&gz[..gz.len() - 3]).is_err()); // truncated
+        assert!(gunzip(&[gz.clone(), gz.clone()].concat()).is_err()); // two members: Python's reader decides
+        assert!(gunzip(&[gz.clone(), vec![0, 0]].concat()).is_err());
+        assert!(gunzip(&text).is_err()); // not gzip
+        let mut corrupt = gz.clone();
+        let at = corrupt.len() - 6; // inside the CRC32 of the trailer
+        corrupt[at] ^= 0xff;
+        assert!(gunzip(&corrupt).is_err());
+    }
+}
