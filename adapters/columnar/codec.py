@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from adapters.columnar import schema as s
 from adapters.columnar.amounts import amount_parts, to_decimal
-from adapters.columnar.arrow import arrow_from_list, arrow_of, numpy_of, on_system_memory
+from adapters.columnar.arrow import arrow_from_list, arrow_of, numpy_of, on_system_memory, one_chunk, take
 from domain.events import (
     BookDelta,
     BookSnapshot,
@@ -127,10 +127,8 @@ class RowBuilder:
     def _pack(self) -> None:
         """The pending rows as Arrow (stream still by name: indices are fixed when the file is built)."""
         if self._pending:
-            # Strings go in as utf8 and are dictionary-encoded by a cast: converting Python strings straight
-            # to a dictionary type is ~15x slower in pyarrow.
             arrays = [
-                arrow_from_list(values, pa.utf8() if pa.types.is_dictionary(f.type) else f.type).cast(f.type)
+                arrow_from_list(values, f.type)
                 for f, values in zip(_PACKED, zip(*self._pending, strict=True), strict=True)
             ]
             self._packed.append(pa.Table.from_arrays(arrays, schema=_PACKED))
@@ -147,12 +145,12 @@ class RowBuilder:
         parts = list(self._packed)
         if existing is not None:
             old_names = arrow_from_list(s.streams_of(existing.schema), pa.utf8())
-            codes = existing["stream"].combine_chunks().cast(pa.int32())
+            codes = arrow_of(numpy_of(existing["stream"]).astype(np.int32))
             parts.insert(0, existing.set_column(0, _PACKED.field(0), pa.DictionaryArray.from_arrays(codes, old_names))
                          .replace_schema_metadata(None))  # fmt: skip
         # Concatenation unifies the parts' dictionaries in the order of first appearance.
         rows = pa.concat_tables(parts).combine_chunks()
-        streams = rows["stream"].combine_chunks()
+        streams = one_chunk(rows["stream"])
         codes = numpy_of(streams.indices)
         values = streams.dictionary.to_pylist()
         used = np.flatnonzero(np.bincount(codes, minlength=len(values)))
@@ -160,9 +158,9 @@ class RowBuilder:
         rank = np.zeros(len(values), dtype=np.int16)
         rank[used] = [names.index(values[i]) for i in used]
         index = rank[codes]
-        table = rows.set_column(0, s.FIELDS[0], arrow_of(index)).cast(s.schema(names))
-        order = engine_order(numpy_of(table["event_time_ns"]), index, numpy_of(table["sequence"]))
-        return table.take(arrow_of(order)).combine_chunks()
+        columns = [arrow_of(index), *(one_chunk(rows[f.name]) for f in s.FIELDS[1:])]
+        order = engine_order(numpy_of(rows["event_time_ns"]), index, numpy_of(rows["sequence"]))
+        return pa.Table.from_arrays([take(c, order) for c in columns], schema=s.schema(names))
 
 
 def engine_order(time_ns: np.ndarray, stream: np.ndarray, sequence: np.ndarray) -> np.ndarray:

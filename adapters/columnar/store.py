@@ -86,6 +86,9 @@ _BLOCK = 8_192
 class Catalog:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._written: tuple[str, pa.Table] | None = None
+        """The last table written and its file's name: opening that file next (an import attaches what it
+        wrote) checks the file as always, then takes the table instead of decoding it again."""
 
     def path(self, sha256: str) -> Path:
         return self.root / f"{sha256}.arrow"
@@ -107,6 +110,7 @@ class Catalog:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        self._written = (sha, table)
         return sha
 
     def open(self, sha256: str, cache: CheckCache | None = None) -> MarketDataFile:
@@ -123,6 +127,9 @@ class Catalog:
             self.verify(sha256)
             if cache is not None:
                 cache.remember(sha256, stamp)
+        written, self._written = self._written, None
+        if written is not None and written[0] == sha256:
+            return MarketDataFile(path, sha256, written[1])
         with pa.memory_map(str(path)) as source, on_system_memory():
             table = pa.ipc.open_file(source).read_all()
         return MarketDataFile(path, sha256, table)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from adapters.columnar import schema as s
+from adapters.columnar.arrow import on_system_memory
 from adapters.columnar.codec import EVENT_TYPES
 from adapters.importers.binance_ws import FEED_PROBE_LINES, message_feed, snapshot_instrument, venue_for
 from adapters.importers.common import ImportSink, MessageBlock
@@ -38,6 +39,11 @@ class Unproven(Exception):
 
 def feed_capture(sink: ImportSink, path: Path, *, venue: str | None = None) -> None:
     """`binance_ws.feed_file` for a file the compiled parser proves clean; raises `Unproven` otherwise."""
+    with on_system_memory():
+        _feed_capture(sink, path, venue)
+
+
+def _feed_capture(sink: ImportSink, path: Path, venue: str | None) -> None:
     if not sink.columnar:
         raise Unproven(f"{path}: the session keeps its market data as SQLite records")
     capture = read_binance_capture(path, FEED_PROBE_LINES)

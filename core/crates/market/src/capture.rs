@@ -76,6 +76,51 @@ pub struct Capture {
 }
 
 impl Capture {
+    /// Room for the rows of `text_len` bytes of capture (a level takes 20+ bytes, a message 100+): the
+    /// columns grow without copies; pages never written are never touched.
+    fn reserve(&mut self, text_len: usize) {
+        let (rows, messages) = (text_len / 16, text_len / 64);
+        self.msg_symbol.reserve(messages);
+        self.msg_kind.reserve(messages);
+        self.msg_time_ns.reserve(messages);
+        self.msg_rows.reserve(messages);
+        for column in [
+            &mut self.kind,
+            &mut self.side,
+            &mut self.price_e,
+            &mut self.size_e,
+            &mut self.ask_price_e,
+            &mut self.ask_size_e,
+            &mut self.aggressor,
+        ] {
+            column.reserve(rows);
+        }
+        for column in [
+            &mut self.msg_end,
+            &mut self.exchange_time_valid,
+            &mut self.first_update_id_valid,
+            &mut self.final_update_id_valid,
+            &mut self.previous_update_id_valid,
+            &mut self.trade_id_valid,
+        ] {
+            column.reserve(rows);
+        }
+        for column in [
+            &mut self.time_ns,
+            &mut self.exchange_time_ns,
+            &mut self.price_m,
+            &mut self.size_m,
+            &mut self.ask_price_m,
+            &mut self.ask_size_m,
+            &mut self.first_update_id,
+            &mut self.final_update_id,
+            &mut self.previous_update_id,
+        ] {
+            column.reserve(rows);
+        }
+        self.trade_id_offsets.reserve(rows + 1);
+    }
+
     pub fn rows(&self) -> usize {
         self.kind.len()
     }
@@ -110,22 +155,24 @@ pub fn gunzip(compressed: &[u8]) -> Result<Vec<u8>, Unproven> {
 /// Parse the lines of a decompressed capture.
 pub fn parse(text: &[u8], probe_lines: u64) -> Result<Capture, Unproven> {
     let mut out = Capture::default();
+    out.reserve(text.len());
     out.trade_id_offsets.push(0);
     let mut levels = Levels::default();
-    let mut rest = text;
-    let mut line_no = 0u64;
-    while !rest.is_empty() {
+    let (mut pos, mut line_no) = (0, 0u64);
+    while pos < text.len() {
         line_no += 1;
-        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
-            Some(at) => (&rest[..at], &rest[at + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = next;
-        let probing = line_no <= probe_lines;
-        parse_line(line, probing, &mut out, &mut levels).map_err(|what| Unproven {
+        let unproven = |what| Unproven {
             line: line_no,
             what,
-        })?;
+        };
+        // One pass: a proven line holds no newline before its end (strings hold printable ASCII only).
+        pos += parse_line(&text[pos..], line_no <= probe_lines, &mut out, &mut levels)
+            .map_err(unproven)?;
+        match text.get(pos) {
+            None => {}
+            Some(b'\n') => pos += 1,
+            Some(_) => return Err(unproven("text after the JSON object")),
+        }
     }
     Ok(out)
 }
@@ -137,21 +184,19 @@ struct Levels {
     asks: Vec<(Amount, Amount)>,
 }
 
-fn parse_line(line: &[u8], probing: bool, out: &mut Capture, levels: &mut Levels) -> Parsed<()> {
-    let space = line
-        .iter()
-        .position(|&b| b == b' ')
-        .ok_or("no space after the receive time")?;
-    let time_ns =
-        digits_i64(&line[..space]).ok_or("receive time not plain digits fitting int64")?;
-    let body = &line[space + 1..];
+/// One line from the start of `text`; returns its length (up to its newline or the end).
+fn parse_line(text: &[u8], probing: bool, out: &mut Capture, levels: &mut Levels) -> Parsed<usize> {
+    let head = text.iter().take_while(|b| b.is_ascii_digit()).count();
+    if text.get(head) != Some(&b' ') {
+        return Err("receive time not plain digits and one space");
+    }
+    let time_ns = digits_i64(&text[..head]).ok_or("receive time not plain digits fitting int64")?;
+    let body = &text[head + 1..];
     let mut s = Scanner { buf: body, pos: 0 };
     s.ws();
     let message = s.message(levels)?;
     s.ws();
-    if s.pos != body.len() {
-        return Err("text after the JSON object");
-    }
+    let body = &body[..s.pos];
     let symbol = message.symbol.map(|range| &body[range.0..range.1]);
     let symbol_index = intern(&mut out.symbols, symbol);
     if probing {
@@ -167,7 +212,7 @@ fn parse_line(line: &[u8], probing: bool, out: &mut Capture, levels: &mut Levels
     out.msg_kind.push(message.kind);
     out.msg_time_ns.push(time_ns);
     out.msg_rows.push(rows);
-    Ok(())
+    Ok(head + 1 + body.len())
 }
 
 fn intern(symbols: &mut Vec<Option<Vec<u8>>>, symbol: Option<&[u8]>) -> u32 {
@@ -381,21 +426,34 @@ fn digits_i64(text: &[u8]) -> Option<i64> {
 /// zeros after the point, zero is (0, 0): `adapters.columnar.amounts.amount_parts` of the Decimal pydantic
 /// makes of it. None for any other form or an amount that does not fit.
 pub fn plain_amount(text: &[u8]) -> Option<Amount> {
-    let (int, frac) = match text.iter().position(|&b| b == b'.') {
-        Some(dot) => (&text[..dot], &text[dot + 1..]),
-        None => (text, &text[text.len()..]),
-    };
-    let has_point = int.len() < text.len();
-    if int.is_empty() || (has_point && frac.is_empty()) {
-        return None;
+    // One pass: zeros after the point are held back until a digit follows them (trailing ones never count).
+    let (mut mantissa, mut kept, mut held) = (0i64, 0u32, 0u32);
+    let (mut int_digits, mut frac_digits, mut point) = (0, 0, false);
+    for &b in text {
+        match b {
+            b'0'..=b'9' if point => {
+                frac_digits += 1;
+                if b == b'0' {
+                    held += 1;
+                    continue;
+                }
+                for _ in 0..held {
+                    mantissa = mantissa.checked_mul(10)?;
+                }
+                mantissa = mantissa.checked_mul(10)?.checked_add((b - b'0') as i64)?;
+                kept += held + 1;
+                held = 0;
+            }
+            b'0'..=b'9' => {
+                int_digits += 1;
+                mantissa = mantissa.checked_mul(10)?.checked_add((b - b'0') as i64)?;
+            }
+            b'.' if !point => point = true,
+            _ => return None,
+        }
     }
-    if !int.iter().chain(frac).all(u8::is_ascii_digit) {
+    if int_digits == 0 || (point && frac_digits == 0) {
         return None;
-    }
-    let kept = frac.len() - frac.iter().rev().take_while(|&&b| b == b'0').count();
-    let mut mantissa = 0i64;
-    for &b in int.iter().chain(&frac[..kept]) {
-        mantissa = mantissa.checked_mul(10)?.checked_add((b - b'0') as i64)?;
     }
     if mantissa == 0 {
         return Some(Amount::ZERO);
