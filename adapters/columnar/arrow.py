@@ -117,6 +117,37 @@ def take(array: pa.Array, order: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(type_, n, [validity, pa.py_buffer(values[order])])
 
 
+class Gather:
+    """`take` over the chunks of columns that share one chunk layout (the parts of a table joined without
+    copying): which output rows each chunk fills and from which of its rows, worked out once for all."""
+
+    def __init__(self, lengths: Sequence[int], order: np.ndarray) -> None:
+        self.lengths = list(lengths)
+        self.order = order
+        starts = np.cumsum([0, *self.lengths])
+        chunk = np.searchsorted(starts[1:], order, side="right")
+        self._parts = []
+        for k in range(len(self.lengths)):
+            at = np.flatnonzero(chunk == k)
+            self._parts.append((at, order[at] - starts[k]))
+
+    def take(self, column: pa.ChunkedArray) -> pa.Array:
+        """`column.take(order)`; integer columns go chunk by chunk, others are joined first."""
+        chunks = column.chunks
+        if not pa.types.is_integer(column.type) or [len(c) for c in chunks] != self.lengths:
+            return take(one_chunk(column), self.order)
+        dtype = _integer_dtype(column.type)
+        out = np.empty(len(self.order), dtype)
+        valid = np.empty(len(self.order), np.bool_) if column.null_count else None
+        for chunk, (at, rows) in zip(chunks, self._parts, strict=True):
+            values = np.frombuffer(chunk.buffers()[1], dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+            out[at] = values[rows]
+            if valid is not None:
+                valid[at] = _bits(chunk.buffers()[0], chunk.offset, len(chunk))[rows] if chunk.null_count else True
+        validity = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+        return pa.Array.from_buffers(column.type, len(out), [validity, pa.py_buffer(out)])
+
+
 def _bits(buffer: pa.Buffer, offset: int, length: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(buffer, np.uint8), count=offset + length, bitorder="little")[
         offset:

@@ -18,7 +18,15 @@ from pydantic import BaseModel
 
 from adapters.columnar import schema as s
 from adapters.columnar.amounts import amount_parts, to_decimal
-from adapters.columnar.arrow import arrow_from_list, arrow_of, numpy_of, on_system_memory, one_chunk, take
+from adapters.columnar.arrow import (
+    Gather,
+    arrow_from_list,
+    arrow_of,
+    numpy_of,
+    on_system_memory,
+    one_chunk,
+    take,
+)
 from domain.events import (
     BookDelta,
     BookSnapshot,
@@ -148,8 +156,9 @@ class RowBuilder:
             codes = arrow_of(numpy_of(existing["stream"]).astype(np.int32))
             parts.insert(0, existing.set_column(0, _PACKED.field(0), pa.DictionaryArray.from_arrays(codes, old_names))
                          .replace_schema_metadata(None))  # fmt: skip
-        # Concatenation unifies the parts' dictionaries in the order of first appearance.
-        rows = pa.concat_tables(parts).combine_chunks()
+        # Joined without copying; joining a dictionary column's chunks unifies their dictionaries in the
+        # order of first appearance.
+        rows = pa.concat_tables(parts)
         streams = one_chunk(rows["stream"])
         codes = numpy_of(streams.indices)
         values = streams.dictionary.to_pylist()
@@ -158,9 +167,10 @@ class RowBuilder:
         rank = np.zeros(len(values), dtype=np.int16)
         rank[used] = [names.index(values[i]) for i in used]
         index = rank[codes]
-        columns = [arrow_of(index), *(one_chunk(rows[f.name]) for f in s.FIELDS[1:])]
         order = engine_order(numpy_of(rows["event_time_ns"]), index, numpy_of(rows["sequence"]))
-        return pa.Table.from_arrays([take(c, order) for c in columns], schema=s.schema(names))
+        gather = Gather([len(c) for c in rows["sequence"].chunks], order)
+        columns = [take(arrow_of(index), order), *(gather.take(rows[f.name]) for f in s.FIELDS[1:])]
+        return pa.Table.from_arrays(columns, schema=s.schema(names))
 
 
 def engine_order(time_ns: np.ndarray, stream: np.ndarray, sequence: np.ndarray) -> np.ndarray:

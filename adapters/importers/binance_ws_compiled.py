@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -84,8 +85,8 @@ def _upper(symbol: bytes | None) -> str:
     return symbol.decode().upper()
 
 
-def _columns(c: Mapping[str, bytes]) -> dict[str, pa.Array]:
-    """The parser's column bytes as the schema's Arrow arrays (no copy but the validity bitmaps)."""
+def _columns(c: Mapping[str, Any]) -> dict[str, pa.Array]:
+    """The parser's columns (buffers of its memory) as the schema's Arrow arrays: no copy but the bitmaps."""
     kind = np.frombuffer(c["kind"], np.int8)
     n = len(kind)
 

@@ -557,15 +557,7 @@ class ImportSink:
         self._expected = []
 
     def _session_envelope(self, time_ns: int) -> Envelope:
-        seq = self._streams[SESSION_STREAM].next_seq
-        return Envelope(
-            event_id=input_event_id(self.session_id, SESSION_STREAM, seq),
-            session_id=self.session_id,
-            sequence=seq,
-            event_time_ns=time_ns,
-            ingest_time_ns=time_ns,
-            source=self.source,
-        )
+        return self._envelope(SESSION_STREAM, self._streams[SESSION_STREAM].next_seq, time_ns, time_ns)
 
     def _push_session_started(self, time_ns: int) -> None:
         self._session_pending = False

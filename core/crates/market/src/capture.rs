@@ -426,40 +426,56 @@ fn digits_i64(text: &[u8]) -> Option<i64> {
 /// zeros after the point, zero is (0, 0): `adapters.columnar.amounts.amount_parts` of the Decimal pydantic
 /// makes of it. None for any other form or an amount that does not fit.
 pub fn plain_amount(text: &[u8]) -> Option<Amount> {
+    match decimal(text) {
+        (amount, read) if read == text.len() => amount,
+        _ => None,
+    }
+}
+
+/// The plain decimal at the start of `text` (up to the first byte that is neither a digit nor its point) and
+/// the bytes it takes; the amount is None when those bytes are not one (or it does not fit).
+fn decimal(text: &[u8]) -> (Option<Amount>, usize) {
     // One pass: zeros after the point are held back until a digit follows them (trailing ones never count).
-    let (mut mantissa, mut kept, mut held) = (0i64, 0u32, 0u32);
+    let (mut mantissa, mut kept, mut held) = (Some(0i64), 0u32, 0u32);
     let (mut int_digits, mut frac_digits, mut point) = (0, 0, false);
+    let push = |m: Option<i64>, zeros: u32, digit: u8| {
+        let mut m = m?;
+        for _ in 0..zeros {
+            m = m.checked_mul(10)?;
+        }
+        m.checked_mul(10)?.checked_add((digit - b'0') as i64)
+    };
+    let mut read = 0;
     for &b in text {
         match b {
-            b'0'..=b'9' if point => {
+            b'0' if point => {
                 frac_digits += 1;
-                if b == b'0' {
-                    held += 1;
-                    continue;
-                }
-                for _ in 0..held {
-                    mantissa = mantissa.checked_mul(10)?;
-                }
-                mantissa = mantissa.checked_mul(10)?.checked_add((b - b'0') as i64)?;
+                held += 1;
+            }
+            b'1'..=b'9' if point => {
+                frac_digits += 1;
+                mantissa = push(mantissa, held, b);
                 kept += held + 1;
                 held = 0;
             }
             b'0'..=b'9' => {
                 int_digits += 1;
-                mantissa = mantissa.checked_mul(10)?.checked_add((b - b'0') as i64)?;
+                mantissa = push(mantissa, 0, b);
             }
             b'.' if !point => point = true,
-            _ => return None,
+            _ => break,
         }
+        read += 1;
     }
     if int_digits == 0 || (point && frac_digits == 0) {
-        return None;
+        return (None, read);
     }
-    if mantissa == 0 {
-        return Some(Amount::ZERO);
-    }
-    let exponent = i8::try_from(-(kept as i64)).ok()?;
-    Some(Amount::new(mantissa, exponent))
+    let amount = match mantissa {
+        Some(0) => Some(Amount::ZERO),
+        Some(m) => i8::try_from(-(kept as i64)).ok().map(|e| Amount::new(m, e)),
+        None => None,
+    };
+    (amount, read)
 }
 
 /// Known fields of the messages, as bits of a "seen" mask (a repeated known field is not proven: JSON keeps
@@ -553,14 +569,53 @@ impl Scanner<'_> {
         }
     }
 
+    /// A string holding a plain decimal (one pass: its bytes are digits and a point, all printable ASCII).
     fn amount(&mut self) -> Parsed<Amount> {
-        let (start, end) = self.string()?;
-        plain_amount(&self.buf[start..end]).ok_or("amount not a plain decimal that fits")
+        self.expect(b'"')?;
+        let (amount, read) = decimal(&self.buf[self.pos..]);
+        self.pos += read;
+        self.expect(b'"')
+            .map_err(|_| "amount not a plain decimal")?;
+        amount.ok_or("amount not a plain decimal that fits")
     }
 
     /// `[[price, size], ...]` of amount strings.
     fn levels(&mut self, into: &mut Vec<(Amount, Amount)>) -> Parsed<()> {
         into.clear();
+        self.array(|s| {
+            s.expect(b'[')?;
+            s.ws();
+            let price = s.amount()?;
+            s.ws();
+            s.expect(b',')?;
+            s.ws();
+            let size = s.amount()?;
+            s.ws();
+            s.expect(b']')?;
+            into.push((price, size));
+            Ok(())
+        })
+    }
+
+    /// Any JSON value, checked and passed over (fields the importer does not read).
+    fn skip(&mut self, depth: usize) -> Parsed<()> {
+        if depth > MAX_DEPTH {
+            return Err("JSON nested too deep");
+        }
+        match self.peek() {
+            Some(b'"') => self.string().map(|_| ()),
+            Some(b'{') => self.object(|s, _| s.skip(depth + 1)),
+            Some(b'[') => self.array(|s| s.skip(depth + 1)),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            _ => Err("not a JSON value this parser proves"),
+        }
+    }
+
+    /// `[value, ...]`: `item` reads each value.
+    fn array(&mut self, mut item: impl FnMut(&mut Self) -> Parsed<()>) -> Parsed<()> {
         self.expect(b'[')?;
         self.ws();
         if self.peek() == Some(b']') {
@@ -568,16 +623,7 @@ impl Scanner<'_> {
             return Ok(());
         }
         loop {
-            self.expect(b'[')?;
-            self.ws();
-            let price = self.amount()?;
-            self.ws();
-            self.expect(b',')?;
-            self.ws();
-            let size = self.amount()?;
-            self.ws();
-            self.expect(b']')?;
-            into.push((price, size));
+            item(self)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
@@ -590,45 +636,6 @@ impl Scanner<'_> {
                 }
                 _ => return Err("not the JSON expected"),
             }
-        }
-    }
-
-    /// Any JSON value, checked and passed over (fields the importer does not read).
-    fn skip(&mut self, depth: usize) -> Parsed<()> {
-        if depth > MAX_DEPTH {
-            return Err("JSON nested too deep");
-        }
-        match self.peek() {
-            Some(b'"') => self.string().map(|_| ()),
-            Some(b'{') => self.object(|s, _| s.skip(depth + 1)),
-            Some(b'[') => {
-                self.pos += 1;
-                self.ws();
-                if self.peek() == Some(b']') {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip(depth + 1)?;
-                    self.ws();
-                    match self.peek() {
-                        Some(b',') => {
-                            self.pos += 1;
-                            self.ws();
-                        }
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(());
-                        }
-                        _ => return Err("not the JSON expected"),
-                    }
-                }
-            }
-            Some(b't') => self.literal(b"true"),
-            Some(b'f') => self.literal(b"false"),
-            Some(b'n') => self.literal(b"null"),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err("not a JSON value this parser proves"),
         }
     }
 
