@@ -126,10 +126,13 @@ class Gather:
         self.order = order
         starts = np.cumsum([0, *self.lengths])
         chunk = np.searchsorted(starts[1:], order, side="right")
-        self._parts = []
-        for k in range(len(self.lengths)):
+        self._parts: list[tuple[np.ndarray, slice | np.ndarray]] = []
+        for k, length in enumerate(self.lengths):
             at = np.flatnonzero(chunk == k)
-            self._parts.append((at, order[at] - starts[k]))
+            rows = order[at] - starts[k]
+            # A chunk taken whole and in its order (a file's block of one stream) is copied, not gathered.
+            whole = len(rows) == length and (length < 2 or bool(np.all(rows[1:] > rows[:-1])))
+            self._parts.append((at, slice(None) if whole else rows))
 
     def take(self, column: pa.ChunkedArray) -> pa.Array:
         """`column.take(order)`; integer columns go chunk by chunk, others are joined first."""
@@ -140,10 +143,14 @@ class Gather:
         out = np.empty(len(self.order), dtype)
         valid = np.empty(len(self.order), np.bool_) if column.null_count else None
         for chunk, (at, rows) in zip(chunks, self._parts, strict=True):
-            values = np.frombuffer(chunk.buffers()[1], dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+            values = np.frombuffer(
+                chunk.buffers()[1], dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize
+            )
             out[at] = values[rows]
             if valid is not None:
-                valid[at] = _bits(chunk.buffers()[0], chunk.offset, len(chunk))[rows] if chunk.null_count else True
+                valid[at] = (
+                    _bits(chunk.buffers()[0], chunk.offset, len(chunk))[rows] if chunk.null_count else True
+                )
         validity = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
         return pa.Array.from_buffers(column.type, len(out), [validity, pa.py_buffer(out)])
 
