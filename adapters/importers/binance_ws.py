@@ -35,7 +35,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from adapters.importers.common import FileError, ImportLog, ImportReport, ImportSink, RowError
+from adapters.importers.common import FileError, ImportLog, ImportRefused, ImportReport, ImportSink, RowError
 from adapters.instruments.catalog import InstrumentCatalog
 from domain.events import BookDelta, BookSnapshot, Envelope, EventBase, QuoteTick, TradeTick
 from domain.values import Side
@@ -127,9 +127,6 @@ def import_binance_ws(
 
     `compiled`: parse with the compiled core where it proves every file clean (`binance_ws_compiled`), else
     (and with False: the reference the tests compare it with) line by line here; both store the same."""
-    # Imported here: the compiled path builds on this module's rules.
-    from adapters.importers.binance_ws_compiled import Unproven, feed_capture
-
     config = {"importer": SOURCE, "venue": venue}
 
     def sink() -> ImportSink:
@@ -139,6 +136,10 @@ def import_binance_ws(
         )  # fmt: skip
 
     if compiled:
+        try:  # imported here: the compiled path builds on this module's rules
+            from adapters.importers.binance_ws_compiled import Unproven, feed_capture
+        except ImportError as exc:  # a build older than the code: one line, never a silent slow path
+            raise ImportRefused(str(exc)) from exc
         try:
             return sink().run(paths, lambda s, path: feed_capture(s, path, venue=venue))
         except Unproven as exc:
