@@ -8,17 +8,25 @@ ones before it drops a SQLite row.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from pydantic import BaseModel
 
 from adapters.columnar import schema as s
 from adapters.columnar.amounts import amount_parts, to_decimal
+from adapters.columnar.arrow import (
+    Gather,
+    arrow_from_list,
+    arrow_of,
+    numpy_of,
+    on_system_memory,
+    one_chunk,
+    take,
+)
 from domain.events import (
     BookDelta,
     BookSnapshot,
@@ -33,6 +41,13 @@ from domain.events import (
 from domain.values import Side
 
 _AGGRESSOR = {Side.BUY: s.AGGRESSOR_BUY, Side.SELL: s.AGGRESSOR_SELL}
+_CLASS_OF_KIND: dict[int, type[EventBase]] = {s.KIND_QUOTE: QuoteTick, s.KIND_TRADE: TradeTick,
+                                              s.KIND_DELTA: BookDelta, s.KIND_SNAPSHOT: BookSnapshot}  # fmt: skip
+EVENT_TYPES: tuple[str, ...] = tuple(
+    _CLASS_OF_KIND[k].model_fields["type"].default if k in _CLASS_OF_KIND else ""
+    for k in range(max(_CLASS_OF_KIND) + 1)
+)
+"""The event type of each market-data row kind (`schema.KIND_*` as index; "" for none)."""
 _SIDE_OF = {s.AGGRESSOR_BUY: Side.BUY, s.AGGRESSOR_SELL: Side.SELL}
 _ROW_CHUNK = 65_536
 """Rows converted to Python objects at a time: memory stays flat whatever the file's length."""
@@ -95,44 +110,90 @@ class RowBuilder:
         ))  # fmt: skip
         self._rows += 1
 
+    def add_columns(
+        self, streams: Sequence[tuple[str, str, str]], stream: np.ndarray, sequence: np.ndarray, source: str,
+        columns: Mapping[str, pa.Array],
+    ) -> None:  # fmt: skip
+        """Rows given as columns (a compiled parser's), after those added so far: `streams[i]` is (name, venue,
+        instrument) of stream index i, numbered in the order of their first row; `stream` and `sequence` per
+        row; `columns` every other column of the schema but `source`, `venue` and `instrument`."""
+        self._pack()
+        index = stream.astype(np.int16)
+        names, venues, instruments = (list(values) for values in zip(*streams, strict=True))
+        stream_names = arrow_from_list(names, pa.utf8())
+        derived = {
+            "stream": pa.DictionaryArray.from_arrays(arrow_of(stream.astype(np.int32)), stream_names),
+            "sequence": arrow_of(sequence.astype(np.int64)),
+            "source": _text(np.zeros(len(index), np.int16), [source]),
+            "venue": _text(index, venues),
+            "instrument": _text(index, instruments),
+        }
+        arrays = [derived[f.name] if f.name in derived else columns[f.name] for f in _PACKED]
+        self._packed.append(pa.Table.from_arrays(arrays, schema=_PACKED))
+        self._rows += len(index)
+
     def _pack(self) -> None:
         """The pending rows as Arrow (stream still by name: indices are fixed when the file is built)."""
         if self._pending:
-            # Strings go in as utf8 and are dictionary-encoded by a cast: converting Python strings straight
-            # to a dictionary type is ~15x slower in pyarrow.
             arrays = [
-                pa.array(
-                    values, pa.utf8() if pa.types.is_dictionary(f.type) or f.name == "stream" else f.type
-                )
-                for f, values in zip(s.FIELDS, zip(*self._pending, strict=True), strict=True)
+                arrow_from_list(values, f.type)
+                for f, values in zip(_PACKED, zip(*self._pending, strict=True), strict=True)
             ]
-            arrays = [
-                a if f.name == "stream" else a.cast(f.type) for f, a in zip(s.FIELDS, arrays, strict=True)
-            ]
-            self._packed.append(
-                pa.Table.from_arrays(arrays, schema=pa.schema([pa.field("stream", pa.utf8()), *s.FIELDS[1:]]))
-            )
+            self._packed.append(pa.Table.from_arrays(arrays, schema=_PACKED))
             self._pending = []
 
     def table(self, existing: pa.Table | None = None) -> pa.Table:
         """These rows (after `existing`'s, when given), in engine order: (event time, stream name,
         sequence), a message's rows in their order."""
+        with on_system_memory():
+            return self._table(existing)
+
+    def _table(self, existing: pa.Table | None) -> pa.Table:
         self._pack()
         parts = list(self._packed)
         if existing is not None:
-            old_names = np.array(s.streams_of(existing.schema), dtype=object)
-            names = pa.array(old_names[existing["stream"].to_numpy()].tolist(), pa.utf8())
-            parts.insert(
-                0, existing.set_column(0, pa.field("stream", pa.utf8()), names).replace_schema_metadata(None)
-            )
-        rows = pa.concat_tables(parts).combine_chunks()
-        stream_names = rows["stream"].combine_chunks()
-        names = sorted(pc.unique(stream_names).to_pylist())
-        indices = pc.index_in(stream_names, value_set=pa.array(names, pa.utf8())).cast(pa.int16())
-        table = rows.set_column(0, s.FIELDS[0], indices).cast(s.schema(names))
-        order = np.lexsort((np.arange(table.num_rows), table["sequence"].to_numpy(), table["stream"].to_numpy(),
-                            table["event_time_ns"].to_numpy()))  # fmt: skip
-        return table.take(pa.array(order)).combine_chunks()
+            old_names = arrow_from_list(s.streams_of(existing.schema), pa.utf8())
+            codes = arrow_of(numpy_of(existing["stream"]).astype(np.int32))
+            parts.insert(0, existing.set_column(0, _PACKED.field(0), pa.DictionaryArray.from_arrays(codes, old_names))
+                         .replace_schema_metadata(None))  # fmt: skip
+        # Joined without copying; joining a dictionary column's chunks unifies their dictionaries in the
+        # order of first appearance.
+        rows = pa.concat_tables(parts)
+        streams = one_chunk(rows["stream"])
+        codes = numpy_of(streams.indices)
+        values = streams.dictionary.to_pylist()
+        used = np.flatnonzero(np.bincount(codes, minlength=len(values)))
+        names = sorted(values[i] for i in used)
+        rank = np.zeros(len(values), dtype=np.int16)
+        rank[used] = [names.index(values[i]) for i in used]
+        index = rank[codes]
+        order = engine_order(numpy_of(rows["event_time_ns"]), index, numpy_of(rows["sequence"]))
+        gather = Gather([len(c) for c in rows["sequence"].chunks], order)
+        columns = [take(arrow_of(index), order), *(gather.take(rows[f.name]) for f in s.FIELDS[1:])]
+        return pa.Table.from_arrays(columns, schema=s.schema(names))
+
+
+def engine_order(time_ns: np.ndarray, stream: np.ndarray, sequence: np.ndarray) -> np.ndarray:
+    """Row order by (event time, stream index, sequence), ties in row order: `np.lexsort((rows, sequence,
+    stream, time_ns))`. Rows come stream by stream in sequence order, so a stable sort by stream then by time
+    (radix, then merging sorted runs) already gives it; it is checked, and lexsort decides otherwise."""
+    by_stream = np.argsort(stream, kind="stable")
+    order = by_stream[np.argsort(time_ns[by_stream], kind="stable")]
+    dt, dk, dq = (np.diff(column[order]) for column in (time_ns, stream, sequence))
+    if np.all((dt > 0) | ((dt == 0) & ((dk > 0) | ((dk == 0) & (dq >= 0))))):
+        return order
+    return np.lexsort((np.arange(len(time_ns)), sequence, stream, time_ns))
+
+
+def _text(index: np.ndarray, values: list[str]) -> pa.DictionaryArray:
+    """`values[index]` as the schema's dictionary column, its dictionary in the order of first appearance."""
+    distinct = list(dict.fromkeys(values))
+    codes = np.array([distinct.index(v) for v in values], dtype=np.int16)
+    return pa.DictionaryArray.from_arrays(arrow_of(codes[index]), arrow_from_list(distinct, pa.utf8()))
+
+
+_PACKED = pa.schema([pa.field("stream", pa.dictionary(pa.int32(), pa.utf8())), *s.FIELDS[1:]])
+"""Rows before `table`: the stream by name (a dictionary per part, unified when the parts are joined)."""
 
 
 class Materialiser:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from adapters.columnar import schema as s
+from adapters.columnar.arrow import on_system_memory
 from adapters.columnar.codec import Materialiser
 from domain.events import EventBase
 
@@ -172,7 +173,7 @@ class Catalog:
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.root, suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
+            with os.fdopen(fd, "wb") as fh, on_system_memory():
                 options = pa.ipc.IpcWriteOptions(compression=s.COMPRESSION)
                 with pa.ipc.new_file(fh, table.schema, options=options) as writer:
                     writer.write_table(table, max_chunksize=ROWS_PER_BATCH)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from adapters.columnar.arrow import use_system_memory
 from adapters.entrypoints import (
     api_commands,
     commands,
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    use_system_memory()  # fresh buffers from the pooled allocators cost ~20x more on these machines
     try:  # the one place the configuration is read; every command gets it as `args.settings`
         args.settings = Settings()
     except ValidationError as exc:

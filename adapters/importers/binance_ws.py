@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import re
 import zlib
 from collections.abc import Callable, Sequence
@@ -34,11 +35,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from adapters.importers.common import FileError, ImportLog, ImportReport, ImportSink, RowError
+from adapters.importers.common import FileError, ImportLog, ImportRefused, ImportReport, ImportSink, RowError
 from adapters.instruments.catalog import InstrumentCatalog
 from domain.events import BookDelta, BookSnapshot, Envelope, EventBase, QuoteTick, TradeTick
 from domain.values import Side
 
+_log = logging.getLogger(__name__)
 FOLDER_VENUES = {"spot": "binance-spot", "usdm": "binance-usdm", "cm": "binance-coinm"}
 SOURCE = "import.binance_ws"
 FEED_PROBE_LINES = 2_000
@@ -46,23 +48,30 @@ FEED_PROBE_LINES = 2_000
 
 
 def feed_of(path: Path) -> str | None:
-    """Which Binance feed a capture is, from its first depth update or bookTicker: COIN-M messages carry the
-    pair (`ps`), USD-M depth updates carry `pu` and USD-M bookTickers an event type `e`; spot has neither."""
+    """Which Binance feed a capture is, from its first depth update or bookTicker (`message_feed`)."""
     with gzip.open(path, "rt", encoding="utf-8", errors="replace") as fh:
         for line in islice(fh, FEED_PROBE_LINES):
-            try:
-                message = json.loads(line.partition(" ")[2])
-                kind = message["stream"].partition("@")[2]
-                data = message["data"]
-            except (ValueError, KeyError, TypeError, AttributeError):
-                continue
-            if not isinstance(data, dict) or not (kind.startswith("depth") or kind == "bookTicker"):
-                continue
-            if "ps" in data:
-                return "binance-coinm"
-            futures_mark = "pu" if kind.startswith("depth") else "e"
-            return "binance-usdm" if futures_mark in data else "binance-spot"
+            feed = message_feed(line.partition(" ")[2])
+            if feed is not None:
+                return feed
     return None
+
+
+def message_feed(body: str) -> str | None:
+    """The feed a depth update or bookTicker shows, None for any other line: COIN-M messages carry the pair
+    (`ps`), USD-M depth updates carry `pu` and USD-M bookTickers an event type `e`; spot has neither."""
+    try:
+        message = json.loads(body)
+        kind = message["stream"].partition("@")[2]
+        data = message["data"]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(data, dict) or not (kind.startswith("depth") or kind == "bookTicker"):
+        return None
+    if "ps" in data:
+        return "binance-coinm"
+    futures_mark = "pu" if kind.startswith("depth") else "e"
+    return "binance-usdm" if futures_mark in data else "binance-spot"
 
 
 def venue_for(path: Path, feed: str | None) -> str:
@@ -90,8 +99,13 @@ def instrument_for(path: Path) -> str:
                 continue
             if isinstance(stream, str) and "@" in stream:
                 symbols.add(stream.partition("@")[0].upper())
+    return snapshot_instrument(symbols, path)
+
+
+def snapshot_instrument(symbols: set[str], path: Path) -> str:
+    """The one of `symbols` (upper-cased stream symbols of the first lines), else the file name's."""
     if len(symbols) == 1:
-        return symbols.pop()
+        return next(iter(symbols))
     name = path.name.split(".")[0]
     return re.sub(r"_\d{8}$", "", name).upper()
 
@@ -107,14 +121,30 @@ def import_binance_ws(
     max_bad_rows_kept: int = 100,
     echo: Callable[[str], None] | None = print,
     instruments: InstrumentCatalog | None = None,
+    compiled: bool = True,
 ) -> ImportReport:
-    """Import the captures, in the order given (give a venue's files in time order), into one session."""
+    """Import the captures, in the order given (give a venue's files in time order), into one session.
+
+    `compiled`: parse with the compiled core where it proves every file clean (`binance_ws_compiled`), else
+    (and with False: the reference the tests compare it with) line by line here; both store the same."""
     config = {"importer": SOURCE, "venue": venue}
-    sink = ImportSink(
-        log, session_id, source=SOURCE, config=config, code_version=code_version,
-        batch_size=batch_size, max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
-    )  # fmt: skip
-    return sink.run(paths, lambda s, path: feed_file(s, path, venue=venue))
+
+    def sink() -> ImportSink:
+        return ImportSink(
+            log, session_id, source=SOURCE, config=config, code_version=code_version, batch_size=batch_size,
+            max_bad_rows_kept=max_bad_rows_kept, echo=echo, instruments=instruments,
+        )  # fmt: skip
+
+    if compiled:
+        try:  # imported here: the compiled path builds on this module's rules
+            from adapters.importers.binance_ws_compiled import Unproven, feed_capture
+        except ImportError as exc:  # a build older than the code: one line, never a silent slow path
+            raise ImportRefused(str(exc)) from exc
+        try:
+            return sink().run(paths, lambda s, path: feed_capture(s, path, venue=venue))
+        except Unproven as exc:
+            _log.info("importing on the Python path: %s", exc)
+    return sink().run(paths, lambda s, path: feed_file(s, path, venue=venue))
 
 
 def feed_file(sink: ImportSink, path: Path, *, venue: str | None = None) -> None:

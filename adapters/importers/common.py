@@ -43,6 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+import pyarrow as pa
 from pydantic import ValidationError
 
 from adapters.columnar.amounts import AmountOverflow
@@ -226,6 +228,25 @@ class _Stream:
 Parser = Callable[["ImportSink", Path], None]
 
 
+@dataclass(frozen=True)
+class MessageBlock:
+    """A file's messages as a compiled parser gives them (`ImportSink.add_block`): per message (arrays of one
+    length, in file order) its stream (index into `instruments`, numbered in the order of first appearance),
+    times, line, event type (index into `types`) and number of rows; `columns` the rows' columns of the
+    columnar schema but stream, sequence, source, venue and instrument."""
+
+    venue: str
+    instruments: list[str]
+    stream: np.ndarray
+    time_ns: np.ndarray
+    ingest_ns: np.ndarray
+    line: np.ndarray
+    event_type: np.ndarray
+    types: Sequence[str]
+    rows: np.ndarray
+    columns: Mapping[str, pa.Array]
+
+
 class ImportSink:
     """One import into one session: `run` reads the files through a format's parser and commits them all at
     once; the parser calls `begin_file` (optional, to declare what the file's content says it is), `add` for
@@ -313,6 +334,11 @@ class ImportSink:
             reasons = ", ".join(f"{n} x {r}" for r, n in _by_count(self._file.refused))
             raise FileError(path, f"no valid row: all {self._file.refused_rows} refused ({reasons})")
 
+    @property
+    def columnar(self) -> bool:
+        """Whether market data goes to the session's columnar file (else SQLite records); known in `run`."""
+        return self._rows is not None
+
     @staticmethod
     def _sha256(path: Path) -> str:
         try:
@@ -385,17 +411,10 @@ class ImportSink:
             return False
         # A stream new to the session opens with its instrument's definition (sequence 0); an instrument the
         # catalog cannot specify refuses the whole import here, before anything of it is committed.
-        define = self.instruments.definition(venue, instrument, file.name) if state.next_seq == 0 else None
+        define = self._definition(stream, state, venue, instrument)
         sequence = state.next_seq + (define is not None)
         try:
-            envelope = Envelope(
-                event_id=input_event_id(self.session_id, stream, sequence),
-                session_id=self.session_id,
-                sequence=sequence,
-                event_time_ns=time_ns,
-                ingest_time_ns=ingest_ns,
-                source=self.source,
-            )
+            envelope = self._envelope(stream, sequence, time_ns, ingest_ns)
             event = build(envelope)
         except ROW_ERRORS as exc:
             self.refuse(line, *describe_error(exc))
@@ -408,18 +427,82 @@ class ImportSink:
             self._check_file_fits(stream, state, time_ns, line)
         if self._session_pending:
             self._push_session_started(time_ns)
-        state.last_time_ns = time_ns
-        state.holder = file.name
-        state.feed = state.feed or file.feed
-        self._last_time_ns = max(self._last_time_ns, time_ns)
-        file.records += 1
-        file.by_stream[stream] += 1
-        self.report.records += 1
+        self._count(stream, state, time_ns, 1)
         if define is not None:
-            self._stream_begins(stream, define(envelope.model_copy(
-                update={"event_id": input_event_id(self.session_id, stream, 0), "sequence": 0})))  # fmt: skip
+            self._stream_begins(stream, define, envelope)
         self._push(stream, f"{venue}.{instrument}", event)
         return True
+
+    def add_block(self, block: MessageBlock) -> None:
+        """Add a file's messages at once: what `add` does for each, for messages a compiled parser proved
+        valid (none would be refused: each stream's times in order within the file, every row passing
+        `validation.refusal`). Call it once per file, in place of `add`; a stream's first message gets the
+        checks and markers `add` gives it, in the order of the file."""
+        file = self._file
+        assert file is not None, "called outside run()"
+        streams = [market_stream(block.venue, instrument) for instrument in block.instruments]
+        sequence = np.empty(len(block.stream), dtype=np.int64)
+        # Streams in the order of their first message (as the block numbers them).
+        for k, stream in enumerate(streams):
+            at = np.flatnonzero(block.stream == k)
+            i = int(at[0])
+            time_ns, line = int(block.time_ns[i]), int(block.line[i])
+            self._line = line
+            state = self._streams.get(stream) or self._open_stream(stream)
+            define = self._definition(stream, state, block.venue, block.instruments[k])
+            envelope = self._envelope(stream, state.next_seq + (define is not None), time_ns,
+                                      int(block.ingest_ns[i]))  # fmt: skip
+            self._check_file_fits(stream, state, time_ns, line)
+            if self._session_pending:
+                self._push_session_started(time_ns)
+            if define is not None:
+                self._stream_begins(stream, define, envelope)
+            sequence[at] = np.arange(state.next_seq, state.next_seq + len(at))
+            self._count(stream, state, int(block.time_ns[at[-1]]), len(at))
+            self.report.by_stream[stream] += len(at)
+            state.next_seq += len(at)
+        self._line = int(block.line[-1])
+        for type_, n in zip(block.types, np.bincount(block.event_type, minlength=len(block.types)).tolist(),
+                            strict=True):  # fmt: skip
+            if n:
+                self.report.by_type[type_] += n
+        assert self._rows is not None, "add_block needs a columnar log"
+        self._rows.add_columns(
+            [(name, block.venue, instrument) for name, instrument in zip(streams, block.instruments, strict=True)],
+            np.repeat(block.stream, block.rows), np.repeat(sequence, block.rows), self.source, block.columns,
+        )  # fmt: skip
+
+    def _definition(
+        self, stream: str, state: _Stream, venue: str, instrument: str
+    ) -> Callable[[Envelope], InstrumentDefined] | None:
+        """A stream new to the session opens with its instrument's definition (sequence 0); an instrument the
+        catalog cannot specify refuses the whole import here, before anything of it is committed."""
+        assert self._file is not None
+        if state.next_seq:
+            return None
+        return self.instruments.definition(venue, instrument, self._file.name)
+
+    def _envelope(self, stream: str, sequence: int, time_ns: int, ingest_ns: int) -> Envelope:
+        return Envelope(
+            event_id=input_event_id(self.session_id, stream, sequence),
+            session_id=self.session_id,
+            sequence=sequence,
+            event_time_ns=time_ns,
+            ingest_time_ns=ingest_ns,
+            source=self.source,
+        )
+
+    def _count(self, stream: str, state: _Stream, last_time_ns: int, records: int) -> None:
+        """`records` valid records of the file in `stream`, the last at `last_time_ns`."""
+        file = self._file
+        assert file is not None
+        state.last_time_ns = last_time_ns
+        state.holder = file.name
+        state.feed = state.feed or file.feed
+        self._last_time_ns = max(self._last_time_ns, last_time_ns)
+        file.records += records
+        file.by_stream[stream] += records
+        self.report.records += records
 
     # -- streams -------------------------------------------------------------------------------------------
 
@@ -448,8 +531,13 @@ class ImportSink:
                                              " venue's files in time order, never overlapping, and files of"
                                              " different venues under different --venue", line)  # fmt: skip
 
-    def _stream_begins(self, stream: str, definition: InstrumentDefined) -> None:
-        """A market-data stream new to the session: its instrument's definition takes sequence 0."""
+    def _stream_begins(
+        self, stream: str, define: Callable[[Envelope], InstrumentDefined], first: Envelope
+    ) -> None:
+        """A market-data stream new to the session: its instrument's definition takes sequence 0, stamped
+        like the stream's `first` record."""
+        definition = define(first.model_copy(
+            update={"event_id": input_event_id(self.session_id, stream, 0), "sequence": 0}))  # fmt: skip
         self.report.new_streams.append(stream)
         key = f"{definition.venue}.{definition.instrument}"
         self._push(stream, key, definition)
@@ -469,15 +557,7 @@ class ImportSink:
         self._expected = []
 
     def _session_envelope(self, time_ns: int) -> Envelope:
-        seq = self._streams[SESSION_STREAM].next_seq
-        return Envelope(
-            event_id=input_event_id(self.session_id, SESSION_STREAM, seq),
-            session_id=self.session_id,
-            sequence=seq,
-            event_time_ns=time_ns,
-            ingest_time_ns=time_ns,
-            source=self.source,
-        )
+        return self._envelope(SESSION_STREAM, self._streams[SESSION_STREAM].next_seq, time_ns, time_ns)
 
     def _push_session_started(self, time_ns: int) -> None:
         self._session_pending = False

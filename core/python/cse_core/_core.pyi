@@ -1,7 +1,9 @@
 """Type stubs of the Rust extension `cse_core._core` (core/crates/py). Amounts are (mantissa, exponent) int
 pairs: value = mantissa * 10**exponent; levels are (price_m, price_e, size_m, size_e), best first."""
 
+import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 FORMAT: str
 
@@ -65,3 +67,20 @@ class MarketCore:
     def snapshot(self) -> bytes: ...
     @staticmethod
     def restore(data: bytes) -> MarketCore: ...
+
+class CaptureColumn:
+    """One column of a parsed capture: read-only bytes through the buffer protocol (`numpy.frombuffer`,
+    `pyarrow.py_buffer`), shared with the parser's memory, which it keeps alive."""
+
+def read_binance_capture(path: str | os.PathLike[str], probe_lines: int) -> dict[str, Any] | tuple[int, str]:
+    """A Binance websocket capture (gzip of `<receive_time_ns> <JSON>` lines) as columnar rows, or (line,
+    reason) when the parser does not vouch for it (line 0: the file as a whole). Columns are
+    `CaptureColumn`s: per message `msg_symbol` uint32 (index into `symbols`), `msg_kind` int8, `msg_time_ns`
+    int64, `msg_rows` uint32; per row `kind`, `side`, `price_e`, `size_e`, `ask_price_e`, `ask_size_e`,
+    `aggressor` int8, `time_ns`, `exchange_time_ns`, `price_m`, `size_m`, `ask_price_m`, `ask_size_m`,
+    `first_update_id`, `final_update_id`, `previous_update_id` int64, flags (uint8 0/1) `msg_end`,
+    `exchange_time_valid`, `first_update_id_valid`, `final_update_id_valid`, `previous_update_id_valid`,
+    `trade_id_valid`, and the trade ids as Arrow utf8 `trade_id_offsets` (int32, rows + 1) and
+    `trade_id_data`; `probe_symbols` uint32 (symbols of the stream messages among the first `probe_lines`
+    lines). Also `probe`: bytes of the JSON of the first depth update or bookTicker among them, or None;
+    `symbols`: a list of bytes (None: a snapshot naming none)."""

@@ -4,6 +4,7 @@
 
 pub mod amount;
 pub mod book;
+pub mod capture;
 pub mod codec;
 pub mod core;
 pub mod rows;

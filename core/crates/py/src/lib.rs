@@ -3,11 +3,14 @@
 //! integer pairs, never as Decimal values.
 
 use pyo3::buffer::{Element, PyBuffer};
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyKeyError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+use std::sync::Arc;
 
 use cse_market::book::{Level, Outcome, SyncedBook};
+use cse_market::capture::Capture;
 use cse_market::core::{Core, Message, Slot};
 use cse_market::rows::Rows;
 use cse_market::venue::Fallback;
@@ -560,9 +563,153 @@ impl PyMarketCore {
     }
 }
 
+/// The bytes of a column of plain numbers (native byte order, what `numpy.frombuffer` reads).
+fn bytes_of<T: Copy>(values: &[T]) -> &[u8] {
+    // SAFETY: T is one of the integer types of `Capture`'s columns (no padding, every byte initialised);
+    // the slice borrows `values` for its lifetime.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
+}
+
+/// The columns of a parsed capture by name, as bytes.
+fn capture_columns(c: &Capture) -> [(&'static str, &[u8]); 29] {
+    [
+        ("msg_symbol", bytes_of(&c.msg_symbol)),
+        ("msg_kind", bytes_of(&c.msg_kind)),
+        ("msg_time_ns", bytes_of(&c.msg_time_ns)),
+        ("msg_rows", bytes_of(&c.msg_rows)),
+        ("kind", bytes_of(&c.kind)),
+        ("msg_end", &c.msg_end),
+        ("time_ns", bytes_of(&c.time_ns)),
+        ("exchange_time_ns", bytes_of(&c.exchange_time_ns)),
+        ("exchange_time_valid", &c.exchange_time_valid),
+        ("side", bytes_of(&c.side)),
+        ("price_m", bytes_of(&c.price_m)),
+        ("price_e", bytes_of(&c.price_e)),
+        ("size_m", bytes_of(&c.size_m)),
+        ("size_e", bytes_of(&c.size_e)),
+        ("ask_price_m", bytes_of(&c.ask_price_m)),
+        ("ask_price_e", bytes_of(&c.ask_price_e)),
+        ("ask_size_m", bytes_of(&c.ask_size_m)),
+        ("ask_size_e", bytes_of(&c.ask_size_e)),
+        ("first_update_id", bytes_of(&c.first_update_id)),
+        ("first_update_id_valid", &c.first_update_id_valid),
+        ("final_update_id", bytes_of(&c.final_update_id)),
+        ("final_update_id_valid", &c.final_update_id_valid),
+        ("previous_update_id", bytes_of(&c.previous_update_id)),
+        ("previous_update_id_valid", &c.previous_update_id_valid),
+        ("trade_id_offsets", bytes_of(&c.trade_id_offsets)),
+        ("trade_id_data", &c.trade_id_data),
+        ("trade_id_valid", &c.trade_id_valid),
+        ("aggressor", bytes_of(&c.aggressor)),
+        ("probe_symbols", bytes_of(&c.probe_symbols)),
+    ]
+}
+
+/// One column of a parsed capture lent to Python without a copy: read-only bytes (buffer protocol) that
+/// keep the whole capture alive while anything (a NumPy or Arrow array) still uses them.
+#[pyclass(module = "cse_core._core", name = "CaptureColumn", frozen)]
+struct CaptureColumn {
+    capture: Arc<Capture>,
+    column: usize,
+}
+
+#[pymethods]
+impl CaptureColumn {
+    /// # Safety
+    /// Called by Python with a valid `view`; it fills it to point into the capture `slf` keeps alive (the
+    /// view holds a reference to `slf` until `PyBuffer_Release`), read-only, bytes ("B").
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut pyo3::ffi::Py_buffer,
+        flags: std::ffi::c_int,
+    ) -> PyResult<()> {
+        use pyo3::ffi;
+        if view.is_null() {
+            return Err(PyBufferError::new_err("View is null"));
+        }
+        if (flags & ffi::PyBUF_WRITABLE) == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err("capture columns are read-only"));
+        }
+        let this = slf.get();
+        let data = capture_columns(&this.capture)[this.column].1;
+        // SAFETY: `view` is a valid, writable Py_buffer (checked not null above); `data` lives as long as
+        // the Arc in `slf`, which the view owns through `obj`.
+        unsafe {
+            (*view).buf = data.as_ptr() as *mut std::ffi::c_void;
+            (*view).len = data.len() as isize;
+            (*view).readonly = 1;
+            (*view).itemsize = 1;
+            (*view).format = if (flags & ffi::PyBUF_FORMAT) == ffi::PyBUF_FORMAT {
+                c"B".as_ptr() as *mut std::ffi::c_char
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).ndim = 1;
+            (*view).shape = if (flags & ffi::PyBUF_ND) == ffi::PyBUF_ND {
+                &mut (*view).len
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).strides = if (flags & ffi::PyBUF_STRIDES) == ffi::PyBUF_STRIDES {
+                &mut (*view).itemsize
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+            (*view).obj = slf.into_any().into_ptr();
+        }
+        Ok(())
+    }
+
+    /// # Safety
+    /// Nothing was allocated for the view (its format is a static string).
+    unsafe fn __releasebuffer__(&self, _view: *mut pyo3::ffi::Py_buffer) {}
+}
+
+/// A Binance websocket capture (gzip) parsed into columnar rows (`cse_market::capture`): a dict of its
+/// columns (`CaptureColumn`s: bytes without a copy) plus `symbols` and `probe`; or `(line, reason)` when
+/// the fast path does not vouch for the file (the importer then runs its Python path).
+#[pyfunction]
+fn read_binance_capture<'py>(
+    py: Python<'py>,
+    path: std::path::PathBuf,
+    probe_lines: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let capture = match py.detach(|| cse_market::capture::read(&path, probe_lines)) {
+        Ok(capture) => Arc::new(capture),
+        Err(unproven) => return Ok((unproven.line, unproven.what).into_pyobject(py)?.into_any()),
+    };
+    let out = PyDict::new(py);
+    for (column, (name, _)) in capture_columns(&capture).iter().enumerate() {
+        let lent = CaptureColumn {
+            capture: Arc::clone(&capture),
+            column,
+        };
+        out.set_item(*name, Bound::new(py, lent)?)?;
+    }
+    match &capture.probe_body {
+        Some(body) => out.set_item("probe", PyBytes::new(py, body))?,
+        None => out.set_item("probe", py.None())?,
+    }
+    let symbols = PyList::empty(py);
+    for symbol in &capture.symbols {
+        match symbol {
+            Some(text) => symbols.append(PyBytes::new(py, text))?,
+            None => symbols.append(py.None())?,
+        }
+    }
+    out.set_item("symbols", symbols)?;
+    Ok(out.into_any())
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMarketCore>()?;
+    m.add_class::<CaptureColumn>()?;
+    m.add_function(wrap_pyfunction!(read_binance_capture, m)?)?;
     m.add("FORMAT", "cse-market/1")?;
     Ok(())
 }
