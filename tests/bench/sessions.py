@@ -24,7 +24,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("CSE_SHARED_DATA", REPO.parent.parent / "shared" / "data")) / "hftbacktest"
+DATA = Path(os.environ.get("CSE_SHARED_DATA", REPO.parent / "shared" / "data")) / "hftbacktest"
 PAIR = [DATA / "spot" / "btcusdt_20240808.gz", DATA / "usdm" / "btcusdt_20240808.gz"]
 LAP = [DATA / "spot" / "btcusdt_20240808.gz", DATA / "spot" / "btcusdt_20240809.gz",
        DATA / "usdm" / "btcusdt_20240808.gz",
