@@ -13,11 +13,13 @@ from domain.events import (
     Envelope,
     InstrumentDefined,
     OrderFilled,
+    PlaceOrder,
     QuoteTick,
     RiskCheckRejected,
     input_event_id,
 )
-from domain.values import Liquidity, Side
+from domain.market_view import ReferenceMarketView
+from domain.values import Liquidity, OrderType, Side, TimeInForce
 
 D = Decimal
 SECOND = 1_000_000_000
@@ -194,3 +196,19 @@ def test_summary_of_a_run_without_trades_says_so() -> None:
     summary = BacktestMetrics().summary(D(1000))
     assert summary["trades"] == 0 and summary["hit_ratio"] is None and summary["avg_pnl_per_trade"] is None
     assert summary["max_drawdown_fraction"] == 0.0 and summary["sharpe_annualized"] is None
+
+
+def test_an_orders_arrival_mid_is_the_last_quote_of_the_view_it_follows() -> None:
+    """Slippage by hand: the run's view holds bid 99 / ask 101 (mid 100) when the buy is derived; filled at
+    100.5 = 50 bps paid over mid. A quote the metrics are shown afterwards does not move that mid."""
+    view = ReferenceMarketView()
+    view.apply(quote("spot", "99", "101"))
+    m = BacktestMetrics()
+    m.follow(view)
+    order_id = uuid.uuid4()
+    m.observe(PlaceOrder(envelope=env(1), order_id=order_id, account="acc", strategy_id="s1", venue="spot",
+                         instrument="BTCUSDT", side=Side.BUY, order_type=OrderType.MARKET,
+                         time_in_force=TimeInForce.IOC, quantity=D("1"), leg_group_id=order_id))  # fmt: skip
+    m.observe(quote("spot", "199", "201"))  # shown to the metrics, not applied to the run's view
+    m.observe(fill(2, Side.BUY, "1", "100.5", "0").model_copy(update={"order_id": order_id}))
+    assert m.legs["spot"].as_dict()["avg_slippage_bps"] == pytest.approx(50.0)
