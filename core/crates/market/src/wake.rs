@@ -322,7 +322,9 @@ impl Gate {
     /// Fold the held message into the view (the kernel's `view.apply` of the returned row).
     pub fn apply_held(&mut self, core: &mut Core) -> Option<crate::core::Message> {
         let venue = self.held_venue.take();
-        self.held.take().map(|pending| core.apply_with(pending, venue))
+        self.held
+            .take()
+            .map(|pending| core.apply_with(pending, venue))
     }
 
     /// Apply the held message to the simulated venue's view only (the venue sees a row before the market

@@ -131,6 +131,22 @@ impl Scanner<'_> {
         }
     }
 
+    /// After an array or object item: true at `close` (consumed), false after a `,` (consumed, spaces too).
+    fn closed_after_item(&mut self, close: u8) -> Parsed<bool> {
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                self.ws();
+                Ok(false)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(true)
+            }
+            _ => Err("not the JSON expected"),
+        }
+    }
+
     fn expect(&mut self, byte: u8) -> Parsed<()> {
         if self.peek() == Some(byte) {
             self.pos += 1;
@@ -250,16 +266,8 @@ impl Scanner<'_> {
         loop {
             item(self)?;
             self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err("not the JSON expected"),
+            if self.closed_after_item(b']')? {
+                return Ok(());
             }
         }
     }
@@ -315,16 +323,8 @@ impl Scanner<'_> {
             let buf = self.buf;
             field(self, &buf[start..end])?;
             self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                _ => return Err("not the JSON expected"),
+            if self.closed_after_item(b'}')? {
+                return Ok(());
             }
         }
     }
