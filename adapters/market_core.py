@@ -205,8 +205,14 @@ class CompiledMarketCore:
         self._next_row = 0
         self._held: EventBase | None = None
         self._specs: dict[int, WakeSpec] = {}
-        self._exhausted = False
         self.view = CompiledView(self)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled between wakes (a worker's snapshot): the Rust core pickles through its own snapshot, which
+        holds no wake specs, so the restored core takes every owner's spec again (`run_queued` declares)."""
+        if self._held is not None or self._queued:
+            raise ValueError("a market core is pickled between wakes, with no row held or queued")
+        return {**self.__dict__, "_specs": {}}
 
     # ---- MarketCore ----------------------------------------------------------------------------------
 
@@ -282,9 +288,8 @@ class CompiledMarketCore:
         return self._key((venue, instrument))
 
     def _feed(self) -> bool:
-        """Queue the next batch of input events as rows; False at the end of the input."""
-        if self._exhausted:
-            return False
+        """Queue the next batch of input events as rows; False at the end of the input (so far: a
+        `RowInbox` may get more)."""
         builder = RowBuilder(self._keys)
         queued, by_row = self._queued, self._by_row
         for _, event in zip(range(self._batch), self._rows, strict=False):
@@ -293,7 +298,6 @@ class CompiledMarketCore:
             builder.add(event, self.key_of(event))
             queued.append(event)
         if not builder.rows:
-            self._exhausted = True
             return False
         self._next_row += builder.rows
         self._core.append(builder.columns())

@@ -97,6 +97,7 @@ class Kernel:
         self._routes: dict[type, tuple[list[_Slot], bool]] = {}
         self.inputs = 0
         self.derived = 0
+        self._skipped = 0
 
     def __getstate__(self) -> dict[str, Any]:
         # The output callback belongs to whoever runs the kernel (it is re-attached on restore), not to its state.
@@ -125,9 +126,11 @@ class Kernel:
             self.market.apply(event)
             self._cascade((event,), inputs=1)
 
-    def skipped(self, count: int, until_ns: int) -> None:
-        """Count `count` market rows a core ran without calling in (no decider or venue could act on them)."""
-        self.inputs += count
+    def skipped(self, total: int, until_ns: int) -> None:
+        """A core has run `total` market rows so far without calling in (no decider or venue could act on
+        them), the last at `until_ns`: count them as inputs."""
+        self.inputs += total - self._skipped
+        self._skipped = total
         self.clock.advance_to(until_ns)
 
     def wake_specs(self) -> list[WakeSpec]:

@@ -14,6 +14,7 @@ venue keeps its own book of its own venue's rows).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 
 from application.engine import Kernel
@@ -91,12 +92,42 @@ def run_gated(kernel: Kernel, core: MarketCore) -> None:
     """Run every row of `core` through `kernel`, calling in only at wakes; the kernel must read the core's
     view (`Kernel(..., market=core.view)`). Ends with the kernel drained to the last row's time, as an
     ungated run ends."""
-    declare(kernel, core)
+    run_queued(kernel, core)
+    kernel.release_due(kernel.clock.now_ns())
+
+
+def run_queued(kernel: Kernel, core: MarketCore, feed: Callable[[EventBase], None] | None = None) -> None:
+    """Run the rows `core` has so far, calling `feed` (default `kernel.feed`) at each wake. A streaming
+    worker calls it again after each batch it puts in the core's `RowInbox`: the rows and wakes are those of
+    one run over all the rows, whatever the batches."""
+    feed = feed or kernel.feed
+    declare(kernel, core)  # also after a restore: a restored compiled core holds no specs
     while (event := core.next_wake()) is not None:
-        kernel.feed(event)
+        feed(event)
         declare(kernel, core)
     kernel.skipped(core.skipped, core.last_time_ns)
-    kernel.release_due(kernel.clock.now_ns())
+
+
+class RowInbox:
+    """The rows of a run that arrive in batches (a streaming worker): a core's row iterator that stops when
+    it is empty and goes on once more rows are put in."""
+
+    def __init__(self) -> None:
+        self._rows: deque[EventBase] = deque()
+
+    def put(self, event: EventBase) -> None:
+        self._rows.append(event)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __iter__(self) -> RowInbox:
+        return self
+
+    def __next__(self) -> EventBase:
+        if not self._rows:
+            raise StopIteration
+        return self._rows.popleft()
 
 
 def declare(kernel: Kernel, core: MarketCore) -> None:

@@ -4,9 +4,11 @@ derived events to their topics (see `streams.worker.PartitionKernels` for ids, s
 
 Batches: the agent takes md messages in batches (`stream.take_events`, at most `batch_size` messages, setting
 `CSE_WORKER_BATCH_SIZE`, waiting at most `batch_within_s` for a batch to fill, `CSE_WORKER_BATCH_WITHIN_S`),
-feeds each to its partition's kernels in the order received (offset order per partition), then waits until the batch's outputs are
-delivered; only then does Faust ack the batch's inputs. Outputs are the same for any batch size (tested: 1, 7,
-5,000): a batch changes when outputs are awaited and offsets acked, never what is fed.
+feeds the batch to its partitions' kernels in the order received (offset order per partition), each run's
+inputs through its market core (`PartitionKernels.process_batch`: the compiled core by default, `CSE_CORE`),
+then waits until the batch's outputs are delivered; only then does Faust ack the batch's inputs. Outputs are
+the same for any batch size (tested: 1, 7, 5,000): a batch changes when outputs are awaited and offsets
+acked, and how many rows a core runs between calls, never what is derived.
 
 Guarantee: at-least-once. Faust commits the offsets of processed inputs. State: after a batch, for every
 partition with 5,000 inputs or more since its last snapshot (`snapshot_every`, setting
@@ -43,6 +45,7 @@ from typing import Any
 
 import faust
 
+from application.fast_run import CoreFactory
 from application.run_config import RunConfig
 from application.session_run import VenueFactory
 from streams.kafka_io import read_partition, topic_partitions
@@ -75,11 +78,14 @@ def build_app(
     session_timeout_s: float | None = None,
     batch_size: int = BATCH_SIZE,
     batch_within_s: float = BATCH_WITHIN_S,
+    core: CoreFactory | None = None,
 ) -> tuple[faust.App, PartitionKernels]:
     """`settings`: extra/overriding faust.App settings (e.g. `broker_session_timeout`). `code_version`
-    is stored in snapshots: a worker running other code ignores them and re-runs from offset 0."""
+    is stored in snapshots: a worker running other code ignores them and re-runs from offset 0. `core`: the
+    market core of every run (`PartitionKernels`); None runs every input through the kernel."""
     topics = topics or Topics()
-    kernels = PartitionKernels(config, venue_factory, target_session, code_version, instruments)
+    kernels = PartitionKernels(config, venue_factory, target_session, code_version, instruments, core)
+    log.info("kernels: inputs through %s", kernels.core_name)
     options: dict[str, Any] = {
         "broker": f"kafka://{bootstrap}",
         "store": "memory://",
@@ -140,11 +146,11 @@ def build_app(
 
     async def rerun(partition: int, start: int, end: int) -> None:
         history = await asyncio.to_thread(read_partition, bootstrap, topics.md, partition, end, start)
-        for i, old in enumerate(history):
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # let heartbeats and the producer run during a long re-run
-            await publish(kernels.process(in_message(old.topic(), old.partition(), old.offset(), old.key(),
-                                                     old.value(), old.headers())))  # fmt: skip
+        for first in range(0, len(history), YIELD_EVERY):
+            await asyncio.sleep(0)  # let heartbeats and the producer run during a long re-run
+            await publish(kernels.process_batch([in_message(old.topic(), old.partition(), old.offset(), old.key(),
+                                                            old.value(), old.headers())
+                                                 for old in history[first:first + YIELD_EVERY]]))  # fmt: skip
         await settle()
         log.info("re-ran %s[%d] offsets [%d, %d): %d input(s)", topics.md, partition, start, end, len(history))
 
@@ -171,22 +177,30 @@ def build_app(
         async for batch in md_batches(stream, batch_size, batch_within_s):
             last: dict[int, Any] = {}  # partition -> its last event in this batch
             ended: set[int] = set()  # partitions whose batch held an end-of-session marker
-            for i, event in enumerate(batch):
-                if i % YIELD_EVERY == YIELD_EVERY - 1:
-                    await asyncio.sleep(0)  # heartbeats and the producer run during a large batch
+            taken: list[Any] = []  # the batch's inputs not yet fed, in order
+            expected: dict[int, int] = {}  # partition -> the offset its next input must have
+            for event in batch:
                 message = event.message
                 partition, offset = message.partition, message.offset
-                if offset > kernels.next_offset(partition):  # a gap: restart, rebalance, or a takeover
+                if partition not in expected:
+                    expected[partition] = kernels.next_offset(partition)
+                if offset > expected[partition]:  # a gap: restart, rebalance, or a takeover
+                    await publish(kernels.process_batch(taken))  # the inputs before it, first
+                    taken.clear()
                     await recover(partition, offset)
-                if offset < kernels.next_offset(partition):
+                    expected[partition] = kernels.next_offset(partition)
+                if offset < expected[partition]:
                     continue  # redelivered below the state's offset: its effects and outputs are already there
                 incoming = in_message(message.topic, partition, offset, message.key, message.value,
                                       message.headers)  # fmt: skip
-                await publish(kernels.process(incoming))
+                taken.append(incoming)
+                expected[partition] = offset + 1
                 since_snapshot[partition] = since_snapshot.get(partition, 0) + 1
                 last[partition] = event
                 if incoming.headers.get(H_CONTROL) == CONTROL_END_OF_SESSION:
                     ended.add(partition)
+            # The whole batch through the market cores at once: they call the kernels in only at wakes.
+            await publish(kernels.process_batch(taken))
             await settle()
             for partition, event in sorted(last.items()):
                 message = event.message

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from application.fast_run import CoreFactory
 from application.ports import LogRecord, StoredRecord
 from application.replay import Divergence, ReplayReport, replay_session, session_markers
 from application.run_config import RunConfig
@@ -56,42 +57,44 @@ class _InputsFromSession:
 
 
 def replay_from_kafka(log: KafkaEventLog, session_id: str, venue_factory: VenueFactory, code_version: str,
-                      progress: Callable[[int], None] | None = None) -> ReplayReport:  # fmt: skip
+                      progress: Callable[[int], None] | None = None,
+                      core: CoreFactory | None = None) -> ReplayReport:  # fmt: skip
     started, _ = session_markers(log, session_id)
     if started is not None and started.mode == "backtest":
         parameters = RunParameters.from_json(started.parameters)
         source = parameters.input_session
         if source != session_id and log.end_offset(source, parameters.streams[0]) == 0:
             view = _InputsFromSession(log, source, session_id)
-            return replay_session(view, session_id, venue_factory, code_version, progress)
-    return replay_session(log, session_id, venue_factory, code_version, progress)
+            return replay_session(view, session_id, venue_factory, code_version, progress, core)
+    return replay_session(log, session_id, venue_factory, code_version, progress, core)
 
 
 def rerun_md(
-    bootstrap: str, topics: Topics, config: RunConfig, venue_factory: VenueFactory
+    bootstrap: str, topics: Topics, config: RunConfig, venue_factory: VenueFactory, core: CoreFactory | None = None
 ) -> dict[str, list[bytes]]:
-    """The derived events (canonical bytes, in each kernel's order) of re-running the whole md topic."""
+    """The derived events (canonical bytes, in each kernel's order) of re-running the whole md topic (each
+    partition as one batch through the market cores, or every input through the kernel without `core`)."""
     by_partition: dict[int, list[Any]] = {}
     for msg in scan(bootstrap, [topics.md]):
         by_partition.setdefault(msg.partition(), []).append(msg)
-    kernels = PartitionKernels(config, venue_factory)
+    kernels = PartitionKernels(config, venue_factory, core=core)
     derived: dict[str, list[bytes]] = {}
     for partition in sorted(by_partition):
-        for msg in sorted(by_partition[partition], key=lambda m: m.offset()):
-            incoming = in_message(msg.topic(), partition, msg.offset(), msg.key(), msg.value(), msg.headers())
-            for out in kernels.process(incoming):
-                if out.topic_suffix == DLQ:
-                    continue  # an undecodable input is set aside, not derived
-                session = header_map(out.headers).get(H_SESSION, b"").decode()
-                derived.setdefault(session, []).append(out.value)
+        ordered = sorted(by_partition[partition], key=lambda m: m.offset())
+        batch = [in_message(m.topic(), partition, m.offset(), m.key(), m.value(), m.headers()) for m in ordered]
+        for out in kernels.process_batch(batch):
+            if out.topic_suffix == DLQ:
+                continue  # an undecodable input is set aside, not derived
+            session = header_map(out.headers).get(H_SESSION, b"").decode()
+            derived.setdefault(session, []).append(out.value)
     return derived
 
 
-def verify_worker_run(log: KafkaEventLog, session_id: str, config: RunConfig,
-                      venue_factory: VenueFactory) -> ReplayReport:  # fmt: skip
+def verify_worker_run(log: KafkaEventLog, session_id: str, config: RunConfig, venue_factory: VenueFactory,
+                      core: CoreFactory | None = None) -> ReplayReport:  # fmt: skip
     """Replay of a `cse worker` run (target session `session_id`): re-run the md topic with `config` and
     compare, event by event, with what the workers published (first copy per offset of stream `derived`)."""
-    replayed = rerun_md(log.bootstrap, log.topics, config, venue_factory).get(session_id, [])
+    replayed = rerun_md(log.bootstrap, log.topics, config, venue_factory, core).get(session_id, [])
     published = [stored.record.payload for stored in log.read(session_id, "derived")]
     report = ReplayReport(session_id, "worker", 0, "", "")
     recorded_digest, replayed_digest = Digest(), Digest()

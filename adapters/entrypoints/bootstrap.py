@@ -73,15 +73,16 @@ def read_models_url(settings: Settings, target: str) -> str:
 
 
 def worker_app(settings: Settings, config: RunConfig, topics: Topics, app_id: str, version: str,
-               instruments: Instruments | None = None) -> tuple[Any, PartitionKernels]:  # fmt: skip
-    """The Faust app of `cse worker`: the kernels on the md topic with the simulated venues, snapshot and
-    session-timeout settings, and the worker's instruments (metrics, traces)."""
+               instruments: Instruments | None = None,
+               core: CoreFactory | None = None) -> tuple[Any, PartitionKernels]:  # fmt: skip
+    """The Faust app of `cse worker`: the kernels on the md topic with the simulated venues and their market
+    `core` (`market_core`), snapshot and session-timeout settings, and the worker's instruments."""
     from streams.app import build_app
 
     return build_app(config, simulated_venues, settings.kafka_bootstrap, topics, app_id=app_id,
                      code_version=version, instruments=instruments, snapshot_every=settings.worker_snapshot_every,
                      session_timeout_s=settings.worker_session_timeout_s, batch_size=settings.worker_batch_size,
-                     batch_within_s=settings.worker_batch_within_s)  # fmt: skip
+                     batch_within_s=settings.worker_batch_within_s, core=core)  # fmt: skip
 
 
 class CoreUnavailable(RuntimeError):

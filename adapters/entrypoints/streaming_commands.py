@@ -129,7 +129,8 @@ def worker(args: argparse.Namespace) -> int:
     agents_alive = {"agents": lambda: not app.crashed and not any(a.crashed for a in app.agents.values())}
     with service("worker", settings, commands.code_version(), agents_alive) as svc:
         instruments = WorkerInstruments(svc.tracing, app_id, config.account)
-        app, _ = worker_app(settings, config, topics_, app_id, commands.code_version(), instruments)
+        app, _ = worker_app(settings, config, topics_, app_id, commands.code_version(), instruments,
+                            commands._core(settings, reference=False))  # fmt: skip
         json_logs = settings.log_format == "json"
         worker_ = faust.Worker(app, loglevel=args.loglevel,
                                logging_config=logging_config("worker", settings.log_level, json_logs))  # fmt: skip
@@ -154,12 +155,13 @@ def replay(args: argparse.Namespace) -> int:
     from streams.replay import replay_from_kafka, verify_worker_run
 
     kafka = KafkaEventLog(args.settings.kafka_bootstrap, _topics(args.settings, getattr(args, "prefix", None)))
+    core = commands._core(args.settings, args.reference)
     try:
         if getattr(args, "config", None) is not None:
             config = commands.load_run_config(args.config)
-            report = verify_worker_run(kafka, session, config, commands.simulated_venues)
+            report = verify_worker_run(kafka, session, config, commands.simulated_venues, core)
         else:
-            report = replay_from_kafka(kafka, session, commands.simulated_venues, commands.code_version())
+            report = replay_from_kafka(kafka, session, commands.simulated_venues, commands.code_version(), core=core)
     except ValueError as exc:
         raise commands.UserError(str(exc)) from exc
     commands._print_replay(report)

@@ -53,7 +53,8 @@ CONSUMER_LAG = Gauge(
 )
 KERNEL_LATENCY = Histogram(
     "cse_kernel_latency_seconds",
-    "Wall time from an input entering the kernel to its derived events being ready to publish",
+    "Wall time from a run of one session's consecutive inputs of a batch entering the kernel (through the market "
+    "core) to their derived events being ready to publish",
     buckets=KERNEL_BUCKETS,
 )
 

@@ -35,12 +35,14 @@ class WorkerInstruments:
     def derived(self, event: EventBase) -> None:
         self.on_derived(event)
 
-    def processed(self, partition: int, seconds: float, derived: int, dead_letters: int) -> None:
-        m.KERNEL_LATENCY.observe(seconds)
+    def processed(self, partition: int, seconds: float, inputs: int, derived: int, dead_letters: int) -> None:
+        if inputs:
+            m.KERNEL_LATENCY.observe(seconds)
         if partition not in self._inputs:  # label lookups once per partition, not per input
             self._inputs[partition] = m.WORKER_INPUTS.labels(str(partition))
             self._derived[partition] = m.WORKER_DERIVED.labels(str(partition))
-        self._inputs[partition].inc()
+        if inputs:
+            self._inputs[partition].inc(inputs)
         if dead_letters:
             m.WORKER_DEAD_LETTERS.inc(dead_letters)
         if derived:

@@ -14,6 +14,7 @@ import pytest
 
 from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
 from adapters.importers.binance_ws import import_binance_ws
+from adapters.market_core import compiled_core
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest
 from application.session_run import RunParameters, market_data_streams
@@ -80,8 +81,10 @@ def test_replay_from_kafka_matches_embedded_backtest(embedded: dict[str, Any]) -
     assert report.replayed_digest == report.recorded_digest == result.digest
 
 
-@pytest.mark.parametrize("batch_size", BATCH_SIZES)
-async def test_faust_agent_derives_the_embedded_digest(embedded: dict[str, Any], batch_size: int) -> None:
+@pytest.mark.parametrize(("batch_size", "core"), [(size, "compiled") for size in BATCH_SIZES] + [(7, "kernel")])
+async def test_faust_agent_derives_the_embedded_digest(embedded: dict[str, Any], batch_size: int, core: str) -> None:
+    """The agent feeds each batch to the compiled market core (the kernel at wakes only), as `cse worker` does
+    by default; one run keeps the reference path (every input through the kernel)."""
     topics = await asyncio.to_thread(fresh_topics)
     result, config = embedded["result"], embedded["config"]
     kafka = KafkaEventLog(BOOTSTRAP, topics, account=config.account)
@@ -99,7 +102,7 @@ async def test_faust_agent_derives_the_embedded_digest(embedded: dict[str, Any],
 
     app, kernels = build_app(config, simulated_venues, BOOTSTRAP, topics, app_id=f"{topics.prefix}-kernel",
                              loop=asyncio.get_running_loop(), on_processed=on_processed,
-                             batch_size=batch_size)  # fmt: skip
+                             batch_size=batch_size, core=compiled_core if core == "compiled" else None)  # fmt: skip
     app.finalize()
     started = time.perf_counter()
     await asyncio.wait_for(app.start(), timeout=90)
@@ -111,7 +114,7 @@ async def test_faust_agent_derives_the_embedded_digest(embedded: dict[str, Any],
         await asyncio.wait_for(app.stop(), timeout=60)
     seconds = time.perf_counter() - started
     print(
-        f"faust agent, batches of {batch_size}: {kernels.inputs} ticks in {seconds:.2f}s = {kernels.inputs / seconds:,.0f}/s end to end"
+        f"faust agent ({core}), batches of {batch_size}: {kernels.inputs} ticks in {seconds:.2f}s = {kernels.inputs / seconds:,.0f}/s end to end"
     )
 
     got = await asyncio.to_thread(derived_digest, BOOTSTRAP, topics, result.session_id)

@@ -204,6 +204,7 @@ def test_sigkilled_worker_restarts_without_loss_or_duplicates_downstream(
 
     restored = re.search(r"restored kernels of \S+\[\d+\] at offset (\d+) \(next input (\d+)\)", second.log())
     assert restored, f"the restarted worker should have restored its snapshot:\n{second.log()[-3000:]}"
+    assert "kernels: inputs through adapters.market_core.compiled_core" in second.log()  # snapshot holds the core
     snapshot_offset, resumed_at = map(int, restored.groups())
     assert 0 < snapshot_offset, "the snapshot should cover part of the stream"
     rerun = re.search(r"re-ran \S+\[\d+\] offsets \[(\d+), (\d+)\): (\d+) input", second.log())

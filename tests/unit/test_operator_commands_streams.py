@@ -9,8 +9,9 @@ import pytest
 
 from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
 from adapters.importers.binance_ws import import_binance_ws
+from adapters.market_core import compiled_core
 from adapters.sqlite_event_log import SqliteEventLog
-from application.backtest import run_backtest
+from application.backtest import BacktestResult, run_backtest
 from application.operator_commands import COMMANDS_STREAM, append_operator_command
 from application.session_run import RunParameters, input_streams, session_inputs
 from domain.events import EngageKillSwitch, KillSwitchEngaged, decode
@@ -50,13 +51,25 @@ def partition_messages(log: SqliteEventLog, partition: int) -> list[InMessage]:
     return out
 
 
-def test_a_sequenced_command_gives_the_embedded_run(session: SqliteEventLog) -> None:
+CORES = {"kernel": None, "compiled core": compiled_core}
+
+
+@pytest.fixture(scope="module")
+def embedded(session: SqliteEventLog) -> tuple[BacktestResult, list[bytes]]:
+    """The embedded backtest of the session with its command, and its derived events."""
     target = default_target(CONFIG)("s")
     parameters = RunParameters("s", input_streams(session, "s"), CONFIG)
     assert parameters.streams[0] == COMMANDS_STREAM
     result = run_backtest(session, parameters, target, simulated_venues, "test")
     recorded = [s.record.payload for s in session.read(target, "derived")]
     assert any(isinstance(decode(p), KillSwitchEngaged) for p in recorded)
+    return result, recorded
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_a_sequenced_command_gives_the_embedded_run(session: SqliteEventLog, embedded: tuple[BacktestResult, list[bytes]],
+                                                    core: str) -> None:  # fmt: skip
+    result, recorded = embedded
 
     messages = partition_messages(session, 0)
     command = next(
@@ -64,24 +77,25 @@ def test_a_sequenced_command_gives_the_embedded_run(session: SqliteEventLog) -> 
     )
     assert not to_forward(command.headers)  # already in md: the sequencer leaves it alone
     duplicate = InMessage(command.topic, 0, len(messages), command.key, command.value, command.headers)
-    kernels = PartitionKernels(CONFIG, simulated_venues)
+    kernels = PartitionKernels(CONFIG, simulated_venues, core=CORES[core])
     out = kernels.process_all(messages)
     out += kernels.process(duplicate)  # at-least-once forwarding: the same command again
     assert [o.value for o in out] == recorded
     assert kernels.inputs == result.inputs
 
-    lonely = PartitionKernels(CONFIG, simulated_venues)
+    lonely = PartitionKernels(CONFIG, simulated_venues, core=CORES[core])
     assert lonely.process(InMessage(command.topic, 1, 0, command.key, command.value, command.headers)) == []
     assert lonely.snapshot(1)  # no kernel for a partition that only saw the command
 
 
-def test_a_command_before_any_market_data_is_held_through_a_snapshot(session: SqliteEventLog) -> None:
+@pytest.mark.parametrize("core", CORES)
+def test_a_command_before_any_market_data_is_held_through_a_snapshot(session: SqliteEventLog, core: str) -> None:
     messages = partition_messages(session, 2)
     command = next(m for m in messages if m.headers.get("cse-stream") == b"commands")
     first = InMessage(command.topic, 2, 0, command.key, command.value, command.headers)
-    kernels = PartitionKernels(CONFIG, simulated_venues, code_version="v")
+    kernels = PartitionKernels(CONFIG, simulated_venues, code_version="v", core=CORES[core])
     assert kernels.process(first) == []
-    restored = PartitionKernels(CONFIG, simulated_venues, code_version="v")
+    restored = PartitionKernels(CONFIG, simulated_venues, code_version="v", core=CORES[core])
     assert restored.restore(2, kernels.snapshot(2)) == 1
     tick = messages[0]
     out = restored.process(InMessage(tick.topic, 2, 1, tick.key, tick.value, tick.headers))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from adapters.entrypoints.commands import SAMPLES, load_run_config, simulated_venues
 from adapters.importers.binance_ws import import_binance_ws
+from adapters.market_core import compiled_core
 from adapters.sqlite_event_log import SqliteEventLog
 from application.backtest import run_backtest
+from application.fast_run import reference_core
 from application.session_run import RunParameters, market_data_streams, merged_inputs
 from streams.serialization import (
     H_DLQ_REASON,
@@ -22,7 +25,7 @@ from streams.serialization import (
     traceparent,
 )
 from streams.topics import MD, ORDERS, SESSION, SIGNALS, TOPIC_SPECS, Topics, route
-from streams.worker import PartitionKernels, default_target, in_message
+from streams.worker import InMessage, PartitionKernels, default_target, in_message
 
 pytestmark = pytest.mark.unit
 
@@ -66,66 +69,81 @@ def test_roundtrip_and_dead_letters(tmp_path: Path) -> None:
     assert value == b"{" and header_map(dlq_headers)[H_DLQ_REASON] == b"not JSON"
 
 
-def test_partition_kernels_equal_embedded_backtest(tmp_path: Path) -> None:
-    log = _sample(tmp_path, limit=5_000)
+CORES = {"kernel": None, "reference core": reference_core, "compiled core": compiled_core}
+"""What a worker's runs feed: every input through the kernel, or a market core (Python, Rust) and the
+kernel at wakes only."""
+BATCHES = [1, 7, 5_000]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The sample's first 5,000 inputs per stream, its embedded backtest, and its inputs as md messages of
+    partition 3 (recorded merge order), ending with the end-of-session marker."""
+    log = _sample(tmp_path_factory.mktemp("kernels"), limit=5_000)
     config = load_run_config(SAMPLES / "spread-demo.toml")
     target = default_target(config)("s")
     parameters = RunParameters("s", market_data_streams(log, "s"), config)
     result = run_backtest(log, parameters, target, simulated_venues, "test")
-    kernels = PartitionKernels(config, simulated_venues)
-    out = []
+    messages = []
     for offset, merged in enumerate(merged_inputs(log, "s", parameters.streams)):
         m = to_message("s", merged.item[1])
-        out.extend(kernels.process(in_message("cse.md", 0, offset, m.key, m.value, m.headers)))
-    out.extend(
-        kernels.process(
-            in_message(
-                "cse.md",
-                0,
-                offset + 1,
-                b"BTCUSDT",
-                b"",
-                [("cse-control", b"end-of-session"), ("cse-session", b"s")],
-            )
-        )
-    )
+        messages.append(in_message("cse.md", 3, offset, m.key, m.value, m.headers))
+    end = [("cse-control", b"end-of-session"), ("cse-session", b"s")]
+    messages.append(in_message("cse.md", 3, len(messages), b"BTCUSDT", b"", end))
     recorded = [s.record.payload for s in log.read(target, "derived")]
+    assert result.derived == len(recorded) > 20, "the sample should trade"
+    return {"config": config, "messages": messages, "recorded": recorded}
+
+
+def _batches(messages: list[InMessage], size: int) -> list[list[InMessage]]:
+    return [messages[i:i + size] for i in range(0, len(messages), size)]
+
+
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("core", CORES)
+def test_partition_kernels_equal_embedded_backtest(sample: dict[str, Any], core: str, batch: int) -> None:
+    """Whatever feeds the runs and however the md messages are batched, the worker publishes the embedded
+    backtest's derived events, byte for byte, at the same offsets."""
+    kernels = PartitionKernels(sample["config"], simulated_venues, core=CORES[core])
+    out = [o for b in _batches(sample["messages"], batch) for o in kernels.process_batch(b)]
+    recorded = sample["recorded"]
     assert [o.value for o in out] == recorded
     assert [int(header_map(o.headers)["cse-offset"]) for o in out] == list(range(len(recorded)))
-    assert result.derived == len(recorded)
-    assert not kernels.expects(0, 0) and kernels.expects(0, offset + 2)
+    last = len(sample["messages"])
+    assert kernels.inputs == last - 1 and not kernels.expects(3, 0) and kernels.expects(3, last)
 
 
-def test_kernels_restored_from_snapshots_continue_byte_for_byte(tmp_path: Path) -> None:
-    """A worker restored from a snapshot (here: a fresh one every 1,500 inputs) publishes exactly what an
-    uninterrupted one publishes; snapshots of other code or config, or foreign bytes, are refused."""
-    log = _sample(tmp_path, limit=5_000)
-    config = load_run_config(SAMPLES / "spread-demo.toml")
-    messages = []
-    for offset, merged in enumerate(merged_inputs(log, "s", market_data_streams(log, "s"))):
-        m = to_message("s", merged.item[1])
-        messages.append(in_message("cse.md", 3, offset, m.key, m.value, m.headers))
-    uninterrupted = PartitionKernels(config, simulated_venues, code_version="v1").process_all(messages)
-    assert len(uninterrupted) > 20, "the sample should trade"
-
-    kernels = PartitionKernels(config, simulated_venues, code_version="v1")
-    resumed = []
-    for msg in messages:
-        if msg.offset and msg.offset % 1_500 == 0:
+@pytest.mark.parametrize("batch", BATCHES)
+@pytest.mark.parametrize("core", CORES)
+def test_kernels_restored_from_snapshots_continue_byte_for_byte(sample: dict[str, Any], core: str,
+                                                                 batch: int) -> None:  # fmt: skip
+    """A worker restored from a snapshot after the batch that crosses every 1,500 inputs (a fresh worker
+    each time: the market core's state travels in the snapshot) publishes exactly what the embedded
+    backtest derived; snapshots of other code, config or core, or foreign bytes, are refused."""
+    config, factory = sample["config"], CORES[core]
+    kernels = PartitionKernels(config, simulated_venues, code_version="v1", core=factory)
+    resumed, restores = [], 0
+    for chunk in _batches(sample["messages"], batch):
+        resumed.extend(kernels.process_batch(chunk))
+        at = chunk[-1].offset + 1
+        if at // 1_500 != chunk[0].offset // 1_500 and at < len(sample["messages"]):
             blob = kernels.snapshot(3)
-            kernels = PartitionKernels(config, simulated_venues, code_version="v1")
-            assert not kernels.expects(3, msg.offset)
-            assert kernels.restore(3, blob) == msg.offset and kernels.expects(3, msg.offset)
-        resumed.extend(kernels.process(msg))
-    assert [o.value for o in resumed] == [o.value for o in uninterrupted]
-    assert [o.headers for o in resumed] == [o.headers for o in uninterrupted]
-    assert kernels.restores == 1 and kernels.rebuilds == 0
+            kernels = PartitionKernels(config, simulated_venues, code_version="v1", core=factory)
+            assert not kernels.expects(3, at)
+            assert kernels.restore(3, blob) == at and kernels.expects(3, at)
+            restores += 1
+    assert [o.value for o in resumed] == sample["recorded"]
+    assert [int(header_map(o.headers)["cse-offset"]) for o in resumed] == list(range(len(sample["recorded"])))
+    assert restores >= 2 and kernels.rebuilds == 0
 
     blob = kernels.snapshot(3)
-    assert PartitionKernels(config, simulated_venues, code_version="v2").restore(3, blob) is None
+    assert PartitionKernels(config, simulated_venues, code_version="v2", core=factory).restore(3, blob) is None
     other = config.model_copy(update={"account": "other"})
-    assert PartitionKernels(other, simulated_venues, code_version="v1").restore(3, blob) is None
-    assert kernels.restore(3, b"cse-kernels/1\nnot zlib") is None and kernels.expects(3, len(messages))
+    assert PartitionKernels(other, simulated_venues, code_version="v1", core=factory).restore(3, blob) is None
+    for name, other_core in CORES.items():
+        if name != core:
+            assert PartitionKernels(config, simulated_venues, code_version="v1", core=other_core).restore(3, blob) is None
+    assert kernels.restore(3, b"cse-kernels/1\nnot zlib") is None and kernels.expects(3, len(sample["messages"]))
 
 
 def _sample(tmp_path: Path, limit: int | None = None) -> SqliteEventLog:

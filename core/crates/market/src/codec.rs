@@ -352,19 +352,16 @@ pub fn decode<T>(bytes: &[u8], extra: impl FnOnce(&mut Reader) -> R<T>) -> R<(Co
     Ok((core, more))
 }
 
-// Bring the writer helpers the wake module needs into reach without making them public API.
+// The writer and reader steps the bindings need for what they add to a snapshot (`encode`'s `extra`).
 impl Writer {
     pub fn put_u8(&mut self, v: u8) {
         self.u8(v)
     }
-    pub fn put_u32(&mut self, v: u32) {
-        self.u32(v)
+    pub fn put_u64(&mut self, v: u64) {
+        self.u64(v)
     }
     pub fn put_i64(&mut self, v: i64) {
         self.i64(v)
-    }
-    pub fn put_amount(&mut self, v: Amount) {
-        self.amount(v)
     }
 }
 
@@ -372,13 +369,10 @@ impl Reader<'_> {
     pub fn get_u8(&mut self) -> R<u8> {
         self.u8()
     }
-    pub fn get_u32(&mut self) -> R<u32> {
-        self.u32()
+    pub fn get_u64(&mut self) -> R<u64> {
+        self.u64()
     }
     pub fn get_i64(&mut self) -> R<i64> {
         self.i64()
-    }
-    pub fn get_amount(&mut self) -> R<Amount> {
-        self.amount()
     }
 }

@@ -454,19 +454,49 @@ impl PyMarketCore {
         self.gate.last_time_ns
     }
 
-    /// The core's state as bytes (queued rows excluded).
-    fn snapshot<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, &cse_market::codec::encode(&self.core, |_| {}))
+    /// The core's state as bytes, with the gate's counters (a worker's snapshot): taken between wakes, with
+    /// every queued row run. Wake specs are not part of it: their owners declare them again.
+    fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let gate = &self.gate;
+        if gate.held.is_some() || self.core.pending_rows() > 0 {
+            return Err(value_error(
+                "a market core snapshot is taken between wakes, with no row held or queued"
+                    .to_owned(),
+            ));
+        }
+        let bytes = cse_market::codec::encode(&self.core, |w| {
+            w.put_u64(gate.skipped);
+            w.put_i64(gate.last_time_ns);
+            w.put_u64(gate.ordinal);
+            w.put_u8(gate.wake_out_of_sync as u8);
+        });
+        Ok(PyBytes::new(py, &bytes))
     }
 
-    /// A core from `snapshot()` bytes; it continues at the row position it had.
+    /// A core from `snapshot()` bytes: it continues at the row position and message ordinal it had, with no
+    /// wake specs (declare them before `next_wake`).
     #[staticmethod]
     fn restore(data: &[u8]) -> PyResult<Self> {
-        let (core, ()) = cse_market::codec::decode(data, |_| Ok(())).map_err(value_error)?;
-        Ok(PyMarketCore {
-            core,
-            gate: Gate::new(),
+        let (core, gate) = cse_market::codec::decode(data, |r| {
+            Ok(Gate {
+                skipped: r.get_u64()?,
+                last_time_ns: r.get_i64()?,
+                ordinal: r.get_u64()?,
+                wake_out_of_sync: r.get_u8()? != 0,
+                ..Gate::new()
+            })
         })
+        .map_err(value_error)?;
+        Ok(PyMarketCore { core, gate })
+    }
+
+    /// Pickling goes through `snapshot`/`restore` (a worker pickles its kernels, this core among them).
+    fn __reduce__<'py>(
+        slf: &Bound<'py, Self>,
+    ) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyBytes>,))> {
+        let restore = slf.get_type().getattr("restore")?;
+        let bytes = slf.borrow().snapshot(slf.py())?;
+        Ok((restore, (bytes,)))
     }
 }
 
