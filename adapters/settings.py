@@ -84,7 +84,7 @@ class Settings(BaseSettings):
 
     home: Path = Field(Path("var"), description="working directory for the embedded log, reports and read models")
     event_log: Path | None = Field(None, description="the embedded event log (SQLite, WAL); default `$CSE_HOME/events.sqlite`")
-    core: Literal["compiled", "reference"] = Field("compiled", description="market core of `cse backtest`/`replay`/`demo`: `compiled` the Rust extension `cse_core` (an error when it is not built, never a fall back), `reference` the pure-Python core; `--reference` skips the core: every input through the kernel")
+    core: Literal["compiled", "reference"] = Field("compiled", description="market core of `cse backtest`/`replay`/`demo`/`worker`: `compiled` the Rust extension `cse_core` (an error when it is not built, never a fall back), `reference` the pure-Python core; `--reference` skips the core: every input through the kernel")
     catalog: Path | None = Field(None, description="folder of the columnar market-data files (Arrow IPC, named by sha256); default `catalog` beside the event log")
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     topic_prefix: str = Field("cse", pattern=r"^[A-Za-z0-9._-]+$",
@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     kafka_retention_ms: int = Field(-1, ge=-1, description="retention of the event topics (-1: forever, they are the log)")
     worker_session_timeout_s: float | None = Field(None, gt=0, description="consumer session timeout of `cse worker` (Faust's default 60 s; lower it to fail over faster)")
     worker_snapshot_every: int = Field(5000, ge=1, description="inputs of a partition between two kernel snapshots of `cse worker` (at most this many are re-run after a restart)")
-    worker_batch_size: int = Field(500, ge=1, description="md messages `cse worker` feeds as one batch before it awaits the batch's outputs and acks its inputs")
+    worker_batch_size: int = Field(500, ge=1, description="md messages `cse worker` feeds as one batch (through the market core) before it awaits the batch's outputs and acks its inputs; the outputs are the same for any size")
     worker_batch_within_s: float = Field(0.005, gt=0, description="longest wait of `cse worker` for a batch to fill (a message waits at most this long at low rates)")
     pg_dsn: str = Field("postgresql+asyncpg://postgres@127.0.0.1:55432/cse", description="PostgreSQL read models (SQLAlchemy URL, asyncpg)")
     pg_password: SecretStr | None = Field(None, description="PostgreSQL password, if not in the DSN (secret file `cse_pg_password`)")
