@@ -33,9 +33,13 @@ Cursor = tuple[int, str]
 
 
 class ReadModelQueries(Protocol):
+    """Paginated lists take `columns`: the columns the caller reads (None: all). A page's rows hold those and
+    the keyset columns, so a query reading a few fields does not decode the others."""
+
     async def sessions(self) -> list[Row]: ...
 
-    async def orders(self, where: OrderFilter, first: int, after: Cursor | None) -> Page:
+    async def orders(self, where: OrderFilter, first: int, after: Cursor | None,
+                     columns: Sequence[str] | None = None) -> Page:
         """Orders by (created_ns, order_id)."""
         ...
 
@@ -47,21 +51,25 @@ class ReadModelQueries(Protocol):
 
     async def fills_of_orders(self, order_ids: Sequence[str]) -> dict[str, list[Row]]: ...
 
-    async def fills(self, session_id: str, first: int, after: Cursor | None) -> Page:
+    async def fills(self, session_id: str, first: int, after: Cursor | None,
+                    columns: Sequence[str] | None = None) -> Page:
         """Fills by (event_time_ns, event_id)."""
         ...
 
     async def positions(self, session_id: str) -> list[Row]: ...
 
-    async def equity(self, session_id: str, first: int, after: Cursor | None) -> Page: ...
+    async def equity(self, session_id: str, first: int, after: Cursor | None,
+                     columns: Sequence[str] | None = None) -> Page: ...
 
-    async def signals(self, session_id: str, first: int, after: Cursor | None) -> Page: ...
+    async def signals(self, session_id: str, first: int, after: Cursor | None,
+                      columns: Sequence[str] | None = None) -> Page: ...
 
     async def latest_spreads(self, session_id: str) -> list[Row]: ...
 
     async def risk_state(self, session_id: str) -> Row | None: ...
 
-    async def risk_events(self, session_id: str, first: int, after: Cursor | None) -> Page: ...
+    async def risk_events(self, session_id: str, first: int, after: Cursor | None,
+                          columns: Sequence[str] | None = None) -> Page: ...
 
 
 class SeriesQueries(Protocol):

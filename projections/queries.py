@@ -62,19 +62,21 @@ class SqlReadModels:
         raise AssertionError("unreachable")
 
     async def _page(self, t: Table, time_col: str, id_col: str, where: list[ColumnElement[bool]], first: int,
-                    after: Cursor | None) -> Page:  # fmt: skip
+                    after: Cursor | None, columns: Sequence[str] | None) -> Page:  # fmt: skip
         time_c, id_c = t.c[time_col], t.c[id_col]
         if after is not None:
             key: object = uuid.UUID(after[1]) if id_c.type.python_type is uuid.UUID else after[1]
             where = [*where, or_(time_c > after[0], and_(time_c == after[0], id_c > key))]
-        rows = await self._all(select(t).where(*where).order_by(time_c, id_c).limit(first + 1))
+        read = [t] if columns is None else [t.c[c] for c in dict.fromkeys((*columns, time_col, id_col))]
+        rows = await self._all(select(*read).where(*where).order_by(time_c, id_c).limit(first + 1))
         return Page(rows[:first], len(rows) > first)
 
     async def sessions(self) -> list[Row]:
         t = table("sessions")
         return await self._all(select(t).order_by(t.c.session_id))
 
-    async def orders(self, where: OrderFilter, first: int, after: Cursor | None) -> Page:
+    async def orders(self, where: OrderFilter, first: int, after: Cursor | None,
+                     columns: Sequence[str] | None = None) -> Page:  # fmt: skip
         t = table("orders")
         conds: list[ColumnElement[bool]] = []
         for column, value in (("session_id", where.session_id), ("status", where.status),
@@ -85,7 +87,7 @@ class SqlReadModels:
             conds.append(t.c.created_ns >= where.since_ns)
         if where.until_ns is not None:
             conds.append(t.c.created_ns < where.until_ns)
-        return await self._page(t, "created_ns", "order_id", conds, first, after)
+        return await self._page(t, "created_ns", "order_id", conds, first, after, columns)
 
     async def orders_by_id(self, order_ids: Sequence[str]) -> dict[str, Row]:
         t = table("orders")
@@ -105,23 +107,28 @@ class SqlReadModels:
     async def fills_of_orders(self, order_ids: Sequence[str]) -> dict[str, list[Row]]:
         return await self._grouped(table("fills"), order_ids, "event_time_ns", "event_id")
 
-    async def fills(self, session_id: str, first: int, after: Cursor | None) -> Page:
+    async def fills(self, session_id: str, first: int, after: Cursor | None,
+                    columns: Sequence[str] | None = None) -> Page:  # fmt: skip
         t = table("fills")
-        return await self._page(t, "event_time_ns", "event_id", [t.c.session_id == session_id], first, after)
+        return await self._page(t, "event_time_ns", "event_id", [t.c.session_id == session_id], first, after,
+                                columns)  # fmt: skip
 
     async def positions(self, session_id: str) -> list[Row]:
         t = table("positions")
         return await self._all(select(t).where(t.c.session_id == session_id)
                                .order_by(t.c.account, t.c.venue, t.c.asset))  # fmt: skip
 
-    async def equity(self, session_id: str, first: int, after: Cursor | None) -> Page:
+    async def equity(self, session_id: str, first: int, after: Cursor | None,
+                     columns: Sequence[str] | None = None) -> Page:  # fmt: skip
         t = table("equity_samples")
-        return await self._page(t, "event_time_ns", "event_id", [t.c.session_id == session_id], first, after)
+        return await self._page(t, "event_time_ns", "event_id", [t.c.session_id == session_id], first, after,
+                                columns)  # fmt: skip
 
-    async def signals(self, session_id: str, first: int, after: Cursor | None) -> Page:
+    async def signals(self, session_id: str, first: int, after: Cursor | None,
+                      columns: Sequence[str] | None = None) -> Page:  # fmt: skip
         t = table("signals")
         return await self._page(t, "event_time_ns", "opportunity_id", [t.c.session_id == session_id], first,
-                                after)  # fmt: skip
+                                after, columns)  # fmt: skip
 
     async def latest_spreads(self, session_id: str) -> list[Row]:
         t = table("latest_spreads")
@@ -133,6 +140,8 @@ class SqlReadModels:
         rows = await self._all(select(t).where(t.c.session_id == session_id))
         return rows[0] if rows else None
 
-    async def risk_events(self, session_id: str, first: int, after: Cursor | None) -> Page:
+    async def risk_events(self, session_id: str, first: int, after: Cursor | None,
+                          columns: Sequence[str] | None = None) -> Page:  # fmt: skip
         t = table("risk_events")
-        return await self._page(t, "event_time_ns", "event_id", [t.c.session_id == session_id], first, after)
+        return await self._page(t, "event_time_ns", "event_id", [t.c.session_id == session_id], first, after,
+                                columns)  # fmt: skip

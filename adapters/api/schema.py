@@ -23,6 +23,7 @@ from adapters.api.executor import MASKED, internal
 from adapters.api.jobs import RunState
 from adapters.api.keys import Role
 from adapters.api.limits import DEFAULT_PAGE, MAX_PAGE, CostAndDepthLimit
+from adapters.api.selection import node_columns
 from adapters.api.services import ApiContext, ApiError
 from adapters.api.types import (
     BIG_INT,
@@ -107,8 +108,10 @@ class Query:
                      until_ns: BigInt | None = None, first: int = DEFAULT_PAGE,
                      after: str | None = None) -> Connection[Order]:  # fmt: skip
         where = OrderFilter(session, status, instrument, venue, since_ns, until_ns)
-        page = await _viewer(info).services.read_models.orders(where, _page_size(first), decode_cursor(after))
-        return connection(Order, page.rows, page.has_next, "created_ns", "order_id")
+        columns = node_columns(info._raw_info)
+        page = await _viewer(info).services.read_models.orders(where, _page_size(first), decode_cursor(after),
+                                                               columns)  # fmt: skip
+        return connection(Order, page.rows, page.has_next, "created_ns", "order_id", columns)
 
     @strawberry.field
     async def order(self, info: Info, order_id: str) -> Order | None:
@@ -118,10 +121,10 @@ class Query:
     @strawberry.field
     async def fills(self, info: Info, session: str, first: int = DEFAULT_PAGE,
                     after: str | None = None) -> Connection[Fill]:  # fmt: skip
-        page = await _viewer(info).services.read_models.fills(
-            session, _page_size(first), decode_cursor(after)
-        )
-        return connection(Fill, page.rows, page.has_next, "event_time_ns", "event_id")
+        columns = node_columns(info._raw_info)
+        page = await _viewer(info).services.read_models.fills(session, _page_size(first), decode_cursor(after),
+                                                              columns)  # fmt: skip
+        return connection(Fill, page.rows, page.has_next, "event_time_ns", "event_id", columns)
 
     @strawberry.field(description="Positions and balances per account, venue and asset.")
     async def positions(self, info: Info, session: str) -> list[Position]:
@@ -130,18 +133,18 @@ class Query:
     @strawberry.field(description="PnL and equity samples in time order.")
     async def equity(self, info: Info, session: str, first: int = DEFAULT_PAGE,
                      after: str | None = None) -> Connection[EquitySample]:  # fmt: skip
-        page = await _viewer(info).services.read_models.equity(
-            session, _page_size(first), decode_cursor(after)
-        )
-        return connection(EquitySample, page.rows, page.has_next, "event_time_ns", "event_id")
+        columns = node_columns(info._raw_info)
+        page = await _viewer(info).services.read_models.equity(session, _page_size(first), decode_cursor(after),
+                                                               columns)  # fmt: skip
+        return connection(EquitySample, page.rows, page.has_next, "event_time_ns", "event_id", columns)
 
     @strawberry.field
     async def signals(self, info: Info, session: str, first: int = DEFAULT_PAGE,
                       after: str | None = None) -> Connection[Signal]:  # fmt: skip
-        page = await _viewer(info).services.read_models.signals(
-            session, _page_size(first), decode_cursor(after)
-        )
-        return connection(Signal, page.rows, page.has_next, "event_time_ns", "opportunity_id")
+        columns = node_columns(info._raw_info)
+        page = await _viewer(info).services.read_models.signals(session, _page_size(first), decode_cursor(after),
+                                                                columns)  # fmt: skip
+        return connection(Signal, page.rows, page.has_next, "event_time_ns", "opportunity_id", columns)
 
     @strawberry.field(description="The latest spread per instrument and venue pair.")
     async def spreads(self, info: Info, session: str) -> list[Spread]:
@@ -165,9 +168,10 @@ class Query:
     @strawberry.field
     async def risk_events(self, info: Info, session: str, first: int = DEFAULT_PAGE,
                           after: str | None = None) -> Connection[RiskEvent]:  # fmt: skip
+        columns = node_columns(info._raw_info)
         page = await _viewer(info).services.read_models.risk_events(session, _page_size(first),
-                                                                    decode_cursor(after))  # fmt: skip
-        return connection(RiskEvent, page.rows, page.has_next, "event_time_ns", "event_id")
+                                                                    decode_cursor(after), columns)  # fmt: skip
+        return connection(RiskEvent, page.rows, page.has_next, "event_time_ns", "event_id", columns)
 
     @strawberry.field(
         description="Raw events of a session from the log, for audit; `types` are event types,"

@@ -83,7 +83,7 @@ def test_planned_execution_equals_strawberrys(tmp_path: Path, more: bool) -> Non
 class BrokenRows:
     """Read models answering a row a plan cannot complete (a null status, a non-null field) and failing."""
 
-    async def orders(self, where: Any, first: int, after: Any) -> Page:
+    async def orders(self, where: Any, first: int, after: Any, columns: Any = None) -> Page:
         good = {"order_id": "o1", "session_id": "s", "account": "a", "strategy_id": "x", "venue": "v",
                 "instrument": "BTCUSDT", "side": "buy", "order_type": "limit", "time_in_force": "gtc",
                 "quantity": Decimal("1"), "limit_price": Decimal("2"), "reduce_only": False, "status": "new",
