@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -53,7 +53,7 @@ from adapters.api.types import (
 from application.audit import LogPosition, events_by_type
 from application.command_timing import refuse_untimed_after_recorded_data
 from application.operator_commands import CommandRefused, append_operator_command
-from application.read_queries import OrderFilter
+from application.read_queries import OrderFilter, Page
 from domain.events import (
     CancelOrder,
     EngageKillSwitch,
@@ -77,6 +77,17 @@ def _page_size(first: int) -> int:
     if not 1 <= first <= MAX_PAGE:
         raise ApiError(f"first must be between 1 and {MAX_PAGE}, got {first}")
     return first
+
+
+T = TypeVar("T")
+
+
+async def _connection(info: Info, cls: type[T], read: Callable[[tuple[str, ...] | None], Awaitable[Page]],
+                      time_key: str, id_key: str) -> Connection[T]:  # fmt: skip
+    """One page of a connection field, read for the node fields the query selects (`selection.node_columns`)."""
+    columns = node_columns(info._raw_info)
+    page = await read(columns)
+    return connection(cls, page.rows, page.has_next, time_key, id_key, columns)
 
 
 def _viewer(info: Info) -> ApiContext:
@@ -108,10 +119,9 @@ class Query:
                      until_ns: BigInt | None = None, first: int = DEFAULT_PAGE,
                      after: str | None = None) -> Connection[Order]:  # fmt: skip
         where = OrderFilter(session, status, instrument, venue, since_ns, until_ns)
-        columns = node_columns(info._raw_info)
-        page = await _viewer(info).services.read_models.orders(where, _page_size(first), decode_cursor(after),
-                                                               columns)  # fmt: skip
-        return connection(Order, page.rows, page.has_next, "created_ns", "order_id", columns)
+        read_models = _viewer(info).services.read_models
+        return await _connection(info, Order, lambda columns: read_models.orders(
+            where, _page_size(first), decode_cursor(after), columns), "created_ns", "order_id")  # fmt: skip
 
     @strawberry.field
     async def order(self, info: Info, order_id: str) -> Order | None:
@@ -121,10 +131,9 @@ class Query:
     @strawberry.field
     async def fills(self, info: Info, session: str, first: int = DEFAULT_PAGE,
                     after: str | None = None) -> Connection[Fill]:  # fmt: skip
-        columns = node_columns(info._raw_info)
-        page = await _viewer(info).services.read_models.fills(session, _page_size(first), decode_cursor(after),
-                                                              columns)  # fmt: skip
-        return connection(Fill, page.rows, page.has_next, "event_time_ns", "event_id", columns)
+        read_models = _viewer(info).services.read_models
+        return await _connection(info, Fill, lambda columns: read_models.fills(
+            session, _page_size(first), decode_cursor(after), columns), "event_time_ns", "event_id")  # fmt: skip
 
     @strawberry.field(description="Positions and balances per account, venue and asset.")
     async def positions(self, info: Info, session: str) -> list[Position]:
@@ -133,18 +142,16 @@ class Query:
     @strawberry.field(description="PnL and equity samples in time order.")
     async def equity(self, info: Info, session: str, first: int = DEFAULT_PAGE,
                      after: str | None = None) -> Connection[EquitySample]:  # fmt: skip
-        columns = node_columns(info._raw_info)
-        page = await _viewer(info).services.read_models.equity(session, _page_size(first), decode_cursor(after),
-                                                               columns)  # fmt: skip
-        return connection(EquitySample, page.rows, page.has_next, "event_time_ns", "event_id", columns)
+        read_models = _viewer(info).services.read_models
+        return await _connection(info, EquitySample, lambda columns: read_models.equity(
+            session, _page_size(first), decode_cursor(after), columns), "event_time_ns", "event_id")  # fmt: skip
 
     @strawberry.field
     async def signals(self, info: Info, session: str, first: int = DEFAULT_PAGE,
                       after: str | None = None) -> Connection[Signal]:  # fmt: skip
-        columns = node_columns(info._raw_info)
-        page = await _viewer(info).services.read_models.signals(session, _page_size(first), decode_cursor(after),
-                                                                columns)  # fmt: skip
-        return connection(Signal, page.rows, page.has_next, "event_time_ns", "opportunity_id", columns)
+        read_models = _viewer(info).services.read_models
+        return await _connection(info, Signal, lambda columns: read_models.signals(
+            session, _page_size(first), decode_cursor(after), columns), "event_time_ns", "opportunity_id")  # fmt: skip
 
     @strawberry.field(description="The latest spread per instrument and venue pair.")
     async def spreads(self, info: Info, session: str) -> list[Spread]:
@@ -168,10 +175,9 @@ class Query:
     @strawberry.field
     async def risk_events(self, info: Info, session: str, first: int = DEFAULT_PAGE,
                           after: str | None = None) -> Connection[RiskEvent]:  # fmt: skip
-        columns = node_columns(info._raw_info)
-        page = await _viewer(info).services.read_models.risk_events(session, _page_size(first),
-                                                                    decode_cursor(after), columns)  # fmt: skip
-        return connection(RiskEvent, page.rows, page.has_next, "event_time_ns", "event_id", columns)
+        read_models = _viewer(info).services.read_models
+        return await _connection(info, RiskEvent, lambda columns: read_models.risk_events(
+            session, _page_size(first), decode_cursor(after), columns), "event_time_ns", "event_id")  # fmt: skip
 
     @strawberry.field(
         description="Raw events of a session from the log, for audit; `types` are event types,"
