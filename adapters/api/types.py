@@ -82,9 +82,22 @@ class Connection(Generic[T]):
     page_info: PageInfo
 
 
+class _RowEdge(Edge[Any]):
+    """An edge whose cursor is encoded when it is read: most queries read a page's end cursor only, and 100
+    cursors encoded per page were a tenth of an orders page's CPU."""
+
+    def __init__(self, node: Any, time_ns: int, ident: object) -> None:
+        self.node = node
+        self._at = (time_ns, ident)
+
+    @property  # type: ignore[override]
+    def cursor(self) -> str:
+        return encode_cursor(self._at[0], str(self._at[1]))
+
+
 def connection(cls: type[T], rows: list[Row], has_next: bool, time_key: str, id_key: str,
                fields: Sequence[str] | None = None) -> Connection[T]:  # fmt: skip
-    edges = [Edge(cursor=encode_cursor(r[time_key], str(r[id_key])), node=from_row(cls, r, fields)) for r in rows]
+    edges: list[Edge[T]] = [_RowEdge(from_row(cls, r, fields), r[time_key], r[id_key]) for r in rows]
     return Connection(
         edges=edges,
         page_info=PageInfo(has_next_page=has_next, end_cursor=edges[-1].cursor if edges else None),
