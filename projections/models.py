@@ -121,7 +121,8 @@ class Order(Base):
     event_count: Mapped[int] = mapped_column(Integer)
     last_event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
-    __table_args__ = (Index(None, "session_id", "status"),)
+    # the second serves the API's pages: a session's orders in (created_ns, order_id) order
+    __table_args__ = (Index(None, "session_id", "status"), Index(None, "session_id", "created_ns", "order_id"))
 
 
 class OrderEventRow(Base):
@@ -163,7 +164,8 @@ class Fill(Base):
     liquidity: Mapped[str] = mapped_column(String(8))
     event_time_ns: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (Index(None, "order_id"),)
+    # the second serves the API's pages: a session's fills in (event_time_ns, event_id) order
+    __table_args__ = (Index(None, "order_id"), Index(None, "session_id", "event_time_ns", "event_id"))
 
 
 class InstrumentRow(Base):
@@ -347,7 +349,9 @@ class EquitySample(Base):
     fees: Mapped[Decimal] = mapped_column(Money)
     event_time_ns: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (Index(None, "session_id", "account", "event_time_ns"),)
+    # the second serves the API's pages: a session's samples in (event_time_ns, event_id) order
+    __table_args__ = (Index(None, "session_id", "account", "event_time_ns"),
+                      Index(None, "session_id", "event_time_ns", "event_id"))
 
 
 # -- time series (embedded default of projections.influx) --------------------------------------------------
