@@ -38,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from application.read_queries import Cursor, OrderFilter, Page, Row
 from projections.models import Money, table
@@ -76,6 +76,16 @@ def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
         except ValueError:
             continue  # an id that is not a UUID matches no row
     return out
+
+
+async def _open_driver(conn: AsyncConnection) -> Any:
+    """The asyncpg connection of `conn`, past pooled ones the server has closed (a restart closes them all):
+    asyncpg has seen their sockets close, so this needs no ping, and each one found is discarded."""
+    while True:
+        driver = (await conn.get_raw_connection()).driver_connection
+        if not driver.is_closed():
+            return driver
+        await conn.invalidate()
 
 
 @dataclass(frozen=True)
@@ -134,7 +144,7 @@ class SqlReadModels:
                     if statement.sql is None:
                         rows = (await conn.execute(statement.select, parameters)).all()
                         return _plain(statement.keys, statement.uuids, rows)
-                    driver = (await conn.get_raw_connection()).driver_connection
+                    driver = await _open_driver(conn)
                     records = await driver.fetch(statement.sql, *[parameters[p] for p in statement.parameters])
                     return [dict(r) for r in records]
                 except DBAPIError as exc:
@@ -144,7 +154,7 @@ class SqlReadModels:
                         raise
                     continue
                 except _LOST:
-                    await conn.invalidate()  # the same, met on the driver directly
+                    await conn.invalidate()  # closed while the statement ran
                     if attempt == 2:
                         raise
                     continue

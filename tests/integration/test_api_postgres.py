@@ -14,7 +14,7 @@ from sqlalchemy import text
 from adapters.api.jobs import BacktestJobs
 from adapters.api.keys import KeyStore
 from adapters.api.services import ApiServices
-from adapters.entrypoints.api_commands import run_backtest_job
+from adapters.entrypoints.api_commands import read_engine, run_backtest_job
 from adapters.entrypoints.commands import open_log
 from adapters.log_feed import LogFeed
 from adapters.settings import Settings
@@ -53,8 +53,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         asyncio.run(setup())
     except OSError as exc:
         pytest.fail(f"PostgreSQL at {dsn} unreachable ({exc!r}); run `bash deploy/local/services.sh start`")
-    # the server's engine is made here and first connects inside the server's own event loop
-    engine = make_engine(dsn, schema=schema)
+    # the server's engine, as `cse serve` makes it, is made here and first connects inside the server's loop
+    engine = read_engine(dsn, schema=schema)
     services = ApiServices(read_models=SqlReadModels(engine), series=SqlSeries(engine),
                            open_log=lambda: open_log(settings), feed=LogFeed(settings.event_log_path),
                            keys=KeyStore(settings.api_keys_path), jobs=BacktestJobs(run_backtest_job),
@@ -83,9 +83,11 @@ def test_positions_and_orders_from_postgres_equal_the_fold(pg_server: Any) -> No
 
 
 def test_filters_and_cursor_pages_on_postgres(pg_server: Any) -> None:
-    server, _ = pg_server
+    server, settings = pg_server
+    with open_log(settings) as log:
+        filled = {str(k) for k, v in expected_read_models(log, SESSION)["orders"].items() if v["status"] == "filled"}
     query = """query($s: String!, $after: String) { orders(session: $s, status: "filled", first: 4, after: $after) {
-      edges { node { orderId status } } pageInfo { hasNextPage endCursor } } }"""
+      edges { cursor node { orderId status createdNs } } pageInfo { hasNextPage endCursor } } }"""
     seen, after = [], None
     while True:
         page = server.post(query, {"s": SESSION, "after": after})["data"]["orders"]
@@ -93,5 +95,31 @@ def test_filters_and_cursor_pages_on_postgres(pg_server: Any) -> None:
         if not page["pageInfo"]["hasNextPage"]:
             break
         after = page["pageInfo"]["endCursor"]
-    assert seen and all(e["node"]["status"] == "filled" for e in seen)
-    assert len({e["node"]["orderId"] for e in seen}) == len(seen)
+        assert after == page["edges"][-1]["cursor"]
+    # every filled order once, in the keyset order (creation time, then id) across the pages
+    assert [e["node"]["orderId"] for e in seen] != [] and {e["node"]["orderId"] for e in seen} == filled
+    keys = [(int(e["node"]["createdNs"]), uuid.UUID(e["node"]["orderId"])) for e in seen]
+    assert keys == sorted(keys) and len(set(keys)) == len(keys) == len(filled)
+
+
+def test_a_read_survives_the_server_closing_its_connection(pg_server: Any) -> None:
+    """PostgreSQL restarted or an idle connection killed: the next read runs again on a new connection (the
+    pool's connections are not pinged before use), not an error to the client."""
+    server, _ = pg_server
+    query = "query($s: String!) { orders(session: $s, first: 3) { edges { node { orderId } } } }"
+    first = server.post(query, {"s": SESSION})
+    assert "errors" not in first, first
+
+    async def terminate() -> int:
+        engine = make_engine(Settings().pg_dsn)
+        async with engine.connect() as conn:
+            killed = await conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                "AND datname = current_database() AND query LIKE '%FROM orders%'"))  # fmt: skip
+            count = len(killed.all())
+        await engine.dispose()
+        return count
+
+    assert asyncio.run(terminate()) >= 1
+    again = server.post(query, {"s": SESSION})
+    assert again == first
