@@ -122,7 +122,10 @@ class Order(Base):
     last_event_id: Mapped[uuid.UUID] = mapped_column(Uuid)
 
     # the second serves the API's pages: a session's orders in (created_ns, order_id) order
-    __table_args__ = (Index(None, "session_id", "status"), Index(None, "session_id", "created_ns", "order_id"))
+    __table_args__ = (
+        Index(None, "session_id", "status"),
+        Index(None, "session_id", "created_ns", "order_id"),
+    )
 
 
 class OrderEventRow(Base):
@@ -350,8 +353,10 @@ class EquitySample(Base):
     event_time_ns: Mapped[int] = mapped_column(BigInteger)
 
     # the second serves the API's pages: a session's samples in (event_time_ns, event_id) order
-    __table_args__ = (Index(None, "session_id", "account", "event_time_ns"),
-                      Index(None, "session_id", "event_time_ns", "event_id"))
+    __table_args__ = (
+        Index(None, "session_id", "account", "event_time_ns"),
+        Index(None, "session_id", "event_time_ns", "event_id"),
+    )
 
 
 # -- time series (embedded default of projections.influx) --------------------------------------------------

@@ -145,7 +145,9 @@ class SqlReadModels:
                         rows = (await conn.execute(statement.select, parameters)).all()
                         return _plain(statement.keys, statement.uuids, rows)
                     driver = await _open_driver(conn)
-                    records = await driver.fetch(statement.sql, *[parameters[p] for p in statement.parameters])
+                    records = await driver.fetch(
+                        statement.sql, *[parameters[p] for p in statement.parameters]
+                    )
                     return [dict(r) for r in records]
                 except DBAPIError as exc:
                     # a pooled connection the server dropped (a restart): the engine has discarded it; a read
@@ -171,7 +173,9 @@ class SqlReadModels:
             where = _where(t, filters)
             if after is not None:
                 after_time = bindparam("after_time", type_=time_c.type)
-                where.append(or_(time_c > after_time, and_(time_c == after_time, id_c > bindparam("after_id"))))
+                where.append(
+                    or_(time_c > after_time, and_(time_c == after_time, id_c > bindparam("after_id")))
+                )
             stmt = select(*([t] if read is None else [t.c[c] for c in read]))
             return stmt.where(*where).order_by(time_c, id_c).limit(bindparam("limit", type_=Integer))
 
@@ -214,7 +218,9 @@ class SqlReadModels:
             if value is not None:
                 filters.append((column, op))
                 parameters[f"{column}_{op}"] = value
-        return await self._page("orders", "created_ns", "order_id", filters, parameters, first, after, columns)
+        return await self._page(
+            "orders", "created_ns", "order_id", filters, parameters, first, after, columns
+        )
 
     async def orders_by_id(self, order_ids: Sequence[str]) -> dict[str, Row]:
         return {r["order_id"]: r for r in await self._by_order_ids("orders", order_ids)}

@@ -85,7 +85,9 @@ def test_positions_and_orders_from_postgres_equal_the_fold(pg_server: Any) -> No
 def test_filters_and_cursor_pages_on_postgres(pg_server: Any) -> None:
     server, settings = pg_server
     with open_log(settings) as log:
-        filled = {str(k) for k, v in expected_read_models(log, SESSION)["orders"].items() if v["status"] == "filled"}
+        filled = {
+            str(k) for k, v in expected_read_models(log, SESSION)["orders"].items() if v["status"] == "filled"
+        }
     query = """query($s: String!, $after: String) { orders(session: $s, status: "filled", first: 4, after: $after) {
       edges { cursor node { orderId status createdNs } } pageInfo { hasNextPage endCursor } } }"""
     seen, after = [], None
