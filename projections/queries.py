@@ -154,12 +154,10 @@ class SqlReadModels:
                     # is safe to run again, so the API's engine needs no ping before every statement
                     if attempt == 2 or not exc.connection_invalidated:
                         raise
-                    continue
                 except _LOST:
                     await conn.invalidate()  # closed while the statement ran
                     if attempt == 2:
                         raise
-                    continue
         raise AssertionError("unreachable")
 
     async def _page(self, name: str, time_col: str, id_col: str, filters: list[tuple[str, str]],
